@@ -1,0 +1,265 @@
+/* proto.h - the neffos protocol core: endpoints, connections, namespaces,
+ * rooms, asks and broadcast (protocol spec, sections 4 and 6 to 12).
+ *
+ * The core knows nothing of Lua. It runs application code through the small
+ * nf_app_ops interface below, which bindings/ implements; a plain C test can
+ * implement it too.
+ *
+ * Threading: everything runs on one libevent loop. No function here blocks.
+ *
+ * Ownership: the core owns every nf_conn, nf_nsconn and nf_invocation. The
+ * application may keep a pointer to a connection only while holding a
+ * reference (nf_conn_ref / nf_conn_unref); a closed connection stays valid
+ * (nf_conn_is_closed() is true) until its last reference goes. An nf_nsconn
+ * pointer is valid only until the namespace disconnects: look it up again
+ * with nf_conn_namespace() after anything that waited. */
+#ifndef NF_PROTO_H
+#define NF_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "nf_limits.h"
+
+struct event_base;
+
+typedef struct nf_host nf_host;             /* the process: loop, listeners, endpoints */
+typedef struct nf_endpoint nf_endpoint;     /* one neffos server mounted on one path */
+typedef struct nf_conn nf_conn;             /* one WebSocket connection */
+typedef struct nf_nsconn nf_nsconn;         /* a connection's membership of one namespace */
+typedef struct nf_invocation nf_invocation; /* one run of an application handler */
+typedef struct nf_request nf_request;       /* the HTTP upgrade request, kept per connection */
+
+/* ---- what the application implements ------------------------------------ */
+
+typedef enum nf_invocation_kind {
+    NF_INVOKE_CONNECT,     /* on_connect hook, when the client sent "M" (native: at upgrade);
+                              a decision: NF_RESULT_ERROR refuses with the text */
+    NF_INVOKE_DISCONNECT,  /* on_disconnect hook: exactly once for every connection whose
+                              CONNECT invocation ran, refused ones included */
+    NF_INVOKE_EVENT        /* an event of a namespace: system events (_OnNamespaceConnect ...)
+                              and application events alike */
+} nf_invocation_kind;
+
+typedef enum nf_result {
+    NF_RESULT_NONE = 0,    /* no answer */
+    NF_RESULT_REPLY,       /* answer with a body (may be empty) */
+    NF_RESULT_ERROR        /* answer with an error text (never sent empty: "error" instead) */
+} nf_result;
+
+typedef struct nf_app_ops {
+    /* Is namespace `ns` declared on this endpoint? Called for client connects. */
+    bool (*has_namespace)(void *app, nf_endpoint *ep, nf_slice ns);
+
+    /* Writes a connection ID for a new connection into id[0..cap) and returns
+     * its length; 0 means "use the default" (a random UUID v4). The request is
+     * available through nf_conn_request(c). IDs with ';', '.', '*', '>', '?',
+     * '[', or white space are refused by the core (the default is used). */
+    size_t (*generate_id)(void *app, nf_conn *c, char *id, size_t cap);
+
+    /* Runs a handler. The application MUST call nf_invocation_finish() exactly
+     * once for every invocation, synchronously or later (a waiting coroutine).
+     * The message slices are valid only until invoke() returns: copy them. */
+    void (*invoke)(void *app, nf_invocation *inv);
+
+    /* A connection is being freed: drop whatever the application attached. */
+    void (*conn_freed)(void *app, nf_conn *c);
+} nf_app_ops;
+
+/* ---- invocations ----------------------------------------------------------- */
+
+nf_invocation_kind nf_invocation_kind_of(const nf_invocation *inv);
+nf_conn *nf_invocation_conn(const nf_invocation *inv);
+/* The namespace connection the event belongs to; NULL for hooks, and for
+ * _OnNamespaceConnect before the namespace is connected. */
+nf_nsconn *nf_invocation_nsconn(const nf_invocation *inv);
+nf_endpoint *nf_invocation_endpoint(const nf_invocation *inv);
+/* The message: ns, room, event, body, wait, is_error. Empty for hooks. */
+const nf_msg *nf_invocation_msg(const nf_invocation *inv);
+bool nf_invocation_is_local(const nf_invocation *inv);
+bool nf_invocation_is_forced(const nf_invocation *inv);
+bool nf_invocation_is_native(const nf_invocation *inv);
+bool nf_invocation_is_binary(const nf_invocation *inv);
+/* True when the result decides something (connect hook, client requests,
+ * events that can be answered); false for notifications such as
+ * _OnNamespaceConnected or the forced events of a close. */
+bool nf_invocation_wants_result(const nf_invocation *inv);
+
+/* Completes an invocation; data is copied. Frees inv. */
+void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data, size_t len);
+
+/* ---- the host ---------------------------------------------------------------- */
+
+nf_host *nf_host_new(struct event_base *base, const nf_limits *limits,
+                     const nf_app_ops *ops, void *app);
+void nf_host_free(nf_host *h);
+struct event_base *nf_host_base(nf_host *h);
+const nf_limits *nf_host_limits(const nf_host *h);
+
+/* Listens on HOST:PORT (IPv4, IPv6 in brackets, or a name). On failure
+ * returns -1 and writes a message such as "127.0.0.1:8080: address already
+ * in use" into err. */
+int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t errcap);
+/* The port actually bound (useful with port 0). */
+int nf_host_port(const nf_host *h);
+
+/* Serves static files from `root` for GET/HEAD requests that match no
+ * endpoint. NULL disables it. */
+void nf_host_set_static_root(nf_host *h, const char *root);
+
+/* Total open WebSocket connections, all endpoints. */
+size_t nf_host_connection_count(const nf_host *h);
+
+/* Graceful stop: refuse new connections, close every connection with 1001,
+ * call done(ud) when all are gone or grace_ms passed. */
+void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *ud);
+
+/* Health: a failing reason turns /health into 503 with that reason (NULL = healthy). */
+void nf_host_set_unhealthy(nf_host *h, const char *reason);
+
+typedef struct nf_endpoint_config {
+    bool native_only;            /* no handshake, every frame goes to _OnNativeMessage of "" */
+    unsigned read_timeout_ms;    /* 0 = none; any data frame or ping counts as activity */
+    unsigned write_timeout_ms;   /* 0 = none; output pending longer than this closes the conn */
+} nf_endpoint_config;
+
+/* Mounts an endpoint at path (e.g. "/echo"). Returns NULL if the path is taken. */
+nf_endpoint *nf_host_add_endpoint(nf_host *h, const char *path, const nf_endpoint_config *cfg);
+nf_endpoint *nf_host_find_endpoint(nf_host *h, const char *path);
+/* Changes an endpoint's configuration in place (used by reload). */
+void nf_endpoint_configure(nf_endpoint *ep, const nf_endpoint_config *cfg);
+/* Unmounts: every connection is closed with 1001 "endpoint removed". */
+void nf_host_remove_endpoint(nf_host *h, nf_endpoint *ep);
+/* Iterates endpoints in mount order; returns NULL after the last. */
+nf_endpoint *nf_host_endpoint_next(nf_host *h, nf_endpoint *prev);
+
+const char *nf_endpoint_path(const nf_endpoint *ep);
+nf_host *nf_endpoint_host(nf_endpoint *ep);
+void *nf_endpoint_app_data(nf_endpoint *ep);
+void nf_endpoint_set_app_data(nf_endpoint *ep, void *data);
+
+/* ---- server-level operations ------------------------------------------------- */
+
+size_t nf_endpoint_connection_count(const nf_endpoint *ep);
+nf_conn *nf_endpoint_find(nf_endpoint *ep, nf_slice id);
+
+/* Calls fn for every open connection (a snapshot: closes during the walk are
+ * safe). Stops early when fn returns false. */
+void nf_endpoint_each(nf_endpoint *ep, bool (*fn)(void *ud, nf_conn *c), void *ud);
+/* Calls fn for every connection connected to namespace ns (and, if room is
+ * non-empty, joined to room). Local to this process. */
+void nf_endpoint_each_member(nf_endpoint *ep, nf_slice ns, nf_slice room,
+                             bool (*fn)(void *ud, nf_nsconn *nc), void *ud);
+
+typedef struct nf_broadcast {
+    nf_slice ns, room, event, body;
+    bool binary;
+    nf_slice to;              /* non-empty: only the connection with this ID */
+    const nf_conn *except;    /* NULL or the connection to skip */
+    nf_slice except_id;       /* or skip by ID (empty = none) */
+} nf_broadcast;
+
+/* Delivers to every matching connection: namespace connected, room joined
+ * (if set), ID equal to `to` (if set), not the excepted one. The frame is
+ * serialized once and its bytes shared by all receivers. Reliable and in
+ * order per receiver. With a scale-out exchange, also published to the other
+ * processes. Returns the number of local receivers. */
+size_t nf_endpoint_broadcast(nf_endpoint *ep, const nf_broadcast *b);
+
+/* ---- asks and completions ---------------------------------------------------- */
+
+typedef enum nf_ask_status {
+    NF_ASK_OK = 0,        /* reply->body is the answer */
+    NF_ASK_REMOTE_ERROR,  /* reply->body is the error text */
+    NF_ASK_TIMEOUT,
+    NF_ASK_CLOSED,        /* connection closed or namespace gone */
+    NF_ASK_NOT_FOUND      /* no such connection / namespace not connected */
+} nf_ask_status;
+
+typedef void (*nf_ask_cb)(void *ud, nf_ask_status status, const nf_msg *reply);
+
+/* Completion of a server-driven action (connect, disconnect, join, leave):
+ * err is NULL on success, else the error text (e.g. the client's refusal). */
+typedef void (*nf_done_cb)(void *ud, const char *err, size_t errlen);
+
+/* Server ask of one connection by ID (server-wide; across processes when an
+ * exchange is configured). cb is always called exactly once, possibly
+ * before this returns. timeout_ms 0 means the endpoint's default ask timeout. */
+void nf_endpoint_ask(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                     nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud);
+
+/* ---- connections ------------------------------------------------------------- */
+
+void nf_conn_ref(nf_conn *c);
+void nf_conn_unref(nf_conn *c);
+
+nf_slice nf_conn_id(const nf_conn *c);
+nf_endpoint *nf_conn_endpoint(nf_conn *c);
+const nf_request *nf_conn_request(const nf_conn *c);
+bool nf_conn_is_closed(const nf_conn *c);
+bool nf_conn_is_acknowledged(const nf_conn *c);
+int nf_conn_reconnect_tries(const nf_conn *c);
+/* The peer's address as text ("127.0.0.1:53412"). */
+const char *nf_conn_remote_addr(const nf_conn *c);
+
+/* A slot the application may use (e.g. a Lua registry reference). */
+void *nf_conn_app_data(const nf_conn *c);
+void nf_conn_set_app_data(nf_conn *c, void *data);
+
+/* The connection's membership of ns, or NULL if not connected. */
+nf_nsconn *nf_conn_namespace(nf_conn *c, nf_slice ns);
+/* Iterates connected namespaces; NULL after the last. */
+nf_nsconn *nf_conn_namespace_next(nf_conn *c, nf_nsconn *prev);
+
+/* Server-initiated namespace connect (spec 7.3). If called before the
+ * handshake completed (e.g. from on_connect) the request is sent right after
+ * the "A" frame. cb may be NULL. */
+void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud);
+
+/* Sends a close frame with code and reason, then closes. The local forced
+ * events and on_disconnect run once the connection is gone. */
+void nf_conn_close(nf_conn *c, uint16_t code, nf_slice reason);
+
+/* Writes a raw (native) frame, no neffos framing. Returns 0, or -1 if closed
+ * or the outgoing queue is full. */
+int nf_conn_write_raw(nf_conn *c, bool binary, const char *data, size_t len);
+
+/* ---- namespace connections ------------------------------------------------------- */
+
+nf_conn *nf_nsconn_conn(nf_nsconn *nc);
+nf_slice nf_nsconn_name(const nf_nsconn *nc);
+void *nf_nsconn_app_data(const nf_nsconn *nc);
+void nf_nsconn_set_app_data(nf_nsconn *nc, void *data);
+
+/* Sends ";ns;room;event;0;0;body". Returns 0 or -1 (closed, queue full). */
+int nf_nsconn_emit(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, bool binary);
+
+/* Asks the client: sends "N;ns;room;event;0;0;body" with a server token and
+ * calls cb with its answer, a timeout, or a close. */
+void nf_nsconn_ask(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, bool binary,
+                   unsigned timeout_ms, nf_ask_cb cb, void *ud);
+
+/* Server-initiated (forced) disconnect, join and leave (spec 7.5-7.7). */
+void nf_nsconn_disconnect(nf_nsconn *nc, nf_done_cb cb, void *ud);
+void nf_nsconn_join_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud);
+void nf_nsconn_leave_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud);
+
+bool nf_nsconn_in_room(const nf_nsconn *nc, nf_slice room);
+/* Iterates joined rooms in join order: pass 0 first, then the returned
+ * cursor; returns false after the last. */
+bool nf_nsconn_room_next(const nf_nsconn *nc, size_t *cursor, nf_slice *room);
+
+/* ---- the upgrade request ----------------------------------------------------- */
+
+nf_slice nf_request_method(const nf_request *r);
+nf_slice nf_request_path(const nf_request *r);   /* without the query */
+nf_slice nf_request_query(const nf_request *r);  /* after '?', raw */
+/* Header by name, case-insensitive; the n-th value (0 = first). Includes
+ * headers carried as X-Websocket-Header-* query parameters. */
+bool nf_request_header(const nf_request *r, nf_slice name, size_t n, nf_slice *value);
+/* Iterates all headers: cursor starts at 0; returns false after the last. */
+bool nf_request_header_next(const nf_request *r, size_t *cursor, nf_slice *name, nf_slice *value);
+
+#endif

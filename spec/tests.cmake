@@ -1,0 +1,52 @@
+# Every test of the project, registered with ctest. One command runs them all:
+#   ctest --test-dir build --output-on-failure
+# Conventions (add a file, get a test; no list to edit):
+#   spec/c/test_*.c            C unit tests, linked with the host library
+#   spec/lua/*_spec.lua        busted specs of the Lua-side library
+#   spec/interop/*.test.mjs    Node tests driving the built server with neffos.js
+#   spec/browser/*.test.mjs    headless Chromium tests (playwright-core)
+#   spec/scaleout/*.test.mjs   multi-process tests with redis-server / nats-server
+#   spec/robust/*.test.mjs     hostile clients, limits, signals
+
+set(NF_SPEC_DIR ${CMAKE_SOURCE_DIR}/spec)
+set(NF_TEST_ENV
+  NEFFOS_BIN=$<TARGET_FILE:neffos>
+  NEFFOS_ROOT=${CMAKE_SOURCE_DIR}
+  NEFFOS_BUILD=${CMAKE_BINARY_DIR}
+  NEFFOS_VECTORS=${CMAKE_SOURCE_DIR}/../shared/neffos-protocol-vectors.txt
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+
+file(GLOB NF_C_TESTS CONFIGURE_DEPENDS ${NF_SPEC_DIR}/c/test_*.c)
+foreach(src ${NF_C_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_include_directories(${name} PRIVATE ${NF_SPEC_DIR}/c)
+  target_link_libraries(${name} PRIVATE nf_bindings)
+  add_test(NAME c/${name} COMMAND ${name})
+  set_tests_properties(c/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS unit TIMEOUT 120)
+endforeach()
+
+find_program(BUSTED busted)
+find_program(LUA54 lua5.4)
+file(GLOB NF_LUA_SPECS CONFIGURE_DEPENDS ${NF_SPEC_DIR}/lua/*_spec.lua)
+foreach(spec ${NF_LUA_SPECS})
+  get_filename_component(name ${spec} NAME_WE)
+  add_test(NAME lua/${name}
+           COMMAND ${LUA54} ${BUSTED} --lpath=${CMAKE_SOURCE_DIR}/scripts/?.lua ${spec}
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(lua/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS unit TIMEOUT 60)
+endforeach()
+
+find_program(NODE node)
+foreach(kind interop browser scaleout robust reload examples)
+  file(GLOB NF_NODE_TESTS CONFIGURE_DEPENDS ${NF_SPEC_DIR}/${kind}/*.test.mjs)
+  foreach(t ${NF_NODE_TESTS})
+    get_filename_component(name ${t} NAME)
+    string(REPLACE ".test.mjs" "" name ${name})
+    add_test(NAME ${kind}/${name}
+             COMMAND ${NODE} --test --test-reporter=spec ${t}
+             WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+    set_tests_properties(${kind}/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS ${kind} TIMEOUT 300)
+  endforeach()
+endforeach()
