@@ -1,0 +1,112 @@
+/* http.h - the HTTP/1.1 side of the upgrade: a request-head parser and a
+ * response writer (protocol spec, section 3; conformance 17.1).
+ *
+ * Pure: no sockets. The parser reads bytes the caller has buffered; the
+ * writer appends to an evbuffer that the caller later flushes.
+ *
+ * Parser rules (stricter than RFC 9112 where leniency buys nothing):
+ *  - Lines end with CRLF. A bare LF, a CR not followed by LF, or a NUL
+ *    anywhere in the head is NF_HTTP_BAD_REQUEST, reported as soon as the
+ *    byte arrives so a broken client does not wait for the handshake timeout.
+ *    Leading empty lines before the request line are not skipped (400).
+ *  - Request line: method SP request-target SP HTTP-version, single spaces.
+ *    The method is any token (the caller decides 405); the target must be in
+ *    origin-form ("/..."), made of visible bytes (0x21-0x7E, or >= 0x80).
+ *  - "HTTP/d.d" other than 1.0 and 1.1 is NF_HTTP_BAD_VERSION (505); any
+ *    other version text is NF_HTTP_BAD_REQUEST.
+ *  - Header lines: token ':' OWS value OWS. Whitespace before the colon,
+ *    obs-fold (a line starting with SP/HTAB), an empty name and control
+ *    bytes other than HTAB in the value are NF_HTTP_BAD_REQUEST.
+ *  - The whole head, CRLFCRLF included, must fit lim->max_header_bytes, else
+ *    NF_HTTP_TOO_LARGE. More than lim->max_headers headers, counting those
+ *    carried in the query string, is NF_HTTP_TOO_MANY_HEADERS.
+ *
+ * X-Websocket-Header- query parameters (spec 3.2): parsed like Go's
+ * url.ParseQuery ('&' separates; pairs with ';' or a bad %-escape are
+ * skipped; '+' is a space). A decoded key longer than 19 bytes starting with
+ * "X-Websocket-Header-" (any case) adds the header named by the rest of the
+ * key, once per value, after the real headers (so the first value of a name
+ * sent both ways is the real header, as in Go). Parameters whose header name
+ * is not a token, or whose decoded value holds a control byte other than
+ * HTAB (NUL, CR, LF, ...), are skipped: every header the application sees is
+ * a valid field. The query string itself is left intact. */
+#ifndef NF_HTTP_H
+#define NF_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "codec.h"
+#include "nf_limits.h"
+#include "proto.h"
+
+struct evbuffer;
+
+typedef enum nf_http_status {
+    NF_HTTP_OK = 0,
+    NF_HTTP_INCOMPLETE,        /* no complete head yet: read more and call again */
+    NF_HTTP_BAD_REQUEST,       /* 400 */
+    NF_HTTP_TOO_LARGE,         /* 431: head longer than max_header_bytes */
+    NF_HTTP_TOO_MANY_HEADERS,  /* 431: more than max_headers */
+    NF_HTTP_BAD_VERSION,       /* 505 */
+    NF_HTTP_NO_MEMORY          /* 503: the request could not be allocated */
+} nf_http_status;
+
+/* Parses the request head at the start of buf[0..len). Call it again with
+ * the whole buffered input whenever more bytes arrive.
+ *
+ * On NF_HTTP_OK, *out is a new request (free it with nf_request_free) and
+ * *head_len is the size of the head including the final CRLFCRLF; bytes
+ * after it (a pipelined WebSocket frame) are not consumed. On any other
+ * result *out is NULL and *head_len untouched.
+ *
+ * The request is one exact-size allocation holding copies of everything, so
+ * buf may be discarded. Every slice it hands out is NUL-terminated. */
+nf_http_status nf_http_parse_request(const char *buf, size_t len, const nf_limits *lim,
+                                     nf_request **out, size_t *head_len);
+
+void nf_request_free(nf_request *r);
+
+/* The minor version: 0 for HTTP/1.0, 1 for HTTP/1.1 (WebSocket needs 1.1). */
+unsigned nf_request_http_minor(const nf_request *r);
+
+/* Percent-decodes the path ('+' stays '+') into out[0..cap), NUL-terminated,
+ * and sets *len to the decoded length. False on a malformed escape, on %00,
+ * or if the result plus its NUL does not fit cap. */
+bool nf_request_path_decoded(const nf_request *r, char *out, size_t cap, size_t *len);
+
+/* X-Websocket-Reconnect (spec 3.3), first value, read like Go's strconv.Atoi:
+ * optional sign then decimal digits only; missing, malformed or out of int
+ * range gives 0. */
+int nf_request_reconnect_tries(const nf_request *r);
+
+/* Does a comma-separated header value list token, case-insensitively, with
+ * optional white space around each element? ("keep-alive, Upgrade" has
+ * "upgrade".) */
+bool nf_http_header_has_token(nf_slice value, const char *token);
+
+/* The status code a parser error should be answered with: 400, 431, 505 or
+ * 503 (200 for NF_HTTP_OK, 400 for NF_HTTP_INCOMPLETE, i.e. a head cut short). */
+int nf_http_status_code(nf_http_status st);
+
+/* The standard reason phrase of status ("Not Found"), or "Unknown". */
+const char *nf_http_reason(int status);
+
+/* Appends a complete HTTP/1.1 response to out:
+ *     HTTP/1.1 <status> <reason>
+ *     Content-Type: <content_type>         (omitted when NULL)
+ *     Content-Length: <body_len>
+ *     Connection: close
+ *     <extra_headers>                      ("Name: value\r\n..." or NULL)
+ * then the body unless head_only. With head_only, body may be NULL and
+ * Content-Length still says body_len (what a GET would have carried). The
+ * header set is deterministic: no Date, no Server. */
+void nf_http_respond(struct evbuffer *out, int status, const char *extra_headers,
+                     const char *content_type, const char *body, size_t body_len, bool head_only);
+
+/* Appends just the head of such a response, ending with the empty line; the
+ * caller adds content_length bytes of body itself (e.g. a file). */
+void nf_http_write_head(struct evbuffer *out, int status, const char *extra_headers,
+                        const char *content_type, size_t content_length);
+
+#endif
