@@ -116,6 +116,10 @@ size_t nf_host_connection_count(const nf_host *h);
  * call done(ud) when all are gone or grace_ms passed. */
 void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *ud);
 
+/* Comma-separated list of allowed Origin values ("*" = any); NULL or ""
+ * allows every origin. Requests without an Origin header are allowed. */
+void nf_host_set_allowed_origins(nf_host *h, const char *csv);
+
 /* Health: a failing reason turns /health into 503 with that reason (NULL = healthy). */
 void nf_host_set_unhealthy(nf_host *h, const char *reason);
 

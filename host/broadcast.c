@@ -1,0 +1,221 @@
+/* broadcast.c - delivery to many connections (spec 10), server-level
+ * listings and asks by connection ID.
+ *
+ * A broadcast is serialized once, WebSocket header included (server frames
+ * are not masked, so the bytes are the same for every receiver), and each
+ * receiver's output gets a reference to those bytes, not a copy. Delivery is
+ * synchronous into each receiver's output buffer, so nothing is lost under a
+ * burst and order is kept per receiver; the bounded output queue is what
+ * protects the server from a receiver that does not read. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "exchange.h"
+#include "log.h"
+
+typedef struct fanout {
+    nf_msg msg;
+    bool binary;
+    nf_shared_frame *frame;       /* built on the first receiver */
+    const nf_broadcast *b;
+    size_t delivered;
+} fanout;
+
+static void fill_msg(void *ctx, char *dst) { nf_msg_serialize(ctx, dst); }
+
+static bool excluded(const nf_broadcast *b, const nf_conn *c)
+{
+    if (b->except == c)
+        return true;
+    return b->except_id.len && nf_slice_eq(b->except_id, nf_slice_of(c->id, c->id_len));
+}
+
+static void deliver(fanout *f, nf_conn *c)
+{
+    if (excluded(f->b, c) || !nf_conn_can_write(c) || c->state != NF_CONN_READY)
+        return;
+    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+    if (queued > c->host->limits.max_outgoing_bytes) {
+        nf_conn_limit_hit(c, NF_LIMIT_OUTGOING, "outgoing queue full (slow reader), closing with 1008");
+        nf_conn_close(c, 1008, NF_SLICE("outgoing queue full"));
+        return;
+    }
+    if (f->frame == NULL) {
+        f->frame = nf_shared_frame_new(f->binary, nf_msg_serialized_len(&f->msg), fill_msg, &f->msg);
+        if (f->frame == NULL)
+            return;
+    }
+    if (nf_ws_send_shared(c->ws, f->frame) == 0)
+        f->delivered++;
+}
+
+size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b, const char *except_marker)
+{
+    fanout f = { .msg = { .ns = b->ns, .room = b->room, .event = b->event, .body = b->body },
+                 .binary = b->binary, .b = b };
+    (void)except_marker;
+    if (b->to.len) {
+        nf_conn *c = nf_dict_get(ep->by_id, b->to);
+        nf_nsconn *nc = c ? nf_conn_namespace(c, b->ns) : NULL;
+        if (nc && (b->room.len == 0 || nf_nsconn_in_room(nc, b->room)))
+            deliver(&f, c);
+    } else {
+        nf_ns_index *idx = nf_dict_get(ep->namespaces, b->ns);
+        if (idx && b->room.len) {
+            nf_room_index *ri = nf_dict_get(idx->rooms, b->room);
+            if (ri) {
+                NF_LIST_FOREACH(it, &ri->members)
+                    deliver(&f, NF_LIST_ENTRY(it, nf_room_member, room_link)->nc->conn);
+            }
+        } else if (idx) {
+            NF_LIST_FOREACH(it, &idx->members)
+                deliver(&f, NF_LIST_ENTRY(it, nf_nsconn, index_link)->conn);
+        }
+    }
+    if (f.frame) {
+        ep->host->metrics.broadcast_deliveries += f.delivered;
+        ep->host->metrics.messages_out += f.delivered;
+        ep->host->metrics.bytes_out += f.delivered * nf_shared_frame_size(f.frame);
+        nf_shared_frame_release(f.frame);
+    }
+    return f.delivered;
+}
+
+size_t nf_endpoint_broadcast(nf_endpoint *ep, const nf_broadcast *b)
+{
+    ep->host->metrics.broadcasts++;
+    if (ep->host->exchange)
+        nf_exchange_publish(ep->host->exchange, ep, b);
+    /* A message for one ID that lives here needs no other process; one that
+     * does not live here went out through the exchange only. */
+    return nf_broadcast_local(ep, b, NULL);
+}
+
+/* ---- listings ------------------------------------------------------------------ */
+
+typedef struct snapshot {
+    nf_conn **conns;
+    size_t n;
+} snapshot;
+
+static int snapshot_take(snapshot *s, nf_list *head, size_t count, size_t link_off)
+{
+    s->n = 0;
+    s->conns = count ? malloc(count * sizeof *s->conns) : NULL;
+    if (count && s->conns == NULL)
+        return -1;
+    NF_LIST_FOREACH(it, head) {
+        if (s->n == count)
+            break;
+        nf_conn *c = (nf_conn *)((char *)it - link_off);
+        nf_conn_ref(c);
+        s->conns[s->n++] = c;
+    }
+    return 0;
+}
+
+static void snapshot_release(snapshot *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        nf_conn_unref(s->conns[i]);
+    free(s->conns);
+}
+
+void nf_endpoint_each(nf_endpoint *ep, bool (*fn)(void *ud, nf_conn *c), void *ud)
+{
+    snapshot s;
+    if (snapshot_take(&s, &ep->conns, ep->count, offsetof(nf_conn, ep_link)) != 0)
+        return;
+    for (size_t i = 0; i < s.n; i++)
+        if (!nf_conn_is_closed(s.conns[i]) && !fn(ud, s.conns[i]))
+            break;
+    snapshot_release(&s);
+}
+
+void nf_endpoint_each_member(nf_endpoint *ep, nf_slice ns, nf_slice room,
+                             bool (*fn)(void *ud, nf_nsconn *nc), void *ud)
+{
+    nf_ns_index *idx = nf_dict_get(ep->namespaces, ns);
+    snapshot s = { NULL, 0 };
+    if (idx == NULL)
+        return;
+    if (room.len) {
+        nf_room_index *ri = nf_dict_get(idx->rooms, room);
+        if (ri == NULL)
+            return;
+        s.conns = malloc(ri->count * sizeof *s.conns);
+        if (s.conns == NULL)
+            return;
+        NF_LIST_FOREACH(it, &ri->members) {
+            nf_conn *c = NF_LIST_ENTRY(it, nf_room_member, room_link)->nc->conn;
+            nf_conn_ref(c);
+            s.conns[s.n++] = c;
+        }
+    } else {
+        s.conns = malloc(idx->count * sizeof *s.conns);
+        if (s.conns == NULL)
+            return;
+        NF_LIST_FOREACH(it, &idx->members) {
+            nf_conn *c = NF_LIST_ENTRY(it, nf_nsconn, index_link)->conn;
+            nf_conn_ref(c);
+            s.conns[s.n++] = c;
+        }
+    }
+    /* Look each namespace connection up again: an earlier callback may have
+     * disconnected it. */
+    for (size_t i = 0; i < s.n; i++) {
+        nf_nsconn *nc = nf_conn_is_closed(s.conns[i]) ? NULL : nf_conn_namespace(s.conns[i], ns);
+        if (nc && (room.len == 0 || nf_nsconn_in_room(nc, room)) && !fn(ud, nc))
+            break;
+    }
+    snapshot_release(&s);
+}
+
+size_t nf_endpoint_connection_count(const nf_endpoint *ep) { return ep->count; }
+
+nf_conn *nf_endpoint_find(nf_endpoint *ep, nf_slice id)
+{
+    nf_conn *c = nf_dict_get(ep->by_id, id);
+    return c && !nf_conn_is_closed(c) ? c : NULL;
+}
+
+void nf_endpoint_ask(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                     nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
+{
+    nf_conn *c = nf_endpoint_find(ep, to);
+    if (c == NULL) {
+        if (ep->host->exchange) {
+            nf_exchange_ask(ep->host->exchange, ep, to, ns, room, event, body, timeout_ms, cb, ud);
+            return;
+        }
+        cb(ud, NF_ASK_NOT_FOUND, NULL);
+        return;
+    }
+    nf_nsconn *nc = nf_conn_namespace(c, ns);
+    if (nc == NULL) {
+        cb(ud, NF_ASK_NOT_FOUND, NULL);
+        return;
+    }
+    nf_nsconn_ask(nc, room, event, body, binary, timeout_ms, cb, ud);
+}
+
+/* ---- scale-out subscriptions ------------------------------------------------------ */
+
+void nf_ns_connected(nf_nsconn *nc)
+{
+    nf_exchange *x = nc->conn->host->exchange;
+    if (x)
+        nf_exchange_subscribe(x, nc->conn->ep, nf_nsconn_name(nc));
+}
+
+void nf_ns_disconnected(nf_nsconn *nc)
+{
+    nf_exchange *x = nc->conn->host->exchange;
+    if (x)
+        nf_exchange_unsubscribe(x, nc->conn->ep, nf_nsconn_name(nc));
+}

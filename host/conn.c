@@ -1,0 +1,602 @@
+/* conn.c - one neffos connection: the handshake ("M" -> "A<id>" / "H<err>"),
+ * frame dispatch (spec section 6), per-connection ordering, closing, and the
+ * timeouts checked by the host's sweep.
+ *
+ * Ordering: the handlers of one connection run one at a time. While a
+ * deciding handler waits (a coroutine blocked in an ask), later frames of
+ * the connection are parked in `inbox` (bounded) and dispatched when it
+ * finishes. Answers to the server's own asks bypass the inbox, otherwise a
+ * handler asking its own client would wait for itself. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "http.h"
+#include "log.h"
+
+#define CLOSE_GRACE_MS 1000   /* after our close frame: wait this long for the peer's */
+
+uint64_t nf_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- lifetime ---------------------------------------------------------------- */
+
+void nf_conn_ref(nf_conn *c) { c->refs++; }
+
+void nf_conn_unref(nf_conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    if (c->host->ops->conn_freed)
+        c->host->ops->conn_freed(c->host->app, c);
+    nf_ns_free_deferred(c);
+    nf_request_free(c->req);
+    free(c->id);
+    free(c);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
+{
+    nf_conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->host = h;
+    c->bev = bev;
+    c->refs = 1;                      /* the loop's reference, dropped at teardown */
+    c->state = NF_CONN_HTTP;
+    c->opened_ms = nf_now_ms();
+    nf_list_init(&c->ep_link);
+    nf_list_init(&c->nsconns);
+    nf_list_init(&c->asks);
+    snprintf(c->remote, sizeof c->remote, "%s", remote);
+    nf_list_push_back(&h->conns, &c->host_link);
+    bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    return c;
+}
+
+/* Frees the socket and runs the close procedure (spec 7.8): the forced
+ * leave/disconnect events, pending asks failed, on_disconnect. Idempotent. */
+void nf_conn_teardown(nf_conn *c)
+{
+    if (c->torn_down)
+        return;
+    c->torn_down = true;
+    nf_conn_ref(c);
+    nf_conn_state was = c->state;
+    c->state = NF_CONN_CLOSED;
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    if (c->ep) {
+        nf_endpoint *ep = c->ep;
+        nf_ns_close_all(c);
+        nf_ask_cancel_all(c);
+        if (c->id && nf_dict_get(ep->by_id, nf_slice_of(c->id, c->id_len)) == c)
+            nf_dict_delete(ep->by_id, nf_slice_of(c->id, c->id_len));
+        nf_list_remove(&c->ep_link);
+        ep->count--;
+        c->host->ws_count--;
+        c->host->metrics.closed++;
+        nf_debug("conn %.*s closed (state %d)", (int)c->id_len, c->id ? c->id : "", (int)was);
+        if (c->on_connect_ran) {
+            nf_invocation *inv = nf_invocation_new(NF_INVOKE_DISCONNECT, c, NULL, NULL);
+            if (inv) {
+                nf_invocation_set(inv, true, true, false, false);
+                nf_invocation_run(inv);
+            }
+        }
+    }
+    if (c->ws) {
+        nf_ws_free(c->ws);
+        c->ws = NULL;
+    }
+    if (c->inbox) {
+        evbuffer_free(c->inbox);
+        c->inbox = NULL;
+    }
+    nf_host_conn_gone(c->host, c);
+    nf_conn_unref(c);   /* ours, above */
+    nf_conn_unref(c);   /* the loop's */
+}
+
+bool nf_conn_can_write(nf_conn *c)
+{
+    return c->ws != NULL && c->state >= NF_CONN_OPEN && c->state <= NF_CONN_READY && !nf_ws_is_closing(c->ws);
+}
+
+void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what)
+{
+    nf_metrics *m = &c->host->metrics;
+    switch (bit) {
+    case NF_LIMIT_OUTGOING: m->limit_outgoing++; break;
+    case NF_LIMIT_INBOX: m->limit_inbox++; break;
+    case NF_LIMIT_RATE: m->limit_rate++; break;
+    case NF_LIMIT_NAMESPACES: m->limit_namespaces++; break;
+    case NF_LIMIT_ROOMS: m->limit_rooms++; break;
+    case NF_LIMIT_ASKS: m->limit_asks++; break;
+    }
+    if (!(c->limits_logged & bit)) {
+        c->limits_logged |= bit;
+        nf_warn("conn %.*s (%s): limit hit: %s", (int)c->id_len, c->id ? c->id : "-", c->remote, what);
+    }
+}
+
+/* The outgoing queue is bounded: a reader that cannot keep up is closed with
+ * 1008 rather than buffered without end. */
+static bool output_has_room(nf_conn *c)
+{
+    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+    if (queued <= c->host->limits.max_outgoing_bytes)
+        return true;
+    nf_conn_limit_hit(c, NF_LIMIT_OUTGOING, "outgoing queue full (slow reader), closing with 1008");
+    nf_conn_close(c, 1008, NF_SLICE("outgoing queue full"));
+    return false;
+}
+
+void nf_conn_close(nf_conn *c, uint16_t code, nf_slice reason)
+{
+    if (c->state >= NF_CONN_CLOSING)
+        return;
+    if (c->ws == NULL) {
+        nf_conn_teardown(c);
+        return;
+    }
+    nf_ws_close(c->ws, code, reason.ptr, reason.len);
+    c->state = NF_CONN_CLOSING;
+    c->close_deadline_ms = nf_now_ms() + CLOSE_GRACE_MS;
+}
+
+/* ---- writing ----------------------------------------------------------------- */
+
+static void fill_msg(void *ctx, char *dst) { nf_msg_serialize(ctx, dst); }
+
+int nf_conn_send_msg(nf_conn *c, const nf_msg *m, bool binary)
+{
+    if (!nf_conn_can_write(c) || !output_has_room(c))
+        return -1;
+    size_t len = nf_msg_serialized_len(m);
+    if (nf_ws_send_with(c->ws, binary, len, fill_msg, (void *)m) != 0)
+        return -1;
+    c->host->metrics.messages_out++;
+    c->host->metrics.bytes_out += len;
+    return 0;
+}
+
+typedef struct token_ctx { nf_slice token; } token_ctx;
+
+static void fill_empty_reply(void *ctx, char *dst) { nf_empty_reply_serialize(((token_ctx *)ctx)->token, dst); }
+
+int nf_conn_send_empty_reply(nf_conn *c, nf_slice token)
+{
+    token_ctx t = { token };
+    if (!nf_conn_can_write(c) || !output_has_room(c))
+        return -1;
+    /* Empty replies are always text (spec 17.1.4). */
+    if (nf_ws_send_with(c->ws, false, nf_empty_reply_len(token), fill_empty_reply, &t) != 0)
+        return -1;
+    c->host->metrics.messages_out++;
+    return 0;
+}
+
+int nf_conn_write_raw(nf_conn *c, bool binary, const char *data, size_t len)
+{
+    if (!nf_conn_can_write(c) || !output_has_room(c))
+        return -1;
+    if (nf_ws_send(c->ws, binary, data, len) != 0)
+        return -1;
+    c->host->metrics.messages_out++;
+    c->host->metrics.bytes_out += len;
+    return 0;
+}
+
+static int send_text(nf_conn *c, char prefix, nf_slice rest)
+{
+    char stack[256];
+    char *buf = rest.len + 1 <= sizeof stack ? stack : malloc(rest.len + 1);
+    if (buf == NULL)
+        return -1;
+    buf[0] = prefix;
+    memcpy(buf + 1, rest.ptr, rest.len);
+    int r = nf_ws_send(c->ws, false, buf, rest.len + 1);
+    if (buf != stack)
+        free(buf);
+    return r;
+}
+
+/* ---- the handshake --------------------------------------------------------------- */
+
+
+static void handshake_done(nf_invocation *inv, nf_result result, const char *data, size_t len)
+{
+    nf_conn *c = nf_invocation_conn(inv);
+    c->busy = false;
+    if (c->state != NF_CONN_CONNECTING)
+        return;   /* closed while on_connect ran */
+    if (result == NF_RESULT_ERROR) {
+        if (len == 0) {
+            data = "error";
+            len = 5;
+        }
+        c->host->metrics.refused_on_connect++;
+        nf_info("conn %.*s (%s) refused by on_connect: %.*s", (int)c->id_len, c->id, c->remote, (int)len, data);
+        if (c->ep->cfg.native_only) {
+            nf_conn_close(c, 1008, nf_slice_of(data, len > 123 ? 123 : len));
+        } else {
+            send_text(c, 'H', nf_slice_of(data, len));
+            nf_conn_close(c, 1000, NF_SLICE("refused"));
+        }
+        return;
+    }
+    c->state = NF_CONN_READY;
+    if (!c->ep->cfg.native_only)
+        send_text(c, 'A', nf_slice_of(c->id, c->id_len));
+    nf_ns_run_deferred(c);
+    nf_conn_drain(c);
+}
+
+static void start_handshake(nf_conn *c)
+{
+    nf_conn *owner = nf_dict_get(c->ep->by_id, nf_slice_of(c->id, c->id_len));
+    if (owner != c) {
+        /* Another open connection has this ID: IDs address messages (To) and
+         * broker channels, so they must be unique. */
+        nf_info("conn %s refused: connection ID %s already in use", c->remote, c->id);
+        if (!c->ep->cfg.native_only)
+            send_text(c, 'H', NF_SLICE("connection ID already in use"));
+        nf_conn_close(c, 1008, NF_SLICE("connection ID already in use"));
+        return;
+    }
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_CONNECT, c, NULL, NULL);
+    if (inv == NULL) {
+        nf_conn_close(c, 1011, NF_SLICE("out of memory"));
+        return;
+    }
+    c->state = NF_CONN_CONNECTING;
+    c->busy = true;
+    c->on_connect_ran = true;
+    nf_invocation_set(inv, false, false, false, false);
+    nf_invocation_set_cont(inv, handshake_done, NULL);
+    nf_invocation_run(inv);
+}
+
+/* Called by the host once the 101 answer is queued. */
+void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep)
+{
+    c->ep = ep;
+    c->state = NF_CONN_OPEN;
+    c->last_read_ms = nf_now_ms();
+    nf_list_push_back(&ep->conns, &c->ep_link);
+    ep->count++;
+    c->host->ws_count++;
+    if (nf_dict_get(ep->by_id, nf_slice_of(c->id, c->id_len)) == NULL)
+        nf_dict_set(ep->by_id, nf_slice_of(c->id, c->id_len), c);
+    if (ep->cfg.native_only) {
+        /* Native-only endpoints have no handshake (spec 4.7): namespace ""
+         * is connected from the start and on_connect runs right away. */
+        nf_ns_attach(c, NF_SLICE_EMPTY);
+        start_handshake(c);
+    }
+}
+
+/* ---- dispatch ------------------------------------------------------------------- */
+
+static void event_done(nf_invocation *inv, nf_result result, const char *data, size_t len)
+{
+    nf_conn *c = nf_invocation_conn(inv);
+    const nf_msg *in = nf_invocation_saved_msg(inv);
+    c->busy = false;
+    if (result != NF_RESULT_NONE && !nf_invocation_is_native(inv)) {
+        /* Do not answer an error with an error: two peers whose handlers
+         * both fail would bounce frames forever (spec 6). */
+        if (!(result == NF_RESULT_ERROR && in->is_error)) {
+            nf_msg out = { .wait = in->wait, .ns = in->ns, .room = in->room, .event = in->event,
+                           .is_error = result == NF_RESULT_ERROR, .body = nf_slice_of(data, len) };
+            if (out.is_error && len == 0)
+                out.body = NF_SLICE("error");   /* never an empty error text (spec 17.3.4) */
+            nf_conn_send_msg(c, &out, nf_invocation_is_binary(inv));
+        }
+    }
+    nf_conn_drain(c);
+}
+
+static void run_event(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary, bool native)
+{
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, nc, m);
+    if (inv == NULL)
+        return;
+    nf_invocation_set(inv, false, false, native, binary);
+    nf_invocation_set_cont(inv, event_done, NULL);
+    c->busy = true;
+    nf_invocation_run(inv);
+}
+
+static void run_native(nf_conn *c, bool binary, const char *data, size_t len)
+{
+    nf_nsconn *nc = nf_conn_namespace(c, NF_SLICE_EMPTY);
+    if (nc == NULL) {
+        c->host->metrics.invalid_frames++;
+        return;
+    }
+    nf_msg m = { .ns = NF_SLICE_EMPTY, .event = NF_SLICE(NF_ON_NATIVE_MESSAGE), .body = nf_slice_of(data, len) };
+    run_event(c, nc, &m, binary, true);
+}
+
+static bool is_event(const nf_msg *m, const char *name) { return nf_slice_eq_cstr(m->event, name); }
+
+static void dispatch_frame(nf_conn *c, bool binary, const char *data, size_t len)
+{
+    nf_msg m;
+    if (c->ep->cfg.native_only) {
+        run_native(c, binary, data, len);
+        return;
+    }
+    if (nf_msg_parse(data, len, c->host->scratch, c->host->limits.max_message_bytes, &m) != NF_PARSE_OK) {
+        /* Mixed mode (spec 11.1): raw frames go to _OnNativeMessage of "" when
+         * the client connected it; otherwise they are dropped silently. */
+        run_native(c, binary, data, len);
+        return;
+    }
+    if (m.wait.len && m.wait.ptr[0] != '$')
+        return;   /* a late answer to one of our asks: dropped (spec 17.4.3) */
+    if (is_event(&m, NF_ON_NAMESPACE_CONNECT)) {
+        nf_ns_handle_connect(c, &m, binary);
+        return;
+    }
+    if (is_event(&m, NF_ON_NAMESPACE_DISCONNECT)) {
+        nf_ns_handle_disconnect(c, &m, binary);
+        return;
+    }
+    nf_nsconn *nc = nf_conn_namespace(c, m.ns);
+    if (is_event(&m, NF_ON_ROOM_JOIN)) {
+        if (nc)
+            nf_ns_handle_join(c, nc, &m, binary);
+        return;
+    }
+    /* neffos.js leaveAll() sends _OnRoomLeft with a token (spec 7.7): treat it
+     * as the leave it meant to be. */
+    if (is_event(&m, NF_ON_ROOM_LEAVE) || (is_event(&m, NF_ON_ROOM_LEFT) && m.wait.len)) {
+        if (nc)
+            nf_ns_handle_leave(c, nc, &m, binary);
+        return;
+    }
+    /* Local-only system events arriving from the wire are not signals (17.5.5). */
+    if (is_event(&m, NF_ON_NAMESPACE_CONNECTED) || is_event(&m, NF_ON_ROOM_JOINED) ||
+        is_event(&m, NF_ON_ROOM_LEFT) || is_event(&m, NF_ON_ANY_EVENT) || is_event(&m, NF_ON_NATIVE_MESSAGE))
+        return;
+    if (nc == NULL) {
+        /* Friendlier than Go's silence: an ask gets an error instead of
+         * waiting forever (17.5.4). */
+        if (m.wait.len) {
+            nf_msg err = { .wait = m.wait, .ns = m.ns, .room = m.room, .event = m.event,
+                           .is_error = true, .body = NF_SLICE(NF_ERR_BAD_NAMESPACE) };
+            nf_conn_send_msg(c, &err, binary);
+        }
+        return;
+    }
+    run_event(c, nc, &m, binary, false);
+}
+
+/* Dispatches parked frames until one starts waiting. Not reentrant: a
+ * handler that finishes synchronously inside the loop just lets it go on. */
+void nf_conn_drain(nf_conn *c)
+{
+    if (c->dispatching || c->inbox == NULL)
+        return;
+    c->dispatching = true;
+    nf_conn_ref(c);
+    while (!c->busy && c->state == NF_CONN_READY && c->inbox_count > 0) {
+        uint32_t len;
+        uint8_t binary;
+        evbuffer_copyout(c->inbox, &len, 4);
+        unsigned char *frame = evbuffer_pullup(c->inbox, 5 + (ev_ssize_t)len);
+        binary = frame[4];
+        c->inbox_count--;
+        dispatch_frame(c, binary != 0, (const char *)frame + 5, len);
+        if (c->inbox)
+            evbuffer_drain(c->inbox, 5 + len);
+    }
+    c->dispatching = false;
+    nf_conn_unref(c);
+}
+
+static void park_frame(nf_conn *c, bool binary, const uint8_t *data, size_t len)
+{
+    if (c->inbox_count >= c->host->limits.max_incoming_queue) {
+        nf_conn_limit_hit(c, NF_LIMIT_INBOX, "incoming queue full while a handler waits, closing with 1008");
+        nf_conn_close(c, 1008, NF_SLICE("incoming queue full"));
+        return;
+    }
+    if (c->inbox == NULL && (c->inbox = evbuffer_new()) == NULL)
+        return;
+    uint32_t len32 = (uint32_t)len;
+    uint8_t bin = binary;
+    evbuffer_add(c->inbox, &len32, 4);
+    evbuffer_add(c->inbox, &bin, 1);
+    evbuffer_add(c->inbox, data, len);
+    c->inbox_count++;
+}
+
+/* An answer to one of our asks? Those are matched at once, never parked. */
+static bool try_answer(nf_conn *c, const uint8_t *data, size_t len)
+{
+    nf_msg m;
+    if (len == 0 || data[0] == '$' || data[0] == ';' || c->ep->cfg.native_only || nf_list_empty(&c->asks))
+        return false;
+    if (nf_msg_parse((const char *)data, len, c->host->scratch, c->host->limits.max_message_bytes, &m) !=
+        NF_PARSE_OK)
+        return false;
+    return nf_ask_deliver(c, &m);
+}
+
+static bool rate_allows(nf_conn *c)
+{
+    unsigned max = c->host->limits.max_messages_per_sec;
+    if (max == 0)
+        return true;
+    uint64_t now = nf_now_ms();
+    if (now - c->rate_window_ms >= 1000) {
+        c->rate_window_ms = now;
+        c->rate_count = 0;
+    }
+    if (++c->rate_count <= max)
+        return true;
+    nf_conn_limit_hit(c, NF_LIMIT_RATE, "incoming message rate limit, closing with 1008");
+    nf_conn_close(c, 1008, NF_SLICE("message rate limit"));
+    return false;
+}
+
+void nf_conn_on_ws_message(void *ud, bool binary, const uint8_t *data, size_t len)
+{
+    nf_conn *c = ud;
+    c->host->metrics.messages_in++;
+    c->host->metrics.bytes_in += len;
+    if (len == 0 || c->state >= NF_CONN_CLOSING)
+        return;   /* empty frames only count as activity (spec 17.1.5) */
+    if (!rate_allows(c))
+        return;
+    if (c->state == NF_CONN_OPEN) {
+        if (data[0] == 'M')
+            start_handshake(c);
+        /* Anything before "M" is dropped: real clients never send it (4.5). */
+        return;
+    }
+    if (try_answer(c, data, len))
+        return;
+    if (c->busy || c->state != NF_CONN_READY || c->inbox_count > 0) {
+        park_frame(c, binary, data, len);
+        return;
+    }
+    c->dispatching = true;
+    dispatch_frame(c, binary, (const char *)data, len);
+    c->dispatching = false;
+    nf_conn_drain(c);
+}
+
+static void on_activity(void *ud)
+{
+    ((nf_conn *)ud)->last_read_ms = nf_now_ms();
+}
+
+const nf_ws_callbacks nf_conn_ws_callbacks = { nf_conn_on_ws_message, on_activity };
+
+/* ---- socket events ---------------------------------------------------------------- */
+
+static void maybe_finish(nf_conn *c)
+{
+    if (c->state == NF_CONN_CLOSING && c->bev &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+        (c->ws == NULL || c->ws_done))
+        nf_conn_teardown(c);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    nf_conn *c = arg;
+    if (c->state == NF_CONN_HTTP) {
+        nf_host_http_read(c);
+        return;
+    }
+    if (c->ws == NULL || c->state == NF_CONN_CLOSED) {
+        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        return;
+    }
+    nf_conn_ref(c);
+    if (nf_ws_read(c->ws) != 0) {
+        c->ws_done = true;
+        if (c->state < NF_CONN_CLOSING) {
+            c->state = NF_CONN_CLOSING;
+            c->close_deadline_ms = nf_now_ms() + CLOSE_GRACE_MS;
+        }
+    } else if (nf_ws_is_closing(c->ws) && c->state < NF_CONN_CLOSING) {
+        c->state = NF_CONN_CLOSING;
+        c->close_deadline_ms = nf_now_ms() + CLOSE_GRACE_MS;
+    }
+    if (!c->torn_down)
+        maybe_finish(c);
+    nf_conn_unref(c);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    nf_conn *c = arg;
+    c->output_stall_ms = 0;
+    if (c->state == NF_CONN_CLOSING && c->ws && nf_ws_is_closing(c->ws) && !c->ws_done) {
+        /* Our close frame is out; the peer's answer may never come. */
+        return;
+    }
+    maybe_finish(c);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    nf_conn *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        nf_conn_teardown(c);
+}
+
+/* ---- timeouts, checked by the host's coarse sweep --------------------------------- */
+
+void nf_conn_sweep(nf_conn *c, uint64_t now)
+{
+    const nf_limits *lim = &c->host->limits;
+    if (c->state == NF_CONN_CLOSING) {
+        if (now >= c->close_deadline_ms)
+            nf_conn_teardown(c);
+        return;
+    }
+    if (c->state <= NF_CONN_CONNECTING && c->state != NF_CONN_CONNECTING &&
+        now - c->opened_ms >= lim->handshake_timeout_ms) {
+        c->host->metrics.handshake_timeouts++;
+        nf_info("conn %s: handshake timeout", c->remote);
+        if (c->state == NF_CONN_HTTP)
+            nf_conn_teardown(c);
+        else
+            nf_conn_close(c, 1008, NF_SLICE("handshake timeout"));
+        return;
+    }
+    if (c->ep == NULL || c->bev == NULL)
+        return;
+    const nf_endpoint_config *cfg = &c->ep->cfg;
+    if (cfg->read_timeout_ms && now - c->last_read_ms >= cfg->read_timeout_ms) {
+        nf_info("conn %.*s: read timeout (%u ms idle), closing", (int)c->id_len, c->id, cfg->read_timeout_ms);
+        nf_conn_close(c, 1001, NF_SLICE("read timeout"));
+        return;
+    }
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        c->output_stall_ms = 0;
+    } else if (c->output_stall_ms == 0) {
+        c->output_stall_ms = now;
+    } else if (cfg->write_timeout_ms && now - c->output_stall_ms >= cfg->write_timeout_ms) {
+        nf_info("conn %.*s: write timeout, closing", (int)c->id_len, c->id);
+        nf_conn_teardown(c);
+    }
+}
+
+/* ---- accessors ------------------------------------------------------------------- */
+
+nf_slice nf_conn_id(const nf_conn *c) { return nf_slice_of(c->id ? c->id : "", c->id_len); }
+nf_endpoint *nf_conn_endpoint(nf_conn *c) { return c->ep; }
+const nf_request *nf_conn_request(const nf_conn *c) { return c->req; }
+bool nf_conn_is_closed(const nf_conn *c) { return c->state >= NF_CONN_CLOSING; }
+bool nf_conn_is_acknowledged(const nf_conn *c) { return c->state == NF_CONN_READY; }
+int nf_conn_reconnect_tries(const nf_conn *c) { return c->req ? nf_request_reconnect_tries(c->req) : 0; }
+const char *nf_conn_remote_addr(const nf_conn *c) { return c->remote; }
+void *nf_conn_app_data(const nf_conn *c) { return c->app_data; }
+void nf_conn_set_app_data(nf_conn *c, void *data) { c->app_data = data; }

@@ -1,0 +1,31 @@
+/* exchange.c - the core's side of scale-out: thin dispatch to the broker
+ * implementation installed with nf_host_set_exchange(). */
+#include "exchange.h"
+
+#include "internal.h"
+
+void nf_host_set_exchange(nf_host *h, nf_exchange *x)
+{
+    if (h->exchange && h->exchange->ops->free)
+        h->exchange->ops->free(h->exchange);
+    h->exchange = x;
+    h->metrics.exchange_connected = x ? 0 : -1;
+}
+
+void nf_exchange_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b) { x->ops->publish(x, ep, b); }
+void nf_exchange_subscribe(nf_exchange *x, nf_endpoint *ep, nf_slice ns) { x->ops->subscribe_ns(x, ep, ns); }
+void nf_exchange_unsubscribe(nf_exchange *x, nf_endpoint *ep, nf_slice ns) { x->ops->unsubscribe_ns(x, ep, ns); }
+void nf_exchange_conn_added(nf_exchange *x, nf_endpoint *ep, nf_slice id) { x->ops->subscribe_id(x, ep, id); }
+void nf_exchange_conn_removed(nf_exchange *x, nf_endpoint *ep, nf_slice id) { x->ops->unsubscribe_id(x, ep, id); }
+
+void nf_exchange_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                     nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud)
+{
+    x->ops->ask(x, ep, to, ns, room, event, body, timeout_ms, cb, ud);
+}
+
+size_t nf_exchange_deliver_local(nf_endpoint *ep, const nf_broadcast *b)
+{
+    ep->host->metrics.exchange_received++;
+    return nf_broadcast_local(ep, b, NULL);
+}

@@ -1,0 +1,47 @@
+/* exchange.h - scale-out: several neffos processes acting as one, over a
+ * broker (Redis pub/sub, NATS). The core calls these hooks; each broker
+ * implements nf_exchange_ops in its own file. */
+#ifndef NF_EXCHANGE_H
+#define NF_EXCHANGE_H
+
+#include "proto.h"
+
+typedef struct nf_exchange nf_exchange;
+
+typedef struct nf_exchange_ops {
+    /* Publish a broadcast for the other processes (local delivery is done
+     * by the core itself). */
+    void (*publish)(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b);
+    /* Subscriptions are reference-counted by the implementation: one call
+     * per local namespace connection / local connection ID. */
+    void (*subscribe_ns)(nf_exchange *x, nf_endpoint *ep, nf_slice ns);
+    void (*unsubscribe_ns)(nf_exchange *x, nf_endpoint *ep, nf_slice ns);
+    void (*subscribe_id)(nf_exchange *x, nf_endpoint *ep, nf_slice id);
+    void (*unsubscribe_id)(nf_exchange *x, nf_endpoint *ep, nf_slice id);
+    /* Ask a connection that is not local. cb exactly once. */
+    void (*ask)(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud);
+    void (*free)(nf_exchange *x);
+} nf_exchange_ops;
+
+struct nf_exchange {
+    const nf_exchange_ops *ops;
+    nf_host *host;
+};
+
+/* Installs x on the host (the host frees it). */
+void nf_host_set_exchange(nf_host *h, nf_exchange *x);
+
+void nf_exchange_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b);
+void nf_exchange_subscribe(nf_exchange *x, nf_endpoint *ep, nf_slice ns);
+void nf_exchange_unsubscribe(nf_exchange *x, nf_endpoint *ep, nf_slice ns);
+void nf_exchange_conn_added(nf_exchange *x, nf_endpoint *ep, nf_slice id);
+void nf_exchange_conn_removed(nf_exchange *x, nf_endpoint *ep, nf_slice id);
+void nf_exchange_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                     nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud);
+
+/* For implementations: deliver a message received from the broker to the
+ * local connections (namespace/room/To checks, except the marked sender). */
+size_t nf_exchange_deliver_local(nf_endpoint *ep, const nf_broadcast *b);
+
+#endif

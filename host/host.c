@@ -1,0 +1,644 @@
+/* host.c - the process: listener, the HTTP phase of every connection
+ * (upgrade, HEAD probe, /health, /metrics, static files, 404), endpoints,
+ * the coarse timeout sweep, and draining on shutdown. */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "exchange.h"
+#include "http.h"
+#include "log.h"
+#include "sha1.h"
+#include "static_files.h"
+
+#define SWEEP_INTERVAL_MS 250
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg);
+
+nf_host *nf_host_new(struct event_base *base, const nf_limits *limits, const nf_app_ops *ops, void *app)
+{
+    nf_host *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return NULL;
+    h->base = base;
+    h->limits = *limits;
+    h->ops = ops;
+    h->app = app;
+    h->metrics.exchange_connected = -1;
+    nf_list_init(&h->conns);
+    /* Server tokens: decimal, seeded with the clock like Go's UnixNano ones. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h->next_token = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    h->scratch = malloc(limits->max_message_bytes + 1);
+    h->per_ip = nf_dict_new();
+    h->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, h);
+    if (h->scratch == NULL || h->per_ip == NULL || h->sweep == NULL) {
+        nf_host_free(h);
+        return NULL;
+    }
+    struct timeval tv = { 0, SWEEP_INTERVAL_MS * 1000 };
+    event_add(h->sweep, &tv);
+    return h;
+}
+
+typedef struct ip_count {
+    size_t count;
+    char ip[INET6_ADDRSTRLEN];
+} ip_count;
+
+void nf_host_free(nf_host *h)
+{
+    if (h == NULL)
+        return;
+    NF_LIST_FOREACH_SAFE(it, tmp, &h->conns)
+        nf_conn_teardown(NF_LIST_ENTRY(it, nf_conn, host_link));
+    if (h->listener)
+        evconnlistener_free(h->listener);
+    nf_host_set_allowed_origins(h, NULL);
+    for (nf_endpoint **list = &h->endpoints; list; list = list == &h->endpoints ? &h->retired : NULL) {
+        while (*list) {
+            nf_endpoint *ep = *list;
+            *list = ep->next;
+            nf_dict_free(ep->by_id);
+            nf_dict_free(ep->namespaces);
+            free(ep->path);
+            free(ep);
+        }
+    }
+    nf_host_set_exchange(h, NULL);
+    if (h->sweep)
+        event_free(h->sweep);
+    if (h->drain_timer)
+        event_free(h->drain_timer);
+    if (h->per_ip) {
+        size_t cur = 0;
+        ip_count *ic;
+        while ((ic = nf_dict_next(h->per_ip, &cur, NULL)) != NULL)
+            free(ic);
+        nf_dict_free(h->per_ip);
+    }
+    free(h->scratch);
+    free(h->static_root);
+    free(h->unhealthy);
+    free(h);
+}
+
+struct event_base *nf_host_base(nf_host *h) { return h->base; }
+const nf_limits *nf_host_limits(const nf_host *h) { return &h->limits; }
+size_t nf_host_connection_count(const nf_host *h) { return h->ws_count; }
+int nf_host_port(const nf_host *h) { return h->port; }
+
+void nf_host_set_static_root(nf_host *h, const char *root)
+{
+    free(h->static_root);
+    h->static_root = root ? nf_static_root_resolve(root) : NULL;
+    if (root && h->static_root == NULL)
+        nf_warn("static files: %s: %s", root, strerror(errno));
+}
+
+void nf_host_set_unhealthy(nf_host *h, const char *reason)
+{
+    free(h->unhealthy);
+    h->unhealthy = reason ? strdup(reason) : NULL;
+}
+
+/* ---- per-address accounting ----------------------------------------------------- */
+
+static void ip_of(const char *remote, char *ip, size_t cap)
+{
+    /* remote is "1.2.3.4:port" or "[::1]:port" */
+    const char *start = remote, *end = strrchr(remote, ':');
+    if (*start == '[') {
+        start++;
+        end = strchr(start, ']');
+    }
+    size_t n = end ? (size_t)(end - start) : strlen(start);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(ip, start, n);
+    ip[n] = '\0';
+}
+
+static bool ip_admit(nf_host *h, nf_conn *c)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (h->limits.max_connections_per_ip == 0)
+        return true;
+    ip_of(c->remote, ip, sizeof ip);
+    ip_count *ic = nf_dict_get(h->per_ip, nf_slice_of(ip, strlen(ip)));
+    if (ic && ic->count >= h->limits.max_connections_per_ip)
+        return false;
+    if (ic == NULL) {
+        ic = calloc(1, sizeof *ic);
+        if (ic == NULL)
+            return false;
+        memcpy(ic->ip, ip, strlen(ip) + 1);
+        nf_dict_set(h->per_ip, nf_slice_of(ic->ip, strlen(ic->ip)), ic);
+    }
+    ic->count++;
+    c->counted_ip = true;
+    return true;
+}
+
+static void ip_release(nf_host *h, nf_conn *c)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (!c->counted_ip)
+        return;
+    ip_of(c->remote, ip, sizeof ip);
+    ip_count *ic = nf_dict_get(h->per_ip, nf_slice_of(ip, strlen(ip)));
+    if (ic && --ic->count == 0) {
+        nf_dict_delete(h->per_ip, nf_slice_of(ip, strlen(ip)));
+        free(ic);
+    }
+}
+
+/* ---- accepting --------------------------------------------------------------------- */
+
+static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+        snprintf(out, cap, "%s:%u", ip, ntohs(s4->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(s6->sin6_port));
+    } else {
+        snprintf(out, cap, "unknown");
+    }
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    nf_host *h = arg;
+    char remote[64];
+    int one = 1;
+
+    if (h->draining || h->ws_count >= h->limits.max_connections) {
+        h->metrics.refused_limit++;
+        evutil_closesocket(fd);
+        return;
+    }
+    /* libevent leaves Nagle on; small frames must not wait for it. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    format_addr(sa, remote, sizeof remote);
+    struct bufferevent *bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    nf_conn *c = nf_conn_new(h, bev, remote);
+    if (c == NULL) {
+        bufferevent_free(bev);
+        return;
+    }
+    if (!ip_admit(h, c)) {
+        h->metrics.refused_limit++;
+        nf_info("conn %s refused: too many connections from this address", remote);
+        nf_conn_teardown(c);
+    }
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    /* EMFILE and friends: log and keep listening; the sweep frees slots. */
+    nf_warn("accept: %s", evutil_socket_error_to_string(err));
+}
+
+int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t errcap)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errcap, "%s:%d: %s", host, port, gai_strerror(rc));
+        return -1;
+    }
+    h->listener = evconnlistener_new_bind(h->base, accept_cb, h,
+                                          LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                          1024, res->ai_addr, (int)res->ai_addrlen);
+    int saved = errno;
+    freeaddrinfo(res);
+    if (h->listener == NULL) {
+        snprintf(err, errcap, "%s:%d: %s", host, port,
+                 saved == EADDRINUSE ? "address already in use" : strerror(saved));
+        return -1;
+    }
+    evconnlistener_set_error_cb(h->listener, accept_error_cb);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evconnlistener_get_fd(h->listener), (struct sockaddr *)&ss, &sl) == 0)
+        h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+/* ---- the HTTP phase ------------------------------------------------------------------ */
+
+/* Sends a complete answer; the connection closes once it is flushed. */
+static void http_answer(nf_conn *c, int status, const char *extra, const char *ctype, const char *body, bool head)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    nf_http_respond(out, status, extra, ctype, body, body ? strlen(body) : 0, head);
+    c->state = NF_CONN_CLOSING;
+    c->close_deadline_ms = nf_now_ms() + 5000;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+static bool uuid_v4(char out[37])
+{
+    uint8_t b[16];
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+        return false;
+    b[6] = (b[6] & 0x0F) | 0x40;
+    b[8] = (b[8] & 0x3F) | 0x80;
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    return true;
+}
+
+/* IDs name Redis channels and NATS subjects across a cluster (17.2.5). */
+static bool id_is_safe(const char *id, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)id[i];
+        if (ch <= ' ' || ch == 0x7F || strchr(";.*>?[", ch))
+            return false;
+    }
+    return true;
+}
+
+static int assign_id(nf_conn *c)
+{
+    size_t cap = c->host->limits.max_id_bytes;
+    char *id = malloc(cap + 1 > 37 ? cap + 1 : 37);
+    if (id == NULL)
+        return -1;
+    size_t n = c->host->ops->generate_id ? c->host->ops->generate_id(c->host->app, c, id, cap) : 0;
+    if (n > cap || (n > 0 && !id_is_safe(id, n))) {
+        nf_warn("conn %s: the id generator returned an unusable ID (empty, too long, or with ;.*>?[ or "
+                "white space); using a UUID", c->remote);
+        n = 0;
+    }
+    if (n == 0) {
+        if (!uuid_v4(id)) {
+            free(id);
+            return -1;
+        }
+        n = 36;
+    }
+    id[n] = '\0';
+    c->id = id;
+    c->id_len = n;
+    return 0;
+}
+
+static bool origin_allowed(nf_host *h, const nf_request *req)
+{
+    nf_slice origin;
+    if (h->allowed_origins == NULL || !nf_request_header(req, NF_SLICE("Origin"), 0, &origin))
+        return true;
+    for (char **o = h->allowed_origins; *o; o++)
+        if (strcmp(*o, "*") == 0 || nf_slice_eq_cstr(origin, *o))
+            return true;
+    return false;
+}
+
+static void upgrade(nf_conn *c, nf_endpoint *ep)
+{
+    nf_host *h = c->host;
+    const nf_request *req = c->req;
+    nf_slice v, key, proto;
+
+    if (!nf_request_header(req, NF_SLICE("Upgrade"), 0, &v) || !nf_http_header_has_token(v, "websocket") ||
+        !nf_request_header(req, NF_SLICE("Connection"), 0, &v) || !nf_http_header_has_token(v, "upgrade") ||
+        nf_request_http_minor(req) < 1) {
+        h->metrics.refused_bad_request++;
+        http_answer(c, 400, NULL, "text/plain; charset=utf-8", "expected a WebSocket upgrade\n", false);
+        return;
+    }
+    if (!nf_request_header(req, NF_SLICE("Sec-WebSocket-Version"), 0, &v) || !nf_slice_eq_cstr(v, "13")) {
+        h->metrics.refused_bad_request++;
+        http_answer(c, 426, "Sec-WebSocket-Version: 13\r\n", "text/plain; charset=utf-8",
+                    "unsupported WebSocket version\n", false);
+        return;
+    }
+    if (!nf_request_header(req, NF_SLICE("Sec-WebSocket-Key"), 0, &key) || key.len != 24) {
+        h->metrics.refused_bad_request++;
+        http_answer(c, 400, NULL, "text/plain; charset=utf-8", "bad Sec-WebSocket-Key\n", false);
+        return;
+    }
+    if (!origin_allowed(h, req)) {
+        h->metrics.refused_origin++;
+        http_answer(c, 403, NULL, "text/plain; charset=utf-8", "origin not allowed\n", false);
+        return;
+    }
+    if (h->draining) {
+        http_answer(c, 503, NULL, "text/plain; charset=utf-8", "draining\n", false);
+        return;
+    }
+    if (assign_id(c) != 0) {
+        http_answer(c, 503, NULL, "text/plain; charset=utf-8", "out of memory\n", false);
+        return;
+    }
+    c->ws = nf_ws_new(c->bev, h->limits.max_message_bytes, &nf_conn_ws_callbacks, c);
+    if (c->ws == NULL) {
+        http_answer(c, 503, NULL, "text/plain; charset=utf-8", "out of memory\n", false);
+        return;
+    }
+    char accept[29];
+    nf_ws_accept_key(key.ptr, key.len, accept);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             "Sec-WebSocket-Accept: %s\r\n", accept);
+    /* Browsers refuse a handshake that selects none of the subprotocols they
+     * offered (spec 3.1): echo the first one. */
+    if (nf_request_header(req, NF_SLICE("Sec-WebSocket-Protocol"), 0, &proto) && proto.len) {
+        size_t n = 0;
+        while (n < proto.len && proto.ptr[n] != ',' && proto.ptr[n] != ' ')
+            n++;
+        evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %.*s\r\n", (int)n, proto.ptr);
+    }
+    evbuffer_add(out, "\r\n", 2);
+    h->metrics.upgrades++;
+    nf_conn_upgraded(c, ep);
+    if (h->exchange)
+        nf_exchange_conn_added(h->exchange, ep, nf_slice_of(c->id, c->id_len));
+}
+
+static void answer_health(nf_conn *c, bool head)
+{
+    nf_host *h = c->host;
+    if (h->draining)
+        http_answer(c, 503, NULL, "text/plain; charset=utf-8", "draining\n", head);
+    else if (h->unhealthy) {
+        char body[600];
+        snprintf(body, sizeof body, "%.*s\n", 500, h->unhealthy);
+        http_answer(c, 503, NULL, "text/plain; charset=utf-8", body, head);
+    } else
+        http_answer(c, 200, NULL, "text/plain; charset=utf-8", "ok\n", head);
+}
+
+static void answer_metrics(nf_conn *c, bool head)
+{
+    nf_host *h = c->host;
+    size_t eps = 0;
+    for (nf_endpoint *ep = h->endpoints; ep; ep = ep->next)
+        eps++;
+    struct evbuffer *body = evbuffer_new();
+    if (body == NULL)
+        return;
+    nf_metrics_render(&h->metrics, h->ws_count, eps, body);
+    size_t len = evbuffer_get_length(body);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    nf_http_write_head(out, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", len);
+    if (!head)
+        evbuffer_add_buffer(out, body);
+    evbuffer_free(body);
+    c->state = NF_CONN_CLOSING;
+    c->close_deadline_ms = nf_now_ms() + 5000;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+static void route(nf_conn *c)
+{
+    nf_host *h = c->host;
+    const nf_request *req = c->req;
+    nf_slice method = nf_request_method(req), path = nf_request_path(req);
+    bool head = nf_slice_eq_cstr(method, "HEAD"), get = nf_slice_eq_cstr(method, "GET");
+
+    h->metrics.http_requests++;
+    for (nf_endpoint *ep = h->endpoints; ep; ep = ep->next) {
+        if (!nf_slice_eq_cstr(path, ep->path))
+            continue;
+        if (head)   /* the neffos.js reconnect probe: any answer means "back" (3.1) */
+            http_answer(c, 302, NULL, NULL, NULL, true);
+        else if (!get)
+            http_answer(c, 405, "Allow: GET\r\nX-Content-Type-Options: nosniff\r\n", "text/plain; charset=utf-8",
+                        "Method Not Allowed\n", false);
+        else
+            upgrade(c, ep);
+        return;
+    }
+    if ((get || head) && nf_slice_eq_cstr(path, "/health")) {
+        answer_health(c, head);
+        return;
+    }
+    if ((get || head) && nf_slice_eq_cstr(path, "/metrics")) {
+        answer_metrics(c, head);
+        return;
+    }
+    if (h->static_root) {
+        nf_static_respond(h->static_root, req, bufferevent_get_output(c->bev));
+        c->state = NF_CONN_CLOSING;
+        c->close_deadline_ms = nf_now_ms() + 30000;
+        bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    http_answer(c, 404, NULL, "text/plain; charset=utf-8", "404 page not found\n", head);
+}
+
+void nf_host_http_read(nf_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    size_t take = avail < c->host->limits.max_header_bytes + 1 ? avail : c->host->limits.max_header_bytes + 1;
+    const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+    nf_request *req = NULL;
+    size_t head_len = 0;
+
+    nf_http_status st = nf_http_parse_request(buf, take, &c->host->limits, &req, &head_len);
+    if (st == NF_HTTP_INCOMPLETE)
+        return;
+    if (st != NF_HTTP_OK) {
+        int code = nf_http_status_code(st);
+        c->host->metrics.refused_bad_request++;
+        nf_info("conn %s: bad HTTP request (%d %s)", c->remote, code, nf_http_reason(code));
+        evbuffer_drain(in, avail);
+        http_answer(c, code, NULL, "text/plain; charset=utf-8", nf_http_reason(code), false);
+        return;
+    }
+    evbuffer_drain(in, head_len);
+    c->req = req;
+    nf_conn_ref(c);
+    route(c);
+    /* Frames pipelined right behind the upgrade request. */
+    if (c->ws && c->state == NF_CONN_OPEN && evbuffer_get_length(in) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+    nf_conn_unref(c);
+}
+
+void nf_host_conn_gone(nf_host *h, nf_conn *c)
+{
+    nf_list_remove(&c->host_link);
+    ip_release(h, c);
+    if (c->ep && h->exchange && c->id)
+        nf_exchange_conn_removed(h->exchange, c->ep, nf_slice_of(c->id, c->id_len));
+    if (h->draining && h->ws_count == 0 && h->drain_timer) {
+        struct timeval now = { 0, 0 };
+        event_add(h->drain_timer, &now);   /* finish from the loop, not from inside a teardown */
+    }
+}
+
+/* ---- sweep and drain ------------------------------------------------------------------ */
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    nf_host *h = arg;
+    uint64_t now = nf_now_ms();
+    NF_LIST_FOREACH_SAFE(it, tmp, &h->conns) {
+        nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
+        nf_conn_sweep(c, now);
+    }
+}
+
+static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    nf_host *h = arg;
+    if (h->ws_count > 0)
+        nf_warn("shutdown: grace period over, %zu connection(s) still open", h->ws_count);
+    void (*done)(void *) = h->drain_done;
+    h->drain_done = NULL;
+    if (done)
+        done(h->drain_ud);
+}
+
+void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *ud)
+{
+    if (h->draining)
+        return;
+    h->draining = true;
+    h->drain_done = done;
+    h->drain_ud = ud;
+    if (h->listener)
+        evconnlistener_disable(h->listener);
+    h->drain_timer = evtimer_new(h->base, drain_timer_cb, h);
+    NF_LIST_FOREACH_SAFE(it, tmp, &h->conns) {
+        nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
+        if (c->ws)
+            nf_conn_close(c, 1001, NF_SLICE("going away"));
+        else if (c->state == NF_CONN_HTTP)
+            nf_conn_teardown(c);
+    }
+    struct timeval tv = { (time_t)(grace_ms / 1000), (suseconds_t)(grace_ms % 1000) * 1000 };
+    if (h->ws_count == 0)
+        tv = (struct timeval){ 0, 0 };
+    evtimer_add(h->drain_timer, &tv);
+}
+
+/* ---- endpoints ------------------------------------------------------------------------- */
+
+nf_endpoint *nf_host_add_endpoint(nf_host *h, const char *path, const nf_endpoint_config *cfg)
+{
+    if (nf_host_find_endpoint(h, path))
+        return NULL;
+    nf_endpoint *ep = calloc(1, sizeof *ep);
+    if (ep == NULL)
+        return NULL;
+    ep->host = h;
+    ep->path = strdup(path);
+    ep->cfg = *cfg;
+    ep->by_id = nf_dict_new();
+    ep->namespaces = nf_dict_new();
+    nf_list_init(&ep->conns);
+    if (ep->path == NULL || ep->by_id == NULL || ep->namespaces == NULL) {
+        nf_dict_free(ep->by_id);
+        nf_dict_free(ep->namespaces);
+        free(ep->path);
+        free(ep);
+        return NULL;
+    }
+    nf_endpoint **tail = &h->endpoints;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = ep;
+    return ep;
+}
+
+nf_endpoint *nf_host_find_endpoint(nf_host *h, const char *path)
+{
+    for (nf_endpoint *ep = h->endpoints; ep; ep = ep->next)
+        if (strcmp(ep->path, path) == 0)
+            return ep;
+    return NULL;
+}
+
+nf_endpoint *nf_host_endpoint_next(nf_host *h, nf_endpoint *prev)
+{
+    return prev ? prev->next : h->endpoints;
+}
+
+void nf_endpoint_configure(nf_endpoint *ep, const nf_endpoint_config *cfg) { ep->cfg = *cfg; }
+
+void nf_host_remove_endpoint(nf_host *h, nf_endpoint *ep)
+{
+    /* Unmounted at once; its connections get 1001. The struct itself stays
+     * (in `retired`) until the host is freed, because connections and
+     * waiting handlers may still point at it. */
+    for (nf_endpoint **p = &h->endpoints; *p; p = &(*p)->next) {
+        if (*p == ep) {
+            *p = ep->next;
+            break;
+        }
+    }
+    ep->next = h->retired;
+    h->retired = ep;
+    NF_LIST_FOREACH_SAFE(it, tmp, &ep->conns)
+        nf_conn_close(NF_LIST_ENTRY(it, nf_conn, ep_link), 1001, NF_SLICE("endpoint removed"));
+}
+
+void nf_host_set_allowed_origins(nf_host *h, const char *csv)
+{
+    if (h->allowed_origins) {
+        for (char **o = h->allowed_origins; *o; o++)
+            free(*o);
+        free(h->allowed_origins);
+        h->allowed_origins = NULL;
+    }
+    if (csv == NULL || *csv == '\0')
+        return;
+    size_t n = 1;
+    for (const char *p = csv; *p; p++)
+        n += *p == ',';
+    h->allowed_origins = calloc(n + 1, sizeof(char *));
+    if (h->allowed_origins == NULL)
+        return;
+    size_t i = 0;
+    for (const char *p = csv; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && (*p == ' ')) { p++; len--; }
+        while (len && p[len - 1] == ' ') len--;
+        if (len)
+            h->allowed_origins[i++] = strndup(p, len);
+        p = end ? end + 1 : p + strlen(p);
+    }
+}
+
+const char *nf_endpoint_path(const nf_endpoint *ep) { return ep->path; }
+nf_host *nf_endpoint_host(nf_endpoint *ep) { return ep->host; }
+void *nf_endpoint_app_data(nf_endpoint *ep) { return ep->app_data; }
+void nf_endpoint_set_app_data(nf_endpoint *ep, void *data) { ep->app_data = data; }

@@ -1,0 +1,203 @@
+/* internal.h - the protocol core's private structures, shared by the files
+ * that implement proto.h (host.c, conn.c, namespace.c, ask.c, broadcast.c,
+ * invocation.c). Nothing outside host/ includes this. */
+#ifndef NF_INTERNAL_H
+#define NF_INTERNAL_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "dict.h"
+#include "list.h"
+#include "metrics.h"
+#include "proto.h"
+#include "ws.h"
+
+struct bufferevent;
+struct evconnlistener;
+struct event;
+typedef struct nf_exchange nf_exchange;
+
+struct nf_host {
+    struct event_base *base;
+    nf_limits limits;
+    const nf_app_ops *ops;
+    void *app;
+    struct evconnlistener *listener;
+    int port;
+    nf_endpoint *endpoints;          /* mount order */
+    nf_endpoint *retired;            /* unmounted, kept until the host is freed */
+    char **allowed_origins;          /* NULL-terminated, or NULL = any */
+    char *static_root;               /* realpath, or NULL */
+    nf_list conns;                   /* every nf_conn, HTTP phase included (host_link) */
+    size_t ws_count;                 /* open WebSocket connections */
+    nf_dict *per_ip;                 /* remote address -> count, when limited */
+    uint64_t next_token;             /* server ask tokens: decimal, never '$' */
+    struct event *sweep;             /* coarse timer for every timeout */
+    char *unhealthy;                 /* reason, or NULL */
+    bool draining;
+    void (*drain_done)(void *);
+    void *drain_ud;
+    struct event *drain_timer;
+    nf_metrics metrics;
+    nf_exchange *exchange;           /* scale-out, or NULL */
+    char *scratch;                   /* max_message_bytes: unescaped names while parsing */
+};
+
+/* Connections connected to one namespace of one endpoint, and its rooms. */
+typedef struct nf_ns_index {
+    nf_list members;                 /* nf_nsconn.index_link */
+    size_t count;
+    nf_dict *rooms;                  /* room name -> nf_room_index */
+    size_t name_len;
+    char name[];
+} nf_ns_index;
+
+typedef struct nf_room_index {
+    nf_list members;                 /* nf_room_member.room_link */
+    size_t count;
+    size_t name_len;
+    char name[];
+} nf_room_index;
+
+typedef struct nf_room_member {
+    nf_nsconn *nc;
+    nf_room_index *room;
+    nf_list room_link;               /* in nf_room_index.members */
+    nf_list nc_link;                 /* in nf_nsconn.rooms, join order */
+} nf_room_member;
+
+struct nf_endpoint {
+    nf_host *host;
+    nf_endpoint *next;
+    char *path;
+    nf_endpoint_config cfg;
+    void *app_data;
+    nf_list conns;                   /* open WebSocket conns (ep_link) */
+    size_t count;
+    nf_dict *by_id;                  /* id -> nf_conn */
+    nf_dict *namespaces;             /* name -> nf_ns_index */
+};
+
+struct nf_nsconn {
+    nf_conn *conn;
+    nf_ns_index *index;
+    nf_list index_link;              /* in nf_ns_index.members */
+    nf_list conn_link;               /* in nf_conn.nsconns */
+    nf_list rooms;                   /* nf_room_member.nc_link */
+    size_t room_count;
+    void *app_data;
+    bool disconnecting;
+};
+
+typedef enum nf_conn_state {
+    NF_CONN_HTTP,                    /* reading the upgrade request */
+    NF_CONN_OPEN,                    /* WebSocket open, waiting for "M" */
+    NF_CONN_CONNECTING,              /* on_connect is running */
+    NF_CONN_READY,                   /* acknowledged: messages flow */
+    NF_CONN_CLOSING,                 /* close frame queued / HTTP answer sent: flushing */
+    NF_CONN_CLOSED                   /* socket gone; waiting for the last reference */
+} nf_conn_state;
+
+typedef struct nf_deferred_connect nf_deferred_connect;
+typedef struct nf_pending_ask nf_pending_ask;
+
+struct nf_conn {
+    nf_host *host;
+    nf_endpoint *ep;                 /* NULL until upgraded */
+    struct bufferevent *bev;
+    nf_ws *ws;
+    nf_request *req;
+    unsigned refs;
+    nf_conn_state state;
+    bool on_connect_ran;
+    bool torn_down;
+    bool busy;                       /* a deciding handler is running (ordering) */
+    bool dispatching;                /* inside the drain loop */
+    bool counted_ip;
+    bool ws_done;                    /* wslay has nothing more to read or write */
+    char *id;
+    size_t id_len;
+    nf_list host_link;
+    nf_list ep_link;
+    nf_list nsconns;
+    size_t nsconn_count;
+    nf_list asks;                    /* nf_pending_ask.link */
+    size_t ask_count;
+    nf_deferred_connect *deferred;   /* forced connects asked for before "A" */
+    struct evbuffer *inbox;          /* frames waiting while busy: [u32 len][u8 bin][bytes] */
+    size_t inbox_count;
+    uint64_t last_read_ms;
+    uint64_t output_stall_ms;        /* when output became non-empty; 0 = empty */
+    uint64_t opened_ms;
+    uint64_t close_deadline_ms;
+    uint64_t rate_window_ms;
+    unsigned rate_count;
+    uint32_t limits_logged;          /* one bit per limit: log once per connection */
+    void *app_data;
+    char remote[64];
+};
+
+/* Bits of nf_conn.limits_logged. */
+enum { NF_LIMIT_OUTGOING = 1, NF_LIMIT_INBOX = 2, NF_LIMIT_RATE = 4, NF_LIMIT_NAMESPACES = 8,
+       NF_LIMIT_ROOMS = 16, NF_LIMIT_ASKS = 32 };
+
+/* time */
+uint64_t nf_now_ms(void);
+
+/* conn.c */
+nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote);
+void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep);
+void nf_conn_on_ws_message(void *ud, bool binary, const uint8_t *data, size_t len);
+void nf_conn_teardown(nf_conn *c);
+void nf_conn_finish_close(nf_conn *c);
+void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what);
+int nf_conn_send_msg(nf_conn *c, const nf_msg *m, bool binary);
+int nf_conn_send_empty_reply(nf_conn *c, nf_slice token);
+void nf_conn_sweep(nf_conn *c, uint64_t now);
+bool nf_conn_can_write(nf_conn *c);
+void nf_conn_drain(nf_conn *c);
+
+/* namespace.c: namespaces and rooms, client requests and forced actions */
+void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary);
+void nf_ns_handle_disconnect(nf_conn *c, const nf_msg *m, bool binary);
+void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary);
+void nf_ns_handle_leave(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary);
+void nf_ns_close_all(nf_conn *c);
+nf_nsconn *nf_ns_attach(nf_conn *c, nf_slice ns);
+void nf_ns_run_deferred(nf_conn *c);
+void nf_ns_free_deferred(nf_conn *c);
+void nf_endpoint_drop_index(nf_endpoint *ep, nf_ns_index *idx);
+
+/* broadcast.c: fan-out, and the scale-out subscription hooks */
+void nf_ns_connected(nf_nsconn *nc);      /* after a namespace connected */
+void nf_ns_disconnected(nf_nsconn *nc);   /* before it is detached */
+size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b, const char *except_marker);
+
+/* ask.c */
+void nf_ask_send(nf_conn *c, nf_slice ns, nf_slice room, nf_slice event, nf_slice body, bool binary,
+                 unsigned timeout_ms, nf_ask_cb cb, void *ud);
+bool nf_ask_deliver(nf_conn *c, const nf_msg *reply);
+void nf_ask_cancel_all(nf_conn *c);
+/* Writes the next server token (decimal) into buf (>= 21 bytes); returns its length. */
+size_t nf_token_next(nf_host *h, char *buf);
+
+/* invocation.c */
+typedef void (*nf_invocation_cont)(nf_invocation *inv, nf_result result, const char *data, size_t len);
+nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, nf_nsconn *nc, const nf_msg *m);
+void nf_invocation_set(nf_invocation *inv, bool is_local, bool is_forced, bool is_native, bool binary);
+void nf_invocation_set_cont(nf_invocation *inv, nf_invocation_cont cont, void *cont_ud);
+void *nf_invocation_cont_ud(const nf_invocation *inv);
+const nf_msg *nf_invocation_saved_msg(const nf_invocation *inv);
+void nf_invocation_run(nf_invocation *inv);
+/* Fires a notification event: result ignored. */
+void nf_notify(nf_conn *c, nf_nsconn *nc, nf_slice ns, nf_slice room, const char *event,
+               bool is_local, bool is_forced);
+
+extern const nf_ws_callbacks nf_conn_ws_callbacks;
+
+/* host.c */
+void nf_host_http_read(nf_conn *c);
+void nf_host_conn_gone(nf_host *h, nf_conn *c);
+
+#endif

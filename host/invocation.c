@@ -1,0 +1,121 @@
+/* invocation.c - one run of an application handler.
+ *
+ * The core creates an invocation, the application runs it (maybe in a
+ * coroutine that waits) and completes it with nf_invocation_finish(). The
+ * continuation set by the core then carries on the protocol procedure: write
+ * the reply, mark the namespace connected, send "A", and so on. The
+ * invocation keeps its own copies of the token and names, since the frame it
+ * came from is gone by the time a waiting handler finishes; the body is only
+ * lent for the duration of invoke(). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct nf_invocation {
+    nf_invocation_kind kind;
+    nf_conn *conn;                 /* referenced */
+    nf_endpoint *ep;
+    nf_msg msg;                    /* names point into storage */
+    bool is_local, is_forced, is_native, binary;
+    nf_invocation_cont cont;
+    void *cont_ud;
+    uint64_t started_us;
+    char storage[];
+};
+
+static char *keep(char *w, nf_slice s, nf_slice *out)
+{
+    if (s.len)
+        memcpy(w, s.ptr, s.len);
+    *out = nf_slice_of(w, s.len);
+    return w + s.len;
+}
+
+nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, nf_nsconn *nc, const nf_msg *m)
+{
+    static const nf_msg none;
+    if (m == NULL)
+        m = &none;
+    size_t need = m->wait.len + m->ns.len + m->room.len + m->event.len;
+    nf_invocation *inv = calloc(1, sizeof *inv + need);
+    if (inv == NULL)
+        return NULL;
+    inv->kind = kind;
+    inv->conn = c;
+    inv->ep = c->ep;
+    nf_conn_ref(c);
+    char *w = inv->storage;
+    w = keep(w, m->wait, &inv->msg.wait);
+    w = keep(w, m->ns, &inv->msg.ns);
+    w = keep(w, m->room, &inv->msg.room);
+    keep(w, m->event, &inv->msg.event);
+    inv->msg.body = m->body;
+    inv->msg.is_error = m->is_error;
+    inv->msg.is_noop = m->is_noop;
+    (void)nc;
+    return inv;
+}
+
+void nf_invocation_set(nf_invocation *inv, bool is_local, bool is_forced, bool is_native, bool binary)
+{
+    inv->is_local = is_local;
+    inv->is_forced = is_forced;
+    inv->is_native = is_native;
+    inv->binary = binary;
+}
+
+void nf_invocation_set_cont(nf_invocation *inv, nf_invocation_cont cont, void *cont_ud)
+{
+    inv->cont = cont;
+    inv->cont_ud = cont_ud;
+}
+
+void *nf_invocation_cont_ud(const nf_invocation *inv) { return inv->cont_ud; }
+const nf_msg *nf_invocation_saved_msg(const nf_invocation *inv) { return &inv->msg; }
+
+void nf_invocation_run(nf_invocation *inv)
+{
+    nf_host *h = inv->conn->host;
+    h->metrics.handler_runs++;
+    h->ops->invoke(h->app, inv);
+}
+
+void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data, size_t len)
+{
+    nf_conn *c = inv->conn;
+    /* The body was lent for invoke() only; a late finish must not see it. */
+    inv->msg.body = NF_SLICE_EMPTY;
+    if (inv->cont)
+        inv->cont(inv, result, data, len);
+    nf_conn_unref(c);
+    free(inv);
+}
+
+void nf_notify(nf_conn *c, nf_nsconn *nc, nf_slice ns, nf_slice room, const char *event,
+               bool is_local, bool is_forced)
+{
+    nf_msg m = { .ns = ns, .room = room, .event = nf_slice_of(event, strlen(event)) };
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, nc, &m);
+    if (inv == NULL)
+        return;
+    nf_invocation_set(inv, is_local, is_forced, false, false);
+    nf_invocation_run(inv);
+}
+
+nf_invocation_kind nf_invocation_kind_of(const nf_invocation *inv) { return inv->kind; }
+nf_conn *nf_invocation_conn(const nf_invocation *inv) { return inv->conn; }
+nf_endpoint *nf_invocation_endpoint(const nf_invocation *inv) { return inv->ep; }
+const nf_msg *nf_invocation_msg(const nf_invocation *inv) { return &inv->msg; }
+bool nf_invocation_is_local(const nf_invocation *inv) { return inv->is_local; }
+bool nf_invocation_is_forced(const nf_invocation *inv) { return inv->is_forced; }
+bool nf_invocation_is_native(const nf_invocation *inv) { return inv->is_native; }
+bool nf_invocation_is_binary(const nf_invocation *inv) { return inv->binary; }
+bool nf_invocation_wants_result(const nf_invocation *inv) { return inv->cont != NULL; }
+
+nf_nsconn *nf_invocation_nsconn(const nf_invocation *inv)
+{
+    if (inv->kind != NF_INVOKE_EVENT)
+        return NULL;
+    return nf_conn_namespace(inv->conn, inv->msg.ns);
+}

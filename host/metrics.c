@@ -1,0 +1,63 @@
+/* metrics.c - see metrics.h. */
+#include "metrics.h"
+
+#include <event2/buffer.h>
+
+static void counter(struct evbuffer *out, const char *name, const char *help, const char *labels, uint64_t v)
+{
+    if (help)
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    evbuffer_add_printf(out, "%s%s %llu\n", name, labels ? labels : "", (unsigned long long)v);
+}
+
+static void gauge(struct evbuffer *out, const char *name, const char *help, long long v)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name, v);
+}
+
+void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints, struct evbuffer *out)
+{
+    gauge(out, "neffos_connections", "Open WebSocket connections.", (long long)connections);
+    gauge(out, "neffos_endpoints", "Mounted endpoints.", (long long)endpoints);
+    counter(out, "neffos_http_requests_total", "HTTP requests received.", NULL, m->http_requests);
+    counter(out, "neffos_upgrades_total", "Successful WebSocket upgrades.", NULL, m->upgrades);
+    counter(out, "neffos_refusals_total", "Connections refused, by reason.", "{reason=\"limit\"}", m->refused_limit);
+    counter(out, "neffos_refusals_total", NULL, "{reason=\"bad_request\"}", m->refused_bad_request);
+    counter(out, "neffos_refusals_total", NULL, "{reason=\"origin\"}", m->refused_origin);
+    counter(out, "neffos_refusals_total", NULL, "{reason=\"on_connect\"}", m->refused_on_connect);
+    counter(out, "neffos_refusals_total", NULL, "{reason=\"handshake_timeout\"}", m->handshake_timeouts);
+    counter(out, "neffos_closed_total", "WebSocket connections closed.", NULL, m->closed);
+    counter(out, "neffos_messages_in_total", "Data messages received.", NULL, m->messages_in);
+    counter(out, "neffos_messages_out_total", "Data messages sent.", NULL, m->messages_out);
+    counter(out, "neffos_bytes_in_total", "Payload bytes received.", NULL, m->bytes_in);
+    counter(out, "neffos_bytes_out_total", "Payload bytes sent.", NULL, m->bytes_out);
+    counter(out, "neffos_invalid_frames_total", "Frames dropped as not neffos messages.", NULL, m->invalid_frames);
+    counter(out, "neffos_broadcasts_total", "Broadcasts made.", NULL, m->broadcasts);
+    counter(out, "neffos_broadcast_deliveries_total", "Local deliveries of broadcasts (fan-out).", NULL,
+            m->broadcast_deliveries);
+    counter(out, "neffos_handler_runs_total", "Lua handler runs.", NULL, m->handler_runs);
+    counter(out, "neffos_handler_errors_total", "Lua handler runs that raised an error.", NULL, m->handler_errors);
+    evbuffer_add_printf(out, "# HELP neffos_handler_seconds_total Time spent running Lua handlers (not waiting).\n"
+                        "# TYPE neffos_handler_seconds_total counter\nneffos_handler_seconds_total %.6f\n",
+                        (double)m->handler_us_total / 1e6);
+    counter(out, "neffos_asks_sent_total", "Server asks sent to clients.", NULL, m->asks_sent);
+    counter(out, "neffos_ask_timeouts_total", "Server asks that timed out.", NULL, m->ask_timeouts);
+    counter(out, "neffos_limit_hits_total", "Limits hit, by limit.", "{limit=\"outgoing_queue\"}", m->limit_outgoing);
+    counter(out, "neffos_limit_hits_total", NULL, "{limit=\"incoming_queue\"}", m->limit_inbox);
+    counter(out, "neffos_limit_hits_total", NULL, "{limit=\"message_rate\"}", m->limit_rate);
+    counter(out, "neffos_limit_hits_total", NULL, "{limit=\"namespaces\"}", m->limit_namespaces);
+    counter(out, "neffos_limit_hits_total", NULL, "{limit=\"rooms\"}", m->limit_rooms);
+    counter(out, "neffos_limit_hits_total", NULL, "{limit=\"pending_asks\"}", m->limit_asks);
+    counter(out, "neffos_reloads_total", "Hot reloads, by result.", "{result=\"ok\"}", m->reloads_ok);
+    counter(out, "neffos_reloads_total", NULL, "{result=\"failed\"}", m->reloads_failed);
+    if (m->exchange_connected >= 0) {
+        gauge(out, "neffos_exchange_connected", "Scale-out broker connection up (1) or down (0).",
+              m->exchange_connected);
+        counter(out, "neffos_exchange_published_total", "Messages published to the broker.", NULL,
+                m->exchange_published);
+        counter(out, "neffos_exchange_received_total", "Messages received from the broker.", NULL,
+                m->exchange_received);
+        counter(out, "neffos_exchange_dropped_total", "Publishes dropped while the broker was down.", NULL,
+                m->exchange_dropped);
+    }
+}

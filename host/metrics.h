@@ -1,0 +1,48 @@
+/* metrics.h - the server's counters, rendered as Prometheus text at /metrics. */
+#ifndef NF_METRICS_H
+#define NF_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+typedef struct nf_metrics {
+    uint64_t http_requests;
+    uint64_t upgrades;
+    uint64_t refused_limit;          /* max connections (total or per address) */
+    uint64_t refused_bad_request;    /* malformed or oversized HTTP */
+    uint64_t refused_origin;
+    uint64_t refused_on_connect;     /* on_connect returned an error */
+    uint64_t handshake_timeouts;
+    uint64_t closed;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t invalid_frames;
+    uint64_t broadcasts;
+    uint64_t broadcast_deliveries;
+    uint64_t handler_runs;
+    uint64_t handler_errors;
+    uint64_t handler_us_total;       /* sum of handler run times, microseconds */
+    uint64_t asks_sent;
+    uint64_t ask_timeouts;
+    uint64_t limit_outgoing;
+    uint64_t limit_inbox;
+    uint64_t limit_rate;
+    uint64_t limit_namespaces;
+    uint64_t limit_rooms;
+    uint64_t limit_asks;
+    uint64_t reloads_ok;
+    uint64_t reloads_failed;
+    uint64_t exchange_published;
+    uint64_t exchange_received;
+    uint64_t exchange_dropped;
+    int exchange_connected;          /* -1 none, 0 down, 1 up */
+} nf_metrics;
+
+/* Appends the Prometheus text exposition of m plus the gauges given. */
+void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints, struct evbuffer *out);
+
+#endif

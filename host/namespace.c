@@ -1,0 +1,640 @@
+/* namespace.c - namespaces and rooms: membership indexes, the client's
+ * connect/disconnect/join/leave requests (spec 7.2, 7.4, 7.6, 7.7), the
+ * server-forced versions (7.3, 7.5) and the close procedure (7.8).
+ *
+ * Each endpoint indexes its namespaces (name -> members) and each namespace
+ * its rooms (name -> members), so broadcasts and member listings walk only
+ * the receivers, never every connection. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* ---- indexes ------------------------------------------------------------------- */
+
+static nf_ns_index *index_get(nf_endpoint *ep, nf_slice ns, bool create)
+{
+    nf_ns_index *idx = nf_dict_get(ep->namespaces, ns);
+    if (idx || !create)
+        return idx;
+    idx = calloc(1, sizeof *idx + ns.len + 1);
+    if (idx == NULL)
+        return NULL;
+    idx->rooms = nf_dict_new();
+    if (idx->rooms == NULL) {
+        free(idx);
+        return NULL;
+    }
+    nf_list_init(&idx->members);
+    memcpy(idx->name, ns.ptr, ns.len);
+    idx->name_len = ns.len;
+    if (nf_dict_set(ep->namespaces, nf_slice_of(idx->name, idx->name_len), idx) != 0) {
+        nf_dict_free(idx->rooms);
+        free(idx);
+        return NULL;
+    }
+    return idx;
+}
+
+void nf_endpoint_drop_index(nf_endpoint *ep, nf_ns_index *idx)
+{
+    nf_dict_delete(ep->namespaces, nf_slice_of(idx->name, idx->name_len));
+    nf_dict_free(idx->rooms);
+    free(idx);
+}
+
+nf_nsconn *nf_ns_attach(nf_conn *c, nf_slice ns)
+{
+    nf_ns_index *idx = index_get(c->ep, ns, true);
+    nf_nsconn *nc = idx ? calloc(1, sizeof *nc) : NULL;
+    if (nc == NULL)
+        return NULL;
+    nc->conn = c;
+    nc->index = idx;
+    nf_list_init(&nc->rooms);
+    nf_list_push_back(&idx->members, &nc->index_link);
+    idx->count++;
+    nf_list_push_back(&c->nsconns, &nc->conn_link);
+    c->nsconn_count++;
+    return nc;
+}
+
+static void detach(nf_nsconn *nc)
+{
+    nf_conn *c = nc->conn;
+    nf_ns_index *idx = nc->index;
+    nf_list_remove(&nc->index_link);
+    nf_list_remove(&nc->conn_link);
+    c->nsconn_count--;
+    if (--idx->count == 0)
+        nf_endpoint_drop_index(c->ep, idx);
+    free(nc);
+}
+
+static nf_room_member *find_member(const nf_nsconn *nc, nf_slice room)
+{
+    NF_LIST_FOREACH(it, &nc->rooms) {
+        nf_room_member *m = NF_LIST_ENTRY(it, nf_room_member, nc_link);
+        if (nf_slice_eq(nf_slice_of(m->room->name, m->room->name_len), room))
+            return m;
+    }
+    return NULL;
+}
+
+static int room_add(nf_nsconn *nc, nf_slice room)
+{
+    nf_room_index *ri = nf_dict_get(nc->index->rooms, room);
+    if (ri == NULL) {
+        ri = calloc(1, sizeof *ri + room.len + 1);
+        if (ri == NULL)
+            return -1;
+        nf_list_init(&ri->members);
+        memcpy(ri->name, room.ptr, room.len);
+        ri->name_len = room.len;
+        if (nf_dict_set(nc->index->rooms, nf_slice_of(ri->name, ri->name_len), ri) != 0) {
+            free(ri);
+            return -1;
+        }
+    }
+    nf_room_member *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return -1;
+    m->nc = nc;
+    m->room = ri;
+    nf_list_push_back(&ri->members, &m->room_link);
+    nf_list_push_back(&nc->rooms, &m->nc_link);
+    ri->count++;
+    nc->room_count++;
+    return 0;
+}
+
+static void room_remove(nf_nsconn *nc, nf_room_member *m)
+{
+    nf_room_index *ri = m->room;
+    nf_list_remove(&m->room_link);
+    nf_list_remove(&m->nc_link);
+    nc->room_count--;
+    free(m);
+    if (--ri->count == 0) {
+        nf_dict_delete(nc->index->rooms, nf_slice_of(ri->name, ri->name_len));
+        free(ri);
+    }
+}
+
+/* Leaves every room with the forced local events, then drops the namespace.
+ * The room's name is copied first: the handlers run while it still exists,
+ * and it is freed with the last member. */
+static void leave_rooms_forced(nf_nsconn *nc, bool is_local)
+{
+    nf_conn *c = nc->conn;
+    nf_slice ns = nf_slice_of(nc->index->name, nc->index->name_len);
+    while (!nf_list_empty(&nc->rooms)) {
+        nf_room_member *m = NF_LIST_ENTRY(nc->rooms.next, nf_room_member, nc_link);
+        char stack[256];
+        size_t n = m->room->name_len;
+        char *name = n <= sizeof stack ? stack : malloc(n);
+        if (name == NULL)
+            return;
+        memcpy(name, m->room->name, n);
+        nf_slice room = nf_slice_of(name, n);
+        nf_notify(c, nc, ns, room, NF_ON_ROOM_LEAVE, is_local, true);
+        nf_notify(c, nc, ns, room, NF_ON_ROOM_LEFT, is_local, true);
+        /* A handler may have left it already; look it up again. */
+        m = find_member(nc, room);
+        if (m)
+            room_remove(nc, m);
+        if (name != stack)
+            free(name);
+    }
+}
+
+void nf_ns_close_all(nf_conn *c)
+{
+    while (!nf_list_empty(&c->nsconns)) {
+        nf_nsconn *nc = NF_LIST_ENTRY(c->nsconns.next, nf_nsconn, conn_link);
+        leave_rooms_forced(nc, true);
+        nf_notify(c, nc, nf_slice_of(nc->index->name, nc->index->name_len), NF_SLICE_EMPTY,
+                  NF_ON_NAMESPACE_DISCONNECT, true, true);
+        detach(nc);
+    }
+}
+
+/* ---- replies ------------------------------------------------------------------- */
+
+static void reply_error(nf_conn *c, const nf_msg *req, nf_slice text, bool binary)
+{
+    nf_msg m = { .wait = req->wait, .ns = req->ns, .room = req->room, .event = req->event,
+                 .is_error = true, .body = text.len ? text : NF_SLICE("error") };
+    nf_conn_send_msg(c, &m, binary);
+}
+
+/* A system request with no token or with isNoOp gets no answer and fires
+ * nothing (spec 7.9). */
+static bool ignorable(const nf_msg *m) { return m->wait.len == 0 || m->is_noop; }
+
+typedef void (*decided_fn)(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary);
+
+static void system_decided(nf_invocation *inv, nf_result result, const char *data, size_t len)
+{
+    nf_conn *c = nf_invocation_conn(inv);
+    decided_fn fn = (decided_fn)nf_invocation_cont_ud(inv);
+    c->busy = false;
+    if (c->state == NF_CONN_READY)
+        fn(c, nf_invocation_saved_msg(inv), result, nf_slice_of(data, len), nf_invocation_is_binary(inv));
+    nf_conn_drain(c);
+}
+
+static void decide(nf_conn *c, nf_nsconn *nc, const nf_msg *req, bool binary, decided_fn fn)
+{
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, nc, req);
+    if (inv == NULL)
+        return;
+    nf_invocation_set(inv, false, false, false, binary);
+    nf_invocation_set_cont(inv, system_decided, (void *)fn);
+    c->busy = true;
+    nf_invocation_run(inv);
+}
+
+/* ---- client requests ------------------------------------------------------------- */
+
+static void connect_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
+{
+    nf_nsconn *nc = nf_conn_namespace(c, req->ns);
+    if (nc == NULL)
+        return;
+    if (r == NF_RESULT_ERROR) {
+        detach(nc);   /* refused: it was never connected, so no events */
+        reply_error(c, req, err, binary);
+        return;
+    }
+    /* The answer goes first, then _OnNamespaceConnected (spec 7.2, 17.5.7). */
+    nf_conn_send_empty_reply(c, req->wait);
+    nf_ns_connected(nc);
+    nf_notify(c, nc, req->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, false, false);
+}
+
+void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary)
+{
+    if (ignorable(m))
+        return;
+    if (nf_conn_namespace(c, m->ns)) {
+        nf_conn_send_empty_reply(c, m->wait);
+        return;
+    }
+    if (!c->host->ops->has_namespace(c->host->app, c->ep, m->ns)) {
+        reply_error(c, m, NF_SLICE(NF_ERR_BAD_NAMESPACE), binary);
+        return;
+    }
+    if (c->nsconn_count >= c->host->limits.max_namespaces_per_conn) {
+        nf_conn_limit_hit(c, NF_LIMIT_NAMESPACES, "namespaces per connection");
+        reply_error(c, m, NF_SLICE("too many namespaces"), binary);
+        return;
+    }
+    /* Attached before the decision so that the handler's ns object works;
+     * detached again without events if it refuses. */
+    nf_nsconn *nc = nf_ns_attach(c, m->ns);
+    if (nc == NULL)
+        return;
+    decide(c, nc, m, binary, connect_decided);
+}
+
+static void disconnect_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
+{
+    nf_nsconn *nc = nf_conn_namespace(c, req->ns);
+    if (nc == NULL) {
+        nf_conn_send_empty_reply(c, req->wait);
+        return;
+    }
+    if (r == NF_RESULT_ERROR) {
+        reply_error(c, req, err, binary);
+        return;
+    }
+    leave_rooms_forced(nc, false);
+    nf_ns_disconnected(nc);
+    detach(nc);
+    nf_conn_send_empty_reply(c, req->wait);
+}
+
+void nf_ns_handle_disconnect(nf_conn *c, const nf_msg *m, bool binary)
+{
+    if (ignorable(m))
+        return;
+    nf_nsconn *nc = nf_conn_namespace(c, m->ns);
+    if (nc == NULL) {
+        nf_conn_send_empty_reply(c, m->wait);
+        return;
+    }
+    decide(c, nc, m, binary, disconnect_decided);
+}
+
+static void join_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
+{
+    nf_nsconn *nc = nf_conn_namespace(c, req->ns);
+    if (nc == NULL)
+        return;
+    if (r == NF_RESULT_ERROR) {
+        reply_error(c, req, err, binary);
+        return;
+    }
+    if (!find_member(nc, req->room) && room_add(nc, req->room) != 0)
+        return;
+    nf_conn_send_empty_reply(c, req->wait);
+    nf_notify(c, nc, req->ns, req->room, NF_ON_ROOM_JOINED, false, false);
+}
+
+void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
+{
+    if (ignorable(m))
+        return;
+    if (find_member(nc, m->room)) {
+        nf_conn_send_empty_reply(c, m->wait);
+        return;
+    }
+    if (nc->room_count >= c->host->limits.max_rooms_per_conn) {
+        nf_conn_limit_hit(c, NF_LIMIT_ROOMS, "rooms per namespace connection");
+        reply_error(c, m, NF_SLICE("too many rooms"), binary);
+        return;
+    }
+    decide(c, nc, m, binary, join_decided);
+}
+
+static void leave_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
+{
+    nf_nsconn *nc = nf_conn_namespace(c, req->ns);
+    if (nc == NULL)
+        return;
+    if (r == NF_RESULT_ERROR) {
+        reply_error(c, req, err, binary);
+        return;
+    }
+    nf_room_member *mem = find_member(nc, req->room);
+    if (mem)
+        room_remove(nc, mem);
+    nf_conn_send_empty_reply(c, req->wait);
+    nf_notify(c, nc, req->ns, req->room, NF_ON_ROOM_LEFT, false, false);
+}
+
+void nf_ns_handle_leave(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
+{
+    if (ignorable(m))
+        return;
+    if (!find_member(nc, m->room)) {
+        nf_conn_send_empty_reply(c, m->wait);
+        return;
+    }
+    /* Whatever the client called it (_OnRoomLeft from leaveAll), the handler
+     * that decides is _OnRoomLeave. */
+    nf_msg req = *m;
+    req.event = NF_SLICE(NF_ON_ROOM_LEAVE);
+    decide(c, nc, &req, binary, leave_decided);
+}
+
+/* ---- server-forced actions ---------------------------------------------------------- */
+
+/* What a forced action waits on: the connection (referenced) and the names,
+ * since the nf_nsconn may be gone by the time the client answers. */
+typedef struct forced {
+    nf_conn *c;
+    nf_done_cb cb;
+    void *ud;
+    nf_slice ns, room;
+    struct forced *next;   /* deferred connects */
+    char names[];
+} forced;
+
+static forced *forced_new(nf_conn *c, nf_slice ns, nf_slice room, nf_done_cb cb, void *ud)
+{
+    forced *f = calloc(1, sizeof *f + ns.len + room.len);
+    if (f == NULL)
+        return NULL;
+    f->c = c;
+    f->cb = cb;
+    f->ud = ud;
+    memcpy(f->names, ns.ptr, ns.len);
+    memcpy(f->names + ns.len, room.ptr, room.len);
+    f->ns = nf_slice_of(f->names, ns.len);
+    f->room = nf_slice_of(f->names + ns.len, room.len);
+    nf_conn_ref(c);
+    return f;
+}
+
+static void forced_done(forced *f, const char *err)
+{
+    if (f->cb)
+        f->cb(f->ud, err, err ? strlen(err) : 0);
+    nf_conn_unref(f->c);
+    free(f);
+}
+
+static const char *ask_error(nf_ask_status st, const nf_msg *reply, char *buf, size_t cap)
+{
+    switch (st) {
+    case NF_ASK_OK: return NULL;
+    case NF_ASK_REMOTE_ERROR:
+        snprintf(buf, cap, "%.*s", (int)reply->body.len, reply->body.ptr);
+        return buf;
+    case NF_ASK_TIMEOUT: return "timeout";
+    case NF_ASK_NOT_FOUND: return NF_ERR_BAD_NAMESPACE;
+    default: return NF_ERR_WRITE;
+    }
+}
+
+static void connect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
+{
+    forced *f = ud;
+    char buf[512];
+    const char *err = ask_error(st, reply, buf, sizeof buf);
+    nf_conn *c = f->c;
+    if (err == NULL && c->state == NF_CONN_READY && nf_conn_namespace(c, f->ns) == NULL) {
+        nf_nsconn *nc = nf_ns_attach(c, f->ns);
+        if (nc) {
+            nf_ns_connected(nc);
+            nf_notify(c, nc, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, true, false);
+        }
+    }
+    forced_done(f, err);
+}
+
+static void connect_locally_decided(nf_invocation *inv, nf_result result, const char *data, size_t len)
+{
+    forced *f = nf_invocation_cont_ud(inv);
+    nf_conn *c = f->c;
+    if (result == NF_RESULT_ERROR) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "%.*s", (int)len, data);
+        forced_done(f, len ? buf : "error");
+        return;
+    }
+    if (c->state != NF_CONN_READY) {
+        forced_done(f, NF_ERR_WRITE);
+        return;
+    }
+    nf_slice event = NF_SLICE(NF_ON_NAMESPACE_CONNECT);
+    nf_ask_send(c, f->ns, NF_SLICE_EMPTY, event, NF_SLICE_EMPTY, false, 0, connect_answered, f);
+}
+
+static void start_forced_connect(forced *f)
+{
+    nf_conn *c = f->c;
+    if (c->state != NF_CONN_READY) {
+        forced_done(f, NF_ERR_WRITE);
+        return;
+    }
+    if (nf_conn_namespace(c, f->ns)) {
+        forced_done(f, NULL);
+        return;
+    }
+    /* The local _OnNamespaceConnect runs first and may refuse (spec 7.3). */
+    nf_msg m = { .ns = f->ns, .event = NF_SLICE(NF_ON_NAMESPACE_CONNECT) };
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, NULL, &m);
+    if (inv == NULL) {
+        forced_done(f, "out of memory");
+        return;
+    }
+    nf_invocation_set(inv, true, false, false, false);
+    nf_invocation_set_cont(inv, connect_locally_decided, f);
+    nf_invocation_run(inv);
+}
+
+void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud)
+{
+    forced *f = forced_new(c, ns, NF_SLICE_EMPTY, cb, ud);
+    if (f == NULL) {
+        if (cb)
+            cb(ud, "out of memory", 13);
+        return;
+    }
+    if (c->state < NF_CONN_READY && c->state != NF_CONN_HTTP) {
+        /* Before "A": sent right after it (spec 17.2.6). Keep call order. */
+        forced **tail = (forced **)&c->deferred;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = f;
+        return;
+    }
+    start_forced_connect(f);
+}
+
+void nf_ns_run_deferred(nf_conn *c)
+{
+    forced *f = (forced *)c->deferred;
+    c->deferred = NULL;
+    while (f) {
+        forced *next = f->next;
+        f->next = NULL;
+        start_forced_connect(f);
+        f = next;
+    }
+}
+
+void nf_ns_free_deferred(nf_conn *c)
+{
+    forced *f = (forced *)c->deferred;
+    c->deferred = NULL;
+    while (f) {
+        forced *next = f->next;
+        /* The connection is being freed: report without touching it. */
+        if (f->cb)
+            f->cb(f->ud, NF_ERR_WRITE, strlen(NF_ERR_WRITE));
+        free(f);
+        f = next;
+    }
+}
+
+static void disconnect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
+{
+    forced *f = ud;
+    nf_conn *c = f->c;
+    char buf[512];
+    const char *err = st == NF_ASK_OK ? NULL : ask_error(st, reply, buf, sizeof buf);
+    /* The server's decision stands whatever the client said (7.5). */
+    nf_nsconn *nc = nf_conn_namespace(c, f->ns);
+    if (nc && !nf_conn_is_closed(c)) {
+        leave_rooms_forced(nc, true);
+        nf_notify(c, nc, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_DISCONNECT, true, false);
+        nc = nf_conn_namespace(c, f->ns);
+        if (nc) {
+            nf_ns_disconnected(nc);
+            detach(nc);
+        }
+    }
+    forced_done(f, err);
+}
+
+void nf_nsconn_disconnect(nf_nsconn *nc, nf_done_cb cb, void *ud)
+{
+    nf_slice ns = nf_slice_of(nc->index->name, nc->index->name_len);
+    if (nc->disconnecting) {
+        if (cb)
+            cb(ud, NULL, 0);
+        return;
+    }
+    forced *f = forced_new(nc->conn, ns, NF_SLICE_EMPTY, cb, ud);
+    if (f == NULL)
+        return;
+    nc->disconnecting = true;
+    nf_ask_send(nc->conn, ns, NF_SLICE_EMPTY, NF_SLICE(NF_ON_NAMESPACE_DISCONNECT), NF_SLICE_EMPTY, false, 0,
+                disconnect_answered, f);
+}
+
+static void join_answered(void *ud, nf_ask_status st, const nf_msg *reply)
+{
+    forced *f = ud;
+    char buf[512];
+    const char *err = ask_error(st, reply, buf, sizeof buf);
+    nf_nsconn *nc = nf_conn_namespace(f->c, f->ns);
+    if (err == NULL && nc && !find_member(nc, f->room)) {
+        nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_JOIN, true, false);
+        nc = nf_conn_namespace(f->c, f->ns);
+        if (nc && !find_member(nc, f->room) && room_add(nc, f->room) == 0)
+            nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_JOINED, true, false);
+    } else if (err == NULL && nc == NULL) {
+        err = NF_ERR_BAD_NAMESPACE;
+    }
+    forced_done(f, err);
+}
+
+void nf_nsconn_join_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud)
+{
+    nf_slice ns = nf_slice_of(nc->index->name, nc->index->name_len);
+    if (find_member(nc, room)) {
+        if (cb)
+            cb(ud, NULL, 0);
+        return;
+    }
+    if (nc->room_count >= nc->conn->host->limits.max_rooms_per_conn) {
+        nf_conn_limit_hit(nc->conn, NF_LIMIT_ROOMS, "rooms per namespace connection");
+        if (cb)
+            cb(ud, "too many rooms", 14);
+        return;
+    }
+    forced *f = forced_new(nc->conn, ns, room, cb, ud);
+    if (f == NULL)
+        return;
+    nf_ask_send(nc->conn, ns, room, NF_SLICE(NF_ON_ROOM_JOIN), NF_SLICE_EMPTY, false, 0, join_answered, f);
+}
+
+static void leave_answered(void *ud, nf_ask_status st, const nf_msg *reply)
+{
+    forced *f = ud;
+    char buf[512];
+    const char *err = st == NF_ASK_OK ? NULL : ask_error(st, reply, buf, sizeof buf);
+    nf_nsconn *nc = nf_conn_namespace(f->c, f->ns);
+    if (nc && find_member(nc, f->room) && !nf_conn_is_closed(f->c)) {
+        nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_LEAVE, true, false);
+        nc = nf_conn_namespace(f->c, f->ns);
+        nf_room_member *m = nc ? find_member(nc, f->room) : NULL;
+        if (m) {
+            room_remove(nc, m);
+            nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_LEFT, true, false);
+        }
+    }
+    forced_done(f, err);
+}
+
+void nf_nsconn_leave_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud)
+{
+    nf_slice ns = nf_slice_of(nc->index->name, nc->index->name_len);
+    if (!find_member(nc, room)) {
+        if (cb)
+            cb(ud, NULL, 0);
+        return;
+    }
+    forced *f = forced_new(nc->conn, ns, room, cb, ud);
+    if (f == NULL)
+        return;
+    nf_ask_send(nc->conn, ns, room, NF_SLICE(NF_ON_ROOM_LEAVE), NF_SLICE_EMPTY, false, 0, leave_answered, f);
+}
+
+/* ---- accessors ------------------------------------------------------------------ */
+
+nf_nsconn *nf_conn_namespace(nf_conn *c, nf_slice ns)
+{
+    NF_LIST_FOREACH(it, &c->nsconns) {
+        nf_nsconn *nc = NF_LIST_ENTRY(it, nf_nsconn, conn_link);
+        if (nf_slice_eq(nf_slice_of(nc->index->name, nc->index->name_len), ns))
+            return nc;
+    }
+    return NULL;
+}
+
+nf_nsconn *nf_conn_namespace_next(nf_conn *c, nf_nsconn *prev)
+{
+    nf_list *next = prev ? prev->conn_link.next : c->nsconns.next;
+    return next == &c->nsconns ? NULL : NF_LIST_ENTRY(next, nf_nsconn, conn_link);
+}
+
+nf_conn *nf_nsconn_conn(nf_nsconn *nc) { return nc->conn; }
+nf_slice nf_nsconn_name(const nf_nsconn *nc) { return nf_slice_of(nc->index->name, nc->index->name_len); }
+void *nf_nsconn_app_data(const nf_nsconn *nc) { return nc->app_data; }
+void nf_nsconn_set_app_data(nf_nsconn *nc, void *data) { nc->app_data = data; }
+bool nf_nsconn_in_room(const nf_nsconn *nc, nf_slice room) { return find_member(nc, room) != NULL; }
+
+bool nf_nsconn_room_next(const nf_nsconn *nc, size_t *cursor, nf_slice *room)
+{
+    size_t i = 0;
+    NF_LIST_FOREACH(it, &nc->rooms) {
+        if (i++ == *cursor) {
+            nf_room_member *m = NF_LIST_ENTRY(it, nf_room_member, nc_link);
+            *room = nf_slice_of(m->room->name, m->room->name_len);
+            (*cursor)++;
+            return true;
+        }
+    }
+    return false;
+}
+
+int nf_nsconn_emit(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, bool binary)
+{
+    nf_msg m = { .ns = nf_nsconn_name(nc), .room = room, .event = event, .body = body };
+    return nf_conn_send_msg(nc->conn, &m, binary);
+}
+
+void nf_nsconn_ask(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, bool binary,
+                   unsigned timeout_ms, nf_ask_cb cb, void *ud)
+{
+    nf_ask_send(nc->conn, nf_nsconn_name(nc), room, event, body, binary, timeout_ms, cb, ud);
+}

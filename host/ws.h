@@ -1,0 +1,65 @@
+/* ws.h - one server-side WebSocket connection (RFC 6455) on a bufferevent.
+ *
+ * Knows nothing of neffos. Reading, validation (masking, reserved bits,
+ * opcodes, control frames, UTF-8 fail-fast, close codes, message size) and
+ * control frames go through wslay. Outgoing data frames are written
+ * directly into the bufferevent's output: a 2-10 byte header followed by the
+ * payload, serialized in place or shared by reference (broadcast), so
+ * nothing is copied per receiver and libevent writes everything queued in
+ * one loop iteration with one writev. */
+#ifndef NF_WS_H
+#define NF_WS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bufferevent;
+
+typedef struct nf_ws nf_ws;
+
+typedef struct nf_ws_callbacks {
+    /* A complete data message. `data` is valid only during the call. */
+    void (*on_message)(void *ud, bool binary, const uint8_t *data, size_t len);
+    /* Any frame arrived (data or control): for read timeouts. */
+    void (*on_activity)(void *ud);
+} nf_ws_callbacks;
+
+/* A frame shared by many connections: refcounted, freed with the last ref. */
+typedef struct nf_shared_frame nf_shared_frame;
+
+nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes,
+                 const nf_ws_callbacks *cb, void *ud);
+void nf_ws_free(nf_ws *ws);
+
+/* Feeds what is in the bufferevent's input to the parser. Returns 0 while
+ * the connection goes on, -1 when it is finished (close handshake done or a
+ * protocol error answered with a close frame): flush the output, then close. */
+int nf_ws_read(nf_ws *ws);
+
+/* True once a close frame was queued or received. */
+bool nf_ws_is_closing(const nf_ws *ws);
+/* The status code the peer sent (1005 if none), or 1006 if it sent none yet. */
+uint16_t nf_ws_peer_close_code(const nf_ws *ws);
+
+/* Writes the frame header for a payload of len bytes into hdr (>= 10 bytes);
+ * returns its size. */
+size_t nf_ws_frame_header(uint8_t *hdr, bool binary, size_t len);
+
+/* Sends one data frame whose payload of len bytes is produced by fill()
+ * straight into the output buffer. Returns 0, or -1 if closing. */
+int nf_ws_send_with(nf_ws *ws, bool binary, size_t len,
+                    void (*fill)(void *ctx, char *dst), void *ctx);
+int nf_ws_send(nf_ws *ws, bool binary, const void *data, size_t len);
+
+/* Queues a close frame (code, reason <= 123 bytes). */
+void nf_ws_close(nf_ws *ws, uint16_t code, const char *reason, size_t reason_len);
+
+/* Shared frames: build once, send to many. */
+nf_shared_frame *nf_shared_frame_new(bool binary, size_t payload_len,
+                                     void (*fill)(void *ctx, char *dst), void *ctx);
+void nf_shared_frame_release(nf_shared_frame *f);
+int nf_ws_send_shared(nf_ws *ws, nf_shared_frame *f);
+size_t nf_shared_frame_size(const nf_shared_frame *f);
+
+#endif
