@@ -2,6 +2,7 @@
 #   ctest --test-dir build --output-on-failure
 # Conventions (add a file, get a test; no list to edit):
 #   spec/c/test_*.c            C unit tests, linked with the host library
+#                              (test_lua*.c: with the Lua bindings)
 #   spec/lua/*_spec.lua        busted specs of the Lua-side library
 #   spec/interop/*.test.mjs    Node tests driving the built server with neffos.js
 #   spec/browser/*.test.mjs    headless Chromium tests (playwright-core)
@@ -22,7 +23,11 @@ foreach(src ${NF_C_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_include_directories(${name} PRIVATE ${NF_SPEC_DIR}/c)
-  target_link_libraries(${name} PRIVATE nf_bindings)
+  if(name MATCHES "^test_lua")
+    target_link_libraries(${name} PRIVATE nf_bindings)   # tests of the Lua bindings
+  else()
+    target_link_libraries(${name} PRIVATE nf_host)       # the host alone: no Lua
+  endif()
   add_test(NAME c/${name} COMMAND ${name})
   set_tests_properties(c/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS unit TIMEOUT 120)
 endforeach()
