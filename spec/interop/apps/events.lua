@@ -1,0 +1,57 @@
+-- Interop test app: events, ask/reply, errors, server asks, binary, headers (spec sections 5, 6, 8, 9).
+local neffos = require "neffos"
+
+local function ask_client(ns, msg, timeout)
+  local answer, err = ns:ask("question", msg.body, timeout)
+  if not answer then
+    return nil, "ask failed: " .. tostring(err)
+  end
+  return "client said: " .. answer.body
+end
+
+return neffos.server {
+  endpoint = "/echo",
+  namespaces = {
+    default = {
+      echo = function(ns, msg)
+        return "echo back: " .. msg.body
+      end,
+      emitback = function(ns, msg)
+        ns:emit("reply", "emitted: " .. msg.body)
+      end,
+      fail = function(ns, msg)
+        return nil, "something failed"
+      end,
+      raise = function(ns, msg)
+        error("boom from lua: " .. msg.body)
+      end,
+      silent = function(ns, msg)
+      end,
+      askback = function(ns, msg)
+        return ask_client(ns, msg, 5)
+      end,
+      askquick = function(ns, msg)
+        return ask_client(ns, msg, 0.5)
+      end,
+      bin = function(ns, msg)
+        return "got:" .. msg.body
+      end,
+      kind = function(ns, msg)
+        return msg.binary and "binary" or "text"
+      end,
+      emitbin = function(ns, msg)
+        ns:emit_binary("binout", msg.body:reverse())
+      end,
+      len = function(ns, msg)
+        return tostring(#msg.body)
+      end,
+      header = function(ns, msg)
+        local v = ns.conn.request.headers[msg.body]
+        if v == nil then
+          return nil, "no header " .. msg.body
+        end
+        return v
+      end,
+    },
+  },
+}
