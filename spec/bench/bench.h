@@ -84,6 +84,10 @@ int bench_ask(const bench_opts *o);
 int bench_broadcast(const bench_opts *o);
 int bench_idle(const bench_opts *o);
 
+/* A JSON number with prec decimals, or null when v < 0 (not measured).
+ * Returns buf. */
+const char *bench_json_num(char buf[32], double v, int prec);
+
 /* A JSON string literal for s (for error texts in the last line). */
 void bench_json_string(char *out, size_t cap, const char *s);
 

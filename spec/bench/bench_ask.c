@@ -176,16 +176,16 @@ int bench_ask(const bench_opts *o)
     if (f->first_error[0] || r->first_reply_error[0])
         printf("  first error    %s%s\n", f->first_error, r->first_reply_error);
 
-    char err[420], tmp[400];
+    char err[420], tmp[400], n1[32], n2[32];
     snprintf(tmp, sizeof(tmp), "%s%s", f->first_error, r->first_reply_error);
     bench_json_string(err, sizeof(err), tmp);
     printf("{\"mode\":\"ask\",\"conns\":%u,\"inflight\":%u,\"size\":%zu,\"seconds\":%.3f,"
            "\"replies\":%llu,\"replies_per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-           "\"max_us\":%.1f,\"errors\":%llu,\"server_cpu_s\":%.2f,\"replies_per_server_cpu_s\":%.0f,"
+           "\"max_us\":%.1f,\"errors\":%llu,\"server_cpu_s\":%s,\"replies_per_server_cpu_s\":%s,"
            "\"client_cpu_s\":%.2f,\"first_error\":%s}\n",
            f->ready, o->inflight, o->size, secs, (unsigned long long)r->replies, rate, p50, p99, p999,
-           pmax, (unsigned long long)errors, srv_cpu,
-           srv_cpu > 0 ? (double)r->replies / srv_cpu : -1, self_cpu, err);
+           pmax, (unsigned long long)errors, bench_json_num(n1, srv_cpu, 2),
+           bench_json_num(n2, srv_cpu > 0 ? (double)r->replies / srv_cpu : -1, 0), self_cpu, err);
 
     int rc = (r->replies > 0 && errors == 0) ? 0 : 1;
     bench_fleet_free(f);

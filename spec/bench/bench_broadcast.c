@@ -233,16 +233,16 @@ int bench_broadcast(const bench_opts *o)
         printf("  first error    %s (dial failures %u, closed later %u)\n", f->first_error, f->failed,
                f->closed_after_ready);
 
-    char err[420];
+    char err[420], n1[32], n2[32];
     bench_json_string(err, sizeof(err), f->first_error);
     printf("{\"mode\":\"broadcast\",\"receivers\":%u,\"window\":%u,\"seconds\":%.3f,\"sent\":%llu,"
            "\"deliveries\":%llu,\"expected\":%llu,\"deliveries_per_s\":%.0f,\"lost\":%llu,"
            "\"order_violations\":%llu,\"unexpected\":%llu,\"sender_echoes\":%llu,\"dial_failures\":%u,"
-           "\"server_cpu_s\":%.2f,\"deliveries_per_server_cpu_s\":%.0f,\"client_cpu_s\":%.2f,\"first_error\":%s}\n",
+           "\"server_cpu_s\":%s,\"deliveries_per_server_cpu_s\":%s,\"client_cpu_s\":%.2f,\"first_error\":%s}\n",
            receivers, o->window, secs, (unsigned long long)r->sent, (unsigned long long)received,
            (unsigned long long)expected, rate, (unsigned long long)lost, (unsigned long long)order,
-           (unsigned long long)unexpected, (unsigned long long)r->sender_got, f->failed, srv_cpu,
-           srv_cpu > 0 ? (double)received / srv_cpu : -1, self_cpu, err);
+           (unsigned long long)unexpected, (unsigned long long)r->sender_got, f->failed, bench_json_num(n1, srv_cpu, 2),
+           bench_json_num(n2, srv_cpu > 0 ? (double)received / srv_cpu : -1, 0), self_cpu, err);
 
     int rc = (received > 0 && lost == 0 && order == 0 && f->failed == 0) ? 0 : 1;
     bench_fleet_free(f);

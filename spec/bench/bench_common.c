@@ -79,6 +79,14 @@ unsigned long bench_raise_nofile(void)
     return (unsigned long)rl.rlim_cur;
 }
 
+const char *bench_json_num(char buf[32], double v, int prec)
+{
+    if (v < 0)
+        return strcpy(buf, "null");
+    snprintf(buf, 32, "%.*f", prec, v);
+    return buf;
+}
+
 void bench_json_string(char *out, size_t cap, const char *s)
 {
     size_t w = 0;

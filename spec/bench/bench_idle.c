@@ -80,12 +80,14 @@ int bench_idle(const bench_opts *o)
         printf("  first error    %s (failed %u, closed later %u)\n", f->first_error, f->failed,
                f->closed_after_ready);
 
-    char err[420];
+    char err[420], n1[32], n2[32], n3[32], n4[32], n5[32];
     bench_json_string(err, sizeof(err), f->first_error);
     printf("{\"mode\":\"idle\",\"conns\":%u,\"held\":%u,\"failed\":%u,\"dial_seconds\":%.3f,"
-           "\"rss_before\":%lld,\"rss_after\":%lld,\"bytes_per_conn\":%.0f,\"server_cpu_dial_s\":%.2f,"
-           "\"server_cpu_hold_s\":%.2f,\"first_error\":%s}\n",
-           o->conns, alive, f->failed, dial_s, r->rss0, r->rss1, per_conn, dial_cpu, hold_cpu, err);
+           "\"rss_before\":%s,\"rss_after\":%s,\"bytes_per_conn\":%s,\"server_cpu_dial_s\":%s,"
+           "\"server_cpu_hold_s\":%s,\"first_error\":%s}\n",
+           o->conns, alive, f->failed, dial_s, bench_json_num(n1, have_rss ? (double)r->rss0 : -1, 0),
+           bench_json_num(n2, have_rss ? (double)r->rss1 : -1, 0), bench_json_num(n3, per_conn, 0),
+           bench_json_num(n4, dial_cpu, 2), bench_json_num(n5, hold_cpu, 2), err);
 
     int rc = (alive == o->conns) ? 0 : 1;
     bench_fleet_free(f);
