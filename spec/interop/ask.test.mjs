@@ -215,3 +215,16 @@ test('raw: ns:emit_binary sends a binary frame with the exact bytes', T, async (
   assert.equal(f.binary, true);
   assert.deepEqual(f.data, Buffer.concat([Buffer.from(';default;;binout;0;0;'), Buffer.from(body).reverse()]));
 });
+
+test('ordering: one connection\'s handlers run in arrival order; other connections go on (docs/lua-api.md)', T, async (t) => {
+  const a = await rawDefault(t);
+  const b = await rawDefault(t);
+  a.sendText('$s;default;;slow;0;0;0.5');
+  a.sendText('$e;default;;echo;0;0;after slow');
+  // While A's handler sleeps, B is served at once.
+  const started = Date.now();
+  assert.equal(await b.ask('$b;default;;echo;0;0;meanwhile'), '$b;default;;echo;0;0;echo back: meanwhile');
+  assert.ok(Date.now() - started < 400, 'B was not held up by A\'s sleeping handler');
+  assert.equal(await a.nextText(5000, 'slow reply'), '$s;default;;slow;0;0;slept 0.5');
+  assert.equal(await a.nextText(5000, 'echo reply'), '$e;default;;echo;0;0;echo back: after slow');
+});

@@ -42,6 +42,10 @@ return neffos.server {
       emitbin = function(ns, msg)
         ns:emit_binary("binout", msg.body:reverse())
       end,
+      slow = function(ns, msg)
+        neffos.sleep(tonumber(msg.body))
+        return "slept " .. msg.body
+      end,
       len = function(ns, msg)
         return tostring(#msg.body)
       end,
