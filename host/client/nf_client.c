@@ -679,6 +679,10 @@ static void handle_close_frame(nf_client *c, const uint8_t *p, size_t len)
             /* the peer is gone already; nothing to do */
         }
     }
+    if (c->state == NF_CLIENT_CLOSING) {    /* the answer to our own close */
+        finish(c, "closed");
+        return;
+    }
     snprintf(c->why, sizeof(c->why), "closed by server (%u%s%.*s)", code,
              len > 2 ? " " : "", (int)(len > 2 ? len - 2 : 0), (const char *)p + 2);
     finish(c, c->why);

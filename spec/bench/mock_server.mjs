@@ -30,13 +30,25 @@ wss.on('connection', (ws) => {
       if (ns !== 'v1') { ws.send(`${wait};${ns};;${event};1;0;bad namespace`); return; }
       inV1.add(ws);
       ws.send(`${wait};;;;;;`);
+      if (process.env.MOCK_EDGES) {
+        // Exercise the client's frame parser: ping, a fragmented message,
+        // a server ask (digits token) the client should answer.
+        ws.ping('p1');
+        ws.send(';v1;;chat;0;0;frag-', { fin: false });
+        ws.send('ment-', { fin: false });
+        ws.send('ed', { fin: true });
+        ws.send(`77;v1;;question;0;0;q`);
+      }
     } else if (event === 'echo') {
       if (wait) ws.send(`${wait};${ns};${room};echo;0;0;${body}`);
+    } else if (event === 'question' && wait === '77') {
+      console.error(`server ask answered: ${s}`);
     } else if (event === 'shout') {
       const out = `;v1;;chat;0;0;${body}`;
       for (const o of inV1) if (o !== ws) o.send(out);
     }
   });
+  ws.on('pong', (d) => { if (process.env.MOCK_EDGES) console.error(`pong ${d}`); });
   ws.on('close', () => inV1.delete(ws));
 });
 wss.on('listening', () => console.error(`mock neffos on ws://127.0.0.1:${port}/echo`));
