@@ -1,0 +1,185 @@
+/* lua_internal.h - what the files of bindings/ share. Not for main().
+ *
+ * Files, one idea each:
+ *   lua_app.c      state, load + validate + swap, reload, endpoints
+ *   lua_invoke.c   nf_app_ops: handler runs in coroutines, waits, results
+ *   lua_conn.c     the conn userdata, the request table, the per-conn store
+ *   lua_nsconn.c   the ns and room userdata
+ *   lua_server.c   the server userdata (one per endpoint)
+ *   lua_timer.c    neffos.after / every / sleep on the event loop
+ *   lua_sandbox.c  the capped allocator and the instruction budget
+ *   lua_hostlib.c  the "neffos.host" module that scripts/neffos.lua uses */
+#ifndef NF_LUA_INTERNAL_H
+#define NF_LUA_INTERNAL_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nf_lua.h"
+#include "proto.h"
+
+struct event;
+typedef struct lrun lrun;
+typedef struct ltimer ltimer;
+
+/* ---- sandbox ---- */
+typedef struct lsandbox {
+    size_t used;             /* bytes allocated by the Lua state */
+    size_t cap;              /* 0 = unlimited */
+    int enforce;             /* > 0 while app code runs: only then is the cap applied */
+    uint64_t limit;          /* instructions per run slice, 0 = unlimited */
+    int64_t budget;          /* instructions left in the current slice */
+    int step;                /* hook granularity */
+} lsandbox;
+
+/* Per endpoint: the server object and the description of the serving version. */
+typedef struct lendpoint {
+    nf_endpoint *ep;
+    int server_ref;          /* the server userdata, stable across reloads */
+    int desc_ref;            /* the description table of the serving version */
+    unsigned seen;           /* reload generation that declared it */
+    struct lendpoint *next;
+} lendpoint;
+
+struct nf_lua_app {
+    lua_State *L;
+    struct event_base *base;
+    nf_host *host;           /* NULL under --check */
+    lsandbox sb;
+    char *app_path;          /* as given */
+    char *main_file;         /* app.lua or the file itself */
+    char *app_dir;
+    char *scripts_dir;
+    char *default_endpoint;
+    int version_ref;         /* the serving version record (LUA_NOREF before the first load) */
+    unsigned version;        /* 1, 2, ... per successful load */
+    unsigned loading;        /* the version being loaded (owner of timers made meanwhile) */
+    lendpoint *endpoints;
+    lrun *runs;              /* every run in flight */
+    lrun *current;           /* the run whose code is executing, or NULL */
+    ltimer *timers;          /* every armed timer */
+    int pool[32];            /* finished threads kept for reuse (registry refs) */
+    int npool;
+    bool stopping;
+};
+
+/* ---- lua_sandbox.c ---- */
+void *lsb_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+void lsb_install_hook(nf_lua_app *a, lua_State *co);
+/* Brackets around any execution of app code: start a budget slice and
+ * apply the memory cap. Returns the previous state for lsb_leave. */
+typedef struct lsb_saved { int enforce; int64_t budget; } lsb_saved;
+lsb_saved lsb_enter(nf_lua_app *a);
+void lsb_leave(nf_lua_app *a, lsb_saved s);
+static inline nf_lua_app *lapp_of(lua_State *L) { return *(nf_lua_app **)lua_getextraspace(L); }
+
+/* ---- lua_invoke.c ---- */
+extern char lrun_yield_tag;   /* its address tags host waits */
+void lrun_invoke(void *app, nf_invocation *inv);
+size_t lrun_generate_id(void *app, nf_conn *c, char *id, size_t cap);
+bool lrun_has_namespace(void *app, nf_endpoint *ep, nf_slice ns);
+/* Starts fn (at the top of a's main stack, popped) in a new run without an
+ * invocation: timers. `label` names it in logs. */
+void lrun_spawn(nf_lua_app *a, const char *label);
+/* Protected call on the main thread under the sandbox with a traceback
+ * handler: function and nargs on the stack. On error leaves the message
+ * with traceback and returns the status. `what` names it for waits. */
+int lrun_pcall(nf_lua_app *a, int nargs, int nres);
+/* Waiting from a C function: begin (raises if this code may not wait),
+ * start the operation with the run as callback data, then return
+ * lrun_wait(). In the callback, push results on lrun_result_state() and call
+ * lrun_deliver(). */
+lrun *lrun_begin_wait(lua_State *L, const char *what);
+int lrun_wait(lua_State *L, lrun *r);
+lua_State *lrun_result_state(lrun *r);
+void lrun_cancel_wait(lrun *r);   /* the operation could not start: no wait */
+void lrun_deliver(lrun *r, int nres);
+/* The run executing now: its invocation (NULL for timers) and connection. */
+nf_invocation *lrun_current_invocation(nf_lua_app *a);
+/* Sleep support: the run's pending timer event (lua_timer.c). */
+void lrun_set_sleep(lrun *r, struct event *ev);
+/* Shutdown: ends runs waiting on sleep. */
+void lrun_abort_sleepers(nf_lua_app *a);
+void lrun_pool_free(nf_lua_app *a);
+void lrun_forget_all(nf_lua_app *a);   /* after the host is freed */
+/* Builds the msg table for a reply of an ask. */
+void lrun_push_msg(lua_State *L, const nf_msg *m, bool binary, bool local, bool forced, bool native);
+/* Pushes nil, text for an ask that failed. */
+int lrun_push_ask_failure(lua_State *L, nf_ask_status st, const nf_msg *reply);
+
+/* An operation in flight: what its callback needs to build the results.
+ * Holds a reference on the connection until freed. */
+typedef struct lwait {
+    lrun *r;
+    nf_conn *c;
+    nf_slice ns, room;   /* copies, in buf */
+    char buf[];
+} lwait;
+lwait *lwait_new(lrun *r, nf_conn *c, nf_slice ns, nf_slice room);
+void lwait_free(lwait *w);
+
+/* ---- lua_conn.c ---- */
+void lconn_open(lua_State *L);                 /* metatables */
+void lconn_push(lua_State *L, nf_conn *c);     /* the conn userdata (made on first use) */
+nf_conn *lconn_check(lua_State *L, int idx);   /* raises if not a conn; may return NULL (gone) */
+nf_conn *lconn_test(lua_State *L, int idx);    /* NULL if not a conn or gone */
+void lconn_freed(nf_lua_app *a, nf_conn *c);
+void lconn_push_request(lua_State *L, nf_conn *c, const nf_request *r);
+void lconn_push_ns_cache(lua_State *L, int conn_idx);  /* the conn's ns objects by name */
+
+/* ---- lua_nsconn.c ---- */
+void lns_open(lua_State *L);
+/* The ns object for (conn at idx, name); cached per connection. */
+void lns_push(lua_State *L, int conn_idx, nf_slice name);
+nf_conn *lns_test_conn(lua_State *L, int idx); /* the conn of an ns object, or NULL */
+/* Pushes a room object of the ns object at ns_idx. */
+void lroom_push(lua_State *L, int ns_idx, nf_slice room);
+
+/* ---- lua_server.c ---- */
+void lserver_open(lua_State *L);
+/* The server object of an endpoint (nil if unknown). */
+void lserver_push(lua_State *L, nf_endpoint *ep);
+int lserver_new(lua_State *L, nf_endpoint *ep);  /* returns a registry ref */
+void lserver_detach(lua_State *L, int ref);        /* endpoint gone */
+
+/* ---- lua_timer.c ---- */
+void ltimer_open(lua_State *L);
+int ltimer_new_lua(lua_State *L);                  /* host.timer(seconds, fn, repeat) */
+int ltimer_sleep_lua(lua_State *L);                /* host.sleep(seconds) */
+void ltimer_cancel_version(nf_lua_app *a, unsigned version);
+void ltimer_cancel_all(nf_lua_app *a);
+
+/* ---- lua_hostlib.c ---- */
+void lhost_open(lua_State *L);                     /* sets package.loaded["neffos.host"] */
+
+/* ---- lua_app.c ---- */
+lendpoint *lapp_endpoint(nf_lua_app *a, nf_endpoint *ep);
+/* Pushes the serving description of ep's server, or nil. */
+void lapp_push_desc(nf_lua_app *a, nf_endpoint *ep);
+
+/* Small helpers. */
+static inline nf_slice lslice(lua_State *L, int idx)
+{
+    size_t n;
+    const char *p = lua_tolstring(L, idx, &n);
+    return p ? nf_slice_of(p, n) : NF_SLICE_EMPTY;
+}
+static inline nf_slice lcheck_slice(lua_State *L, int idx)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, idx, &n);
+    return nf_slice_of(p, n);
+}
+static inline nf_slice lopt_slice(lua_State *L, int idx)
+{
+    size_t n;
+    const char *p = luaL_optlstring(L, idx, "", &n);
+    return nf_slice_of(p, n);
+}
+static inline void lpush_slice(lua_State *L, nf_slice s) { lua_pushlstring(L, s.ptr, s.len); }
+/* Seconds (number or nil) as milliseconds; 0 for nil. */
+unsigned lopt_ms(lua_State *L, int idx);
+
+#endif

@@ -1,0 +1,242 @@
+/* lua_server.c - the `server` object: one per endpoint, kept across reloads
+ * (handlers and neffos.state may hold it). When its endpoint is unmounted it
+ * forgets the pointer and behaves as an empty server. */
+#include <string.h>
+
+#include "log.h"
+#include "lua_internal.h"
+
+#define SERVER_MT "neffos.server"
+
+typedef struct lserver {
+    nf_endpoint *ep;   /* NULL once unmounted */
+} lserver;
+
+int lserver_new(lua_State *L, nf_endpoint *ep)
+{
+    lserver *s = lua_newuserdatauv(L, sizeof *s, 0);
+    s->ep = ep;
+    luaL_setmetatable(L, SERVER_MT);
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void lserver_detach(lua_State *L, int ref)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lserver *s = luaL_testudata(L, -1, SERVER_MT);
+    if (s)
+        s->ep = NULL;
+    lua_pop(L, 1);
+}
+
+void lserver_push(lua_State *L, nf_endpoint *ep)
+{
+    lendpoint *le = ep ? lapp_endpoint(lapp_of(L), ep) : NULL;
+    if (le)
+        lua_rawgeti(L, LUA_REGISTRYINDEX, le->server_ref);
+    else
+        lua_pushnil(L);
+}
+
+static nf_endpoint *check_server(lua_State *L)
+{
+    return ((lserver *)luaL_checkudata(L, 1, SERVER_MT))->ep;
+}
+
+/* Reads t[k] as a string slice; the value stays on the stack (anchor). */
+static nf_slice opt_field(lua_State *L, int t, const char *k)
+{
+    int type = lua_getfield(L, t, k);
+    if (type == LUA_TNIL)
+        return NF_SLICE_EMPTY;
+    if (type != LUA_TSTRING && type != LUA_TNUMBER)
+        luaL_error(L, "field '%s' must be a string (got %s)", k, lua_typename(L, type));
+    return lslice(L, -1);
+}
+
+static int server_broadcast(lua_State *L)
+{
+    nf_endpoint *ep = check_server(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    nf_broadcast b = { 0 };
+    b.ns = opt_field(L, 2, "namespace");
+    b.room = opt_field(L, 2, "room");
+    b.event = opt_field(L, 2, "event");
+    b.body = opt_field(L, 2, "body");
+    b.to = opt_field(L, 2, "to");
+    lua_getfield(L, 2, "binary");
+    b.binary = lua_toboolean(L, -1);
+    if (b.event.len == 0)
+        return luaL_error(L, "server:broadcast: field 'event' is required");
+    switch (lua_getfield(L, 2, "except")) {
+    case LUA_TNIL:
+        break;
+    case LUA_TSTRING:
+        b.except_id = lslice(L, -1);
+        break;
+    case LUA_TUSERDATA:
+        b.except = lconn_test(L, -1);
+        if (!b.except)
+            b.except = lns_test_conn(L, -1);
+        break;
+    default:
+        return luaL_error(L, "server:broadcast: field 'except' must be a conn, an ns or an ID");
+    }
+    lua_pushinteger(L, ep ? (lua_Integer)nf_endpoint_broadcast(ep, &b) : 0);
+    return 1;
+}
+
+static void ask_done(void *ud, nf_ask_status st, const nf_msg *reply)
+{
+    lwait *w = ud;
+    lrun *r = w->r;
+    lua_State *T = lrun_result_state(r);
+    int n;
+    if (st == NF_ASK_OK) {
+        lrun_push_msg(T, reply, false, false, false, false);
+        n = 1;
+    } else {
+        n = lrun_push_ask_failure(T, st, reply);
+    }
+    lwait_free(w);
+    lrun_deliver(r, n);
+}
+
+static int server_ask(lua_State *L)
+{
+    nf_endpoint *ep = check_server(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    nf_slice to = opt_field(L, 2, "to");
+    nf_slice ns = opt_field(L, 2, "namespace");
+    nf_slice room = opt_field(L, 2, "room");
+    nf_slice event = opt_field(L, 2, "event");
+    nf_slice body = opt_field(L, 2, "body");
+    lua_getfield(L, 2, "binary");
+    bool binary = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "timeout");
+    unsigned timeout = lopt_ms(L, -1);
+    if (to.len == 0 || event.len == 0)
+        return luaL_error(L, "server:ask: fields 'to' and 'event' are required");
+    if (!ep) {
+        lua_pushnil(L);
+        lua_pushliteral(L, NF_ERR_WRITE);
+        return 2;
+    }
+    lrun *r = lrun_begin_wait(L, "server:ask");
+    lwait *w = lwait_new(r, NULL, NF_SLICE_EMPTY, NF_SLICE_EMPTY);
+    if (!w) {
+        lrun_cancel_wait(r);
+        return luaL_error(L, "server:ask: out of memory");
+    }
+    nf_endpoint_ask(ep, to, ns, room, event, body, binary, timeout, ask_done, w);
+    return lrun_wait(L, r);
+}
+
+static int server_count(lua_State *L)
+{
+    nf_endpoint *ep = check_server(L);
+    lua_pushinteger(L, ep ? (lua_Integer)nf_endpoint_connection_count(ep) : 0);
+    return 1;
+}
+
+static bool collect_conn(void *ud, nf_conn *c)
+{
+    lua_State *L = ud;
+    lconn_push(L, c);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return true;
+}
+
+static int connections_next(lua_State *L)
+{
+    lua_Integer i = lua_tointeger(L, lua_upvalueindex(2)) + 1;
+    lua_pushinteger(L, i);
+    lua_replace(L, lua_upvalueindex(2));
+    lua_rawgeti(L, lua_upvalueindex(1), i);
+    return 1;
+}
+
+/* for conn in server:connections() do ... end, over a snapshot. */
+static int server_connections(lua_State *L)
+{
+    nf_endpoint *ep = check_server(L);
+    lua_newtable(L);
+    if (ep)
+        nf_endpoint_each(ep, collect_conn, L);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, connections_next, 2);
+    return 1;
+}
+
+static int server_get(lua_State *L)
+{
+    nf_endpoint *ep = check_server(L);
+    nf_slice id = lcheck_slice(L, 2);
+    nf_conn *c = ep ? nf_endpoint_find(ep, id) : NULL;
+    if (!c)
+        return 0;
+    lconn_push(L, c);
+    return 1;
+}
+
+static bool collect_member(void *ud, nf_nsconn *nc)
+{
+    lua_State *L = ud;
+    lpush_slice(L, nf_conn_id(nf_nsconn_conn(nc)));
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return true;
+}
+
+static int server_members(lua_State *L)
+{
+    nf_endpoint *ep = check_server(L);
+    nf_slice ns = lcheck_slice(L, 2);
+    nf_slice room = lopt_slice(L, 3);
+    lua_newtable(L);
+    if (ep)
+        nf_endpoint_each_member(ep, ns, room, collect_member, L);
+    return 1;
+}
+
+static int server_index(lua_State *L)
+{
+    nf_endpoint *ep = check_server(L);
+    luaL_getmetafield(L, 1, "methods");
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) != LUA_TNIL)
+        return 1;
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    if (k && strcmp(k, "endpoint") == 0 && ep) {
+        lua_pushstring(L, nf_endpoint_path(ep));
+        return 1;
+    }
+    return 0;
+}
+
+static int server_tostring(lua_State *L)
+{
+    nf_endpoint *ep = check_server(L);
+    lua_pushfstring(L, "server(%s)", ep ? nf_endpoint_path(ep) : "unmounted");
+    return 1;
+}
+
+void lserver_open(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "broadcast", server_broadcast },
+        { "ask", server_ask },
+        { "count", server_count },
+        { "connections", server_connections },
+        { "get", server_get },
+        { "members", server_members },
+        { NULL, NULL },
+    };
+    luaL_newmetatable(L, SERVER_MT);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "methods");
+    lua_pushcfunction(L, server_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, server_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+}

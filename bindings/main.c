@@ -1,0 +1,458 @@
+/* main.c - the `neffos` command: flags, the loop, signals, the watcher.
+ *
+ *   neffos [options] APP      APP = a directory with app.lua, or a .lua file
+ *
+ * Exit codes: 0 after a clean stop (or a passing --check), 1 when the app
+ * fails to load (or --check finds a problem), 2 for a usage error: a bad
+ * flag, a missing APP, an address that cannot be listened on. */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "nf_lua.h"
+#include "watch.h"
+
+#ifndef NF_VERSION
+#define NF_VERSION "dev"
+#endif
+
+/* ---- flags ------------------------------------------------------------------------ */
+
+/* One flag per field of nf_limits, by offset. */
+typedef struct limit_flag {
+    const char *name;
+    size_t offset;
+    bool is_unsigned;   /* unsigned int field; else size_t */
+    const char *help;
+} limit_flag;
+
+#define LIMIT(field, u, help) { #field, offsetof(nf_limits, field), u, help }
+static const limit_flag limit_flags[] = {
+    LIMIT(max_message_bytes, false, "bytes of one WebSocket message after reassembly"),
+    LIMIT(max_header_bytes, false, "bytes of the HTTP request head"),
+    LIMIT(max_headers, false, "HTTP header lines"),
+    LIMIT(handshake_timeout_ms, true, "ms for the HTTP request and the \"M\" frame"),
+    LIMIT(max_connections, false, "open WebSocket connections"),
+    LIMIT(max_connections_per_ip, false, "connections per client address (0 = unlimited)"),
+    LIMIT(max_outgoing_bytes, false, "bytes queued for a slow reader before it is closed"),
+    LIMIT(max_incoming_queue, false, "frames waiting while a connection's handler waits"),
+    LIMIT(max_messages_per_sec, true, "messages per second per connection (0 = unlimited)"),
+    LIMIT(max_namespaces_per_conn, false, "namespaces one connection may join"),
+    LIMIT(max_rooms_per_conn, false, "rooms per namespace connection"),
+    LIMIT(max_pending_asks, false, "server asks in flight per connection"),
+    LIMIT(ask_timeout_ms, true, "ms an ask waits when the handler gives no timeout"),
+    LIMIT(max_id_bytes, false, "bytes of a connection ID"),
+};
+#define NLIMITS (sizeof limit_flags / sizeof limit_flags[0])
+
+enum {
+    OPT_LISTEN = 256, OPT_ENDPOINT, OPT_STATIC, OPT_CHECK, OPT_LOG_LEVEL, OPT_LOG_JSON, OPT_HELP,
+    OPT_VERSION, OPT_GRACE, OPT_LUA_INSTR, OPT_LUA_MEM, OPT_NO_WATCH, OPT_ORIGINS,
+    OPT_LIMIT_FIRST = 512
+};
+
+typedef struct config {
+    char host[256];
+    int port;
+    const char *endpoint;
+    const char *static_root;
+    const char *origins;
+    const char *app;
+    bool check;
+    bool watch;
+    unsigned grace_ms;
+    uint64_t instruction_limit;
+    size_t memory_limit_mb;
+    nf_limits limits;
+} config;
+
+static void flag_name(char *out, size_t cap, const char *field)
+{
+    snprintf(out, cap, "%s", field);
+    for (char *p = out; *p; p++)
+        if (*p == '_')
+            *p = '-';
+}
+
+static void usage(FILE *f)
+{
+    nf_limits d = nf_limits_default();
+    fprintf(f,
+            "usage: neffos [options] APP\n"
+            "\n"
+            "Serves the neffos WebSocket protocol with handlers written in Lua 5.4.\n"
+            "APP is a directory holding app.lua (which may require modules beside it)\n"
+            "or a single .lua file. Edits of the app's files reload it in place.\n"
+            "\n"
+            "options:\n"
+            "  --listen HOST:PORT       address to listen on (default 127.0.0.1:8080; [::1]:PORT for IPv6)\n"
+            "  --endpoint PATH          WebSocket path of servers that declare none (default /echo)\n"
+            "  --static DIR             serve files from DIR for other GET requests\n"
+            "  --allowed-origins LIST   comma-separated Origin values to accept (default: any)\n"
+            "  --check                  load and validate APP, print problems, serve nothing\n"
+            "  --no-watch               do not reload when the app's files change (SIGHUP still does)\n"
+            "  --grace-ms N             on SIGTERM/SIGINT, ms to wait for connections to close (default 5000)\n"
+            "  --log-level LEVEL        debug, info, warn or error (default info)\n"
+            "  --log-json               log JSON lines\n"
+            "  --lua-instruction-limit N  instructions a handler may run without waiting (default 100000000, 0 = none)\n"
+            "  --lua-memory-limit-mb N  Lua heap cap in MiB (default 256, 0 = none)\n"
+            "  --help, --version\n"
+            "\n"
+            "limits:\n");
+    for (size_t i = 0; i < NLIMITS; i++) {
+        char name[64];
+        flag_name(name, sizeof name, limit_flags[i].name);
+        const char *p = (const char *)&d + limit_flags[i].offset;
+        unsigned long long v = limit_flags[i].is_unsigned ? *(const unsigned *)p : *(const size_t *)p;
+        fprintf(f, "  --%-24s %s (default %llu)\n", name, limit_flags[i].help, v);
+    }
+    fprintf(f,
+            "\n"
+            "signals: SIGTERM/SIGINT drain (close with 1001, then exit 0; a second one exits at once),\n"
+            "SIGHUP reloads the app.\n");
+}
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "neffos: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see neffos --help)\n");
+    return 2;
+}
+
+static bool parse_u64(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* HOST:PORT, [V6]:PORT, or :PORT (all interfaces). */
+static bool parse_listen(const char *s, config *cfg)
+{
+    const char *colon;
+    const char *host = s;
+    size_t hostlen;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return false;
+        host = s + 1;
+        hostlen = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return false;
+        hostlen = (size_t)(colon - s);
+    }
+    unsigned long long port;
+    if (hostlen >= sizeof cfg->host || !parse_u64(colon + 1, 65535, &port))
+        return false;
+    if (hostlen == 0)
+        snprintf(cfg->host, sizeof cfg->host, "0.0.0.0");
+    else
+        snprintf(cfg->host, sizeof cfg->host, "%.*s", (int)hostlen, host);
+    cfg->port = (int)port;
+    return true;
+}
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, config *cfg)
+{
+    static struct option opts[16 + NLIMITS + 1];
+    static char names[NLIMITS][64];
+    const struct option fixed[] = {
+        { "listen", required_argument, NULL, OPT_LISTEN },
+        { "endpoint", required_argument, NULL, OPT_ENDPOINT },
+        { "static", required_argument, NULL, OPT_STATIC },
+        { "allowed-origins", required_argument, NULL, OPT_ORIGINS },
+        { "check", no_argument, NULL, OPT_CHECK },
+        { "no-watch", no_argument, NULL, OPT_NO_WATCH },
+        { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+        { "log-json", no_argument, NULL, OPT_LOG_JSON },
+        { "grace-ms", required_argument, NULL, OPT_GRACE },
+        { "lua-instruction-limit", required_argument, NULL, OPT_LUA_INSTR },
+        { "lua-memory-limit-mb", required_argument, NULL, OPT_LUA_MEM },
+        { "help", no_argument, NULL, OPT_HELP },
+        { "version", no_argument, NULL, OPT_VERSION },
+    };
+    size_t n = 0;
+    for (; n < sizeof fixed / sizeof fixed[0]; n++)
+        opts[n] = fixed[n];
+    for (size_t i = 0; i < NLIMITS; i++, n++) {
+        flag_name(names[i], sizeof names[i], limit_flags[i].name);
+        opts[n] = (struct option){ names[i], required_argument, NULL, OPT_LIMIT_FIRST + (int)i };
+    }
+    opts[n] = (struct option){ NULL, 0, NULL, 0 };
+
+    opterr = 0;
+    int c;
+    unsigned long long v;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN:
+            if (!parse_listen(optarg, cfg))
+                return bad_usage("--listen wants HOST:PORT or [IPV6]:PORT, got '%s'", optarg);
+            break;
+        case OPT_ENDPOINT:
+            if (optarg[0] != '/')
+                return bad_usage("--endpoint must start with '/', got '%s'", optarg);
+            cfg->endpoint = optarg;
+            break;
+        case OPT_STATIC: cfg->static_root = optarg; break;
+        case OPT_ORIGINS: cfg->origins = optarg; break;
+        case OPT_CHECK: cfg->check = true; break;
+        case OPT_NO_WATCH: cfg->watch = false; break;
+        case OPT_LOG_LEVEL: {
+            int level = nf_log_parse_level(optarg);
+            if (level < 0)
+                return bad_usage("unknown log level '%s' (debug, info, warn, error)", optarg);
+            nf_log_set_level((nf_log_level)level);
+            break;
+        }
+        case OPT_LOG_JSON: nf_log_set_json(true); break;
+        case OPT_GRACE:
+            if (!parse_u64(optarg, UINT_MAX, &v))
+                return bad_usage("--grace-ms wants a number of milliseconds, got '%s'", optarg);
+            cfg->grace_ms = (unsigned)v;
+            break;
+        case OPT_LUA_INSTR:
+            if (!parse_u64(optarg, UINT64_MAX / 2, &v))
+                return bad_usage("--lua-instruction-limit wants a number, got '%s'", optarg);
+            cfg->instruction_limit = v;
+            break;
+        case OPT_LUA_MEM:
+            if (!parse_u64(optarg, 1u << 20, &v))
+                return bad_usage("--lua-memory-limit-mb wants a number of MiB, got '%s'", optarg);
+            cfg->memory_limit_mb = (size_t)v;
+            break;
+        case 'h':
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            printf("neffos %s (Lua 5.4)\n", NF_VERSION);
+            return 0;
+        case ':':
+            return bad_usage("%s needs a value", argv[optind - 1]);
+        case '?':
+            return bad_usage("unknown option '%s'", argv[optind - 1]);
+        default: {
+            size_t i = (size_t)(c - OPT_LIMIT_FIRST);
+            if (i >= NLIMITS)
+                return bad_usage("unknown option '%s'", argv[optind - 1]);
+            const limit_flag *lf = &limit_flags[i];
+            if (!parse_u64(optarg, lf->is_unsigned ? UINT_MAX : SIZE_MAX, &v))
+                return bad_usage("bad number '%s'", optarg);
+            char *p = (char *)&cfg->limits + lf->offset;
+            if (lf->is_unsigned)
+                *(unsigned *)p = (unsigned)v;
+            else
+                *(size_t *)p = (size_t)v;
+        }
+        }
+    }
+    if (optind >= argc)
+        return bad_usage("%s", "missing APP (a directory with app.lua, or a .lua file)");
+    if (optind + 1 < argc)
+        return bad_usage("one APP only, got also '%s'", argv[optind + 1]);
+    cfg->app = argv[optind];
+    return -1;
+}
+
+/* ---- running ----------------------------------------------------------------------- */
+
+typedef struct server {
+    config *cfg;
+    struct event_base *base;
+    nf_host *host;
+    nf_lua_app *app;
+    nf_watch *watch;
+    bool draining;
+} server;
+
+static void drained(void *ud)
+{
+    server *s = ud;
+    nf_info("drained, exiting");
+    event_base_loopbreak(s->base);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *ud)
+{
+    (void)what;
+    server *s = ud;
+    if (s->draining) {
+        nf_warn("second signal: exiting now");
+        _exit(0);
+    }
+    s->draining = true;
+    nf_info("%s: draining (%u ms grace)", sig == SIGINT ? "SIGINT" : "SIGTERM", s->cfg->grace_ms);
+    nf_lua_stop(s->app);
+    nf_host_drain(s->host, s->cfg->grace_ms, drained, s);
+}
+
+static void watch_dir(void *ud, const char *dir)
+{
+    server *s = ud;
+    if (nf_watch_add(s->watch, dir) != 0)
+        nf_warn("cannot watch %s: %s", dir, strerror(errno));
+}
+
+static void reload(server *s)
+{
+    if (s->draining)
+        return;
+    if (nf_lua_reload(s->app) == 0 && s->watch)
+        nf_lua_each_source_dir(s->app, watch_dir, s);   /* new modules may live elsewhere */
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *ud)
+{
+    (void)sig;
+    (void)what;
+    nf_info("SIGHUP: reloading");
+    reload(ud);
+}
+
+static void on_change(void *ud)
+{
+    nf_info("app files changed: reloading");
+    reload(ud);
+}
+
+static int check_app(const config *cfg, struct event_base *base, const nf_lua_options *lo)
+{
+    char err[1024];
+    nf_lua_app *app = nf_lua_new(base, lo, err, sizeof err);
+    if (!app) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    int rc = nf_lua_load(app, NULL, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    else
+        printf("%s: ok\n", cfg->app);
+    nf_lua_free(app);
+    return rc == 0 ? 0 : 1;
+}
+
+static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
+{
+    char err[1024];
+    server s = { .cfg = cfg, .base = base };
+    int rc = 1;
+
+    s.app = nf_lua_new(base, lo, err, sizeof err);
+    if (!s.app) {
+        fprintf(stderr, "neffos: %s\n", err);
+        return 2;
+    }
+    s.host = nf_host_new(base, &cfg->limits, nf_lua_ops(), s.app);
+    if (!s.host) {
+        fprintf(stderr, "neffos: cannot create the host\n");
+        goto out;
+    }
+    if (nf_lua_load(s.app, s.host, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    if (cfg->static_root)
+        nf_host_set_static_root(s.host, cfg->static_root);
+    if (cfg->origins)
+        nf_host_set_allowed_origins(s.host, cfg->origins);
+    if (nf_host_listen(s.host, cfg->host, cfg->port, err, sizeof err) != 0) {
+        fprintf(stderr, "neffos: cannot listen: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    if (cfg->watch) {
+        s.watch = nf_watch_new(base, 50, ".lua", on_change, &s);
+        if (!s.watch)
+            nf_warn("cannot watch the app's files (%s): reload with SIGHUP", strerror(errno));
+        else
+            nf_lua_each_source_dir(s.app, watch_dir, &s);
+    }
+
+    struct event *sigs[3] = {
+        evsignal_new(base, SIGTERM, on_stop_signal, &s),
+        evsignal_new(base, SIGINT, on_stop_signal, &s),
+        evsignal_new(base, SIGHUP, on_hup, &s),
+    };
+    for (int i = 0; i < 3; i++)
+        event_add(sigs[i], NULL);
+
+    char eps[512] = "";
+    size_t used = 0;
+    for (nf_endpoint *ep = nf_host_endpoint_next(s.host, NULL); ep; ep = nf_host_endpoint_next(s.host, ep)) {
+        int w = snprintf(eps + used, sizeof eps - used, "%s%s", used ? " " : "", nf_endpoint_path(ep));
+        if (w > 0 && (size_t)w < sizeof eps - used)
+            used += (size_t)w;
+    }
+    nf_info("neffos %s listening on %s%s%s:%d, endpoints: %s, app: %s", NF_VERSION, strchr(cfg->host, ':') ? "[" : "",
+            cfg->host, strchr(cfg->host, ':') ? "]" : "", nf_host_port(s.host), eps, cfg->app);
+
+    event_base_dispatch(base);
+    rc = 0;
+
+    for (int i = 0; i < 3; i++)
+        event_free(sigs[i]);
+out:
+    if (s.watch)
+        nf_watch_free(s.watch);
+    if (s.app)
+        nf_lua_stop(s.app);
+    if (s.host)
+        nf_host_free(s.host);
+    nf_lua_free(s.app);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    config cfg = {
+        .host = "127.0.0.1",
+        .port = 8080,
+        .endpoint = "/echo",
+        .watch = true,
+        .grace_ms = 5000,
+        .instruction_limit = 100000000,
+        .memory_limit_mb = 256,
+        .limits = nf_limits_default(),
+    };
+    int rc = parse_args(argc, argv, &cfg);
+    if (rc >= 0)
+        return rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    struct event_base *base = event_base_new();
+    if (!base) {
+        fprintf(stderr, "neffos: cannot create the event loop\n");
+        return 1;
+    }
+    nf_lua_options lo = {
+        .app_path = cfg.app,
+        .default_endpoint = cfg.endpoint,
+        .memory_limit = cfg.memory_limit_mb << 20,
+        .instruction_limit = cfg.instruction_limit,
+    };
+    rc = cfg.check ? check_app(&cfg, base, &lo) : serve(&cfg, base, &lo);
+    event_base_free(base);
+    return rc;
+}

@@ -1,0 +1,56 @@
+/* nf_lua.h - the Lua application host: what main() uses.
+ *
+ * One nf_lua_app owns one lua_State that runs one app (a directory with
+ * app.lua, or a single .lua file). It implements nf_app_ops for the protocol
+ * core, mounts the endpoints the app declares, and reloads the app in place. */
+#ifndef NF_LUA_H
+#define NF_LUA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct event_base;
+
+typedef struct nf_lua_app nf_lua_app;
+
+typedef struct nf_lua_options {
+    const char *app_path;          /* directory holding app.lua, or a .lua file */
+    const char *default_endpoint;  /* for servers that declare none; "/echo" if NULL */
+    const char *scripts_dir;       /* where neffos.lua lives; NF_SCRIPTS_DIR if NULL */
+    size_t memory_limit;           /* bytes the Lua heap may use while app code runs; 0 = no cap */
+    uint64_t instruction_limit;    /* per handler run slice (until it waits); 0 = no limit */
+} nf_lua_options;
+
+/* Creates the Lua state and loads the neffos library (not the app yet).
+ * NULL on failure, with a message in err. */
+nf_lua_app *nf_lua_new(struct event_base *base, const nf_lua_options *opt, char *err, size_t errcap);
+void nf_lua_free(nf_lua_app *a);
+
+/* The callbacks to hand to nf_host_new(), with the app as their `app`. */
+const nf_app_ops *nf_lua_ops(void);
+
+/* Loads and validates the app. With a host, also mounts its endpoints and
+ * makes it the serving version (start and reload); without one (--check) it
+ * only validates. Returns 0, or -1 with "file:line: message" in err. */
+int nf_lua_load(nf_lua_app *a, nf_host *h, char *err, size_t errcap);
+
+/* Hot reload: load into a fresh environment, validate, swap. On failure the
+ * old version keeps serving, the error is logged and the host is marked
+ * unhealthy until the next good reload. Returns 0 or -1. */
+int nf_lua_reload(nf_lua_app *a);
+
+/* Directories holding the files the serving version loaded (for the
+ * watcher). Calls fn once per distinct directory. */
+void nf_lua_each_source_dir(nf_lua_app *a, void (*fn)(void *ud, const char *dir), void *ud);
+
+/* Shutdown: cancels timers and ends handlers that wait on one (their
+ * invocations finish with an error), so that nothing waits on the loop. */
+void nf_lua_stop(nf_lua_app *a);
+
+/* Current Lua heap size in bytes. */
+size_t nf_lua_memory(const nf_lua_app *a);
+
+#endif

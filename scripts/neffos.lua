@@ -1,0 +1,434 @@
+-- neffos.lua - the Lua side of the neffos server: constants, validation of
+-- server descriptions, the sandboxed environment an app runs in, and the app
+-- loader used at start, on hot reload and by `neffos --check`.
+--
+-- Everything here is plain Lua so that busted can test it. The C host injects
+-- its functions as package.loaded["neffos.host"] before requiring this file;
+-- under a plain lua5.4 (the specs) that module is absent and stubs are used.
+
+local M = {}
+
+local ok_host, host = pcall(require, "neffos.host")
+if not ok_host or type(host) ~= "table" then
+  host = nil
+end
+
+-- ---------------------------------------------------------------------------
+-- Constants: system events under their wire names (protocol spec 7.1).
+
+M.OnNamespaceConnect    = "_OnNamespaceConnect"
+M.OnNamespaceConnected  = "_OnNamespaceConnected"
+M.OnNamespaceDisconnect = "_OnNamespaceDisconnect"
+M.OnRoomJoin            = "_OnRoomJoin"
+M.OnRoomJoined          = "_OnRoomJoined"
+M.OnRoomLeave           = "_OnRoomLeave"
+M.OnRoomLeft            = "_OnRoomLeft"
+M.OnAnyEvent            = "_OnAnyEvent"
+M.OnNativeMessage       = "_OnNativeMessage"
+
+-- The wire error texts that carry a meaning (spec 9).
+M.ErrBadNamespace = "bad namespace"
+M.ErrBadRoom      = "bad room"
+M.ErrWrite        = "write closed"
+
+M._VERSION = host and host.version or "dev"
+
+-- A table the host keeps across hot reloads: this module is loaded once per
+-- process, only the app's own files are loaded again.
+M.state = {}
+
+-- ---------------------------------------------------------------------------
+-- Logging. The host's logger when running in the server, stderr otherwise.
+
+local LEVELS = { debug = 0, info = 1, warn = 2, error = 3 }
+
+local function format_log(fmt, ...)
+  if select("#", ...) == 0 then
+    return tostring(fmt)
+  end
+  return string.format(tostring(fmt), ...)
+end
+
+M.log = {}
+for name, level in pairs(LEVELS) do
+  M.log[name] = function(fmt, ...)
+    local text = format_log(fmt, ...)
+    if host then
+      host.log(level, text)
+    else
+      io.stderr:write(name, " ", text, "\n")
+    end
+  end
+end
+
+-- ---------------------------------------------------------------------------
+-- JSON through lua-cjson when it is installed.
+
+do
+  local ok, cjson = pcall(require, "cjson")
+  if ok then
+    M.json = { encode = cjson.encode, decode = cjson.decode, null = cjson.null }
+  else
+    local function missing() error("neffos.json: lua-cjson is not installed", 2) end
+    M.json = { encode = missing, decode = missing }
+  end
+end
+
+-- ---------------------------------------------------------------------------
+-- Host services: timers and waiting. Only meaningful inside the server.
+
+local function need_host(what)
+  if not host then
+    error(what .. " is only available inside the neffos server", 3)
+  end
+end
+
+local function check_seconds(what, s)
+  if type(s) ~= "number" or s ~= s or s < 0 then
+    error(("%s: seconds must be a non-negative number (got %s)"):format(what, tostring(s)), 3)
+  end
+end
+
+function M.after(seconds, fn)
+  check_seconds("neffos.after", seconds)
+  if type(fn) ~= "function" then error("neffos.after: fn must be a function", 2) end
+  need_host("neffos.after")
+  return host.timer(seconds, fn, false)
+end
+
+function M.every(seconds, fn)
+  check_seconds("neffos.every", seconds)
+  if seconds == 0 then error("neffos.every: the interval must be greater than 0", 2) end
+  if type(fn) ~= "function" then error("neffos.every: fn must be a function", 2) end
+  need_host("neffos.every")
+  return host.timer(seconds, fn, true)
+end
+
+function M.sleep(seconds)
+  check_seconds("neffos.sleep", seconds)
+  need_host("neffos.sleep")
+  return host.sleep(seconds)
+end
+
+function M.servers()
+  if not host then return {} end
+  return host.servers()
+end
+
+-- ---------------------------------------------------------------------------
+-- Server descriptions.
+
+local SERVER_FIELDS = {
+  endpoint = "string", namespaces = "table", id = "function",
+  on_connect = "function", on_disconnect = "function", on_reload = "function",
+  timeouts = "table", native_only = "boolean",
+}
+
+local function field_list()
+  local names = {}
+  for k in pairs(SERVER_FIELDS) do names[#names + 1] = k end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+local function quote_key(k)
+  if type(k) == "string" and k:match("^[%a_][%w_]*$") then return "." .. k end
+  return ("[%q]"):format(tostring(k))
+end
+
+-- Returns nil when desc is a valid server description, else a message.
+local function check_server(desc)
+  if type(desc) ~= "table" then
+    return ("a server description must be a table (got %s)"):format(type(desc))
+  end
+  for k, v in pairs(desc) do
+    local want = SERVER_FIELDS[k]
+    if not want then
+      return ("unknown field %s (known: %s)"):format(tostring(k), field_list())
+    end
+    if type(v) ~= want then
+      return ("field %s must be a %s (got %s)"):format(k, want, type(v))
+    end
+  end
+  local ep = desc.endpoint
+  if ep ~= nil and (ep:sub(1, 1) ~= "/" or ep:find("[%s?#]")) then
+    return ("endpoint must be a path starting with '/' without spaces, '?' or '#' (got %q)"):format(ep)
+  end
+  if desc.namespaces == nil then
+    return "field namespaces is required: { [name] = { [event] = handler } }"
+  end
+  for name, events in pairs(desc.namespaces) do
+    local where = "namespaces" .. quote_key(name)
+    if type(name) ~= "string" then
+      return ("%s: a namespace name must be a string (got %s)"):format(where, type(name))
+    end
+    if name:find(";", 1, true) then
+      -- ';' is escaped on the wire, but a name with it is certainly a mistake.
+      return ("%s: a namespace name must not contain ';'"):format(where)
+    end
+    if type(events) ~= "table" then
+      return ("%s must be a table of handlers (got %s)"):format(where, type(events))
+    end
+    for event, fn in pairs(events) do
+      local ewhere = where .. quote_key(event)
+      if type(event) ~= "string" or event == "" then
+        return ("%s: an event name must be a non-empty string"):format(ewhere)
+      end
+      if type(fn) ~= "function" then
+        return ("%s must be a function (got %s)"):format(ewhere, type(fn))
+      end
+    end
+  end
+  local t = desc.timeouts
+  if t then
+    for k, v in pairs(t) do
+      if k ~= "read" and k ~= "write" then
+        return ("timeouts: unknown field %s (known: read, write)"):format(tostring(k))
+      end
+      if type(v) ~= "number" or v ~= v or v < 0 or v > 86400 * 365 then
+        return ("timeouts.%s must be a number of seconds >= 0 (got %s)"):format(k, tostring(v))
+      end
+    end
+  end
+  return nil
+end
+
+-- Marks tables built by neffos.server, so that a list of them is told apart
+-- from a single description.
+local made = setmetatable({}, { __mode = "k" })
+
+function M.server(desc)
+  local err = check_server(desc)
+  if err then
+    error("neffos.server: " .. err, 2)
+  end
+  made[desc] = true
+  return desc
+end
+
+function M.is_server(t)
+  return made[t] == true
+end
+
+-- Does the description only speak raw frames (spec 4.7)? The only namespace
+-- is "" and its only event is _OnNativeMessage; `native_only` overrides.
+function M.is_native_only(desc)
+  if desc.native_only ~= nil then return desc.native_only end
+  local only_ns, count = nil, 0
+  for name in pairs(desc.namespaces) do
+    only_ns, count = name, count + 1
+  end
+  if count ~= 1 or only_ns ~= "" then return false end
+  local ev_count, only_ev = 0, nil
+  for ev in pairs(desc.namespaces[""]) do
+    only_ev, ev_count = ev, ev_count + 1
+  end
+  return ev_count == 1 and only_ev == M.OnNativeMessage
+end
+
+-- What the host's nf_endpoint_config gets for a description.
+function M.endpoint_config(desc)
+  local t = desc.timeouts or {}
+  local function ms(s) return s and math.ceil(s * 1000) or 0 end
+  return { native_only = M.is_native_only(desc), read_ms = ms(t.read), write_ms = ms(t.write) }
+end
+
+-- Normalises what an app returned (one description or a list of them) into
+-- a list with an endpoint each. Returns list or nil, message.
+function M.normalize_app(ret, default_endpoint)
+  default_endpoint = default_endpoint or "/echo"
+  if type(ret) ~= "table" then
+    return nil, ("the app must return neffos.server { ... } or a list of them (got %s)"):format(type(ret))
+  end
+  local list
+  if made[ret] or ret.namespaces ~= nil then
+    list = { ret }
+  else
+    list = {}
+    for k in pairs(ret) do
+      if math.type(k) ~= "integer" or k < 1 or k > #ret then
+        return nil, ("the app returned a table that is neither a server description nor a list of them (key %s)")
+          :format(tostring(k))
+      end
+    end
+    for i = 1, #ret do list[i] = ret[i] end
+    if #list == 0 then
+      return nil, "the app returned an empty list of servers"
+    end
+  end
+  local seen = {}
+  for i, desc in ipairs(list) do
+    local err = check_server(desc)
+    if err then
+      return nil, ("server #%d: %s"):format(i, err)
+    end
+    local ep = desc.endpoint or default_endpoint
+    if seen[ep] then
+      return nil, ("server #%d: endpoint %s is declared twice"):format(i, ep)
+    end
+    seen[ep] = true
+  end
+  return list
+end
+
+-- ---------------------------------------------------------------------------
+-- The sandbox: what app code sees as its globals.
+
+-- Host waits yield the running coroutine with this tag first. The wrapped
+-- coroutine library passes such yields through to the host, so an app may use
+-- coroutines freely and still call ns:ask or neffos.sleep inside them.
+local YIELD_TAG = host and host.yield_tag or {}
+M._yield_tag = YIELD_TAG
+
+local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield,
+  coroutine.status
+local pack, unpack = table.pack, table.unpack
+
+local function resume(co, ...)
+  local r = pack(co_resume(co, ...))
+  while r[1] and r[2] == YIELD_TAG and co_status(co) == "suspended" do
+    -- A host wait inside the app's coroutine: suspend the handler too, and
+    -- hand what the host resumes us with to the inner coroutine.
+    r = pack(co_resume(co, co_yield(unpack(r, 2, r.n))))
+  end
+  return unpack(r, 1, r.n)
+end
+
+local function wrap(fn)
+  local co = co_create(fn)
+  return function(...)
+    local r = pack(resume(co, ...))
+    if not r[1] then
+      error(r[2], 0)
+    end
+    return unpack(r, 2, r.n)
+  end
+end
+
+local sandbox_coroutine = {
+  create = coroutine.create, resume = resume, wrap = wrap, yield = coroutine.yield,
+  status = coroutine.status, running = coroutine.running, isyieldable = coroutine.isyieldable,
+  close = coroutine.close,
+}
+M._coroutine = sandbox_coroutine
+
+local BASE = { "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
+  "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "xpcall",
+  "_VERSION" }
+
+local GC_OPTIONS = { collect = true, count = true, step = true, isrunning = true }
+
+-- Modules every app version shares (never reloaded).
+local function shared_module(name)
+  if name == "neffos" then return M end
+  if name == "string" then return string end
+  if name == "table" then return table end
+  if name == "math" then return math end
+  if name == "utf8" then return utf8 end
+  if name == "coroutine" then return sandbox_coroutine end
+  if name == "cjson" or name == "cjson.safe" then
+    local ok, mod = pcall(require, name)
+    if ok then return mod end
+  end
+  return nil
+end
+
+local function file_exists(path)
+  local f = io.open(path, "r")
+  if not f then return false end
+  -- io.open succeeds on a directory; reading tells them apart (EISDIR).
+  local _, err = f:read(0)
+  f:close()
+  return err == nil
+end
+
+-- Builds the globals of one app version. `ctx` collects the files loaded
+-- (for the watcher) and the version's own module cache.
+function M.new_env(ctx)
+  local env = {}
+  for _, k in ipairs(BASE) do env[k] = _G[k] end
+  env.string, env.table, env.math, env.utf8 = string, table, math, utf8
+  env.coroutine = sandbox_coroutine
+  env.os = { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime, getenv = os.getenv }
+  env.print = function(...)
+    local parts = pack(...)
+    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+    M.log.info("%s", table.concat(parts, "\t", 1, parts.n))
+  end
+  -- Text chunks only, and in this environment unless the caller gives one.
+  env.load = function(chunk, name, _, chunk_env)
+    if select("#", _, chunk_env) < 2 then chunk_env = env end
+    return load(chunk, name, "t", chunk_env)
+  end
+  env.collectgarbage = function(opt, ...)
+    opt = opt or "collect"
+    if not GC_OPTIONS[opt] then
+      error(("collectgarbage(%q) is not available to apps"):format(opt), 2)
+    end
+    return collectgarbage(opt, ...)
+  end
+
+  local loaded = {}
+  ctx.loaded = loaded
+  ctx.files = ctx.files or {}
+  env.require = function(name)
+    if type(name) ~= "string" then error("require: module name must be a string", 2) end
+    local v = loaded[name]
+    if v ~= nil then return v end
+    v = shared_module(name)
+    if v ~= nil then return v end
+    local rel = name:gsub("%.", "/")
+    local tried = {}
+    for _, pattern in ipairs(ctx.path) do
+      local path = pattern:gsub("%?", rel)
+      if file_exists(path) then
+        local chunk, err = loadfile(path, "t", env)
+        if not chunk then error(err, 0) end
+        ctx.files[#ctx.files + 1] = path
+        local r = chunk(name, path)
+        if r == nil then r = loaded[name] end
+        if r == nil then r = true end
+        loaded[name] = r
+        return r
+      end
+      tried[#tried + 1] = "\n\tno file '" .. path .. "'"
+    end
+    error(("module '%s' not found (apps may require Lua files beside them, neffos and cjson):%s")
+      :format(name, table.concat(tried)), 2)
+  end
+  env._G = env
+  return env
+end
+
+-- ---------------------------------------------------------------------------
+-- Loading an app. `main` is the app's main file, `dir` its directory. Runs
+-- the top level in a fresh environment and validates what it returns.
+-- Errors are raised (the host calls this under a traceback handler); the
+-- result is a version record:
+--   { servers = {desc, ...}, files = {path, ...}, env = env, main = main }
+function M.load_app(main, dir, opts)
+  opts = opts or {}
+  local ctx = { files = { main }, path = { dir .. "/?.lua", dir .. "/?/init.lua" } }
+  if opts.scripts_dir then
+    ctx.path[#ctx.path + 1] = opts.scripts_dir .. "/?.lua"
+  end
+  local env = M.new_env(ctx)
+  local chunk, err = loadfile(main, "t", env)
+  if not chunk then
+    error(err, 0)
+  end
+  local ret = chunk()
+  local servers, verr = M.normalize_app(ret, opts.default_endpoint)
+  if not servers then
+    error(main .. ": " .. verr, 0)
+  end
+  local configs = {}
+  for i, desc in ipairs(servers) do
+    desc.endpoint = desc.endpoint or opts.default_endpoint or "/echo"
+    configs[i] = M.endpoint_config(desc)
+  end
+  return { servers = servers, configs = configs, files = ctx.files, env = env, main = main,
+           loaded = ctx.loaded }
+end
+
+return M
