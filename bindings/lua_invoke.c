@@ -517,6 +517,23 @@ int lrun_pcall(nf_lua_app *a, int nargs, int nres)
     return st;
 }
 
+/* The core asks for an ID before it attaches the connection to its
+ * endpoint; the request path names the endpoint then. */
+static nf_endpoint *endpoint_of_new_conn(nf_lua_app *a, nf_conn *c)
+{
+    nf_endpoint *ep = nf_conn_endpoint(c);
+    const nf_request *req = nf_conn_request(c);
+    if (ep || !req || !a->host)
+        return ep;
+    char path[512];
+    nf_slice p = nf_request_path(req);
+    if (p.len >= sizeof path)
+        return NULL;
+    memcpy(path, p.ptr, p.len);
+    path[p.len] = '\0';
+    return nf_host_find_endpoint(a->host, path);
+}
+
 size_t lrun_generate_id(void *app, nf_conn *c, char *id, size_t cap)
 {
     nf_lua_app *a = app;
@@ -524,7 +541,7 @@ size_t lrun_generate_id(void *app, nf_conn *c, char *id, size_t cap)
     int top = lua_gettop(L);
     size_t n = 0;
 
-    lapp_push_desc(a, nf_conn_endpoint(c));
+    lapp_push_desc(a, endpoint_of_new_conn(a, c));
     if (lua_type(L, -1) != LUA_TTABLE || rawget_str(L, -1, "id", 2) != LUA_TFUNCTION) {
         lua_settop(L, top);
         return 0;
