@@ -144,15 +144,15 @@ local function check_server(desc)
   for k, v in pairs(desc) do
     local want = SERVER_FIELDS[k]
     if not want then
-      return ("unknown field %s (known: %s)"):format(tostring(k), field_list())
+      return ("unknown field %s (known: %s)"):format(tostring(k), field_list()), k
     end
     if type(v) ~= want then
-      return ("field %s must be a %s (got %s)"):format(k, want, type(v))
+      return ("field %s must be a %s (got %s)"):format(k, want, type(v)), k
     end
   end
   local ep = desc.endpoint
   if ep ~= nil and (ep:sub(1, 1) ~= "/" or ep:find("[%s?#]")) then
-    return ("endpoint must be a path starting with '/' without spaces, '?' or '#' (got %q)"):format(ep)
+    return ("endpoint must be a path starting with '/' without spaces, '?' or '#' (got %q)"):format(ep), "endpoint"
   end
   if desc.namespaces == nil then
     return "field namespaces is required: { [name] = { [event] = handler } }"
@@ -160,22 +160,22 @@ local function check_server(desc)
   for name, events in pairs(desc.namespaces) do
     local where = "namespaces" .. quote_key(name)
     if type(name) ~= "string" then
-      return ("%s: a namespace name must be a string (got %s)"):format(where, type(name))
+      return ("%s: a namespace name must be a string (got %s)"):format(where, type(name)), "namespaces"
     end
     if name:find(";", 1, true) then
       -- ';' is escaped on the wire, but a name with it is certainly a mistake.
-      return ("%s: a namespace name must not contain ';'"):format(where)
+      return ("%s: a namespace name must not contain ';'"):format(where), name
     end
     if type(events) ~= "table" then
-      return ("%s must be a table of handlers (got %s)"):format(where, type(events))
+      return ("%s must be a table of handlers (got %s)"):format(where, type(events)), name
     end
     for event, fn in pairs(events) do
       local ewhere = where .. quote_key(event)
       if type(event) ~= "string" or event == "" then
-        return ("%s: an event name must be a non-empty string"):format(ewhere)
+        return ("%s: an event name must be a non-empty string"):format(ewhere), name
       end
       if type(fn) ~= "function" then
-        return ("%s must be a function (got %s)"):format(ewhere, type(fn))
+        return ("%s must be a function (got %s)"):format(ewhere, type(fn)), event
       end
     end
   end
@@ -183,10 +183,10 @@ local function check_server(desc)
   if t then
     for k, v in pairs(t) do
       if k ~= "read" and k ~= "write" then
-        return ("timeouts: unknown field %s (known: read, write)"):format(tostring(k))
+        return ("timeouts: unknown field %s (known: read, write)"):format(tostring(k)), k
       end
       if type(v) ~= "number" or v ~= v or v < 0 or v > 86400 * 365 then
-        return ("timeouts.%s must be a number of seconds >= 0 (got %s)"):format(k, tostring(v))
+        return ("timeouts.%s must be a number of seconds >= 0 (got %s)"):format(k, tostring(v)), k
       end
     end
   end
@@ -197,10 +197,51 @@ end
 -- from a single description.
 local made = setmetatable({}, { __mode = "k" })
 
+-- Files whose top level runs now (the app's main file, then required
+-- modules): where to point when the caller's frame is gone.
+local loading = {}
+
+local function pattern_escape(s)
+  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
+end
+
+-- The first line of `file` that assigns `key` (a heuristic for tail calls).
+local function find_line(file, key)
+  local f = type(key) == "string" and io.open(file, "r")
+  if not f then return nil end
+  local k = pattern_escape(key)
+  local n = 0
+  for line in f:lines() do
+    n = n + 1
+    if line:find("%f[%w_]" .. k .. "%f[^%w_]%s*=") or line:find("%[%s*[\"']" .. k .. "[\"']%s*%]%s*=") then
+      f:close()
+      return n
+    end
+  end
+  f:close()
+  return nil
+end
+
+-- "file:line: " of the code that called neffos.server. `return
+-- neffos.server {...}` is a tail call, which leaves no caller frame: then
+-- the file being loaded, and the line that sets the offending key.
+local function caller_position(key)
+  local me = debug.getinfo(2, "t")
+  local info = debug.getinfo(3, "Sl")
+  if me and not me.istailcall and info and info.currentline and info.currentline > 0 then
+    local src = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
+    return src .. ":" .. info.currentline .. ": "
+  end
+  local file = loading[#loading]
+  if not file then return "" end
+  local line = find_line(file, key)
+  return file .. (line and (":" .. line) or "") .. ": "
+end
+
 function M.server(desc)
-  local err = check_server(desc)
+  local err, key = check_server(desc)
   if err then
-    error("neffos.server: " .. err, 2)
+    error(caller_position(key) .. "neffos.server: " .. err, 0)
   end
   made[desc] = true
   return desc
@@ -356,9 +397,11 @@ function M.new_env(ctx)
     M.log.info("%s", table.concat(parts, "\t", 1, parts.n))
   end
   -- Text chunks only, and in this environment unless the caller gives one.
-  env.load = function(chunk, name, _, chunk_env)
-    if select("#", _, chunk_env) < 2 then chunk_env = env end
-    return load(chunk, name, "t", chunk_env)
+  env.load = function(chunk, name, _, ...)
+    if select("#", ...) == 0 then
+      return load(chunk, name, "t", env)
+    end
+    return load(chunk, name, "t", (...))
   end
   env.collectgarbage = function(opt, ...)
     opt = opt or "collect"
@@ -385,7 +428,9 @@ function M.new_env(ctx)
         local chunk, err = loadfile(path, "t", env)
         if not chunk then error(err, 0) end
         ctx.files[#ctx.files + 1] = path
+        loading[#loading + 1] = path
         local r = chunk(name, path)
+        loading[#loading] = nil
         if r == nil then r = loaded[name] end
         if r == nil then r = true end
         loaded[name] = r
@@ -417,7 +462,9 @@ function M.load_app(main, dir, opts)
   if not chunk then
     error(err, 0)
   end
+  loading = { main }
   local ret = chunk()
+  loading = {}
   local servers, verr = M.normalize_app(ret, opts.default_endpoint)
   if not servers then
     error(main .. ": " .. verr, 0)
