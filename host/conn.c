@@ -112,8 +112,8 @@ void nf_conn_teardown(nf_conn *c)
         c->inbox = NULL;
     }
     nf_host_conn_gone(c->host, c);
-    nf_conn_unref(c);   /* ours, above */
-    nf_conn_unref(c);   /* the loop's */
+    c->refs--;          /* the loop's reference; ours, taken above, keeps c alive */
+    nf_conn_unref(c);   /* ours */
 }
 
 bool nf_conn_can_write(nf_conn *c)
