@@ -15,6 +15,12 @@ struct nf_ws {
     nf_ws_callbacks cb;
     void *ud;
     bool closing;
+    /* A shadow of wslay's frame-header parser (see guard_input). */
+    uint8_t hdr[14];
+    uint8_t hdr_len;
+    uint64_t skip;        /* payload bytes of the current frame still to pass */
+    uint16_t fail_code;   /* a header was refused: answer with this close code */
+    size_t max_message_bytes;
 };
 
 struct nf_shared_frame {
@@ -23,16 +29,111 @@ struct nf_shared_frame {
     char bytes[];
 };
 
+/* wslay refuses a few malformed frame headers in its frame layer (control
+ * frame longer than 125 bytes or fragmented, 64-bit length with the top bit
+ * set, non-minimal length encoding) and answers them with a close frame that
+ * carries no status code. RFC 6455 5.5 / 7.4.1 make these protocol errors
+ * (1002), which is what clients and conformance suites expect, and a close
+ * with a 1-byte payload (wslay takes it as "no code") is one too (5.5.1).
+ * So the bytes are checked here, in stream order, before wslay sees them:
+ * header_error() returns the close code for a complete-enough header. */
+static unsigned header_need(const uint8_t *h)
+{
+    unsigned len7 = h[1] & 0x7f;
+    return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((h[1] & 0x80) ? 4 : 0);
+}
+
+static uint16_t header_error(const uint8_t *h, unsigned have, uint64_t *payload_len)
+{
+    unsigned opcode = h[0] & 0x0f, len7 = h[1] & 0x7f;
+    bool control = opcode & 0x08, fin = h[0] & 0x80;
+    if (have == 2) {
+        if (control && (len7 > 125 || !fin))
+            return 1002;
+        if (opcode == 0x8 && len7 == 1)
+            return 1002;
+    }
+    if (have == 4 && len7 == 126) {
+        uint64_t n = (uint64_t)h[2] << 8 | h[3];
+        if (n < 126)
+            return 1002;
+    }
+    if (have == 10 && len7 == 127) {
+        uint64_t n = 0;
+        for (int i = 2; i < 10; i++)
+            n = n << 8 | h[i];
+        if ((n >> 63) || n <= 0xFFFF)
+            return 1002;
+    }
+    if (have == header_need(h)) {
+        *payload_len = len7 < 126 ? len7 : 0;
+        for (unsigned i = 2; i < 2 + (len7 == 126 ? 2u : len7 == 127 ? 8u : 0u); i++)
+            *payload_len = *payload_len << 8 | h[i];
+    }
+    return 0;
+}
+
+/* Scans buf[0..n) as the next bytes of the stream. Returns how many of them
+ * may go to wslay: all, or those before the byte that showed a bad header
+ * (then ws->fail_code is set). */
+static size_t guard_input(nf_ws *ws, const uint8_t *buf, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (ws->skip > 0) {
+            size_t take = (uint64_t)(n - i) < ws->skip ? n - i : (size_t)ws->skip;
+            ws->skip -= take;
+            i += take;
+            continue;
+        }
+        ws->hdr[ws->hdr_len++] = buf[i];
+        if (ws->hdr_len >= 2) {
+            uint64_t payload_len = 0;
+            uint16_t code = header_error(ws->hdr, ws->hdr_len, &payload_len);
+            if (code) {
+                ws->fail_code = code;
+                return i;
+            }
+            if (ws->hdr_len == header_need(ws->hdr)) {
+                /* A data frame announcing more than the maximum: 1009 now
+                 * (wslay would wait for its first payload byte). */
+                if ((ws->hdr[0] & 0x7f) <= 2 && (ws->hdr[1] & 0x80) && payload_len > ws->max_message_bytes) {
+                    ws->fail_code = 1009;
+                    return i;
+                }
+                ws->skip = payload_len;
+                ws->hdr_len = 0;
+            }
+        }
+        i++;
+    }
+    return n;
+}
+
+/* Fails the connection after guard_input refused a header: our close frame,
+ * and no more reading. */
+static void fail_if_refused(nf_ws *ws)
+{
+    if (ws->fail_code && wslay_event_want_read(ws->ctx)) {
+        wslay_event_queue_close(ws->ctx, ws->fail_code, NULL, 0);
+        wslay_event_shutdown_read(ws->ctx);
+    }
+}
+
 /* wslay pulls input from the bufferevent. */
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
     nf_ws *ws = user;
-    int n = evbuffer_remove(bufferevent_get_input(ws->bev), buf, len);
-    if (n <= 0) {
+    struct evbuffer *in = bufferevent_get_input(ws->bev);
+    ev_ssize_t n = ws->fail_code ? 0 : evbuffer_copyout(in, buf, len);
+    size_t pass = n > 0 ? guard_input(ws, buf, (size_t)n) : 0;
+    if (pass == 0) {
+        fail_if_refused(ws);
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    return n;
+    evbuffer_drain(in, pass);
+    return (ssize_t)pass;
 }
 
 /* wslay's own frames (pong, close) go to the same output, in order. */
@@ -77,6 +178,7 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, const nf_ws_
     }
     /* Never wslay's default (2 GiB): a peer could make us buffer that much. */
     wslay_event_config_set_max_recv_msg_length(ws->ctx, max_message_bytes);
+    ws->max_message_bytes = max_message_bytes;
     ws->bev = bev;
     ws->cb = *cb;
     ws->ud = ud;
@@ -95,10 +197,17 @@ int nf_ws_read(nf_ws *ws)
 {
     if (wslay_event_recv(ws->ctx) != 0)
         return -1;
+    fail_if_refused(ws);   /* wslay may stop asking for bytes before the bad ones */
     if (wslay_event_send(ws->ctx) != 0)
         return -1;
     if (wslay_event_get_close_sent(ws->ctx) || wslay_event_get_close_received(ws->ctx))
         ws->closing = true;
+    /* Once wslay stops reading (close received, or the connection failed),
+     * whatever else the peer sends is discarded, never buffered. */
+    if (!wslay_event_want_read(ws->ctx)) {
+        struct evbuffer *in = bufferevent_get_input(ws->bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+    }
     /* Done when wslay has nothing more to read or write (close handshake
      * complete, or a protocol error it answered with a close frame). */
     if (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx))
