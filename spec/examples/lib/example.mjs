@@ -1,0 +1,90 @@
+// Starts an example the way its README says (`examples/NAME/run.sh`), on a free loopback port,
+// so the tests cover run.sh and its static dir too; plus bounded waits and a Chromium launcher.
+// Reuses the interop harness (spec/interop/lib/server.mjs) for the binary, the root and timeouts.
+//
+// Environment: NEFFOS_BIN (the server, passed on to run.sh), NEFFOS_BUILD (artifacts go to
+// $NEFFOS_BUILD/artifacts; default build/).
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { ROOT, BIN, sleep, withTimeout } from '../../interop/lib/server.mjs';
+
+export { ROOT, BIN, sleep, withTimeout };
+export const ARTIFACTS = path.resolve(ROOT, process.env.NEFFOS_BUILD || 'build', 'artifacts');
+
+export function artifact(name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return path.join(ARTIFACTS, name);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error:/;
+
+/** Runs examples/NAME/run.sh with PORT set; resolves once the server logs that it listens. */
+export async function startExample(name, readyMs = 10_000) {
+  const port = await freePort();
+  // run.sh ends with `exec neffos ...`, so this process becomes the server and gets our signals.
+  const proc = spawn('sh', [path.join(ROOT, 'examples', name, 'run.sh')], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), NEFFOS_BIN: BIN },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const ex = {
+    port, out: '', exit: null,
+    url: (p = '/echo') => `ws://127.0.0.1:${port}${p}`,
+    httpUrl: (p = '/') => `http://127.0.0.1:${port}${p}`,
+    logs: () => ex.out,
+    async stop() {
+      if (!ex.exit) {
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(t);
+      }
+      if (SANITIZER.test(ex.out)) throw new Error(`sanitizer report from the server:\n${ex.out.slice(-8000)}`);
+    },
+  };
+  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve(ex.exit = { code, signal })));
+  for (const s of [proc.stdout, proc.stderr]) s.setEncoding('utf8').on('data', (d) => { ex.out += d; });
+  const end = Date.now() + readyMs;
+  while (!/listening on/.test(ex.out)) {
+    if (ex.exit || Date.now() > end) {
+      await ex.stop().catch(() => {});
+      throw new Error(`examples/${name}/run.sh did not start (exit ${JSON.stringify(ex.exit)}):\n${ex.out}`);
+    }
+    await sleep(50);
+  }
+  return ex;
+}
+
+/** Polls `fn` until truthy, at most `ms`; the error names what was awaited and the last value. */
+export async function until(fn, what, ms = 10_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Headless Debian Chromium through playwright-core; each context gets a fresh profile. */
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return withTimeout(chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-quic'],
+  }), 30_000, 'launching Chromium');
+}
