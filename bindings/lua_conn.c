@@ -229,8 +229,8 @@ static int add_to(lua_State *L, lua_Number sign)
     luaL_checkany(L, 2);
     if (lua_isnil(L, 2))
         return luaL_argerror(L, 2, "key must not be nil");
-    lua_getiuservalue(L, 1, UV_STORE);          /* 4 (after the optional 3) */
-    lua_settop(L, 4);
+    lua_settop(L, 3);
+    lua_getiuservalue(L, 1, UV_STORE);          /* 4 */
     if (lua_isnil(L, 3)) {
         lua_pushinteger(L, 1);
         lua_replace(L, 3);

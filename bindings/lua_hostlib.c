@@ -27,6 +27,14 @@ static int host_servers(lua_State *L)
     return 1;
 }
 
+/* True once the running handler is past its instruction budget. */
+static int host_over_budget(lua_State *L)
+{
+    nf_lua_app *a = lapp_of(L);
+    lua_pushboolean(L, a->sb.limit && a->sb.enforce > 0 && a->sb.budget < 0);
+    return 1;
+}
+
 void lhost_open(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -34,6 +42,7 @@ void lhost_open(lua_State *L)
         { "timer", ltimer_new_lua },
         { "sleep", ltimer_sleep_lua },
         { "servers", host_servers },
+        { "over_budget", host_over_budget },
         { NULL, NULL },
     };
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);

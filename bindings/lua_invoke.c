@@ -54,11 +54,16 @@ static void pool_get(nf_lua_app *a, lrun *r)
 
 static void pool_put(nf_lua_app *a, lua_State *co, int ref, bool clean)
 {
-    /* A thread that failed or was abandoned is reset before reuse (5.4.4:
-     * lua_resetthread; 5.4.6 renamed it lua_closethread). Its return value
-     * is the old error status; the thread is clean either way. */
-    if (!clean)
-        (void)lua_resetthread(co);
+    if (!clean) {
+        /* A thread that failed or was abandoned is not reused: Lua 5.4.4
+         * leaves `allowhook` off on a thread whose count hook raised the
+         * error, and lua_resetthread does not turn it back on, so a reused
+         * thread would run without the instruction budget. Reset it to run
+         * its pending __close handlers, then let the GC have it. */
+        (void)lua_resetthread(co);   /* 5.4.6: lua_closethread */
+        luaL_unref(a->L, LUA_REGISTRYINDEX, ref);
+        return;
+    }
     lua_settop(co, 0);
     if (a->npool < (int)(sizeof a->pool / sizeof a->pool[0]) && !a->stopping) {
         a->pool[a->npool++] = ref;

@@ -40,8 +40,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
         return;
     a->sb.budget -= a->sb.step;
     if (a->sb.budget < 0)
-        luaL_error(L, "instruction limit exceeded (%llu instructions without waiting)",
-                   (unsigned long long)a->sb.limit);
+        luaL_error(L, "instruction limit exceeded (%I instructions without waiting)",
+                   (lua_Integer)a->sb.limit);
 }
 
 void lsb_install_hook(nf_lua_app *a, lua_State *co)

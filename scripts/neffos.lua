@@ -325,6 +325,25 @@ local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.re
   coroutine.status
 local pack, unpack = table.pack, table.unpack
 
+-- After a handler ran past its instruction budget, the error must reach the
+-- host even through the app's pcall: these rethrow it.
+local over_budget = host and host.over_budget or function() return false end
+
+local function rethrow_if_over(r)
+  if not r[1] and over_budget() then
+    error(r[2], 0)
+  end
+  return unpack(r, 1, r.n)
+end
+
+local function sandbox_pcall(...)
+  return rethrow_if_over(pack(pcall(...)))
+end
+
+local function sandbox_xpcall(...)
+  return rethrow_if_over(pack(xpcall(...)))
+end
+
 local function resume(co, ...)
   local r = pack(co_resume(co, ...))
   while r[1] and r[2] == YIELD_TAG and co_status(co) == "suspended" do
@@ -332,7 +351,7 @@ local function resume(co, ...)
     -- hand what the host resumes us with to the inner coroutine.
     r = pack(co_resume(co, co_yield(unpack(r, 2, r.n))))
   end
-  return unpack(r, 1, r.n)
+  return rethrow_if_over(r)
 end
 
 local function wrap(fn)
@@ -388,6 +407,7 @@ end
 function M.new_env(ctx)
   local env = {}
   for _, k in ipairs(BASE) do env[k] = _G[k] end
+  env.pcall, env.xpcall = sandbox_pcall, sandbox_xpcall
   env.string, env.table, env.math, env.utf8 = string, table, math, utf8
   env.coroutine = sandbox_coroutine
   env.os = { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime, getenv = os.getenv }
