@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct nf_invocation {
     nf_invocation_kind kind;
@@ -20,9 +21,52 @@ struct nf_invocation {
     bool is_local, is_forced, is_native, binary;
     nf_invocation_cont cont;
     void *cont_ud;
-    uint64_t started_us;
     char storage[];
 };
+
+/* Invocations are made for every message: recycle them instead of a
+ * malloc/free pair each time. Those whose names fit POOLED_STORAGE come from
+ * a free list bounded at POOL_MAX entries. */
+#define POOLED_STORAGE 192
+#define POOL_MAX 1024
+
+typedef union pooled {
+    union pooled *next;
+    char bytes[sizeof(struct nf_invocation) + POOLED_STORAGE];
+} pooled;
+
+static pooled *free_list;
+static size_t free_count;
+
+static nf_invocation *inv_alloc(size_t storage)
+{
+    if (storage > POOLED_STORAGE)
+        return malloc(sizeof(nf_invocation) + storage);
+    if (free_list) {
+        pooled *p = free_list;
+        free_list = p->next;
+        free_count--;
+        return (nf_invocation *)p;
+    }
+    return malloc(sizeof(pooled));
+}
+
+static void inv_free(nf_invocation *inv, size_t storage)
+{
+    if (storage > POOLED_STORAGE || free_count >= POOL_MAX) {
+        free(inv);
+        return;
+    }
+    pooled *p = (pooled *)inv;
+    p->next = free_list;
+    free_list = p;
+    free_count++;
+}
+
+static size_t storage_of(const nf_invocation *inv)
+{
+    return inv->msg.wait.len + inv->msg.ns.len + inv->msg.room.len + inv->msg.event.len;
+}
 
 static char *keep(char *w, nf_slice s, nf_slice *out)
 {
@@ -38,9 +82,10 @@ nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, nf_nsconn 
     if (m == NULL)
         m = &none;
     size_t need = m->wait.len + m->ns.len + m->room.len + m->event.len;
-    nf_invocation *inv = calloc(1, sizeof *inv + need);
+    nf_invocation *inv = inv_alloc(need);
     if (inv == NULL)
         return NULL;
+    memset(inv, 0, sizeof *inv);
     inv->kind = kind;
     inv->conn = c;
     inv->ep = c->ep;
@@ -77,8 +122,12 @@ const nf_msg *nf_invocation_saved_msg(const nf_invocation *inv) { return &inv->m
 void nf_invocation_run(nf_invocation *inv)
 {
     nf_host *h = inv->conn->host;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     h->metrics.handler_runs++;
-    h->ops->invoke(h->app, inv);
+    h->ops->invoke(h->app, inv);   /* may finish and free inv: do not touch it after */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    h->metrics.handler_us_total += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
 }
 
 void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data, size_t len)
@@ -89,7 +138,7 @@ void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data
     if (inv->cont)
         inv->cont(inv, result, data, len);
     nf_conn_unref(c);
-    free(inv);
+    inv_free(inv, storage_of(inv));
 }
 
 void nf_notify(nf_conn *c, nf_nsconn *nc, nf_slice ns, nf_slice room, const char *event,
