@@ -88,6 +88,8 @@ struct nf_client {
 static void read_cb(evutil_socket_t fd, short what, void *arg);
 static void write_cb(evutil_socket_t fd, short what, void *arg);
 static void flush_one(nf_client *c);
+static void enter(nf_client *c);
+static bool leave(nf_client *c);
 
 /* ---- the loop ---------------------------------------------------------- */
 
@@ -115,7 +117,9 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     nf_client *c;
     while ((c = l->flush_head) != NULL) {
         flush_list_unlink(c);
+        enter(c);
         flush_one(c);
+        leave(c);
     }
 }
 
@@ -325,16 +329,15 @@ static int send_frame(nf_client *c, unsigned opcode, const void *data, size_t le
     return 0;
 }
 
+/* Callers hold enter()/leave() around it: a failed write runs on_close. */
 static void flush_one(nf_client *c)
 {
     if (c->fd < 0 || c->woff == c->wlen)
         goto done;
     ssize_t n = write(c->fd, c->wbuf + c->woff, c->wlen - c->woff);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        enter(c);
         snprintf(c->why, sizeof(c->why), "write: %s", strerror(errno));
         finish(c, c->why);
-        leave(c);
         return;
     }
     if (n > 0)

@@ -136,6 +136,7 @@ int bench_ask(const bench_opts *o)
     if (r == NULL || base == NULL)
         return 2;
     r->o = o;
+    r->srv_cpu0 = r->srv_cpu1 = -1;     /* "not measured" unless the run starts */
     r->event = nf_slice_of(o->event, strlen(o->event));
     r->body_buf = malloc(o->size ? o->size : 1);
     /* Printable, and no ';' so that it reads the same in any log. */

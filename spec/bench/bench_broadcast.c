@@ -184,6 +184,7 @@ int bench_broadcast(const bench_opts *o)
     if (r == NULL || base == NULL)
         return 2;
     r->o = o;
+    r->srv_cpu0 = r->srv_cpu1 = -1;     /* "not measured" unless the run starts */
     r->event = nf_slice_of(o->event, strlen(o->event));
     r->recv_event = nf_slice_of(o->recv_event, strlen(o->recv_event));
     r->body_buf = malloc(o->size + 1);
