@@ -106,3 +106,22 @@ test('result mapping: non-string errors, bad returns, empty errors never go out 
   assert.match(await askErr(ns, 'bad_return'), /handler returned a table/);
   assert.equal(await askErr(ns, 'empty_error'), 'error');
 });
+
+test('conn:connect from on_connect: the client is connected to "forced" after the handshake', T, async (t) => {
+  const conn = await dial(t, server.url(), { forced: {} }, { headers: { 'X-Force': '1' } });
+  // It arrives right after "A", before dial() resolves: waitServerConnect would miss it (spec 7.3).
+  const { eventually } = await import('../interop/lib/server.mjs');
+  const f = await eventually(() => conn.namespace('forced'), 'forced namespace connected');
+  assert.equal((await f.ask('hi', '')).Body, 'hi from forced');
+});
+
+test('conn:connect from a handler waits for the client; ns:disconnect forces it out', T, async (t) => {
+  const conn = await dial(t, server.url(), { default: {}, forced: {} });
+  const ns = await withTimeout(conn.connect('default'), 5000, 'connect default');
+  assert.equal(await ask(ns, 'connect_forced'), 'forced true');
+  const f = conn.namespace('forced');
+  assert.ok(f);
+  assert.equal((await f.ask('kick', '')).Body, 'bye');
+  const { eventually } = await import('../interop/lib/server.mjs');
+  await eventually(() => conn.namespace('forced') === undefined, 'forced disconnect');
+});

@@ -11,11 +11,29 @@ neffos.every(0.05, function() state.ticks = state.ticks + 1 end)
 
 return neffos.server {
   endpoint = "/echo",
+  on_connect = function(conn)
+    if conn.request.headers["x-force"] then
+      local ns = conn:connect("forced")   -- sent right after the handshake
+      assert(ns and ns.namespace == "forced")
+    end
+  end,
   on_reload = function(old)
     state.reloaded_from = old.version
   end,
   namespaces = {
+    forced = {
+      hi = function(ns) return "hi from forced" end,
+      kick = function(ns)
+        neffos.after(0, function() assert(ns:disconnect()) end)
+        return "bye"
+      end,
+    },
     default = {
+      connect_forced = function(ns)
+        local f, err = ns.conn:connect("forced")
+        if not f then return nil, err end
+        return f.namespace .. " " .. tostring(f:is_connected())
+      end,
       version = function() return version end,
       loads = function() return tostring(state.loads) end,
       reloaded_from = function() return tostring(state.reloaded_from) end,
