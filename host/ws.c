@@ -9,12 +9,30 @@
 #include <event2/bufferevent.h>
 #include <wslay/wslay.h>
 
+/* A wslay context holds 8 KB of fixed buffers, more than everything else a
+ * connection needs. An idle connection has no use for it: between frames,
+ * outside a fragmented message and with nothing queued, wslay's state is its
+ * initial state. So contexts are lent to connections only while they parse
+ * (or close) and go back to a bounded pool afterwards. The slot is wslay's
+ * user data: it points at whichever connection holds the context now. */
+typedef struct ws_slot {
+    wslay_event_context_ptr ctx;
+    struct nf_ws *ws;
+    struct ws_slot *next;
+} ws_slot;
+
+#define SLOT_POOL_MAX 1024
+
+static ws_slot *slot_pool;
+static size_t slot_pool_size;
+
 struct nf_ws {
     struct bufferevent *bev;
-    wslay_event_context_ptr ctx;
+    ws_slot *slot;        /* lent while parsing or closing, else NULL */
     nf_ws_callbacks cb;
     void *ud;
     bool closing;
+    bool in_message;      /* a fragmented data message is open */
     /* A shadow of wslay's frame-header parser (see guard_input). */
     uint8_t hdr[14];
     uint8_t hdr_len;
@@ -114,16 +132,16 @@ static size_t guard_input(nf_ws *ws, const uint8_t *buf, size_t n)
  * and no more reading. */
 static void fail_if_refused(nf_ws *ws)
 {
-    if (ws->fail_code && wslay_event_want_read(ws->ctx)) {
-        wslay_event_queue_close(ws->ctx, ws->fail_code, NULL, 0);
-        wslay_event_shutdown_read(ws->ctx);
+    if (ws->fail_code && wslay_event_want_read(ws->slot->ctx)) {
+        wslay_event_queue_close(ws->slot->ctx, ws->fail_code, NULL, 0);
+        wslay_event_shutdown_read(ws->slot->ctx);
     }
 }
 
 /* wslay pulls input from the bufferevent. */
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
-    nf_ws *ws = user;
+    nf_ws *ws = ((ws_slot *)user)->ws;
     struct evbuffer *in = bufferevent_get_input(ws->bev);
     ev_ssize_t n = ws->fail_code ? 0 : evbuffer_copyout(in, buf, len);
     size_t pass = n > 0 ? guard_input(ws, buf, (size_t)n) : 0;
@@ -139,7 +157,7 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 /* wslay's own frames (pong, close) go to the same output, in order. */
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
 {
-    nf_ws *ws = user;
+    nf_ws *ws = ((ws_slot *)user)->ws;
     if (evbuffer_add(bufferevent_get_output(ws->bev), data, len) != 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -150,34 +168,84 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
                            void *user)
 {
-    nf_ws *ws = user;
+    nf_ws *ws = ((ws_slot *)user)->ws;
+    if (arg->opcode <= WSLAY_BINARY_FRAME)   /* continuation, text, binary */
+        ws->in_message = !arg->fin;
     if (ws->cb.on_activity)
         ws->cb.on_activity(ws->ud);
 }
 
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
-    nf_ws *ws = user;
+    nf_ws *ws = ((ws_slot *)user)->ws;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
         ws->cb.on_message(ws->ud, arg->opcode == WSLAY_BINARY_FRAME, arg->msg, arg->msg_length);
     else if (arg->opcode == WSLAY_CONNECTION_CLOSE)
         ws->closing = true;   /* wslay has queued the answering close frame */
 }
 
+static const struct wslay_event_callbacks callbacks = {
+    recv_cb, send_cb, NULL, frame_start_cb, NULL, NULL, msg_cb
+};
+
+/* Lends ws a context: from the pool, or a new one. */
+static int slot_attach(nf_ws *ws)
+{
+    ws_slot *slot = slot_pool;
+    if (ws->slot)
+        return 0;
+    if (slot) {
+        slot_pool = slot->next;
+        slot_pool_size--;
+    } else {
+        slot = calloc(1, sizeof *slot);
+        if (slot == NULL)
+            return -1;
+        if (wslay_event_context_server_init(&slot->ctx, &callbacks, slot) != 0) {
+            free(slot);
+            return -1;
+        }
+    }
+    /* Never wslay's default (2 GiB): a peer could make us buffer that much. */
+    wslay_event_config_set_max_recv_msg_length(slot->ctx, ws->max_message_bytes);
+    slot->ws = ws;
+    slot->next = NULL;
+    ws->slot = slot;
+    return 0;
+}
+
+static void slot_destroy(ws_slot *slot)
+{
+    wslay_event_context_free(slot->ctx);
+    free(slot);
+}
+
+/* Gives the context back when wslay holds no state for this connection:
+ * at a frame boundary (our shadow parser agrees), outside a fragmented
+ * message, nothing queued, not closing. */
+static void slot_detach_if_idle(nf_ws *ws)
+{
+    ws_slot *slot = ws->slot;
+    if (slot == NULL || ws->closing || ws->fail_code || ws->in_message || ws->skip || ws->hdr_len ||
+        wslay_event_want_write(slot->ctx) || !wslay_event_want_read(slot->ctx) ||
+        wslay_event_get_queued_msg_count(slot->ctx) > 0)
+        return;
+    ws->slot = NULL;
+    slot->ws = NULL;
+    if (slot_pool_size >= SLOT_POOL_MAX) {
+        slot_destroy(slot);
+        return;
+    }
+    slot->next = slot_pool;
+    slot_pool = slot;
+    slot_pool_size++;
+}
+
 nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, const nf_ws_callbacks *cb, void *ud)
 {
-    static const struct wslay_event_callbacks callbacks = {
-        recv_cb, send_cb, NULL, frame_start_cb, NULL, NULL, msg_cb
-    };
     nf_ws *ws = calloc(1, sizeof *ws);
     if (ws == NULL)
         return NULL;
-    if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
-        free(ws);
-        return NULL;
-    }
-    /* Never wslay's default (2 GiB): a peer could make us buffer that much. */
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, max_message_bytes);
     ws->max_message_bytes = max_message_bytes;
     ws->bev = bev;
     ws->cb = *cb;
@@ -188,30 +256,36 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, const nf_ws_
 void nf_ws_free(nf_ws *ws)
 {
     if (ws) {
-        wslay_event_context_free(ws->ctx);
+        if (ws->slot)
+            slot_destroy(ws->slot);   /* state unknown: never back to the pool */
         free(ws);
     }
 }
 
 int nf_ws_read(nf_ws *ws)
 {
-    if (wslay_event_recv(ws->ctx) != 0)
+    struct evbuffer *in = bufferevent_get_input(ws->bev);
+    if (ws->slot == NULL && evbuffer_get_length(in) == 0)
+        return 0;
+    if (slot_attach(ws) != 0)
+        return -1;
+    wslay_event_context_ptr ctx = ws->slot->ctx;
+    if (wslay_event_recv(ctx) != 0)
         return -1;
     fail_if_refused(ws);   /* wslay may stop asking for bytes before the bad ones */
-    if (wslay_event_send(ws->ctx) != 0)
+    if (wslay_event_send(ctx) != 0)
         return -1;
-    if (wslay_event_get_close_sent(ws->ctx) || wslay_event_get_close_received(ws->ctx))
+    if (wslay_event_get_close_sent(ctx) || wslay_event_get_close_received(ctx))
         ws->closing = true;
     /* Once wslay stops reading (close received, or the connection failed),
      * whatever else the peer sends is discarded, never buffered. */
-    if (!wslay_event_want_read(ws->ctx)) {
-        struct evbuffer *in = bufferevent_get_input(ws->bev);
+    if (!wslay_event_want_read(ctx))
         evbuffer_drain(in, evbuffer_get_length(in));
-    }
     /* Done when wslay has nothing more to read or write (close handshake
      * complete, or a protocol error it answered with a close frame). */
-    if (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx))
+    if (!wslay_event_want_read(ctx) && !wslay_event_want_write(ctx))
         return -1;
+    slot_detach_if_idle(ws);
     return 0;
 }
 
@@ -219,7 +293,7 @@ bool nf_ws_is_closing(const nf_ws *ws) { return ws->closing; }
 
 uint16_t nf_ws_peer_close_code(const nf_ws *ws)
 {
-    return wslay_event_get_status_code_received(ws->ctx);
+    return ws->slot ? wslay_event_get_status_code_received(ws->slot->ctx) : 1006;
 }
 
 size_t nf_ws_frame_header(uint8_t *hdr, bool binary, size_t len)
@@ -283,9 +357,11 @@ void nf_ws_close(nf_ws *ws, uint16_t code, const char *reason, size_t reason_len
         return;
     if (reason_len > 123)
         reason_len = 123;
-    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, reason_len);
-    wslay_event_send(ws->ctx);
-    ws->closing = true;
+    ws->closing = true;   /* keeps the context lent until the connection goes */
+    if (slot_attach(ws) != 0)
+        return;
+    wslay_event_queue_close(ws->slot->ctx, code, (const uint8_t *)reason, reason_len);
+    wslay_event_send(ws->slot->ctx);
 }
 
 nf_shared_frame *nf_shared_frame_new(bool binary, size_t payload_len,
