@@ -1,11 +1,12 @@
 // A terminal client for examples/chat, with the real neffos.js (run `npm ci` once at the repo root).
-//   node examples/chat/client.mjs [NAME [ROOM [ws://127.0.0.1:8080/echo]]]
+//   node examples/chat/client.mjs [NAME [ROOM [URL]]]
+// URL defaults to ws://127.0.0.1:$PORT/echo, PORT to 8080 (as for run.sh).
 // Asks for the missing name and room. Each line you type goes to the others in the room;
 // `leave` leaves the room (then a line names the next room to join); Ctrl-D quits.
 import * as neffos from 'neffos.js';
 import readline from 'node:readline';
 
-const [argName, argRoom, url = 'ws://127.0.0.1:8080/echo'] = process.argv.slice(2);
+const [argName, argRoom, url = `ws://127.0.0.1:${process.env.PORT || 8080}/echo`] = process.argv.slice(2);
 const rl = readline.createInterface({ input: process.stdin });
 const lines = rl[Symbol.asyncIterator]();
 let quitting = false; // set at EOF, before our own conn.close()
@@ -14,6 +15,7 @@ async function ask(prompt) {
   process.stdout.write(prompt);
   const { value, done } = await lines.next();
   if (done) process.exit(0);
+  if (!process.stdin.isTTY) process.stdout.write('\n'); // a terminal echoes the Enter; a pipe does not
   return value.trim();
 }
 
