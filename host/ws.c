@@ -38,6 +38,7 @@ struct nf_ws {
     uint8_t hdr_len;
     uint64_t skip;        /* payload bytes of the current frame still to pass */
     uint16_t fail_code;   /* a header was refused: answer with this close code */
+    bool in_close;        /* skipping a close frame's payload (held back until whole) */
     size_t max_message_bytes;
 };
 
@@ -98,6 +99,17 @@ static size_t guard_input(nf_ws *ws, const uint8_t *buf, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        if (ws->skip > 0 && ws->in_close) {
+            /* wslay checks a close reason's UTF-8 per read and skips the
+             * first two bytes of every read, not only of the payload: a
+             * reason split across reads could be refused when valid, or
+             * pass unchecked when invalid and be echoed in wslay's
+             * answering close. So a close frame's payload (<= 125 bytes) is
+             * held back until it can go to wslay in one piece. */
+            if ((uint64_t)(n - i) < ws->skip)
+                return i;
+            ws->in_close = false;
+        }
         if (ws->skip > 0) {
             size_t take = (uint64_t)(n - i) < ws->skip ? n - i : (size_t)ws->skip;
             ws->skip -= take;
@@ -120,6 +132,7 @@ static size_t guard_input(nf_ws *ws, const uint8_t *buf, size_t n)
                     return i;
                 }
                 ws->skip = payload_len;
+                ws->in_close = (ws->hdr[0] & 0x0f) == 0x8;
                 ws->hdr_len = 0;
             }
         }

@@ -340,6 +340,37 @@ static void utf8_fail_fast(void)
     h_close(&h);
 }
 
+/* A close reason split across reads: wslay alone checks only the first
+ * read's part and then echoes the reason. */
+static void close_reason_split(void)
+{
+    static const uint8_t reason[] = { 0x0f, 0xa0, 'o', 'k', 0xce, 0xba, 0xed, 0xa0, 0x80, 'x' };   /* 4000 + bad */
+    uint8_t buf[64];
+    size_t n = frame(buf, 0x88, reason, sizeof reason, false);
+    for (size_t cut = 3; cut < n; cut++) {
+        harness h;
+        char what[64];
+        snprintf(what, sizeof what, "invalid close reason cut at byte %zu", cut);
+        h_open(&h);
+        h_feed(&h, buf, cut);
+        if (h.rc == 0)
+            h_feed(&h, buf + cut, n - cut);
+        expect_close(&h, 1007, what);
+        h_close(&h);
+    }
+    /* A valid reason cut anywhere is echoed. */
+    static const uint8_t good[] = { 0x0f, 0xa0, 'o', 'k', 0xce, 0xba, 0xe1, 0xbd, 0xb9 };
+    n = frame(buf, 0x88, good, sizeof good, false);
+    for (size_t cut = 3; cut < n; cut++) {
+        harness h;
+        h_open(&h);
+        h_feed(&h, buf, cut);
+        h_feed(&h, buf + cut, n - cut);
+        expect_close(&h, 4000, "valid close reason cut");
+        h_close(&h);
+    }
+}
+
 static void fragmentation_errors(void)
 {
     harness h;
@@ -488,6 +519,7 @@ int main(void)
     close_codes();
     valid_sequences();
     utf8_fail_fast();
+    close_reason_split();
     fragmentation_errors();
     header_errors();
     size_limit();
