@@ -360,7 +360,12 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
         http_answer(c, 503, NULL, "text/plain; charset=utf-8", "draining\n", false);
         return;
     }
-    if (assign_id(c) != 0) {
+    /* The id generator may look at the endpoint (nf_conn_endpoint); the
+     * connection only joins it in nf_conn_upgraded. */
+    c->ep = ep;
+    int id_rc = assign_id(c);
+    c->ep = NULL;
+    if (id_rc != 0) {
         http_answer(c, 503, NULL, "text/plain; charset=utf-8", "out of memory\n", false);
         return;
     }

@@ -55,7 +55,8 @@ typedef struct nf_app_ops {
 
     /* Writes a connection ID for a new connection into id[0..cap) and returns
      * its length; 0 means "use the default" (a random UUID v4). The request is
-     * available through nf_conn_request(c). IDs with ';', '.', '*', '>', '?',
+     * available through nf_conn_request(c), the endpoint through
+     * nf_conn_endpoint(c). IDs with ';', '.', '*', '>', '?',
      * '[', or white space are refused by the core (the default is used). */
     size_t (*generate_id)(void *app, nf_conn *c, char *id, size_t cap);
 
@@ -134,7 +135,13 @@ nf_endpoint *nf_host_add_endpoint(nf_host *h, const char *path, const nf_endpoin
 nf_endpoint *nf_host_find_endpoint(nf_host *h, const char *path);
 /* Changes an endpoint's configuration in place (used by reload). */
 void nf_endpoint_configure(nf_endpoint *ep, const nf_endpoint_config *cfg);
-/* Unmounts: every connection is closed with 1001 "endpoint removed". */
+/* Unmounts at once: new requests for the path get 404 (or another endpoint
+ * mounted there later). Every connection of the endpoint is sent a close
+ * frame 1001 "endpoint removed"; their teardown (forced leave/disconnect
+ * events, NF_INVOKE_DISCONNECT) happens later, when the close handshake ends
+ * or its grace period runs out, through the same nf_app_ops. The endpoint
+ * itself stays allocated (and its app data untouched) until nf_host_free, so
+ * pointers held by those invocations stay valid. */
 void nf_host_remove_endpoint(nf_host *h, nf_endpoint *ep);
 /* Iterates endpoints in mount order; returns NULL after the last. */
 nf_endpoint *nf_host_endpoint_next(nf_host *h, nf_endpoint *prev);
