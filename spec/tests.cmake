@@ -55,3 +55,7 @@ foreach(kind interop browser scaleout robust reload examples)
     set_tests_properties(${kind}/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS ${kind} TIMEOUT 300)
   endforeach()
 endforeach()
+
+# Fuzz targets: corpus + regression replay as ctests (label fuzz); libFuzzer
+# binaries with -DNF_FUZZ=ON under clang. See spec/fuzz/fuzz.cmake.
+include(${NF_SPEC_DIR}/fuzz/fuzz.cmake)
