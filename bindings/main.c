@@ -383,7 +383,10 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
         goto out;
     }
     if (cfg->watch) {
-        s.watch = nf_watch_new(base, 50, ".lua", on_change, &s);
+        /* Only complete files trigger (IN_CLOSE_WRITE, IN_MOVED_TO), so the
+         * debounce just folds one save's burst of events (several files, or
+         * write + rename) into one reload: 10 ms is plenty. */
+        s.watch = nf_watch_new(base, 10, ".lua", on_change, &s);
         if (!s.watch)
             nf_warn("cannot watch the app's files (%s): reload with SIGHUP", strerror(errno));
         else
