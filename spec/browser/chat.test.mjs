@@ -133,3 +133,13 @@ test('two users in one room chat; a third room hears nothing; leave notifies the
   await waitItem(carol, { kind: 'notice', text: 'dave left the room' }, 'carol hears dave\'s tab close');
   await withTimeout(Promise.all([alice, bob, carol].map((p) => p.context().close())), WAIT, 'closing contexts');
 });
+
+test('when the server stops, the page says so and stops sending', { timeout: 30_000 }, async () => {
+  const page = await openPage();
+  await join(page, 'erin', 'red');
+  await ex.stop(); // SIGTERM: the server closes the connections (1001) and exits
+  await waitItem(page, { kind: 'error', text: 'disconnected from the server; reload the page to reconnect' }, 'the page notices');
+  assert.equal(await page.isEnabled('#text'), false);
+  assert.equal(await page.textContent('#status'), 'not connected');
+  await page.context().close();
+});

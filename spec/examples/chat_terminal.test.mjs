@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { dial, withTimeout } from '../interop/lib/server.mjs';
-import { ROOT, startExample, sleep, until } from './lib/example.mjs';
+import { ROOT, startExample, sleep, eventually as until } from './lib/example.mjs';
 
 const WAIT = 10_000;
 let ex;

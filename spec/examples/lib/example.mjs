@@ -8,9 +8,9 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ROOT, BIN, sleep, withTimeout } from '../../interop/lib/server.mjs';
+import { ROOT, BIN, sleep, withTimeout, eventually } from '../../interop/lib/server.mjs';
 
-export { ROOT, BIN, sleep, withTimeout };
+export { ROOT, BIN, sleep, withTimeout, eventually };
 export const ARTIFACTS = path.resolve(ROOT, process.env.NEFFOS_BUILD || 'build', 'artifacts');
 
 export function artifact(name) {
@@ -66,17 +66,6 @@ export async function startExample(name, readyMs = 10_000) {
     await sleep(50);
   }
   return ex;
-}
-
-/** Polls `fn` until truthy, at most `ms`; the error names what was awaited and the last value. */
-export async function until(fn, what, ms = 10_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await sleep(50);
-  }
 }
 
 /** Headless Debian Chromium through playwright-core; each context gets a fresh profile. */
