@@ -228,3 +228,36 @@ test('ordering: one connection\'s handlers run in arrival order; other connectio
   assert.equal(await a.nextText(5000, 'slow reply'), '$s;default;;slow;0;0;slept 0.5');
   assert.equal(await a.nextText(5000, 'echo reply'), '$e;default;;echo;0;0;echo back: after slow');
 });
+
+test('empty replies and empty errors: "" is a reply with an empty body, an empty error gets a text (5.6, 17.3.4)', T, async (t) => {
+  const c = await rawDefault(t);
+  assert.equal(await c.ask('$e;default;;empty;0;0;'), '$e;default;;empty;0;0;');
+  const f = await c.ask('$f;default;;emptyerr;0;0;');
+  assert.match(f, /^\$f;default;;emptyerr;1;0;.+$/, 'isError=1 never with an empty text');
+  const ns = await connectDefault(t);
+  assert.equal((await ask(ns, 'empty', 'x')).Body, '');
+  await assert.rejects(ask(ns, 'emptyerr', 'x'), (e) => e instanceof Error && e.message.length > 0);
+});
+
+test('";" in room and event names is escaped as @%!semicolon@%! both ways (5.2, B03)', T, async (t) => {
+  // (The Lua API refuses to declare a namespace whose name has a ';', so only room and event here.)
+  const c = await rawDefault(t);
+  assert.equal(await c.ask('$2;default;r@%!semicolon@%!1;ev@%!semicolon@%!1;0;0;a;b;c'),
+    '$2;default;r@%!semicolon@%!1;ev@%!semicolon@%!1;0;0;default|r;1|ev;1|a;b;c');
+  const ns = await connectDefault(t);
+  assert.equal((await ask(ns, 'ev;1', 'x;y')).Body, 'default||ev;1|x;y');
+});
+
+test('only "1" means true in isError (5.5, C09, C10)', T, async (t) => {
+  const c = await rawDefault(t);
+  assert.equal(await c.ask('$9;default;;echo;2;0;txt'), '$9;default;;echo;0;0;echo back: txt');
+  assert.equal(await c.ask('$a;default;;echo;true;0;txt'), '$a;default;;echo;0;0;echo back: txt');
+  // (A "#" token, G12, is not asserted: 17.4.3 lets a server drop unmatched non-"$" tokens.)
+});
+
+test('a client frame that is itself an error is not answered with an error (no ping-pong, 17.5.3)', T, async (t) => {
+  const c = await rawDefault(t);
+  c.sendText(';default;;fail;1;0;client error');
+  await c.expectNothing(400, 'no error written back for an error frame');
+  assert.equal(await c.ask('$1;default;;echo;0;0;alive'), '$1;default;;echo;0;0;echo back: alive');
+});

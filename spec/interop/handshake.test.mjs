@@ -66,3 +66,13 @@ test('raw: refusal is "H" + text, then the server closes the connection (4.3, 17
   const ok = await RawClient.open(t, h.server.url());
   assert.equal((await ok.handshake())[0], 'A');
 });
+
+test('raw: "A"/"H" frames from the client before "M" mean nothing (17.2.4)', T, async (t) => {
+  const c = await RawClient.open(t, h.server.url());
+  c.sendText('Aevil');
+  c.sendText('Hgo away');
+  const ack = await c.handshake();
+  assert.match(ack, /^A/, `ack was ${JSON.stringify(ack)}`);
+  assert.notEqual(ack.slice(1), 'evil');
+  assert.match(ack.slice(1), UUID_V4);
+});

@@ -46,6 +46,12 @@ return neffos.server {
         neffos.sleep(tonumber(msg.body))
         return "slept " .. msg.body
       end,
+      empty = function(ns, msg)
+        return ""
+      end,
+      emptyerr = function(ns, msg)
+        return nil, ""
+      end,
       len = function(ns, msg)
         return tostring(#msg.body)
       end,
@@ -55,6 +61,9 @@ return neffos.server {
           return nil, "no header " .. msg.body
         end
         return v
+      end,
+      ["ev;1"] = function(ns, msg)
+        return ("%s|%s|%s|%s"):format(ns.namespace, msg.room, msg.event, msg.body)
       end,
     },
   },
