@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exchange.h"
 #include "log.h"
 #include "nf_lua.h"
 #include "watch.h"
@@ -56,6 +57,7 @@ static const limit_flag limit_flags[] = {
 enum {
     OPT_LISTEN = 256, OPT_ENDPOINT, OPT_STATIC, OPT_CHECK, OPT_LOG_LEVEL, OPT_LOG_JSON, OPT_HELP,
     OPT_VERSION, OPT_GRACE, OPT_LUA_INSTR, OPT_LUA_MEM, OPT_NO_WATCH, OPT_ORIGINS,
+    OPT_REDIS, OPT_REDIS_PREFIX, OPT_NATS, OPT_NATS_PREFIX,
     OPT_LIMIT_FIRST = 512
 };
 
@@ -66,6 +68,8 @@ typedef struct config {
     const char *static_root;
     const char *origins;
     const char *app;
+    const char *redis, *redis_prefix;    /* scale-out: at most one broker */
+    const char *nats, *nats_prefix;
     bool check;
     bool watch;
     unsigned grace_ms;
@@ -104,6 +108,10 @@ static void usage(FILE *f)
             "  --log-json               log JSON lines\n"
             "  --lua-instruction-limit N  instructions a handler may run without waiting (default 100000000, 0 = none)\n"
             "  --lua-memory-limit-mb N  Lua heap cap in MiB (default 256, 0 = none)\n"
+            "  --redis URL              scale out over Redis: redis://[user:password@]HOST[:PORT][/DB]\n"
+            "  --redis-prefix P         Redis channel prefix (default neffos)\n"
+            "  --nats URL               scale out over NATS: nats://[user:password@|token@]HOST[:PORT]\n"
+            "  --nats-prefix P          NATS subject prefix (default neffos)\n"
             "  --help, --version\n"
             "\n"
             "limits:\n");
@@ -174,7 +182,7 @@ static bool parse_listen(const char *s, config *cfg)
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, config *cfg)
 {
-    static struct option opts[16 + NLIMITS + 1];
+    static struct option opts[20 + NLIMITS + 1];
     static char names[NLIMITS][64];
     const struct option fixed[] = {
         { "listen", required_argument, NULL, OPT_LISTEN },
@@ -188,6 +196,10 @@ static int parse_args(int argc, char **argv, config *cfg)
         { "grace-ms", required_argument, NULL, OPT_GRACE },
         { "lua-instruction-limit", required_argument, NULL, OPT_LUA_INSTR },
         { "lua-memory-limit-mb", required_argument, NULL, OPT_LUA_MEM },
+        { "redis", required_argument, NULL, OPT_REDIS },
+        { "redis-prefix", required_argument, NULL, OPT_REDIS_PREFIX },
+        { "nats", required_argument, NULL, OPT_NATS },
+        { "nats-prefix", required_argument, NULL, OPT_NATS_PREFIX },
         { "help", no_argument, NULL, OPT_HELP },
         { "version", no_argument, NULL, OPT_VERSION },
     };
@@ -216,6 +228,10 @@ static int parse_args(int argc, char **argv, config *cfg)
             break;
         case OPT_STATIC: cfg->static_root = optarg; break;
         case OPT_ORIGINS: cfg->origins = optarg; break;
+        case OPT_REDIS: cfg->redis = optarg; break;
+        case OPT_REDIS_PREFIX: cfg->redis_prefix = optarg; break;
+        case OPT_NATS: cfg->nats = optarg; break;
+        case OPT_NATS_PREFIX: cfg->nats_prefix = optarg; break;
         case OPT_CHECK: cfg->check = true; break;
         case OPT_NO_WATCH: cfg->watch = false; break;
         case OPT_LOG_LEVEL: {
@@ -267,6 +283,8 @@ static int parse_args(int argc, char **argv, config *cfg)
         }
         }
     }
+    if (cfg->redis && cfg->nats)
+        return bad_usage("%s", "--redis and --nats: choose one broker");
     if (optind >= argc)
         return bad_usage("%s", "missing APP (a directory with app.lua, or a .lua file)");
     if (optind + 1 < argc)
@@ -368,6 +386,19 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
     if (!s.host) {
         fprintf(stderr, "neffos: cannot create the host\n");
         goto out;
+    }
+    if (cfg->redis || cfg->nats) {
+        /* Before the app loads: its connections subscribe as they come. A
+         * broker that does not answer now is an error (exit 2), not a
+         * process that would quietly serve its own clients only. */
+        nf_exchange *x = cfg->redis ? nf_exchange_redis_new(s.host, cfg->redis, cfg->redis_prefix, err, sizeof err)
+                                    : nf_exchange_nats_new(s.host, cfg->nats, cfg->nats_prefix, err, sizeof err);
+        if (!x) {
+            fprintf(stderr, "neffos: %s\n", err);
+            rc = 2;
+            goto out;
+        }
+        nf_host_set_exchange(s.host, x);
     }
     if (nf_lua_load(s.app, s.host, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);

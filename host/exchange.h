@@ -44,4 +44,13 @@ void nf_exchange_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, 
  * local connections (namespace/room/To checks, except the marked sender). */
 size_t nf_exchange_deliver_local(nf_endpoint *ep, const nf_broadcast *b);
 
+/* The brokers (exchange_redis.c, exchange_nats.c). Each checks at once that
+ * the broker answers (a blocking probe of at most 2 s) and returns NULL with
+ * a message in err if not; afterwards it reconnects on its own. prefix NULL
+ * or "" means "neffos". Install the result with nf_host_set_exchange().
+ *     redis://[user[:password]@]host[:port][/db]     (port 6379)
+ *     nats://[user[:password]@|token@]host[:port]    (port 4222) */
+nf_exchange *nf_exchange_redis_new(nf_host *h, const char *url, const char *prefix, char *err, size_t errcap);
+nf_exchange *nf_exchange_nats_new(nf_host *h, const char *url, const char *prefix, char *err, size_t errcap);
+
 #endif

@@ -1,0 +1,57 @@
+/* test_exchange_marker.c - field 0 of bus messages (host/exchange_marker.h):
+ * our marker round-trips, and Go's field 0 values are classified as the Go
+ * nodes themselves classify them (spec 14.5, 14.7). */
+#include <string.h>
+
+#include "exchange_marker.h"
+#include "test.h"
+
+static void roundtrip(const char *path, const char *id, bool binary)
+{
+    char node[NF_MARKER_NODE_LEN + 1], out[512];
+    CHECK(nf_marker_new_node(node) == 0 && strlen(node) == NF_MARKER_NODE_LEN);
+    nf_marker m = { nf_slice_of(node, NF_MARKER_NODE_LEN), binary, nf_slice_of(path, strlen(path)),
+                    nf_slice_of(id, strlen(id)) }, back;
+    size_t n = nf_marker_write(&m, out);
+    CHECK(n == nf_marker_len(&m));
+    CHECK(memcmp(out, "neffos(0x", 9) == 0);        /* what Go nodes look for */
+    CHECK(memchr(out, ';', n) == NULL);
+    CHECK(nf_marker_parse(nf_slice_of(out, n), &back) == NF_MARKER_OURS);
+    CHECK_MEM(back.node.ptr, back.node.len, node, strlen(node));
+    CHECK_STR(back.path, path);
+    CHECK_STR(back.except_id, id);
+    CHECK(back.binary == binary);
+}
+
+static void classify(void)
+{
+    nf_marker m;
+    CHECK(nf_marker_parse(NF_SLICE_EMPTY, &m) == NF_MARKER_NONE);
+    /* A Go node's server connection id (spec 14.4 capture). */
+    CHECK(nf_marker_parse(NF_SLICE("neffos(0x77a37a9d-e89e-4e7d-a66e-cc9b7a70b79f(n1-conn10xc00012c300))"), &m) ==
+          NF_MARKER_FOREIGN);
+    CHECK(m.except_id.len == 0);
+    /* Go's broken ask token, and ours: digits. */
+    CHECK(nf_marker_parse(NF_SLICE("R795310697697464675"), &m) == NF_MARKER_TOKEN);
+    CHECK(nf_marker_parse(NF_SLICE("1700000000000000000123456"), &m) == NF_MARKER_TOKEN);
+    /* Damaged versions of ours are somebody else's. */
+    CHECK(nf_marker_parse(NF_SLICE("neffos(0xC1:zz"), &m) == NF_MARKER_FOREIGN);
+    CHECK(nf_marker_parse(NF_SLICE("neffos(0xC1:0123456789abcdef0123456789abcdef:t:9:/x(id))"), &m) ==
+          NF_MARKER_FOREIGN);
+    CHECK(nf_marker_parse(NF_SLICE("neffos(0xC1:0123456789abcdef0123456789abcdef:t:2:/x(id)"), &m) ==
+          NF_MARKER_FOREIGN);
+    CHECK(nf_marker_parse(NF_SLICE("neffos(0xC1:0123456789abcdef0123456789abcdef:t:2:/x(id))"), &m) ==
+          NF_MARKER_OURS);
+    CHECK_STR(m.path, "/x");
+    CHECK_STR(m.except_id, "id");
+}
+
+int main(void)
+{
+    roundtrip("/chat", "", false);
+    roundtrip("/chat", "2d1f0c6e-8a1b-4c1e-9d5e-0a0b0c0d0e0f", true);
+    roundtrip("", "x", false);
+    roundtrip("/a(b))c", "we(ird))", false);    /* parentheses inside still parse */
+    classify();
+    return TEST_REPORT();
+}
