@@ -146,6 +146,28 @@ static const char *error_text(lua_State *co, size_t *len)
     return lua_tolstring(co, -1, len);
 }
 
+/* Length of the "file.lua:12: " that error() puts before a message. The log
+ * keeps it (with the traceback); the client gets the message alone, since
+ * server paths are nobody else's business. */
+static size_t location_prefix(const char *msg, size_t len)
+{
+    const char *colon = memchr(msg, ':', len);
+    size_t i;
+    if (colon == NULL || colon == msg)
+        return 0;
+    i = (size_t)(colon - msg) + 1;
+    if (i >= len || msg[i] < '0' || msg[i] > '9')
+        return 0;
+    while (i < len && msg[i] >= '0' && msg[i] <= '9')
+        i++;
+    if (i + 1 >= len || msg[i] != ':' || msg[i + 1] != ' ')
+        return 0;
+    for (const char *p = msg; p < colon; p++)
+        if (*p == '\n' || *p == ' ')
+            return 0;
+    return i + 2;
+}
+
 static void log_failure(lrun *r, const char *msg)
 {
     lua_State *L = r->app->L;
@@ -225,7 +247,8 @@ static void run_resume(lrun *r, int nargs)
     size_t len;
     const char *msg = error_text(r->co, &len);
     log_failure(r, msg);
-    run_failed(r, msg, len);
+    size_t skip = location_prefix(msg, len);
+    run_failed(r, msg + skip, len - skip);
     run_free(r, false);
 }
 

@@ -162,10 +162,6 @@ local function check_server(desc)
     if type(name) ~= "string" then
       return ("%s: a namespace name must be a string (got %s)"):format(where, type(name)), "namespaces"
     end
-    if name:find(";", 1, true) then
-      -- ';' is escaped on the wire, but a name with it is certainly a mistake.
-      return ("%s: a namespace name must not contain ';'"):format(where), name
-    end
     if type(events) ~= "table" then
       return ("%s must be a table of handlers (got %s)"):format(where, type(events)), name
     end
