@@ -92,6 +92,8 @@ nf_parse_result nf_msg_parse(const char *frame, size_t len,
 static size_t count_semicolons(nf_slice f)
 {
     size_t n = 0;
+    if (f.len == 0)
+        return 0;   /* an absent field may be {NULL, 0}: memchr(NULL, ...) is undefined */
     for (const char *p = f.ptr, *e = f.ptr + f.len;
          (p = memchr(p, ';', (size_t)(e - p))) != NULL; p++)
         n++;

@@ -122,6 +122,12 @@ static void build_mode(const uint8_t *data, size_t size)
         p = z ? z + 1 : end;
     }
     m.body = nf_slice_of(p, (size_t)(end - p));
+    /* Callers build messages with {NULL, 0} for absent fields (the Lua
+     * bindings do for a broadcast without room): allowed, and tested. */
+    nf_slice *all[] = { &m.wait, &m.ns, &m.room, &m.event, &m.body };
+    for (size_t k = 0; k < 5; k++)
+        if (all[k]->len == 0)
+            *all[k] = (nf_slice){ NULL, 0 };
     for (size_t i = 0; i < m.wait.len; i++)   /* the token starts the copy */
         if (copy[i] == ';')
             copy[i] = ':';
