@@ -192,7 +192,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     char remote[64];
     int one = 1;
 
-    if (h->draining || h->ws_count >= h->limits.max_connections) {
+    /* While draining, connections are still accepted: /health must be able
+     * to say 503 (load balancers stop routing here), and upgrades are
+     * answered 503 in the HTTP phase. */
+    if (h->ws_count >= h->limits.max_connections) {
         h->metrics.refused_limit++;
         evutil_closesocket(fd);
         return;
@@ -538,8 +541,6 @@ void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *
     h->draining = true;
     h->drain_done = done;
     h->drain_ud = ud;
-    if (h->listener)
-        evconnlistener_disable(h->listener);
     h->drain_timer = evtimer_new(h->base, drain_timer_cb, h);
     NF_LIST_FOREACH_SAFE(it, tmp, &h->conns) {
         nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
