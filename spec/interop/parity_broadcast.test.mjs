@@ -1,0 +1,128 @@
+// Issue 3, broadcasting (spec 10; docs/lua-api.md server:broadcast): to a namespace, a room, one
+// ID, with `except` as a conn, an ns or an ID string; whisper, shout, room-only delivery, and the
+// 1,000-message bursts that must reach every receiver completely and in order (10.3: Go loses them).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { T, appPath, useServer, RawClient, withTimeout, sleep } from './lib/server.mjs';
+import { connectAs, askBody } from './lib/parity.mjs';
+
+const h = useServer(appPath('parity_broadcast.lua'));
+const EVENTS = ['all', 'shout', 'whisper', 'roomcast', 'relay', 'n'];
+const bc = (t, name, opts = {}) => connectAs(t, h.server.url(), name, { ns: 'bc', events: EVENTS, ...opts });
+const many = (t, names) => Promise.all(names.map((n) => bc(t, n)));
+async function rawBc(t, name) {
+  const r = await RawClient.connect(t, h.server.url(), { headers: { 'X-Username': name } });
+  assert.equal(await r.ask('$c;bc;;_OnNamespaceConnect;0;0;'), '$c;;;;;;');
+  return r;
+}
+
+test('to a namespace: every connection of it, the sender included, and nobody else (10.1)', T, async (t) => {
+  const [a, b, c] = await many(t, ['ns-a', 'ns-b', 'ns-c']);
+  const d = await connectAs(t, h.server.url(), 'ns-d', { ns: 'other', events: ['all'] });
+  const r = await rawBc(t, 'ns-raw');
+  assert.equal(await askBody(a.ns, 'all', 'hello;all'), '4', 'four local receivers');
+  for (const x of [a, b, c]) {
+    await x.rec.count('all', 1);
+    assert.deepEqual(x.rec.of('all').map((s) => [s.ns, s.room, s.body]), [['bc', '', 'hello;all']]);
+  }
+  assert.equal(await r.nextText(5000, 'the broadcast'), ';bc;;all;0;0;hello;all', 'the exact bytes of a plain emit (10.2)');
+  await sleep(150);
+  assert.deepEqual(d.rec.of('all'), [], 'another namespace hears nothing');
+  assert.equal(await askBody(d.ns, 'all', 'x'), '1');
+});
+
+test('shout to all but the sender: except = conn, ns, ID string, and ns:broadcast_others', T, async (t) => {
+  const [a, b, c] = await many(t, ['sh-a', 'sh-b', 'sh-c']);
+  assert.equal(await askBody(a.ns, 'shout_conn', '1'), '2');
+  assert.equal(await askBody(a.ns, 'shout_ns', '2'), '2');
+  assert.equal(await askBody(a.ns, 'shout_id', '3'), '2');
+  a.ns.emit('shout_others', '4');
+  b.ns.emit('shout_others', '5');
+  await b.rec.count('shout', 4);
+  await c.rec.count('shout', 5);
+  await a.rec.count('shout', 1);
+  await sleep(150);
+  assert.deepEqual(b.rec.bodies('shout'), ['sh-a: 1', 'sh-a: 2', 'sh-a: 3', 'sh-a: 4']);
+  assert.deepEqual(c.rec.bodies('shout'), ['sh-a: 1', 'sh-a: 2', 'sh-a: 3', 'sh-a: 4', 'sh-b: 5']);
+  assert.deepEqual(a.rec.bodies('shout'), ['sh-b: 5'], 'never back to the sender');
+});
+
+test('whisper to one ID (`to`): only that connection; an unknown ID reaches nobody', T, async (t) => {
+  const [a, b, c] = await many(t, ['wh-a', 'wh-b', 'wh-c']);
+  const r = await rawBc(t, 'wh-raw');
+  assert.equal(await askBody(a.ns, 'whisper', 'wh-b|psst'), '1');
+  assert.equal(await askBody(a.ns, 'whisper', 'wh-raw|psst;raw'), '1');
+  assert.equal(await askBody(a.ns, 'whisper', 'nobody|lost'), '0');
+  assert.equal(await askBody(a.ns, 'to_and_except', 'wh-c'), '0', '`to` and `except` the same ID: nobody');
+  await b.rec.count('whisper', 1);
+  assert.deepEqual(b.rec.bodies('whisper'), ['wh-a: psst']);
+  assert.equal(await r.nextText(5000, 'whisper'), ';bc;;whisper;0;0;wh-a: psst;raw');
+  await sleep(150);
+  assert.deepEqual(a.rec.of('whisper'), []);
+  assert.deepEqual(c.rec.of('whisper'), []);
+  await r.expectNothing(100);
+});
+
+test('to a room: only its members, text or binary', T, async (t) => {
+  const [a, b, c] = await many(t, ['rm-a', 'rm-b', 'rm-c']);
+  const r = await rawBc(t, 'rm-raw');
+  await withTimeout(a.ns.joinRoom('green'), 5000, 'join');
+  await withTimeout(b.ns.joinRoom('green'), 5000, 'join');
+  await withTimeout(c.ns.joinRoom('grey'), 5000, 'join');
+  assert.equal(await r.ask('$j;bc;green;_OnRoomJoin;0;0;'), '$j;;;;;;');
+  assert.equal(await askBody(c.ns, 'roomcast', 'green|for green'), '3', 'a non-member may broadcast into a room');
+  await a.rec.count('roomcast', 1);
+  await b.rec.count('roomcast', 1);
+  assert.deepEqual(a.rec.of('roomcast').map((s) => [s.room, s.body]), [['green', 'for green']]);
+  assert.equal(await r.nextText(5000, 'roomcast'), ';bc;green;roomcast;0;0;for green');
+  // binary: the request came as a binary frame, the broadcast goes out as one
+  r.sendBinary(Buffer.from('$b;bc;;roomcast;0;0;green|\x00\xff;', 'latin1'));
+  const frames = [await r.next(5000, 'binary frame 1'), await r.next(5000, 'binary frame 2')];
+  const cast = frames.find((f) => f.data[0] === 0x3b);
+  const reply = frames.find((f) => f.data[0] === 0x24);
+  assert.ok(cast && reply, 'the broadcast and the reply');
+  assert.equal(cast.binary, true, 'a binary broadcast is a binary frame');
+  assert.deepEqual(cast.data, Buffer.from(';bc;green;roomcast;0;0;\x00\xff;', 'latin1'));
+  assert.equal(reply.binary, true);
+  assert.equal(reply.data.toString(), '$b;bc;;roomcast;0;0;3');
+  await b.rec.count('roomcast', 2);
+  const got = b.rec.of('roomcast')[1];
+  assert.equal(got.binary, true, 'neffos.js gets an ArrayBuffer');
+  assert.deepEqual(Buffer.from(got.body, 'latin1'), Buffer.from('\x00\xff;', 'latin1'));
+  await sleep(150);
+  assert.deepEqual(c.rec.of('roomcast'), [], 'the grey room hears nothing');
+});
+
+test('a burst of 1,000 broadcasts from one handler reaches every receiver completely and in order', { timeout: 60_000 }, async (t) => {
+  const names = ['bu-a', 'bu-b', 'bu-c', 'bu-d', 'bu-e'];
+  const clients = await many(t, names);
+  await Promise.all(clients.map((c) => withTimeout(c.ns.joinRoom('burst'), 5000, 'join burst')));
+  const r = await rawBc(t, 'bu-raw');
+  assert.equal(await r.ask('$j;bc;burst;_OnRoomJoin;0;0;'), '$j;;;;;;');
+  const N = 1000;
+  assert.equal(await askBody(clients[0].ns, 'burst', `burst|${N}`, 30_000), String(N * 6));
+  const want = Array.from({ length: N }, (_, i) => String(i + 1));
+  for (const c of clients) {
+    await c.rec.count('n', N, 30_000);
+    assert.deepEqual(c.rec.bodies('n'), want, 'all 1,000, in order, nothing more');
+  }
+  for (let i = 1; i <= N; i++) {
+    const f = await r.nextText(5000, `burst message ${i}`);
+    if (f !== `;bc;burst;n;0;0;${i}`) assert.fail(`raw receiver: message ${i} is ${JSON.stringify(f)}`);
+  }
+  await sleep(150);
+  for (const c of clients) assert.equal(c.rec.of('n').length, N);
+});
+
+test('1,000 client emits relayed to all but the sender: every receiver gets all, in order', { timeout: 60_000 }, async (t) => {
+  const [sender, ...receivers] = await many(t, ['re-s', 're-a', 're-b', 're-c', 're-d']);
+  const N = 1000;
+  for (let i = 1; i <= N; i++) assert.equal(sender.ns.emit('relay', String(i)), true);
+  const want = Array.from({ length: N }, (_, i) => String(i + 1));
+  for (const c of receivers) {
+    await c.rec.count('relay', N, 30_000);
+    assert.deepEqual(c.rec.bodies('relay'), want);
+  }
+  await sleep(150);
+  assert.deepEqual(sender.rec.of('relay'), []);
+});
