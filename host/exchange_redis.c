@@ -190,6 +190,13 @@ static nf_bus_sub redis_subscribe(void *t, nf_slice channel)
     redis_x *x = t;
     if (!x->sub.up || redisAsyncCommand(x->sub.ac, sub_cb, x, "SUBSCRIBE %b", channel.ptr, channel.len) != REDIS_OK)
         return NF_BUS_SUB_DOWN;
+    /* Written now rather than on the next loop turn: the core subscribes a
+     * namespace right after queueing the client's answer, and the client may
+     * broadcast through another process as soon as it has it. Not through
+     * redisAsyncHandleWrite, which may free the context on an error; an
+     * error here shows up on the next regular write. */
+    int done;
+    redisBufferWrite(&x->sub.ac->c, &done);
     return NF_BUS_SUB_SENT;
 }
 
