@@ -9,6 +9,7 @@
  * handler asking its own client would wait for itself. */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,10 +64,13 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
     nf_list_init(&c->ep_link);
     nf_list_init(&c->nsconns);
     nf_list_init(&c->asks);
+    nf_list_init(&c->flush_link);
     snprintf(c->remote, sizeof c->remote, "%s", remote);
     nf_list_push_back(&h->conns, &c->host_link);
     bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    /* Reading only: writes are ours (nf_host_flush_all), EV_WRITE is armed
+     * only after a short write. */
+    bufferevent_enable(bev, EV_READ);
     return c;
 }
 
@@ -80,6 +84,7 @@ void nf_conn_teardown(nf_conn *c)
     nf_conn_ref(c);
     nf_conn_state was = c->state;
     c->state = NF_CONN_CLOSED;
+    nf_list_remove(&c->flush_link);
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -494,7 +499,12 @@ static void on_activity(void *ud)
     ((nf_conn *)ud)->last_read_ms = nf_now_ms();
 }
 
-const nf_ws_callbacks nf_conn_ws_callbacks = { nf_conn_on_ws_message, on_activity };
+static void on_output(void *ud)
+{
+    nf_conn_want_flush(ud);
+}
+
+const nf_ws_callbacks nf_conn_ws_callbacks = { nf_conn_on_ws_message, on_activity, on_output };
 
 /* ---- socket events ---------------------------------------------------------------- */
 
@@ -533,15 +543,73 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     nf_conn_unref(c);
 }
 
+/* ---- writing: one flush per connection per loop iteration ---------------------
+ *
+ * Everything a loop iteration queues for a connection (replies, broadcasts,
+ * pongs) leaves with one writev from nf_host_flush_all, which runs after the
+ * iteration's reads. EV_WRITE is armed only when that write was short, so a
+ * connection that keeps up costs no epoll_ctl per message (bufferevents
+ * would enable and disable it around every flush). */
+
+void nf_conn_want_flush(nf_conn *c)
+{
+    if (c->bev == NULL || c->write_armed || nf_list_linked(&c->flush_link))
+        return;
+    nf_list_push_back(&c->host->flushq, &c->flush_link);
+    event_active(c->host->flush_ev, EV_WRITE, 0);
+}
+
+static void output_drained(nf_conn *c)
+{
+    c->output_stall_ms = 0;
+    if (c->state == NF_CONN_CLOSING && c->ws && nf_ws_is_closing(c->ws) && !c->ws_done)
+        return;   /* our close frame is out; the peer's answer may never come (sweep) */
+    maybe_finish(c);
+}
+
+static void conn_flush(nf_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) > 0) {
+        /* A bufferevent keeps the front of its output frozen except while
+         * it writes itself; do as it does. */
+        evbuffer_unfreeze(out, 1);
+        errno = 0;
+        int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+        int err = errno;
+        evbuffer_freeze(out, 1);
+        if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+            nf_conn_teardown(c);   /* the peer is gone: reset, broken pipe */
+            return;
+        }
+    }
+    if (evbuffer_get_length(out) > 0) {
+        c->write_armed = true;
+        bufferevent_enable(c->bev, EV_WRITE);
+        return;
+    }
+    output_drained(c);
+}
+
+void nf_host_flush_all(nf_host *h)
+{
+    while (!nf_list_empty(&h->flushq)) {
+        nf_conn *c = NF_LIST_ENTRY(h->flushq.next, nf_conn, flush_link);
+        nf_list_remove(&c->flush_link);
+        nf_conn_ref(c);
+        if (c->bev && !c->write_armed)
+            conn_flush(c);
+        nf_conn_unref(c);
+    }
+}
+
+/* libevent finished a short write. */
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     nf_conn *c = arg;
-    c->output_stall_ms = 0;
-    if (c->state == NF_CONN_CLOSING && c->ws && nf_ws_is_closing(c->ws) && !c->ws_done) {
-        /* Our close frame is out; the peer's answer may never come. */
-        return;
-    }
-    maybe_finish(c);
+    c->write_armed = false;
+    bufferevent_disable(bev, EV_WRITE);
+    output_drained(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)

@@ -29,6 +29,11 @@
 
 static void sweep_cb(evutil_socket_t fd, short what, void *arg);
 
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    nf_host_flush_all(arg);
+}
+
 nf_host *nf_host_new(struct event_base *base, const nf_limits *limits, const nf_app_ops *ops, void *app)
 {
     nf_host *h = calloc(1, sizeof *h);
@@ -47,7 +52,9 @@ nf_host *nf_host_new(struct event_base *base, const nf_limits *limits, const nf_
     h->scratch = malloc(limits->max_message_bytes + 1);
     h->per_ip = nf_dict_new();
     h->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, h);
-    if (h->scratch == NULL || h->per_ip == NULL || h->sweep == NULL) {
+    nf_list_init(&h->flushq);
+    h->flush_ev = event_new(base, -1, 0, flush_cb, h);
+    if (h->scratch == NULL || h->per_ip == NULL || h->sweep == NULL || h->flush_ev == NULL) {
         nf_host_free(h);
         return NULL;
     }
@@ -83,6 +90,8 @@ void nf_host_free(nf_host *h)
     nf_host_set_exchange(h, NULL);
     if (h->sweep)
         event_free(h->sweep);
+    if (h->flush_ev)
+        event_free(h->flush_ev);
     if (h->drain_timer)
         event_free(h->drain_timer);
     if (h->per_ip) {
@@ -267,6 +276,7 @@ static void http_answer(nf_conn *c, int status, const char *extra, const char *c
     c->state = NF_CONN_CLOSING;
     c->close_deadline_ms = nf_now_ms() + 5000;
     bufferevent_disable(c->bev, EV_READ);
+    nf_conn_want_flush(c);
 }
 
 static bool uuid_v4(char out[37])
@@ -391,6 +401,7 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
         evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %.*s\r\n", (int)n, proto.ptr);
     }
     evbuffer_add(out, "\r\n", 2);
+    nf_conn_want_flush(c);
     h->metrics.upgrades++;
     nf_conn_upgraded(c, ep);
     if (h->exchange)
@@ -429,6 +440,7 @@ static void answer_metrics(nf_conn *c, bool head)
     c->state = NF_CONN_CLOSING;
     c->close_deadline_ms = nf_now_ms() + 5000;
     bufferevent_disable(c->bev, EV_READ);
+    nf_conn_want_flush(c);
 }
 
 static void route(nf_conn *c)
@@ -464,6 +476,7 @@ static void route(nf_conn *c)
         c->state = NF_CONN_CLOSING;
         c->close_deadline_ms = nf_now_ms() + 30000;
         bufferevent_disable(c->bev, EV_READ);
+        nf_conn_want_flush(c);
         return;
     }
     http_answer(c, 404, NULL, "text/plain; charset=utf-8", "404 page not found\n", head);

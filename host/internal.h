@@ -42,6 +42,8 @@ struct nf_host {
     nf_metrics metrics;
     nf_exchange *exchange;           /* scale-out, or NULL */
     char *scratch;                   /* max_message_bytes: unescaped names while parsing */
+    nf_list flushq;                  /* connections with output to write this iteration */
+    struct event *flush_ev;          /* runs flush_all once per loop iteration */
 };
 
 /* Connections connected to one namespace of one endpoint, and its rooms. */
@@ -116,6 +118,8 @@ struct nf_conn {
     bool dispatching;                /* inside the drain loop */
     bool counted_ip;
     bool ws_done;                    /* wslay has nothing more to read or write */
+    bool write_armed;                /* a write was short: libevent finishes it (EV_WRITE) */
+    nf_list flush_link;              /* in nf_host.flushq */
     char *id;
     size_t id_len;
     nf_list host_link;
@@ -157,6 +161,8 @@ int nf_conn_send_empty_reply(nf_conn *c, nf_slice token);
 void nf_conn_sweep(nf_conn *c, uint64_t now);
 bool nf_conn_can_write(nf_conn *c);
 void nf_conn_drain(nf_conn *c);
+void nf_conn_want_flush(nf_conn *c);
+void nf_host_flush_all(nf_host *h);
 
 /* namespace.c: namespaces and rooms, client requests and forced actions */
 void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary);

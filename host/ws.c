@@ -167,6 +167,12 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     return (ssize_t)pass;
 }
 
+static void output_added(nf_ws *ws)
+{
+    if (ws->cb.on_output)
+        ws->cb.on_output(ws->ud);
+}
+
 /* wslay's own frames (pong, close) go to the same output, in order. */
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
 {
@@ -175,6 +181,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
+    output_added(ws);
     return (ssize_t)len;
 }
 
@@ -343,7 +350,10 @@ int nf_ws_send_with(nf_ws *ws, bool binary, size_t len, void (*fill)(void *ctx, 
     memcpy(vec.iov_base, hdr, hlen);
     fill(ctx, (char *)vec.iov_base + hlen);
     vec.iov_len = hlen + len;
-    return evbuffer_commit_space(out, &vec, 1) == 0 ? 0 : -1;
+    if (evbuffer_commit_space(out, &vec, 1) != 0)
+        return -1;
+    output_added(ws);
+    return 0;
 }
 
 typedef struct bytes_ctx {
@@ -412,6 +422,7 @@ int nf_ws_send_shared(nf_ws *ws, nf_shared_frame *f)
         f->refs--;
         return -1;
     }
+    output_added(ws);
     return 0;
 }
 

@@ -23,6 +23,9 @@ typedef struct nf_ws_callbacks {
     void (*on_message)(void *ud, bool binary, const uint8_t *data, size_t len);
     /* Any frame arrived (data or control): for read timeouts. */
     void (*on_activity)(void *ud);
+    /* Bytes were appended to the output (a data frame, a pong, a close):
+     * the owner flushes them, once per loop iteration. */
+    void (*on_output)(void *ud);
 } nf_ws_callbacks;
 
 /* A frame shared by many connections: refcounted, freed with the last ref. */
