@@ -1,0 +1,31 @@
+-- Parity test app: a native-only endpoint (spec 4.7, 11; docs/lua-api.md native_only): the only
+-- handler is namespaces[""][OnNativeMessage], so there is no handshake and every frame is raw.
+local neffos = require "neffos"
+
+local state = neffos.state
+state.connects = state.connects or 0
+
+return neffos.server {
+  endpoint = "/native",
+  on_connect = function(conn) state.connects = state.connects + 1 end,
+  namespaces = {
+    [""] = {
+      [neffos.OnNativeMessage] = function(ns, msg)
+        local body = msg.body
+        if msg.binary then
+          ns.conn:write_binary(body:reverse())
+        elseif body:sub(1, 4) == "all:" then
+          -- the Server.Do equivalent: a raw frame to every connection
+          for c in ns.server:connections() do c:write_text(body:sub(5)) end
+        elseif body == "info" then
+          ns.conn:write_text(("native=%s event=%s ns=[%s] connects=%d count=%d"):format(
+            tostring(msg.is_native), msg.event, msg.namespace, state.connects, ns.server:count()))
+        elseif body == "return" then
+          return "ignored"   -- a native handler's result is not sent (11.1)
+        else
+          ns.conn:write_text("echo: " .. body)
+        end
+      end,
+    },
+  },
+}
