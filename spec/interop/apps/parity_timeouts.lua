@@ -1,0 +1,35 @@
+-- Parity test app: read timeout (spec 12.4, 17.6.3; docs/lua-api.md `timeouts`).
+local neffos = require "neffos"
+
+local state = neffos.state
+state.log = state.log or {}
+local function note(id, s)
+  local l = state.log[id] or {}
+  state.log[id] = l
+  l[#l + 1] = s
+end
+
+return neffos.server {
+  endpoint = "/echo",
+  id = function(req) return req.headers["x-username"] end,
+  timeouts = { read = 1 },
+  on_disconnect = function(conn) note(conn.id, "on_disconnect") end,
+  namespaces = {
+    default = {
+      [neffos.OnNamespaceDisconnect] = function(ns, msg)
+        note(ns.id, ("disconnect forced=%s local=%s"):format(tostring(msg.is_forced), tostring(msg.is_local)))
+      end,
+      echo = function(ns, msg) return "echo: " .. msg.body end,
+      log = function(ns, msg) return table.concat(state.log[msg.body] or {}, "\n") end,
+      -- the server writing does not keep a silent client alive: only what it reads counts
+      tick = function(ns, msg)
+        local conn = ns.conn
+        local timer
+        timer = neffos.every(0.2, function()
+          local ns = conn:namespace("default")
+          if ns then ns:emit("tick", "") else timer:cancel() end
+        end)
+      end,
+    },
+  },
+}
