@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after } from 'node:test';
-import { ROOT, startServer, sleep, withTimeout, eventually, dial, neffos } from '../../interop/lib/server.mjs';
+import { ROOT, startServer, sleep, withTimeout, eventually, dial, rawHttp, neffos } from '../../interop/lib/server.mjs';
 
 export { sleep, withTimeout, eventually, neffos };
 
@@ -125,9 +125,10 @@ export function useCluster(kind, n) {
 
 /** The server's /metrics as {name: number} (counters and gauges without labels). */
 export async function metrics(node) {
-  const res = await withTimeout(fetch(`http://127.0.0.1:${node.port}/metrics`), 3000, '/metrics');
+  // One connection per request (fetch's keep-alive pool may reuse a socket the server closed).
+  const res = await rawHttp(node.port, 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
   const out = {};
-  for (const line of (await res.text()).split('\n')) {
+  for (const line of res.body.split('\n')) {
     const m = /^([a-z_]+) ([0-9.e+-]+)$/.exec(line);
     if (m) out[m[1]] = Number(m[2]);
   }
