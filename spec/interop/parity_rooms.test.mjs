@@ -3,7 +3,7 @@
 // with ';', the neffos.js leaveAll() quirk, and the Lua room API. Several neffos.js clients at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { T, appPath, useServer, RawClient, withTimeout, eventually, sleep } from './lib/server.mjs';
+import { T, appPath, useServer, RawClient, withTimeout, eventually, sleep, neffos } from './lib/server.mjs';
 import { connectAs, askBody, askError } from './lib/parity.mjs';
 
 const h = useServer(appPath('parity_rooms.lua'));
@@ -244,4 +244,26 @@ test('Lua: ns:join_room, ns:rooms(), ns:room(name), room:emit, room:leave; the c
   assert.deepEqual((await log(b, 'lu-alice')).slice(-2), ['leave lr1 forced=false local=true', 'left lr1 forced=false local=true'],
     'server-initiated: OnRoomLeave/OnRoomLeft fire locally after the client answered');
   assert.equal(await askBody(a.ns, 'lua_rooms'), 'lr2');
+});
+
+test('Lua: room:ask asks the client inside the room; ns:leave_all leaves every room, one after the other', T, async (t) => {
+  const a = await connectAs(t, h.server.url(), 'lu2-alice', {
+    ns: 'chat', events: ['notify'],
+    own: { roomq: (ns, msg) => neffos.reply(`${msg.Room}>${msg.Body}`) },
+  });
+  const b = await chat(t, 'lu2-bob');
+  for (const room of ['s1', 's2', 'sticky']) {
+    await join(a, room);
+    await join(b, room);
+  }
+  assert.equal(await askBody(a.ns, 'lua_room_ask', 's2|where?'), 's2:s2>where?', 'the question carries the room');
+  a.rec.seen.length = 0;
+  assert.equal(await askBody(a.ns, 'lua_leave_all'), 'left all, still in: 0');
+  assert.equal(await askBody(a.ns, 'lua_rooms'), '');
+  for (const room of ['s1', 's2', 'sticky']) assert.equal(a.ns.room(room), undefined, `the client left ${room}`);
+  assert.deepEqual(a.rec.system(), ['_OnRoomLeave s1', '_OnRoomLeft s1', '_OnRoomLeave s2', '_OnRoomLeft s2',
+    '_OnRoomLeave sticky', '_OnRoomLeft sticky']);
+  await b.rec.count('notify', 3);
+  assert.deepEqual(b.rec.bodies('notify'), ['lu2-alice left s1', 'lu2-alice left s2', 'lu2-alice left sticky'],
+    'a server-initiated leave is not refused by the local OnRoomLeave (spec 7.7: the server fires it after the client left)');
 });

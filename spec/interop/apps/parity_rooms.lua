@@ -89,6 +89,20 @@ return neffos.server {
         if not ok then return nil, err end
         return "left " .. msg.body .. ", still in: " .. #ns:rooms()
       end,
+      lua_leave_all = function(ns)
+        local ok, err = ns:leave_all()
+        if not ok then return nil, err end
+        return "left all, still in: " .. #ns:rooms()
+      end,
+      -- "room|question": asks this client in a room
+      lua_room_ask = function(ns, msg)
+        local name, text = split(msg.body)
+        local room = ns:room(name)
+        if room == nil then return nil, "no room " .. name end
+        local answer, err = room:ask("roomq", text, 2)
+        if not answer then return nil, err end
+        return answer.room .. ":" .. answer.body
+      end,
       lua_room_emit = function(ns, msg)
         local name, text = split(msg.body)
         local room = ns:room(name)
