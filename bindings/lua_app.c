@@ -427,8 +427,14 @@ void nf_lua_each_source_dir(nf_lua_app *a, void (*fn)(void *ud, const char *dir)
 
 void nf_lua_stop(nf_lua_app *a)
 {
+    /* Timers stop; handlers already running go on: the drain waits for
+     * them (their connections close as they finish) up to the grace period. */
     a->stopping = true;
     ltimer_cancel_all(a);
+}
+
+void nf_lua_abort_waiting(nf_lua_app *a)
+{
     lrun_abort_sleepers(a);
 }
 

@@ -307,6 +307,7 @@ typedef struct server {
 static void drained(void *ud)
 {
     server *s = ud;
+    nf_lua_abort_waiting(s->app);
     nf_info("drained, exiting");
     event_base_loopbreak(s->base);
 }

@@ -46,9 +46,11 @@ int nf_lua_reload(nf_lua_app *a);
  * watcher). Calls fn once per distinct directory. */
 void nf_lua_each_source_dir(nf_lua_app *a, void (*fn)(void *ud, const char *dir), void *ud);
 
-/* Shutdown: cancels timers and ends handlers that wait on one (their
- * invocations finish with an error), so that nothing waits on the loop. */
+/* Shutdown begins: cancels timers and refuses new ones. Handlers already
+ * running go on; the drain closes their connections as they finish. */
 void nf_lua_stop(nf_lua_app *a);
+/* At the end of the drain: handlers still sleeping fail with "server shutting down". */
+void nf_lua_abort_waiting(nf_lua_app *a);
 
 /* Current Lua heap size in bytes. */
 size_t nf_lua_memory(const nf_lua_app *a);

@@ -67,6 +67,7 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
     nf_list_init(&c->flush_link);
     snprintf(c->remote, sizeof c->remote, "%s", remote);
     nf_list_push_back(&h->conns, &c->host_link);
+    h->conn_count++;
     bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     /* Reading only: writes are ours (nf_host_flush_all), EV_WRITE is armed
      * only after a short write. */
@@ -402,6 +403,12 @@ static void dispatch_frame(nf_conn *c, bool binary, const char *data, size_t len
  * handler that finishes synchronously inside the loop just lets it go on. */
 void nf_conn_drain(nf_conn *c)
 {
+    if (c->host->draining && !c->busy && c->ws && c->state <= NF_CONN_READY) {
+        /* Shutting down: the handler that held this connection open has
+         * finished; what is still parked is not started. */
+        nf_conn_close(c, 1001, NF_SLICE("going away"));
+        return;
+    }
     if (c->dispatching || c->inbox == NULL)
         return;
     c->dispatching = true;

@@ -204,7 +204,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     /* While draining, connections are still accepted: /health must be able
      * to say 503 (load balancers stop routing here), and upgrades are
      * answered 503 in the HTTP phase. */
-    if (h->ws_count >= h->limits.max_connections) {
+    /* Sockets still in the HTTP phase count too: a flood of half-open
+     * requests must not use up descriptors until the handshake timeout. */
+    if (h->conn_count >= h->limits.max_connections) {
         h->metrics.refused_limit++;
         evutil_closesocket(fd);
         return;
@@ -515,6 +517,7 @@ void nf_host_http_read(nf_conn *c)
 void nf_host_conn_gone(nf_host *h, nf_conn *c)
 {
     nf_list_remove(&c->host_link);
+    h->conn_count--;
     ip_release(h, c);
     if (c->ep && h->exchange && c->id)
         nf_exchange_conn_removed(h->exchange, c->ep, nf_slice_of(c->id, c->id_len));
@@ -539,8 +542,15 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     nf_host *h = arg;
-    if (h->ws_count > 0)
+    if (h->ws_count > 0) {
         nf_warn("shutdown: grace period over, %zu connection(s) still open", h->ws_count);
+        /* Handlers still waiting lose their connection now. */
+        NF_LIST_FOREACH_SAFE(it, tmp, &h->conns) {
+            nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
+            nf_conn_close(c, 1001, NF_SLICE("going away"));
+        }
+        nf_host_flush_all(h);
+    }
     void (*done)(void *) = h->drain_done;
     h->drain_done = NULL;
     if (done)
@@ -555,9 +565,12 @@ void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *
     h->drain_done = done;
     h->drain_ud = ud;
     h->drain_timer = evtimer_new(h->base, drain_timer_cb, h);
+    /* A connection whose handler is running (waiting on an ask, a sleep)
+     * is closed when that handler finishes (nf_conn_drain), or when the
+     * grace period ends; the others right away. */
     NF_LIST_FOREACH_SAFE(it, tmp, &h->conns) {
         nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
-        if (c->ws)
+        if (c->ws && !c->busy)
             nf_conn_close(c, 1001, NF_SLICE("going away"));
         else if (c->state == NF_CONN_HTTP)
             nf_conn_teardown(c);

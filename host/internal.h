@@ -31,6 +31,7 @@ struct nf_host {
     char *static_root;               /* realpath, or NULL */
     nf_list conns;                   /* every nf_conn, HTTP phase included (host_link) */
     size_t ws_count;                 /* open WebSocket connections */
+    size_t conn_count;               /* every socket, HTTP phase included */
     nf_dict *per_ip;                 /* remote address -> count, when limited */
     uint64_t next_token;             /* server ask tokens: decimal, never '$' */
     struct event *sweep;             /* coarse timer for every timeout */

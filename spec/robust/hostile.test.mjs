@@ -380,3 +380,44 @@ test('a second SIGINT exits at once, without waiting for the drain', T, async (t
   assert.equal(exit.signal, null, 'it exited by itself');
   assert.ok(Date.now() - start < 700, `exited ${Date.now() - start} ms after the first SIGINT`);
 });
+
+test('SIGTERM lets a running handler finish: its reply arrives, then 1001, then exit 0', T, async (t) => {
+  const s = await serve(t, ['--grace-ms', '4000']);
+  const idle = await v1(t, s);
+  const napping = await v1(t, s);
+  napping.sendText('$7;v1;;nap;0;0;0.8');
+  await sleep(100);
+  s.stopping = true;
+  s.proc.kill('SIGTERM');
+  // The idle connection goes at once; the napping one only after its answer.
+  assert.equal((await idle.waitClose(2000)).code, 1001);
+  assert.equal(await napping.nextText(3000, 'the nap reply'), '$7;v1;;nap;0;0;rested');
+  assert.equal((await napping.waitClose(2000)).code, 1001);
+  const exit = await withTimeout(s.exited, 4000, 'exit after the drain');
+  assert.equal(exit.code, 0);
+});
+
+test('SIGTERM: a handler still running when the grace period ends loses its connection', T, async (t) => {
+  const s = await serve(t, ['--grace-ms', '500']);
+  const napping = await v1(t, s);
+  napping.sendText('$8;v1;;nap;0;0;5');
+  await sleep(100);
+  s.stopping = true;
+  s.proc.kill('SIGTERM');
+  assert.equal((await napping.waitClose(2500)).code, 1001);
+  const exit = await withTimeout(s.exited, 3000, 'exit at the end of the grace period');
+  assert.equal(exit.code, 0);
+});
+
+test('--allowed-origins: listed origins upgrade, others get 403, requests without Origin pass', T, async (t) => {
+  const s = await serve(t, ['--allowed-origins', 'http://good.example, http://also.example']);
+  const upgrade = (origin) => rawHttp(s.port,
+    `GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+    (origin ? `Origin: ${origin}\r\n` : '') + '\r\n', 1500);
+  assert.equal((await upgrade('http://evil.example')).status, 403);
+  assert.equal((await upgrade('http://good.example')).status, 101);
+  assert.equal((await upgrade('http://also.example')).status, 101);
+  assert.equal((await upgrade(null)).status, 101);
+  assert.match((await rawHttp(s.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')).body, /neffos_refusals_total\{reason="origin"\} 1/);
+});
