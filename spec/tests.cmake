@@ -59,3 +59,19 @@ endforeach()
 # Fuzz targets: corpus + regression replay as ctests (label fuzz); libFuzzer
 # binaries with -DNF_FUZZ=ON under clang. See spec/fuzz/fuzz.cmake.
 include(${NF_SPEC_DIR}/fuzz/fuzz.cmake)
+
+# Long checks that CI runs too (label "long"; skip locally with ctest -LE long):
+# every fuzz target fuzzed for a bounded time (clang/libFuzzer, its own build),
+# and the interop suite against a server under valgrind (no sanitizers there).
+find_program(CLANG clang)
+if(CLANG)
+  add_test(NAME fuzz/run COMMAND sh ${NF_SPEC_DIR}/fuzz/run.sh WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(fuzz/run PROPERTIES LABELS long TIMEOUT 900
+    ENVIRONMENT "FUZZ_SECONDS=20;FUZZ_BUILD=${CMAKE_BINARY_DIR}/fuzz-build;CC=${CLANG}")
+endif()
+find_program(VALGRIND valgrind)
+if(VALGRIND)
+  add_test(NAME valgrind/interop COMMAND sh ${NF_SPEC_DIR}/robust/valgrind.sh WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(valgrind/interop PROPERTIES LABELS long TIMEOUT 1500
+    ENVIRONMENT "VALGRIND_BUILD=${CMAKE_BINARY_DIR}/valgrind-build")
+endif()
