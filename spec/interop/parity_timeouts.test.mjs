@@ -4,7 +4,7 @@
 // keeps a connection alive (17.6.3: unlike Go, pings count).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { T, appPath, useServer, dial, RawClient, withTimeout, eventually, sleep } from './lib/server.mjs';
+import { T, appPath, useServer, startServer, dial, RawClient, withTimeout, eventually, sleep } from './lib/server.mjs';
 
 const h = useServer(appPath('parity_timeouts.lua'));
 const READ_MS = 1000;
@@ -63,4 +63,22 @@ test('data frames, empty frames and pings each keep a connection alive (17.6.3)'
   assert.equal(ns.conn.isClosed(), false, 'the neffos.js client that emits stays');
   assert.equal(await data.ask('$e;default;;echo;0;0;x'), '$e;default;;echo;0;0;echo: x');
   assert.equal(await ping.ask('$e;default;;echo;0;0;y'), '$e;default;;echo;0;0;echo: y');
+});
+
+test('write timeout: a client that stops reading while 12 MiB are queued is dropped after about 1 s', { timeout: 30_000 }, async (t) => {
+  const server = await startServer(appPath('parity_timeouts_write.lua'));
+  t.after(() => server.stop());
+  const slow = await RawClient.connect(t, server.url(), { headers: { 'X-Username': 'slow' } });
+  assert.equal(await slow.ask('$1;default;;_OnNamespaceConnect;0;0;'), '$1;;;;;;');
+  slow.ws._socket.pause();                           // stop reading: the server's output backs up
+  slow.sendText('$2;default;;flood;0;0;48');          // 48 x 256 KiB, under the 16 MiB queue limit
+  const watcher = await RawClient.connect(t, server.url(), { headers: { 'X-Username': 'watcher' } });
+  assert.equal(await watcher.ask('$1;default;;_OnNamespaceConnect;0;0;'), '$1;;;;;;');
+  await eventually(async () => (await watcher.ask('$c;default;;closed;0;0;slow')) === '$c;default;;closed;0;0;1',
+    'on_disconnect of the slow reader', 5000, 100);
+  assert.match(server.logs(), /conn slow: write timeout, closing/);
+  slow.ws._socket.resume();
+  const info = await slow.waitClose(10_000);
+  assert.equal(info.code, 1006, 'dropped without a close frame (it could not be written anyway)');
+  assert.ok(slow.frames.length < 48, `only part of the flood arrived (${slow.frames.length} frames)`);
 });
