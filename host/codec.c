@@ -120,6 +120,8 @@ static char *put(char *w, nf_slice f)
 
 static char *put_escaped(char *w, nf_slice f)
 {
+    if (f.len == 0)
+        return w;   /* f.ptr may be NULL: even NULL + 0 is undefined in C */
     const char *r = f.ptr, *e = f.ptr + f.len, *sep;
     while (r < e && (sep = memchr(r, ';', (size_t)(e - r))) != NULL) {
         memcpy(w, r, (size_t)(sep - r));
