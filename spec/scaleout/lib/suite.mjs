@@ -122,6 +122,26 @@ export function scaleoutSuite(kind) {
     for (const node of c.nodes) node.assertAlive();
   });
 
+  test(`${kind}: a namespace left and joined again at once on a process is still subscribed`, T, async (t) => {
+    await c.ready;
+    const [n0, , n2] = c.nodes;
+    const a = await client(t, n0, `alice-${uniq('u')}`);
+    // Node 2 has no other client: each round unsubscribes and subscribes the same channel
+    // again, the second request often on its way before the broker answered the first.
+    let z;
+    for (let i = 0; i < 10; i++) {
+      z = await client(null, n2, `zoe-${uniq('z')}`);
+      if (i < 9) { await withTimeout(z.ns.disconnect(), 5000, 'zoe leaves'); z.conn.close(); }
+    }
+    t.after(() => z.conn.close());
+    await eventually(async () => {
+      const body = uniq('still');
+      a.ns.emit('all', body);
+      await sleep(50);
+      return z.has(`news - ${body}`);
+    }, 'zoe hears alice after the churn', 5000, 0);
+  });
+
   test(`${kind}: broker down and back: local traffic never stops, remote traffic resumes, memory bounded`, { timeout: 120_000 }, async (t) => {
     const { a, b, c: cc } = await four(t);
     const [n0] = c.nodes;
