@@ -156,6 +156,8 @@ static bool output_has_room(nf_conn *c)
     return false;
 }
 
+static int send_text(nf_conn *c, char prefix, nf_slice rest);
+
 void nf_conn_close(nf_conn *c, uint16_t code, nf_slice reason)
 {
     if (c->state >= NF_CONN_CLOSING)
@@ -163,6 +165,12 @@ void nf_conn_close(nf_conn *c, uint16_t code, nf_slice reason)
     if (c->ws == NULL) {
         nf_conn_teardown(c);
         return;
+    }
+    if (c->state == NF_CONN_CONNECTING && !c->ep->cfg.native_only && !c->answered_handshake) {
+        /* Closed from on_connect: the client waits for "A" or "H", and
+         * neffos.js's dial() would never settle on a close frame alone. */
+        nf_slice why = reason.len ? reason : NF_SLICE("connection closed");
+        send_text(c, 'H', why);
     }
     nf_ws_close(c->ws, code, reason.ptr, reason.len);
     c->state = NF_CONN_CLOSING;
@@ -214,6 +222,8 @@ int nf_conn_write_raw(nf_conn *c, bool binary, const char *data, size_t len)
 
 static int send_text(nf_conn *c, char prefix, nf_slice rest)
 {
+    if (prefix == 'A' || prefix == 'H')
+        c->answered_handshake = true;
     char stack[256];
     char *buf = rest.len + 1 <= sizeof stack ? stack : malloc(rest.len + 1);
     if (buf == NULL)

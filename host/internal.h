@@ -119,6 +119,7 @@ struct nf_conn {
     bool dispatching;                /* inside the drain loop */
     bool counted_ip;
     bool ws_done;                    /* wslay has nothing more to read or write */
+    bool answered_handshake;         /* "A" or "H" was sent */
     bool write_armed;                /* a write was short: libevent finishes it (EV_WRITE) */
     nf_list flush_link;              /* in nf_host.flushq */
     char *id;

@@ -61,11 +61,14 @@ test('on_disconnect runs exactly once for every connection whose on_connect ran'
   const rr = await RawClient.open(t, h.server.url(), { headers: { 'X-Username': 'od-refused-raw', 'X-How': 'refuse' } });
   assert.equal(await rr.handshake(), 'Hgo away: od-refused-raw');
   await rr.waitClose(5000);
-  // 3. closed in on_connect: no "A", no "H", just the close frame with the code
+  // 3. closed in on_connect: "H<reason>" (so that neffos.js dial() rejects instead of waiting
+  //    forever), then the close frame with the code
   const rc = await RawClient.open(t, h.server.url(), { headers: { 'X-Username': 'od-closed', 'X-How': 'close' } });
   rc.sendText('M');
   assert.deepEqual(await rc.waitClose(5000), { code: 4003, reason: 'closed in on_connect' });
-  assert.equal(rc.frames.length, 0, 'nothing but the close frame');
+  assert.deepEqual(rc.frames.map((f) => f.text), ['Hclosed in on_connect'], 'H<reason>, then the close frame');
+  await assert.rejects(dial(null, h.server.url(), { default: {} }, { headers: { 'X-Username': 'od-closed-js', 'X-How': 'close' } }),
+    (e) => e.message === 'closed in on_connect');
   // 4. closed and refused in on_connect: the close wins, still one on_disconnect
   const rb = await RawClient.open(t, h.server.url(), { headers: { 'X-Username': 'od-both', 'X-How': 'close-refuse' } });
   rb.sendText('M');
