@@ -438,6 +438,29 @@ void nf_lua_abort_waiting(nf_lua_app *a)
     lrun_abort_sleepers(a);
 }
 
+static void copy_field(lua_State *L, const char *name, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *v = lua_getfield(L, -1, name) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "";
+    snprintf(out, cap, "%.*s", (int)n, v);
+    lua_pop(L, 1);
+}
+
+bool nf_lua_scale_out(nf_lua_app *a, char *kind, size_t kcap, char *url, size_t ucap, char *prefix, size_t pcap)
+{
+    lua_State *L = a->L;
+    int top = lua_gettop(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    bool found = lua_getfield(L, -1, "neffos") == LUA_TTABLE && lua_getfield(L, -1, "_scale_out") == LUA_TTABLE;
+    if (found) {
+        copy_field(L, "kind", kind, kcap);
+        copy_field(L, "url", url, ucap);
+        copy_field(L, "prefix", prefix, pcap);
+    }
+    lua_settop(L, top);
+    return found;
+}
+
 size_t nf_lua_memory(const nf_lua_app *a) { return a->sb.used; }
 
 static void app_conn_freed(void *app, nf_conn *c) { lconn_freed(app, c); }

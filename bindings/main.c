@@ -372,6 +372,20 @@ static int check_app(const config *cfg, struct event_base *base, const nf_lua_op
     return rc == 0 ? 0 : 1;
 }
 
+static int start_exchange(server *s, const char *kind, const char *url, const char *prefix)
+{
+    char err[1024];
+    bool redis = strcmp(kind, "redis") == 0;
+    nf_exchange *x = redis ? nf_exchange_redis_new(s->host, url, prefix, err, sizeof err)
+                           : nf_exchange_nats_new(s->host, url, prefix, err, sizeof err);
+    if (!x) {
+        fprintf(stderr, "neffos: %s\n", err);
+        return -1;
+    }
+    nf_host_set_exchange(s->host, x);
+    return 0;
+}
+
 static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
 {
     char err[1024];
@@ -392,18 +406,24 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
         /* Before the app loads: its connections subscribe as they come. A
          * broker that does not answer now is an error (exit 2), not a
          * process that would quietly serve its own clients only. */
-        nf_exchange *x = cfg->redis ? nf_exchange_redis_new(s.host, cfg->redis, cfg->redis_prefix, err, sizeof err)
-                                    : nf_exchange_nats_new(s.host, cfg->nats, cfg->nats_prefix, err, sizeof err);
-        if (!x) {
-            fprintf(stderr, "neffos: %s\n", err);
+        if (start_exchange(&s, cfg->redis ? "redis" : "nats", cfg->redis ? cfg->redis : cfg->nats,
+                           cfg->redis ? cfg->redis_prefix : cfg->nats_prefix) != 0) {
             rc = 2;
             goto out;
         }
-        nf_host_set_exchange(s.host, x);
     }
     if (nf_lua_load(s.app, s.host, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         goto out;
+    }
+    char kind[8], url[512], prefix[128];
+    if (!cfg->redis && !cfg->nats && nf_lua_scale_out(s.app, kind, sizeof kind, url, sizeof url, prefix, sizeof prefix)) {
+        /* Asked for by the app (neffos.scale_out): still before listening,
+         * so no connection exists yet. */
+        if (start_exchange(&s, kind, url, prefix[0] ? prefix : NULL) != 0) {
+            rc = 2;
+            goto out;
+        }
     }
     if (cfg->static_root)
         nf_host_set_static_root(s.host, cfg->static_root);

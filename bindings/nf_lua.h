@@ -52,6 +52,11 @@ void nf_lua_stop(nf_lua_app *a);
 /* At the end of the drain: handlers still sleeping fail with "server shutting down". */
 void nf_lua_abort_waiting(nf_lua_app *a);
 
+/* The broker the app asked for with neffos.scale_out{} (read after the
+ * first load): kind "redis" or "nats", URL and prefix (empty = default),
+ * copied into the buffers. False if the app asked for none. */
+bool nf_lua_scale_out(nf_lua_app *a, char *kind, size_t kcap, char *url, size_t ucap, char *prefix, size_t pcap);
+
 /* Current Lua heap size in bytes. */
 size_t nf_lua_memory(const nf_lua_app *a);
 

@@ -234,6 +234,29 @@ local function caller_position(key)
   return file .. (line and (":" .. line) or "") .. ": "
 end
 
+--- Scale-out from the app instead of the command line:
+--   neffos.scale_out { redis = "redis://127.0.0.1:6379", prefix = "chat" }
+--   neffos.scale_out { nats = "nats://127.0.0.1:4222" }
+-- Read once, when the server starts (a reload does not change brokers);
+-- the --redis / --nats flags win over it.
+function M.scale_out(opts)
+  if type(opts) ~= "table" then
+    error("neffos.scale_out: want a table { redis = URL } or { nats = URL }", 2)
+  end
+  for k, v in pairs(opts) do
+    if k ~= "redis" and k ~= "nats" and k ~= "prefix" then
+      error(("neffos.scale_out: unknown field %s (known: redis, nats, prefix)"):format(tostring(k)), 2)
+    end
+    if type(v) ~= "string" then
+      error(("neffos.scale_out: %s must be a string (got %s)"):format(k, type(v)), 2)
+    end
+  end
+  if (opts.redis == nil) == (opts.nats == nil) then
+    error("neffos.scale_out: give exactly one of redis, nats", 2)
+  end
+  M._scale_out = { kind = opts.redis and "redis" or "nats", url = opts.redis or opts.nats, prefix = opts.prefix }
+end
+
 function M.server(desc)
   local err, key = check_server(desc)
   if err then
