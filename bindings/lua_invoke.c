@@ -595,3 +595,21 @@ size_t lrun_generate_id(void *app, nf_conn *c, char *id, size_t cap)
     lua_settop(L, top);
     return n;
 }
+
+/* The nf_ask_cb of every Lua ask (ns:ask, room:ask, server:ask): resumes the
+ * waiting handler with the answer msg, or nil, err. ud is its lwait. */
+void lrun_ask_done(void *ud, nf_ask_status st, const nf_msg *reply)
+{
+    lwait *w = ud;
+    lrun *r = w->r;
+    lua_State *T = lrun_result_state(r);
+    int n;
+    if (st == NF_ASK_OK) {
+        lrun_push_msg(T, reply, false, false, false, false);
+        n = 1;
+    } else {
+        n = lrun_push_ask_failure(T, st, reply);
+    }
+    lwait_free(w);
+    lrun_deliver(r, n);
+}

@@ -108,22 +108,6 @@ static int emit(lua_State *L, int self, nf_slice room, bool binary)
 static int ns_emit(lua_State *L) { return emit(L, 1, NF_SLICE_EMPTY, false); }
 static int ns_emit_binary(lua_State *L) { return emit(L, 1, NF_SLICE_EMPTY, true); }
 
-static void ask_done(void *ud, nf_ask_status st, const nf_msg *reply)
-{
-    lwait *w = ud;
-    lrun *r = w->r;
-    lua_State *T = lrun_result_state(r);
-    int n;
-    if (st == NF_ASK_OK) {
-        lrun_push_msg(T, reply, false, false, false, false);
-        n = 1;
-    } else {
-        n = lrun_push_ask_failure(T, st, reply);
-    }
-    lwait_free(w);
-    lrun_deliver(r, n);
-}
-
 static int ask(lua_State *L, nf_slice room)
 {
     nsref n = ns_check(L, 1);
@@ -138,7 +122,7 @@ static int ask(lua_State *L, nf_slice room)
         lrun_cancel_wait(r);
         return luaL_error(L, "ns:ask: out of memory");
     }
-    nf_nsconn_ask(n.nc, w->room, event, body, false, timeout, ask_done, w);
+    nf_nsconn_ask(n.nc, w->room, event, body, false, timeout, lrun_ask_done, w);
     return lrun_wait(L, r);
 }
 

@@ -86,22 +86,6 @@ static int server_broadcast(lua_State *L)
     return 1;
 }
 
-static void ask_done(void *ud, nf_ask_status st, const nf_msg *reply)
-{
-    lwait *w = ud;
-    lrun *r = w->r;
-    lua_State *T = lrun_result_state(r);
-    int n;
-    if (st == NF_ASK_OK) {
-        lrun_push_msg(T, reply, false, false, false, false);
-        n = 1;
-    } else {
-        n = lrun_push_ask_failure(T, st, reply);
-    }
-    lwait_free(w);
-    lrun_deliver(r, n);
-}
-
 static int server_ask(lua_State *L)
 {
     nf_endpoint *ep = check_server(L);
@@ -128,7 +112,7 @@ static int server_ask(lua_State *L)
         lrun_cancel_wait(r);
         return luaL_error(L, "server:ask: out of memory");
     }
-    nf_endpoint_ask(ep, to, ns, room, event, body, binary, timeout, ask_done, w);
+    nf_endpoint_ask(ep, to, ns, room, event, body, binary, timeout, lrun_ask_done, w);
     return lrun_wait(L, r);
 }
 

@@ -4,19 +4,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
-import { ROOT, BIN, dial, eventually, withTimeout, sleep } from '../interop/lib/server.mjs';
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const done = (ok) => { s.destroy(); resolve(ok); };
-    s.setTimeout(500, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
+import { ROOT, BIN, dial, eventually, withTimeout, sleep, canConnect } from '../interop/lib/server.mjs';
 
 // Ports from a range the other suites do not use, spread by pid.
 function ports(base) {

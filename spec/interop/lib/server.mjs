@@ -60,7 +60,8 @@ export async function eventually(fn, what, ms = 5000, every = 50) {
   }
 }
 
-function freePort() {
+/** A free TCP port on 127.0.0.1 (bound, then released). */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -72,7 +73,8 @@ function freePort() {
   });
 }
 
-function canConnect(port) {
+/** Does something accept TCP connections on 127.0.0.1:port? */
+export function canConnect(port) {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port });
     const done = (ok) => { s.destroy(); resolve(ok); };

@@ -4,10 +4,9 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after } from 'node:test';
-import { ROOT, startServer, sleep, withTimeout, eventually, dial, rawHttp, neffos } from '../../interop/lib/server.mjs';
+import { ROOT, startServer, sleep, withTimeout, eventually, dial, rawHttp, neffos, freePort, canConnect } from '../../interop/lib/server.mjs';
 
 export { sleep, withTimeout, eventually, neffos };
 
@@ -27,27 +26,6 @@ const BROKERS = {
   },
 };
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const done = (ok) => { s.destroy(); resolve(ok); };
-    s.setTimeout(500, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
 
 /** A broker process that keeps its port across stop()/start(). */
 export class Broker {
