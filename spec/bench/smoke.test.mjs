@@ -1,0 +1,49 @@
+// The benchmark keeps working: every neffos-bench mode, briefly, against the bench app on the
+// test build (ASan), asserting correctness only (no errors, no loss, order kept) — speed is
+// measured by spec/bench/run.sh on a Release build, never by a timed test.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { ROOT, useServer } from '../interop/lib/server.mjs';
+
+const BENCH = path.join(process.env.NEFFOS_BUILD || path.join(ROOT, 'build'), 'neffos-bench');
+const h = useServer(path.join(ROOT, 'spec', 'bench', 'app.lua'), { args: ['--log-level', 'warn', '--no-watch'] });
+const T = { timeout: 60_000 };
+
+function bench(args) {
+  return new Promise((resolve, reject) => {
+    execFile(BENCH, [...args, '--server-pid', String(h.server.proc.pid)], { timeout: 45_000 }, (err, stdout, stderr) => {
+      const last = stdout.trim().split('\n').pop();
+      try {
+        resolve({ code: err ? err.code : 0, json: JSON.parse(last), out: stdout + stderr });
+      } catch (e) {
+        reject(new Error(`no JSON last line from neffos-bench ${args[0]}:\n${stdout}\n${stderr}`));
+      }
+    });
+  });
+}
+
+test('ask: closed-loop asks are all answered, with a latency histogram and a JSON summary', T, async () => {
+  const r = await bench(['ask', '--url', h.server.url(), '--namespace', 'v1', '--event', 'echo',
+    '--conns', '10', '--inflight', '4', '--size', '64', '--seconds', '2', '--warmup', '0']);
+  assert.equal(r.code, 0, r.out);
+  assert.equal(r.json.errors, 0);
+  assert.ok(r.json.replies > 0 && r.json.p50_us > 0 && r.json.p99_us >= r.json.p50_us, r.out);
+});
+
+test('broadcast: every receiver gets every message, in order', T, async () => {
+  const r = await bench(['broadcast', '--url', h.server.url(), '--namespace', 'v1', '--event', 'shout',
+    '--recv-event', 'chat', '--receivers', '100', '--seconds', '2']);
+  assert.equal(r.code, 0, r.out);
+  assert.equal(r.json.lost, 0);
+  assert.equal(r.json.order_violations, 0);
+  assert.ok(r.json.deliveries > 0 && r.json.deliveries === r.json.expected, r.out);
+});
+
+test('idle: connections are held and the server RSS per connection is reported', T, async () => {
+  const r = await bench(['idle', '--url', h.server.url(), '--namespace', 'v1', '--conns', '200', '--seconds', '1']);
+  assert.equal(r.code, 0, r.out);
+  assert.equal(r.json.held, 200);
+  assert.ok(r.json.bytes_per_conn > 0, r.out);
+});
