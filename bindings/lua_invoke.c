@@ -605,7 +605,7 @@ void lrun_ask_done(void *ud, nf_ask_status st, const nf_msg *reply)
     lua_State *T = lrun_result_state(r);
     int n;
     if (st == NF_ASK_OK) {
-        lrun_push_msg(T, reply, false, false, false, false);
+        lrun_push_msg(T, reply, reply->binary, false, false, false);
         n = 1;
     } else {
         n = lrun_push_ask_failure(T, st, reply);

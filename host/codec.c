@@ -85,6 +85,7 @@ nf_parse_result nf_msg_parse(const char *frame, size_t len,
         return NF_PARSE_SCRATCH_SMALL;
     out->is_error = is_true_flag(field[4]);
     out->is_noop = is_true_flag(field[5]);
+    out->binary = false;
     out->body = nf_slice_of(p, (size_t)(end - p));
     return NF_PARSE_OK;
 }

@@ -53,6 +53,8 @@ typedef struct nf_msg {
     nf_slice body;       /* payload, or the error text when is_error */
     bool is_error;       /* field 4 is exactly "1" */
     bool is_noop;        /* field 5 is exactly "1" */
+    bool binary;         /* came in (or goes out) as a binary frame: the opcode,
+                            not part of the seven fields; parse sets it false */
 } nf_msg;
 
 typedef enum nf_parse_result {

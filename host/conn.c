@@ -456,7 +456,7 @@ static void park_frame(nf_conn *c, bool binary, const uint8_t *data, size_t len)
 }
 
 /* An answer to one of our asks? Those are matched at once, never parked. */
-static bool try_answer(nf_conn *c, const uint8_t *data, size_t len)
+static bool try_answer(nf_conn *c, bool binary, const uint8_t *data, size_t len)
 {
     nf_msg m;
     if (len == 0 || data[0] == '$' || data[0] == ';' || c->ep->cfg.native_only || nf_list_empty(&c->asks))
@@ -464,6 +464,7 @@ static bool try_answer(nf_conn *c, const uint8_t *data, size_t len)
     if (nf_msg_parse((const char *)data, len, c->host->scratch, c->host->limits.max_message_bytes, &m) !=
         NF_PARSE_OK)
         return false;
+    m.binary = binary;
     return nf_ask_deliver(c, &m);
 }
 
@@ -499,7 +500,7 @@ void nf_conn_on_ws_message(void *ud, bool binary, const uint8_t *data, size_t le
         /* Anything before "M" is dropped: real clients never send it (4.5). */
         return;
     }
-    if (try_answer(c, data, len))
+    if (try_answer(c, binary, data, len))
         return;
     if (c->busy || c->state != NF_CONN_READY || c->inbox_count > 0) {
         park_frame(c, binary, data, len);

@@ -99,3 +99,18 @@ test('an answer arriving after the timeout is dropped, not dispatched (17.4.3)',
   await r.expectNothing(300, 'no reaction to a late answer');
   assert.equal(await r.ask('$2;q;;echo;0;0;ok'), '$2;q;;echo;0;0;echo: ok');
 });
+
+test('an ask answered with a binary frame reaches the handler as binary (msg.binary)', T, async (t) => {
+  const r = await RawClient.connect(t, h.server.url(), { headers: { 'X-Username': 'bin-raw' } });
+  assert.equal(await r.ask('$1;q;;_OnNamespaceConnect;0;0;'), '$1;;;;;;');
+  for (const binary of [true, false]) {
+    r.sendText(`$k${binary};q;;askback_kind;0;0;how`);
+    const req = await r.nextText(5000, 'the question');
+    const m = /^(\d+);q;;question;0;0;how$/.exec(req);
+    assert.ok(m, req);
+    const answer = Buffer.from(`${m[1]};q;;question;0;0;\x01yes`, 'latin1');
+    if (binary) r.sendBinary(answer); else r.sendText(answer.toString('latin1'));
+    assert.equal(await r.nextText(5000, 'the handler result'),
+      `$k${binary};q;;askback_kind;0;0;${binary ? 'binary' : 'text'}:\x01yes`);
+  }
+});

@@ -41,6 +41,12 @@ return neffos.server {
         local timeout, question = split(msg.body)
         return result(ns:ask("question", question, tonumber(timeout)))
       end,
+      -- ask-back that reports how the answer came: "binary" or "text", and its bytes
+      askback_kind = function(ns, msg)
+        local answer, err = ns:ask("question", msg.body, 2)
+        if not answer then return "ask failed: " .. tostring(err) end
+        return (answer.binary and "binary:" or "text:") .. answer.body
+      end,
       -- two ask-backs in a row, then an answer built from both
       askback_twice = function(ns, msg)
         local a = assert(ns:ask("question", msg.body .. "-1", 2))
