@@ -1,0 +1,74 @@
+// The command line (issue 2 point 2): --help, --version, --check, clear one-line errors with exit 2
+// for a bad flag, a missing APP, an unknown log level and a port in use, --endpoint.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
+import { T, BIN, ROOT, appPath, startServer, dial, rawHttp, withTimeout } from './lib/server.mjs';
+
+const run = (...args) => spawnSync(BIN, args, { cwd: ROOT, encoding: 'utf8', timeout: 10_000 });
+
+test('--help and --version', T, () => {
+  const h = run('--help');
+  assert.equal(h.status, 0);
+  assert.match(h.stdout, /^usage: neffos \[options\] APP/m);
+  for (const flag of ['--listen', '--endpoint', '--check', '--log-level', '--static', '--max-message-bytes', '--redis', '--nats'])
+    assert.ok(h.stdout.includes(flag), `--help mentions ${flag}`);
+  const v = run('--version');
+  assert.equal(v.status, 0);
+  assert.match(v.stdout, /^neffos \d+\.\d+\.\d+/);
+});
+
+test('bad usage is one clear line and exit 2', T, () => {
+  const cases = [
+    [['--bogus', 'examples/echo'], /unknown option '--bogus'/],
+    [[], /missing APP/],
+    [['spec/no/such/app'], /spec\/no\/such\/app: No such file or directory/],
+    [['--log-level', 'loud', 'examples/echo'], /unknown log level 'loud'/],
+    [['--listen', 'nonsense', 'examples/echo'], /listen|HOST:PORT/i],
+  ];
+  for (const [args, re] of cases) {
+    const r = run(...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
+    assert.match(r.stderr, re, args.join(' '));
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
+  }
+});
+
+test('--check: ok for a good app, file:line and exit 1 for broken ones, nothing served', T, () => {
+  const good = run('--check', 'examples/echo');
+  assert.equal(good.status, 0, good.stderr);
+  assert.match(good.stdout, /examples\/echo: ok/);
+  const syntax = run('--check', 'spec/lua/fixtures/syntax');
+  assert.equal(syntax.status, 1);
+  assert.match(syntax.stderr, /spec\/lua\/fixtures\/syntax\/app\.lua:\d+: /);
+  const field = run('--check', 'spec/lua/fixtures/badfield');
+  assert.equal(field.status, 1);
+  assert.match(field.stderr, /app\.lua:\d+: neffos\.server: unknown field/);
+  const runtime = run('--check', 'spec/lua/fixtures/runtime');
+  assert.equal(runtime.status, 1);
+  assert.match(runtime.stderr, /app\.lua:\d+: /);
+});
+
+test('a port in use: exit 2 with "address already in use"', T, async () => {
+  const blocker = net.createServer();
+  await new Promise((r) => blocker.listen(0, '127.0.0.1', r));
+  const { port } = blocker.address();
+  try {
+    const r = run('--listen', `127.0.0.1:${port}`, 'examples/echo');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:${port}: address already in use`));
+  } finally {
+    blocker.close();
+  }
+});
+
+test('--endpoint sets the WebSocket path of an app that declares none', T, async (t) => {
+  const srv = await startServer(appPath('no_endpoint.lua'), { args: ['--endpoint', '/elsewhere', '--no-watch'], endpoint: '/elsewhere' });
+  t.after(() => srv.stop());
+  const conn = await dial(t, srv.url('/elsewhere'), { v1: {} });
+  const ns = await withTimeout(conn.connect('v1'), 3000, 'connect');
+  assert.equal((await withTimeout(ns.ask('echo', 'here'), 3000, 'ask')).Body, 'here');
+  const r = await rawHttp(srv.port, 'GET /echo HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.equal(r.status, 404, 'the default path is not served');
+});
