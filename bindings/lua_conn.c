@@ -325,12 +325,8 @@ static int conn_connect(lua_State *L)
         lns_push(L, 1, name);
         return 1;
     }
-    lrun *r = lrun_begin_wait(L, "conn:connect");
-    lwait *w = lwait_new(r, c, name, NF_SLICE_EMPTY);
-    if (!w) {
-        lrun_cancel_wait(r);
-        return luaL_error(L, "conn:connect: out of memory");
-    }
+    lwait *w = lwait_begin(L, "conn:connect", c, name, NF_SLICE_EMPTY);
+    lrun *r = w->r;   /* w may be gone once the action completes */
     nf_conn_connect(c, w->ns, connect_done, w);
     return lrun_wait(L, r);
 }

@@ -119,6 +119,7 @@ typedef struct lwait {
     char buf[];
 } lwait;
 lwait *lwait_new(lrun *r, nf_conn *c, nf_slice ns, nf_slice room);
+lwait *lwait_begin(lua_State *L, const char *what, nf_conn *c, nf_slice ns, nf_slice room);
 void lwait_free(lwait *w);
 
 /* ---- lua_conn.c ---- */

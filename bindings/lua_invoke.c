@@ -333,6 +333,18 @@ lwait *lwait_new(lrun *r, nf_conn *c, nf_slice ns, nf_slice room)
     return w;
 }
 
+/* lrun_begin_wait + lwait_new: raises (nothing started) if out of memory. */
+lwait *lwait_begin(lua_State *L, const char *what, nf_conn *c, nf_slice ns, nf_slice room)
+{
+    lrun *r = lrun_begin_wait(L, what);
+    lwait *w = lwait_new(r, c, ns, room);
+    if (!w) {
+        lrun_cancel_wait(r);
+        luaL_error(L, "%s: out of memory", what);
+    }
+    return w;
+}
+
 void lwait_free(lwait *w)
 {
     if (w->c)

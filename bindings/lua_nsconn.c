@@ -116,12 +116,8 @@ static int ask(lua_State *L, nf_slice room)
     unsigned timeout = lopt_ms(L, 4);
     if (!n.nc)
         return push_write_closed(L);
-    lrun *r = lrun_begin_wait(L, "ns:ask");
-    lwait *w = lwait_new(r, n.c, n.name, room);
-    if (!w) {
-        lrun_cancel_wait(r);
-        return luaL_error(L, "ns:ask: out of memory");
-    }
+    lwait *w = lwait_begin(L, "ns:ask", n.c, n.name, room);
+    lrun *r = w->r;   /* w may be gone once the action completes */
     nf_nsconn_ask(n.nc, w->room, event, body, false, timeout, lrun_ask_done, w);
     return lrun_wait(L, r);
 }
@@ -178,12 +174,8 @@ static int ns_join_room(lua_State *L)
         lroom_push(L, 1, room);
         return 1;
     }
-    lrun *r = lrun_begin_wait(L, "ns:join_room");
-    lwait *w = lwait_new(r, n.c, n.name, room);
-    if (!w) {
-        lrun_cancel_wait(r);
-        return luaL_error(L, "ns:join_room: out of memory");
-    }
+    lwait *w = lwait_begin(L, "ns:join_room", n.c, n.name, room);
+    lrun *r = w->r;   /* w may be gone once the action completes */
     nf_nsconn_join_room(n.nc, w->room, join_done, w);
     return lrun_wait(L, r);
 }
@@ -268,12 +260,8 @@ static int ns_leave_all(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    lrun *r = lrun_begin_wait(L, "ns:leave_all");
-    lwait *w = lwait_new(r, n.c, n.name, NF_SLICE_EMPTY);
-    if (!w) {
-        lrun_cancel_wait(r);
-        return luaL_error(L, "ns:leave_all: out of memory");
-    }
+    lwait *w = lwait_begin(L, "ns:leave_all", n.c, n.name, NF_SLICE_EMPTY);
+    lrun *r = w->r;   /* w may be gone once the action completes */
     leave_next(w, true);
     return lrun_wait(L, r);
 }
@@ -297,12 +285,8 @@ static int ns_disconnect(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    lrun *r = lrun_begin_wait(L, "ns:disconnect");
-    lwait *w = lwait_new(r, n.c, n.name, NF_SLICE_EMPTY);
-    if (!w) {
-        lrun_cancel_wait(r);
-        return luaL_error(L, "ns:disconnect: out of memory");
-    }
+    lwait *w = lwait_begin(L, "ns:disconnect", n.c, n.name, NF_SLICE_EMPTY);
+    lrun *r = w->r;   /* w may be gone once the action completes */
     nf_nsconn_disconnect(n.nc, disconnect_done, w);
     return lrun_wait(L, r);
 }
@@ -396,12 +380,8 @@ static int room_leave(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    lrun *r = lrun_begin_wait(L, "room:leave");
-    lwait *w = lwait_new(r, n.c, n.name, room);
-    if (!w) {
-        lrun_cancel_wait(r);
-        return luaL_error(L, "room:leave: out of memory");
-    }
+    lwait *w = lwait_begin(L, "room:leave", n.c, n.name, room);
+    lrun *r = w->r;   /* w may be gone once the action completes */
     nf_nsconn_leave_room(n.nc, w->room, leave_one_done, w);
     return lrun_wait(L, r);
 }

@@ -106,12 +106,8 @@ static int server_ask(lua_State *L)
         lua_pushliteral(L, NF_ERR_WRITE);
         return 2;
     }
-    lrun *r = lrun_begin_wait(L, "server:ask");
-    lwait *w = lwait_new(r, NULL, NF_SLICE_EMPTY, NF_SLICE_EMPTY);
-    if (!w) {
-        lrun_cancel_wait(r);
-        return luaL_error(L, "server:ask: out of memory");
-    }
+    lwait *w = lwait_begin(L, "server:ask", NULL, NF_SLICE_EMPTY, NF_SLICE_EMPTY);
+    lrun *r = w->r;   /* w may be gone once the action completes */
     nf_endpoint_ask(ep, to, ns, room, event, body, binary, timeout, lrun_ask_done, w);
     return lrun_wait(L, r);
 }
