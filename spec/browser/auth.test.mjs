@@ -1,34 +1,20 @@
 // examples/auth's page in headless Chromium: the token goes out as the X-Websocket-Header-
 // query parameter (neffos.js browser path); refusals of the dial and of a room show their text.
-import { before, after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startExample, launchChromium, artifact, withTimeout } from '../examples/lib/example.mjs';
+import { useExampleInBrowser, openPage, artifact, withTimeout } from '../examples/lib/example.mjs';
 
 const WAIT = 10_000;
-let ex, browser;
-before(async () => {
-  ex = await startExample('auth');
-  browser = await launchChromium();
-});
-after(async () => {
-  await browser?.close();
-  await ex?.stop();
-});
+const h = useExampleInBrowser('auth');
 
 test('wrong token refused, bob-token connects, dev refused, lobby joined', { timeout: 60_000 }, async () => {
-  const ctx = await browser.newContext({ viewport: { width: 640, height: 460 } });
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(WAIT);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('response', (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
-  await page.goto(ex.httpUrl('/'));
+  const { ctx, page, errors } = await openPage(h.browser, h.ex.httpUrl('/'), { width: 640, height: 460 }, WAIT);
 
   const lines = () => page.$$eval('#log li', (lis) => lis.map((li) => li.textContent));
   async function expectLine(text) {
     await withTimeout(page.waitForFunction((s) => [...document.querySelectorAll('#log li')].some((li) => li.textContent === s),
       text, { timeout: WAIT }), WAIT + 1000, text)
-      .catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await lines())}\n${ex.logs()}`); });
+      .catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await lines())}\n${h.ex.logs()}`); });
   }
 
   await page.fill('#token', 'not-a-token');

@@ -1,29 +1,14 @@
 // examples/native-messages in headless Chromium: the page talks to /endpoint with the browser's
 // plain WebSocket (no neffos.js, no handshake). "ping" gets "pong"; any other text comes back.
-import { before, after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startExample, launchChromium, artifact, withTimeout } from '../examples/lib/example.mjs';
+import { useExampleInBrowser, openPage, artifact, withTimeout } from '../examples/lib/example.mjs';
 
 const WAIT = 10_000;
-let ex, browser;
-
-before(async () => {
-  ex = await startExample('native-messages');
-  browser = await launchChromium();
-});
-after(async () => {
-  await browser?.close();
-  await ex?.stop();
-});
+const h = useExampleInBrowser('native-messages');
 
 test('the page: ping -> pong, other text echoed, also text that looks like a neffos message', { timeout: 60_000 }, async () => {
-  const ctx = await browser.newContext({ viewport: { width: 600, height: 420 } });
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(WAIT);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('response', (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
-  await page.goto(ex.httpUrl('/'));
+  const { ctx, page, errors } = await openPage(h.browser, h.ex.httpUrl('/'), { width: 600, height: 420 }, WAIT);
   await page.waitForFunction(() => document.getElementById('status').textContent === 'connected', null, { timeout: WAIT });
 
   const lines = () => page.$$eval('#messages li', (lis) => lis.map((li) => li.textContent));
@@ -33,7 +18,7 @@ test('the page: ping -> pong, other text echoed, also text that looks like a nef
     if (how === 'enter') await page.press('#text', 'Enter'); else await page.click('#send');
     await withTimeout(page.waitForFunction((k) => document.querySelectorAll('#messages li').length >= k, n + 2,
       { timeout: WAIT }), WAIT + 1000, `the answer to ${text}`)
-      .catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await lines())}\n${ex.logs()}`); });
+      .catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await lines())}\n${h.ex.logs()}`); });
     assert.deepEqual((await lines()).slice(n), [`me: ${text}`, `server: ${answer}`]);
   }
 
@@ -46,7 +31,7 @@ test('the page: ping -> pong, other text echoed, also text that looks like a nef
 
   assert.equal(await page.textContent('#status'), 'connected');
   assert.deepEqual(errors, []);
-  assert.match(ex.logs(), /got: ping/);
+  assert.match(h.ex.logs(), /got: ping/);
   await page.screenshot({ path: artifact('native.png') });
   await ctx.close();
 });

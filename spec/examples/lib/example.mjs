@@ -4,6 +4,7 @@
 //
 // Environment: NEFFOS_BIN (the server, passed on to run.sh), NEFFOS_BUILD (artifacts go to
 // $NEFFOS_BUILD/artifacts; default build/).
+import { before, after } from 'node:test';
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import net from 'node:net';
@@ -76,4 +77,36 @@ export async function launchChromium() {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--disable-quic'],
   }), 30_000, 'launching Chromium');
+}
+
+/**
+ * For a browser test file: starts examples/<name> and Chromium before the tests, stops both after.
+ * Returns a handle whose .ex and .browser are set once `before` has run.
+ */
+export function useExampleInBrowser(name) {
+  const h = { ex: null, browser: null };
+  before(async () => {
+    h.ex = await startExample(name);
+    h.browser = await launchChromium();
+  });
+  after(async () => {
+    await h.browser?.close();
+    await h.ex?.stop();
+  });
+  return h;
+}
+
+/**
+ * A new page (in its own context) at `url`; `errors` collects page errors and HTTP answers >= 400,
+ * which a test asserts empty at the end.
+ */
+export async function openPage(browser, url, viewport, waitMs = 10_000) {
+  const ctx = await browser.newContext({ viewport });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(waitMs);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('response', (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
+  await page.goto(url);
+  return { ctx, page, errors };
 }
