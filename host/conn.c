@@ -41,7 +41,6 @@ void nf_conn_unref(nf_conn *c)
         return;
     if (c->host->ops->conn_freed)
         c->host->ops->conn_freed(c->host->app, c);
-    nf_ns_free_deferred(c);
     nf_request_free(c->req);
     free(c->id);
     free(c);
@@ -117,6 +116,7 @@ void nf_conn_teardown(nf_conn *c)
         evbuffer_free(c->inbox);
         c->inbox = NULL;
     }
+    nf_ns_free_deferred(c);
     nf_host_conn_gone(c->host, c);
     c->refs--;          /* the loop's reference; ours, taken above, keeps c alive */
     nf_conn_unref(c);   /* ours */

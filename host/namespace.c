@@ -472,14 +472,13 @@ void nf_ns_run_deferred(nf_conn *c)
 
 void nf_ns_free_deferred(nf_conn *c)
 {
+    /* The connection closed before its handshake completed: the connects
+     * asked for in on_connect fail. Each holds a reference to c. */
     forced *f = (forced *)c->deferred;
     c->deferred = NULL;
     while (f) {
         forced *next = f->next;
-        /* The connection is being freed: report without touching it. */
-        if (f->cb)
-            f->cb(f->ud, NF_ERR_WRITE, strlen(NF_ERR_WRITE));
-        free(f);
+        forced_done(f, NF_ERR_WRITE);
         f = next;
     }
 }

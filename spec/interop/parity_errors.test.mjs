@@ -73,6 +73,11 @@ test('on_disconnect runs exactly once for every connection whose on_connect ran'
   const rb = await RawClient.open(t, h.server.url(), { headers: { 'X-Username': 'od-both', 'X-How': 'close-refuse' } });
   rb.sendText('M');
   assert.equal((await rb.waitClose(5000)).code, 4004);
+  // 4b. a forced connect asked for in on_connect, then refused: the deferred connect fails and
+  //     the connection is freed (the harness fails the file on a LeakSanitizer report at exit)
+  const rd = await RawClient.open(t, h.server.url(), { headers: { 'X-Username': 'od-deferred', 'X-How': 'connect-refuse' } });
+  assert.equal(await rd.handshake(), 'Hrefused after a forced connect');
+  await rd.waitClose(5000);
   // 5. on_connect raised: refused with an error text
   const rx = await RawClient.open(t, h.server.url(), { headers: { 'X-Username': 'od-raise', 'X-How': 'raise' } });
   const ans = await rx.handshake();
@@ -85,7 +90,7 @@ test('on_disconnect runs exactly once for every connection whose on_connect ran'
   const many = await Promise.all(Array.from({ length: 8 }, (_, i) => reader(t, `od-many${i}`)));
   for (const m of many) m.conn.close();
 
-  const ids = ['od-normal', 'od-refused', 'od-refused-raw', 'od-closed', 'od-both', 'od-raise', 'od-terminated',
+  const ids = ['od-normal', 'od-refused', 'od-refused-raw', 'od-closed', 'od-both', 'od-deferred', 'od-raise', 'od-terminated',
     ...many.map((_, i) => `od-many${i}`)];
   for (const id of ids) {
     await eventually(async () => (await pairsOf(w.ns, id)) === '1 1', `${id}: "1 1" (on_connect, on_disconnect)`);

@@ -19,6 +19,9 @@ return neffos.server {
     elseif how == "close-refuse" then
       conn:close(4004, "both")
       return nil, "refused after close"
+    elseif how == "connect-refuse" then
+      conn:connect("default")          -- deferred until "A", which never comes
+      return nil, "refused after a forced connect"
     elseif how == "raise" then
       error("on_connect blew up")
     end
