@@ -191,6 +191,13 @@ test('--max-namespaces-per-conn and --max-rooms-per-conn: refused with an error 
   assert.equal(await c.ask('$4;v1;room3;_OnRoomJoin;0;0;'), '$4;v1;room3;_OnRoomJoin;1;0;too many rooms');
   assert.equal(await c.ask('$5;v1;;echo;0;0;still open'), '$5;v1;;echo;0;0;still open');
   assert.ok(metric(await metrics(s), 'neffos_limit_hits_total{limit="rooms"}') >= 1);
+  // Hit again and again: counted every time, logged once per connection and limit, with the reason.
+  for (let i = 6; i < 10; i++)
+    assert.equal(await c.ask(`$${i};v1;room${i};_OnRoomJoin;0;0;`), `$${i};v1;room${i};_OnRoomJoin;1;0;too many rooms`);
+  assert.equal(metric(await metrics(s), 'neffos_limit_hits_total{limit="rooms"}'), 5);
+  const logged = s.logs().split('\n').filter((l) => /limit hit: rooms per namespace connection/.test(l));
+  assert.equal(logged.length, 1, logged.join('\n'));
+  assert.equal(s.logs().split('\n').filter((l) => /limit hit: namespaces per connection/.test(l)).length, 1);
 });
 
 test('a client that never reads is closed with 1008 (outgoing queue full); the other got everything', T, async (t) => {
