@@ -5,12 +5,15 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { ROOT, BIN, dial, eventually, withTimeout, sleep, canConnect } from '../interop/lib/server.mjs';
+import { ROOT, BIN, dial, eventually, withTimeout, sleep, canConnect, freePort } from '../interop/lib/server.mjs';
 
-// Ports from a range the other suites do not use, spread by pid.
-function ports(base) {
-  const p = base + (process.pid % 500) * 4;
-  return { web: p, web2: p + 1, broker: p + 2 };
+// Free ports, asked of the kernel (fixed ranges collide with the ephemeral ports of other
+// tests running at the same time).
+async function ports() {
+  const got = new Set();
+  while (got.size < 3) got.add(await freePort());
+  const [web, web2, broker] = got;
+  return { web, web2, broker };
 }
 
 async function chatter(t, port, name, room, onChat) {
@@ -21,9 +24,9 @@ async function chatter(t, port, name, room, onChat) {
   return ns;
 }
 
-for (const [broker, base] of [['redis', 31000], ['nats', 33000]]) {
+for (const broker of ['redis', 'nats']) {
   test(`examples/scale-out/run.sh with ${broker}: chat across two processes, Ctrl-C stops everything`, { timeout: 60_000 }, async (t) => {
-    const p = ports(base);
+    const p = await ports();
     let out = '';
     const proc = spawn(path.join(ROOT, 'examples', 'scale-out', 'run.sh'), [], {
       cwd: ROOT,
