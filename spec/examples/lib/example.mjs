@@ -7,9 +7,8 @@
 import { before, after } from 'node:test';
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { ROOT, BIN, sleep, withTimeout, eventually } from '../../interop/lib/server.mjs';
+import { ROOT, BIN, sleep, withTimeout, eventually, freePort } from '../../interop/lib/server.mjs';
 
 export { ROOT, BIN, sleep, withTimeout, eventually };
 export const ARTIFACTS = path.resolve(ROOT, process.env.NEFFOS_BUILD || 'build', 'artifacts');
@@ -17,17 +16,6 @@ export const ARTIFACTS = path.resolve(ROOT, process.env.NEFFOS_BUILD || 'build',
 export function artifact(name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   return path.join(ARTIFACTS, name);
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error:/;
