@@ -289,10 +289,7 @@ static void connect_done(void *ud, const char *err, size_t errlen)
     lua_State *T = lrun_result_state(r);
     int n;
     if (err) {
-        lua_pushnil(T);
-        if (errlen) lua_pushlstring(T, err, errlen);
-        else lua_pushliteral(T, "error");
-        n = 2;
+        n = lrun_push_error(T, err, errlen);
     } else {
         lconn_push(T, w->c);
         lns_push(T, -1, w->ns);

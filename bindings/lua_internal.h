@@ -108,6 +108,8 @@ void lrun_forget_all(nf_lua_app *a);   /* after the host is freed */
 void lrun_push_msg(lua_State *L, const nf_msg *m, bool binary, bool local, bool forced, bool native);
 /* Pushes nil, text for an ask that failed. */
 int lrun_push_ask_failure(lua_State *L, nf_ask_status st, const nf_msg *reply);
+/* Pushes nil, err (an empty err becomes "error"); returns 2. */
+int lrun_push_error(lua_State *L, const char *err, size_t errlen);
 void lrun_ask_done(void *ud, nf_ask_status st, const nf_msg *reply);
 
 /* An operation in flight: what its callback needs to build the results.

@@ -398,6 +398,14 @@ void lrun_push_msg(lua_State *L, const nf_msg *m, bool binary, bool local, bool 
     set_bool(L, "is_native", native);
 }
 
+int lrun_push_error(lua_State *L, const char *err, size_t errlen)
+{
+    lua_pushnil(L);
+    if (errlen) lua_pushlstring(L, err, errlen);
+    else lua_pushliteral(L, "error");
+    return 2;
+}
+
 int lrun_push_ask_failure(lua_State *L, nf_ask_status st, const nf_msg *reply)
 {
     lua_pushnil(L);

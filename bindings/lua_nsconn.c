@@ -86,14 +86,6 @@ static void push_ns_of(lua_State *T, lwait *w)
     lua_remove(T, -2);
 }
 
-static int push_done(lua_State *T, const char *err, size_t errlen)
-{
-    lua_pushnil(T);
-    if (errlen) lua_pushlstring(T, err, errlen);
-    else lua_pushliteral(T, "error");
-    return 2;
-}
-
 /* ---- emit, ask, broadcast ------------------------------------------------------ */
 
 static int emit(lua_State *L, int self, nf_slice room, bool binary)
@@ -152,7 +144,7 @@ static void join_done(void *ud, const char *err, size_t errlen)
     lua_State *T = lrun_result_state(r);
     int n = 1;
     if (err) {
-        n = push_done(T, err, errlen);
+        n = lrun_push_error(T, err, errlen);
     } else {
         push_ns_of(T, w);
         lroom_push(T, -1, w->room);
@@ -215,7 +207,7 @@ static void leave_done_common(void *ud, const char *err, size_t errlen, bool all
     if (err || !all) {
         lua_State *T = lrun_result_state(r);
         int n = 1;
-        if (err) n = push_done(T, err, errlen);
+        if (err) n = lrun_push_error(T, err, errlen);
         else lua_pushboolean(T, 1);
         lwait_free(w);
         lrun_deliver(r, n);
@@ -245,7 +237,7 @@ static void leave_next(lwait *w, bool all)
     lwait_free(w);
     if (!next) {
         lua_State *T = lrun_result_state(r);
-        lrun_deliver(r, push_done(T, "out of memory", 13));
+        lrun_deliver(r, lrun_push_error(T, "out of memory", 13));
         return;
     }
     nf_nsconn_leave_room(nc, next->room, all ? leave_all_done : leave_one_done, next);
@@ -272,7 +264,7 @@ static void disconnect_done(void *ud, const char *err, size_t errlen)
     lrun *r = w->r;
     lua_State *T = lrun_result_state(r);
     int n = 1;
-    if (err) n = push_done(T, err, errlen);
+    if (err) n = lrun_push_error(T, err, errlen);
     else lua_pushboolean(T, 1);
     lwait_free(w);
     lrun_deliver(r, n);

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 
 #include "exchange.h"
 #include "log.h"
@@ -37,14 +35,8 @@ static bool excluded(const nf_broadcast *b, const nf_conn *c)
 
 static void deliver(fanout *f, nf_conn *c)
 {
-    if (excluded(f->b, c) || !nf_conn_can_write(c) || c->state != NF_CONN_READY)
+    if (excluded(f->b, c) || !nf_conn_can_write(c) || c->state != NF_CONN_READY || !nf_conn_output_has_room(c))
         return;
-    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
-    if (queued > c->host->limits.max_outgoing_bytes) {
-        nf_conn_limit_hit(c, NF_LIMIT_OUTGOING, "outgoing queue full (slow reader), closing with 1008");
-        nf_conn_close(c, 1008, NF_SLICE("outgoing queue full"));
-        return;
-    }
     if (f->frame == NULL) {
         f->frame = nf_shared_frame_new(f->binary, nf_msg_serialized_len(&f->msg), fill_msg, &f->msg);
         if (f->frame == NULL)
@@ -54,11 +46,10 @@ static void deliver(fanout *f, nf_conn *c)
         f->delivered++;
 }
 
-size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b, const char *except_marker)
+size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b)
 {
     fanout f = { .msg = { .ns = b->ns, .room = b->room, .event = b->event, .body = b->body },
                  .binary = b->binary, .b = b };
-    (void)except_marker;
     if (b->to.len) {
         nf_conn *c = nf_dict_get(ep->by_id, b->to);
         nf_nsconn *nc = c ? nf_conn_namespace(c, b->ns) : NULL;
@@ -93,7 +84,7 @@ size_t nf_endpoint_broadcast(nf_endpoint *ep, const nf_broadcast *b)
         nf_exchange_publish(ep->host->exchange, ep, b);
     /* A message for one ID that lives here needs no other process; one that
      * does not live here went out through the exchange only. */
-    return nf_broadcast_local(ep, b, NULL);
+    return nf_broadcast_local(ep, b);
 }
 
 /* ---- listings ------------------------------------------------------------------ */

@@ -146,7 +146,7 @@ void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what)
 
 /* The outgoing queue is bounded: a reader that cannot keep up is closed with
  * 1008 rather than buffered without end. */
-static bool output_has_room(nf_conn *c)
+bool nf_conn_output_has_room(nf_conn *c)
 {
     size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
     if (queued <= c->host->limits.max_outgoing_bytes)
@@ -183,7 +183,7 @@ static void fill_msg(void *ctx, char *dst) { nf_msg_serialize(ctx, dst); }
 
 int nf_conn_send_msg(nf_conn *c, const nf_msg *m, bool binary)
 {
-    if (!nf_conn_can_write(c) || !output_has_room(c))
+    if (!nf_conn_can_write(c) || !nf_conn_output_has_room(c))
         return -1;
     size_t len = nf_msg_serialized_len(m);
     if (nf_ws_send_with(c->ws, binary, len, fill_msg, (void *)m) != 0)
@@ -200,7 +200,7 @@ static void fill_empty_reply(void *ctx, char *dst) { nf_empty_reply_serialize(((
 int nf_conn_send_empty_reply(nf_conn *c, nf_slice token)
 {
     token_ctx t = { token };
-    if (!nf_conn_can_write(c) || !output_has_room(c))
+    if (!nf_conn_can_write(c) || !nf_conn_output_has_room(c))
         return -1;
     /* Empty replies are always text (spec 17.1.4). */
     if (nf_ws_send_with(c->ws, false, nf_empty_reply_len(token), fill_empty_reply, &t) != 0)
@@ -211,7 +211,7 @@ int nf_conn_send_empty_reply(nf_conn *c, nf_slice token)
 
 int nf_conn_write_raw(nf_conn *c, bool binary, const char *data, size_t len)
 {
-    if (!nf_conn_can_write(c) || !output_has_room(c))
+    if (!nf_conn_can_write(c) || !nf_conn_output_has_room(c))
         return -1;
     if (nf_ws_send(c->ws, binary, data, len) != 0)
         return -1;
@@ -647,7 +647,8 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
             nf_conn_teardown(c);
         return;
     }
-    if (c->state <= NF_CONN_CONNECTING && c->state != NF_CONN_CONNECTING &&
+    /* HTTP request or "M" still missing (on_connect itself is not timed). */
+    if ((c->state == NF_CONN_HTTP || c->state == NF_CONN_OPEN) &&
         now - c->opened_ms >= lim->handshake_timeout_ms) {
         c->host->metrics.handshake_timeouts++;
         nf_info("conn %s: handshake timeout", c->remote);

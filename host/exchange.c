@@ -27,5 +27,5 @@ void nf_exchange_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, 
 size_t nf_exchange_deliver_local(nf_endpoint *ep, const nf_broadcast *b)
 {
     ep->host->metrics.exchange_received++;
-    return nf_broadcast_local(ep, b, NULL);
+    return nf_broadcast_local(ep, b);
 }

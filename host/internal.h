@@ -156,12 +156,13 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote);
 void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep);
 void nf_conn_on_ws_message(void *ud, bool binary, const uint8_t *data, size_t len);
 void nf_conn_teardown(nf_conn *c);
-void nf_conn_finish_close(nf_conn *c);
 void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what);
 int nf_conn_send_msg(nf_conn *c, const nf_msg *m, bool binary);
 int nf_conn_send_empty_reply(nf_conn *c, nf_slice token);
 void nf_conn_sweep(nf_conn *c, uint64_t now);
 bool nf_conn_can_write(nf_conn *c);
+/* False (and the connection closing with 1008) once its output queue is over the limit. */
+bool nf_conn_output_has_room(nf_conn *c);
 void nf_conn_drain(nf_conn *c);
 void nf_conn_want_flush(nf_conn *c);
 void nf_host_flush_all(nf_host *h);
@@ -180,7 +181,7 @@ void nf_endpoint_drop_index(nf_endpoint *ep, nf_ns_index *idx);
 /* broadcast.c: fan-out, and the scale-out subscription hooks */
 void nf_ns_connected(nf_nsconn *nc);      /* after a namespace connected */
 void nf_ns_disconnected(nf_nsconn *nc);   /* before it is detached */
-size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b, const char *except_marker);
+size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b);
 
 /* ask.c */
 void nf_ask_send(nf_conn *c, nf_slice ns, nf_slice room, nf_slice event, nf_slice body, bool binary,
