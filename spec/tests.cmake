@@ -15,7 +15,7 @@ set(NF_TEST_ENV
   NEFFOS_BIN=$<TARGET_FILE:neffos>
   NEFFOS_ROOT=${CMAKE_SOURCE_DIR}
   NEFFOS_BUILD=${CMAKE_BINARY_DIR}
-  NEFFOS_VECTORS=${CMAKE_SOURCE_DIR}/../shared/neffos-protocol-vectors.txt
+  NEFFOS_VECTORS=${CMAKE_SOURCE_DIR}/spec/vectors/neffos-protocol-vectors.txt
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 

@@ -138,7 +138,7 @@ static void vector_sweep(void)
 {
     const char *path = getenv("NEFFOS_VECTORS");
     if (path == NULL)
-        path = "../shared/neffos-protocol-vectors.txt";
+        path = "spec/vectors/neffos-protocol-vectors.txt";
     FILE *f = fopen(path, "r");
     CHECK(f != NULL);
     if (f == NULL) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Writes the fuzzers' seed corpora from the protocol vectors file:
 //   node spec/fuzz/seeds.mjs [VECTORS] [OUTDIR]
-// (defaults: $NEFFOS_VECTORS or ../shared/neffos-protocol-vectors.txt, spec/fuzz/corpus).
+// (defaults: $NEFFOS_VECTORS or spec/vectors/neffos-protocol-vectors.txt, spec/fuzz/corpus).
 //
 // Every quoted frame of the vectors ("..." with \r, \n and \u00XX = one byte, the rest UTF-8)
 // becomes a seed of each target in the input format that target reads:
@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const vectors = process.argv[2] || process.env.NEFFOS_VECTORS ||
-  path.resolve(root, '..', 'shared', 'neffos-protocol-vectors.txt');
+  path.join(root, 'spec', 'vectors', 'neffos-protocol-vectors.txt');
 const outDir = process.argv[3] || path.join(here, 'corpus');
 
 /** The bytes of one quoted literal body (between the quotes), per the file's notation. */
