@@ -483,6 +483,10 @@ static int parse_config(nats_x *x, const char *url, char *err, size_t errcap)
 {
     if (nf_url_parse(url, "nats", &x->url, err, errcap) != 0)
         return -1;
+    if (x->url.query[0]) {
+        snprintf(err, errcap, "query not supported in URL \"%s\"", url);
+        return -1;
+    }
     if (strcmp(x->url.scheme, "nats") != 0) {
         snprintf(err, errcap, "unsupported scheme \"%s\" in %s (nats:// only; no TLS)", x->url.scheme, url);
         return -1;

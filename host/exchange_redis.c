@@ -244,6 +244,10 @@ static int parse_config(redis_x *x, const char *url, char *err, size_t errcap)
 {
     if (nf_url_parse(url, "redis", &x->url, err, errcap) != 0)
         return -1;
+    if (x->url.query[0]) {
+        snprintf(err, errcap, "query not supported in URL \"%s\"", url);
+        return -1;
+    }
     if (strcmp(x->url.scheme, "redis") != 0) {
         snprintf(err, errcap, "unsupported scheme \"%s\" in %s (redis:// only; no TLS)", x->url.scheme, url);
         return -1;

@@ -118,11 +118,15 @@ int nf_url_parse(const char *s, const char *default_scheme, nf_url *u, char *err
     } else if (copy(default_scheme, strlen(default_scheme), u->scheme, sizeof u->scheme) != 0) {
         return fail(err, errcap, "bad scheme", s);
     }
-    if (strpbrk(p, "?#"))
-        return fail(err, errcap, "query or fragment not supported", s);
-    const char *slash = strchr(p, '/');
-    size_t auth_len = slash ? (size_t)(slash - p) : strlen(p);
-    if (slash && copy(slash + 1, strlen(slash + 1), u->path, sizeof u->path) != 0)
+    if (strchr(p, '#'))
+        return fail(err, errcap, "fragment not supported", s);
+    const char *q = strchr(p, '?');
+    size_t before_q = q ? (size_t)(q - p) : strlen(p);
+    if (q && copy(q + 1, strlen(q + 1), u->query, sizeof u->query) != 0)
+        return fail(err, errcap, "query too long", s);
+    const char *slash = memchr(p, '/', before_q);
+    size_t auth_len = slash ? (size_t)(slash - p) : before_q;
+    if (slash && copy(slash + 1, before_q - auth_len - 1, u->path, sizeof u->path) != 0)
         return fail(err, errcap, "path too long", s);
     /* The last '@' ends the user info: a password may hold a raw '@'. */
     const char *at = NULL;

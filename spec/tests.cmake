@@ -76,3 +76,12 @@ if(VALGRIND)
   set_tests_properties(valgrind/interop PROPERTIES LABELS long TIMEOUT 1500
     ENVIRONMENT "VALGRIND_BUILD=${CMAKE_BINARY_DIR}/valgrind-build")
 endif()
+
+# Lint of the build itself (label unit): no global symbol defined twice across
+# the project's static libraries (spec/lint/symbols.sh says why).
+set(NF_LIBS $<TARGET_FILE:nf_host> $<TARGET_FILE:nf_bindings>)
+if(TARGET nf_client)
+  list(APPEND NF_LIBS $<TARGET_FILE:nf_client>)
+endif()
+add_test(NAME lint/symbols COMMAND sh ${NF_SPEC_DIR}/lint/symbols.sh ${NF_LIBS})
+set_tests_properties(lint/symbols PROPERTIES LABELS unit TIMEOUT 60)

@@ -48,7 +48,7 @@ struct nf_client {
     nf_client_loop *loop;
     nf_client_handlers h;
     const char *const *headers;
-    const nf_url *url;
+    const nf_target *url;
     void *udata;
     size_t max_message;
 

@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #include "codec.h"
-#include "nf_url.h"
+#include "nf_target.h"
 
 struct event_base;
 
@@ -69,7 +69,7 @@ typedef struct nf_client_handlers {
 } nf_client_handlers;
 
 typedef struct nf_client_opts {
-    const nf_url *url;              /* parsed once, shared by many clients */
+    const nf_target *url;              /* parsed once, shared by many clients */
     const char *const *headers;     /* extra "Name: value" lines, NULL-ended, or NULL */
     const nf_client_handlers *handlers;
     void *udata;                    /* nf_client_udata() */

@@ -15,7 +15,7 @@ struct event_base;
 typedef struct bench_opts {
     const char *mode;
     const char *url_str;
-    nf_url url;
+    nf_target url;
     const char *ns;
     const char *event;
     const char *recv_event;

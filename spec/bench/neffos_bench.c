@@ -153,12 +153,12 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[256];
-    if (nf_url_parse(o.url_str, &o.url, err, sizeof(err)) < 0) {
+    if (nf_target_resolve(o.url_str, &o.url, err, sizeof(err)) < 0) {
         fprintf(stderr, "neffos-bench: %s\n", err);
         return 2;
     }
     /* A load generator pointed at someone else's host is an attack. */
-    if (!nf_url_is_loopback(&o.url)) {
+    if (!nf_target_is_loopback(&o.url)) {
         fprintf(stderr, "neffos-bench: refusing %s: only loopback addresses are allowed\n", o.url_str);
         return 2;
     }

@@ -1,4 +1,4 @@
-/* test_url.c - the broker URLs of --redis and --nats (host/url.h). */
+/* test_url.c - the one URL parser (host/url.h): broker flags and ws:// URLs. */
 #include <string.h>
 
 #include "test.h"
@@ -32,6 +32,12 @@ static void good(void)
     CHECK(strcmp(u.scheme, "nats") == 0 && strcmp(u.host, "::1") == 0 && u.port == 4223);
     CHECK(u.has_user && !u.has_password && strcmp(u.user, "tok") == 0);
 
+    /* The ws:// URLs of the C client: path and query kept apart. */
+    CHECK(nf_url_parse("ws://[::1]:8080/chat/room?x=1&y=a/b", "ws", &u, err, sizeof err) == 0);
+    CHECK(strcmp(u.host, "::1") == 0 && u.port == 8080);
+    CHECK(strcmp(u.path, "chat/room") == 0 && strcmp(u.query, "x=1&y=a/b") == 0);
+    CHECK(parse("redis://h?db=1") == 0 && strcmp(u.query, "db=1") == 0 && u.path[0] == '\0');
+
     CHECK(nf_url_parse("10.0.0.1:4222", "nats", &u, err, sizeof err) == 0);
     CHECK(strcmp(u.scheme, "nats") == 0 && strcmp(u.host, "10.0.0.1") == 0 && u.port == 4222);
 }
@@ -39,7 +45,7 @@ static void good(void)
 static void bad(void)
 {
     const char *cases[] = { "redis://", "redis://h:", "redis://h:0", "redis://h:65536", "redis://h:12x",
-                            "redis://[::1", "redis://[::1]x", "redis://h?db=1", "redis://a:%4@h", "://h",
+                            "redis://[::1", "redis://[::1]x", "redis://h#frag", "redis://a:%4@h", "://h",
                             "redis://:p@:1" };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         err[0] = '\0';
