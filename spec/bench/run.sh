@@ -1,43 +1,67 @@
 #!/usr/bin/env bash
-# spec/bench/run.sh - builds Release, runs every neffos-bench mode against
-# spec/bench/app.lua, and writes the Performance table (issue 7) to
-# $BUILD/bench.md and stdout.
+# spec/bench/run.sh - the benchmark: every case, RUNS times each on a fresh
+# server, median and min..max; with BASELINE=<git rev> the same cases on that
+# revision too, interleaved run by run, and the ratio of the medians.
 #
-#   spec/bench/run.sh                 # everything, ~1 minute
-#   BENCH_SECONDS=3 spec/bench/run.sh # shorter runs
+#   spec/bench/run.sh                              # every case, 5 runs each
+#   CASES="ask64 rtt" RUNS=3 spec/bench/run.sh     # a quick look
+#   BASELINE=main~3 spec/bench/run.sh              # this tree against a commit
+#
+# Cases (CASES, space-separated; default: all of them):
+#   ask64 ask4k ask64k   ask echo, 50 connections x 8 in flight, body 64 B / 4 KB / 64 KB
+#   rtt                  ask echo, 1 connection x 1 in flight, 64 B (the round trip)
+#   bc10 bc100 bc1000 bc10000  broadcast to N receivers, window 64 messages
+#   idle                 10,000 idle connections in a namespace: server RSS per connection
+#   reload               hot reload latency with 1,000 clients (node; one run of 10 rounds)
 #
 # Environment:
-#   BUILD             build directory (build-release)
-#   PORT              first port to listen on (18090; each server run takes the next)
-#   BENCH_SECONDS     length of each measured run (10)
-#   IDLE_CONNS        idle connections (10000)
-#   SKIP_BUILD=1      use the binaries already in $BUILD
-#   NEFFOS_BIN, BENCH_BIN  other binaries than $BUILD/neffos, $BUILD/neffos-bench
-#   RELOAD_MS         hot reload latency in ms, measured elsewhere: skips the
-#                     measurement (spec/bench/reload_latency.mjs, run when node
-#                     and node_modules are here; it writes $BUILD/reload_ms)
-#
-# Each mode gets a fresh server, so that one run's heap does not flatter the
-# next one's memory figure. The server is killed on exit, whatever happens.
+#   RUNS=5  BENCH_SECONDS=5  PORT=18090  IDLE_CONNS=10000
+#   BUILD (build-release)      where this tree is built (Release)
+#   BASELINE=<rev>             also build <rev> (in $BUILD/baseline-src, a git worktree) and compare
+#   SKIP_BUILD=1               use the binaries already built
+# Output: a Markdown table on stdout and in $BUILD/bench.md; every run's JSON
+# line in $BUILD/bench-logs/<case>-<side>-<run>.json. Servers are killed on
+# exit, whatever happens. The figures are for comparison on one machine in
+# one run: the machine is shared and noisy, so a ratio beats an absolute.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 BUILD=${BUILD:-build-release}
 PORT=${PORT:-18090}
-SECS=${BENCH_SECONDS:-10}
+SECS=${BENCH_SECONDS:-5}
+RUNS=${RUNS:-5}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+ALL_CASES="ask64 ask4k ask64k rtt bc10 bc100 bc1000 bc10000 idle reload"
+CASES=${CASES:-$ALL_CASES}
 APP=spec/bench/app.lua
-OUT=$BUILD/bench.md
 LOGDIR=$BUILD/bench-logs
+OUT=$BUILD/bench.md
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$BUILD" --target neffos neffos-bench -j2 >/dev/null
+build_tree() {   # build_tree SRC_DIR BUILD_DIR
+    cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$2" --target neffos neffos-bench -j"$(nproc)" >/dev/null
+}
+
+SIDES="cur"
+declare -A NEFFOS BENCH SRC
+SRC[cur]=$ROOT
+NEFFOS[cur]=${NEFFOS_BIN:-$ROOT/$BUILD/neffos}
+BENCH[cur]=${BENCH_BIN:-$ROOT/$BUILD/neffos-bench}
+if [ "${SKIP_BUILD:-0}" != 1 ]; then build_tree "$ROOT" "$BUILD"; fi
+if [ -n "${BASELINE:-}" ]; then
+    BASE_SRC=$ROOT/$BUILD/baseline-src
+    BASE_REV=$(git rev-parse --verify "$BASELINE^{commit}")
+    if [ ! -d "$BASE_SRC" ]; then git worktree add -q --detach "$BASE_SRC" "$BASE_REV"; fi
+    git -C "$BASE_SRC" checkout -q --detach "$BASE_REV"
+    [ "${SKIP_BUILD:-0}" = 1 ] || build_tree "$BASE_SRC" "$BASE_SRC/build-release"
+    SIDES="cur base"
+    SRC[base]=$BASE_SRC
+    NEFFOS[base]=$BASE_SRC/build-release/neffos
+    BENCH[base]=$BASE_SRC/build-release/neffos-bench
 fi
-NEFFOS=${NEFFOS_BIN:-$BUILD/neffos}
-BENCH=${BENCH_BIN:-$BUILD/neffos-bench}
 mkdir -p "$LOGDIR"
+rm -f "$LOGDIR"/*.json
 
 # Both sides need a descriptor per connection (plus the server's own).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -55,116 +79,161 @@ stop_server() {
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 
-# Starts a fresh server on the next port; sets SERVER_PID and URL.
+# start_server SIDE LOG: a fresh server of that side on the next free port
+# (a port another program holds makes the server exit: take the next one);
+# sets SERVER_PID and URL.
 start_server() {
-    local name=$1
     stop_server
-    PORT=$((PORT + 1))
-    "$NEFFOS" "$APP" --listen "127.0.0.1:$PORT" --log-level warn >"$LOGDIR/server-$name.log" 2>&1 &
-    SERVER_PID=$!
-    URL="ws://127.0.0.1:$PORT/echo"
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.05
+    for _attempt in 1 2 3 4 5 6 7 8; do
+        PORT=$((PORT + 1))
+        "${NEFFOS[$1]}" "$APP" --listen "127.0.0.1:$PORT" --log-level warn --no-watch >"$2" 2>&1 &
+        SERVER_PID=$!
+        URL="ws://127.0.0.1:$PORT/echo"
+        for _ in $(seq 100); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            # Something answers: ours, unless it exits (it could not bind).
+            if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+                sleep 0.2
+                kill -0 "$SERVER_PID" 2>/dev/null && return 0
+                break
+            fi
+            sleep 0.05
+        done
+        stop_server
     done
-    echo "server did not start; see $LOGDIR/server-$name.log" >&2
-    cat "$LOGDIR/server-$name.log" >&2
+    echo "server did not start; see $2" >&2
+    cat "$2" >&2
     return 1
 }
 
-# Runs one bench; its last line (the JSON object) goes to $LOGDIR/NAME.json.
-run_bench() {
-    local name=$1; shift
-    echo "== $name: neffos-bench $*" >&2
-    "$BENCH" "$@" --server-pid "$SERVER_PID" >"$LOGDIR/$name.txt" 2>&1 || true
-    sed '$d' "$LOGDIR/$name.txt" >&2
-    tail -n 1 "$LOGDIR/$name.txt" >"$LOGDIR/$name.json"
-    jq -e . "$LOGDIR/$name.json" >/dev/null 2>&1 || echo '{}' >"$LOGDIR/$name.json"
+rss_kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# The neffos-bench arguments of a case (URL set by start_server).
+case_args() {
+    local ask="ask --url $URL --namespace v1 --event echo --seconds $SECS"
+    local bc="broadcast --url $URL --namespace v1 --event shout --recv-event chat --window 64 --seconds $SECS"
+    case $1 in
+        ask64) echo "$ask --conns 50 --inflight 8 --size 64" ;;
+        ask4k) echo "$ask --conns 50 --inflight 8 --size 4096" ;;
+        ask64k) echo "$ask --conns 50 --inflight 8 --size 65536" ;;
+        rtt) echo "$ask --conns 1 --inflight 1 --size 64" ;;
+        bc10) echo "$bc --receivers 10" ;;
+        bc100) echo "$bc --receivers 100" ;;
+        bc1000) echo "$bc --receivers 1000" ;;
+        bc10000) echo "$bc --receivers 10000" ;;
+        idle) echo "idle --url $URL --namespace v1 --conns $IDLE_CONNS --seconds 3" ;;
+        *) echo "unknown case $1" >&2; return 1 ;;
+    esac
 }
 
-start_server ask
-run_bench ask ask --url "$URL" --namespace v1 --event echo --conns 50 --inflight 8 --size 64 --seconds "$SECS"
-start_server rtt
-run_bench rtt ask --url "$URL" --namespace v1 --event echo --conns 1 --inflight 1 --size 64 --seconds "$SECS"
-start_server broadcast
-run_bench broadcast broadcast --url "$URL" --namespace v1 --event shout --recv-event chat --receivers 1000 --seconds "$SECS"
-start_server idle
-run_bench idle idle --url "$URL" --namespace v1 --conns "$IDLE_CONNS" --seconds 3
-stop_server
-
-# Hot reload latency: 1,000 idle neffos.js clients plus one asking; the script
-# writes the median to $BUILD/reload_ms (removed first: no stale figure).
-if [ -z "${RELOAD_MS:-}" ] && [ -d node_modules/neffos.js ] && command -v node >/dev/null; then
-    echo "== reload: node spec/bench/reload_latency.mjs --conns 1000 --rounds 10" >&2
-    rm -f "$BUILD/reload_ms"
-    BUILD="$BUILD" NEFFOS_BIN="$NEFFOS" node spec/bench/reload_latency.mjs --conns 1000 --rounds 10 \
-        >"$LOGDIR/reload.txt" 2>&1 || true
-    cat "$LOGDIR/reload.txt" >&2
-fi
-
-# ---- the table ----------------------------------------------------------------
-j() { jq -r "$2 // empty" "$LOGDIR/$1.json" 2>/dev/null || true; }
-fmt_int() {   # 1234567.8 -> 1,234,568 (no locale needed)
-    [ -z "$1" ] && { echo "n/a"; return; }
-    printf '%.0f' "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta'
-}
-# verdict VALUE OP LIMIT: "yes"/"no"/"" (unknown)
-verdict() {
-    [ -z "$1" ] && { echo "n/a"; return; }
-    if awk -v v="$1" -v l="$3" "BEGIN { exit !(v $2 l) }"; then echo "yes"; else echo "**no**"; fi
+# run_case CASE SIDE RUN: one measured run on a fresh server; its JSON line,
+# extended with the server's RSS before, at peak and after the clients left.
+run_case() {
+    local name=$1 side=$2 run=$3 tag="$1-$2-$3"
+    start_server "$side" "$LOGDIR/server-$tag.log"
+    local rss0 args
+    rss0=$(rss_kb "$SERVER_PID" VmRSS)
+    args=$(case_args "$name")
+    echo "== $tag: neffos-bench $args" >&2
+    # shellcheck disable=SC2086
+    "${BENCH[$side]}" $args --server-pid "$SERVER_PID" >"$LOGDIR/$tag.txt" 2>&1 || true
+    sleep 1   # the clients are gone: let the server close them and give memory back
+    local rss1 peak
+    rss1=$(rss_kb "$SERVER_PID" VmRSS)
+    peak=$(rss_kb "$SERVER_PID" VmHWM)
+    tail -n 1 "$LOGDIR/$tag.txt" | jq -c --argjson a "${rss0:-0}" --argjson b "${rss1:-0}" --argjson p "${peak:-0}" \
+        '. + {rss_start_kb: $a, rss_end_kb: $b, rss_peak_kb: $p}' >"$LOGDIR/$tag.json" 2>/dev/null ||
+        echo '{}' >"$LOGDIR/$tag.json"
+    stop_server
 }
 
-ASK_RATE=$(j ask .replies_per_s)
-ASK_CPU=$(j ask .replies_per_server_cpu_s)
-ASK_P99=$(j ask .p99_us)
-ASK_ERR=$(j ask .errors)
-RTT_P50=$(j rtt .p50_us)
-BC_RATE=$(j broadcast .deliveries_per_s)
-BC_LOST=$(j broadcast .lost)
-BC_ORDER=$(j broadcast .order_violations)
-IDLE_B=$(j idle .bytes_per_conn)
-IDLE_HELD=$(j idle .held)
-ASK_P99_MS=$([ -n "$ASK_P99" ] && awk -v v="$ASK_P99" 'BEGIN { printf "%.2f", v / 1000 }' || true)
-IDLE_KB=$([ -n "$IDLE_B" ] && awk -v v="$IDLE_B" 'BEGIN { printf "%.2f", v / 1024 }' || true)
+run_reload() {   # run_reload SIDE
+    local side=$1 tag="reload-$1-1"
+    echo "== $tag: node spec/bench/reload_latency.mjs --conns 1000 --rounds 10" >&2
+    rm -f "$ROOT/$BUILD/reload_ms"
+    (cd "${SRC[$side]}" && BUILD="$ROOT/$BUILD" NEFFOS_BIN="${NEFFOS[$side]}" \
+        NODE_PATH="$ROOT/node_modules" node "$ROOT/spec/bench/reload_latency.mjs" --conns 1000 --rounds 10) \
+        >"$LOGDIR/$tag.txt" 2>&1 || true
+    local ms
+    ms=$(grep -Eo '[0-9]+(\.[0-9]+)?' "$ROOT/$BUILD/reload_ms" 2>/dev/null | head -n 1 || true)
+    echo "{\"reload_ms\": ${ms:-null}}" >"$LOGDIR/$tag.json"
+}
 
-RELOAD=${RELOAD_MS:-}
-if [ -z "$RELOAD" ] && [ -f "$BUILD/reload_ms" ]; then
-    RELOAD=$(grep -Eo '[0-9]+(\.[0-9]+)?' "$BUILD/reload_ms" | head -n 1 || true)
-fi
+# ---- measure: run by run, the sides alternate (and swap who goes first) ------
+for name in $CASES; do
+    if [ "$name" = reload ]; then
+        command -v node >/dev/null && [ -d node_modules/neffos.js ] || { echo "reload: needs node" >&2; continue; }
+        for side in $SIDES; do run_reload "$side"; done
+        continue
+    fi
+    for run in $(seq "$RUNS"); do
+        order=$SIDES
+        [ $((run % 2)) -eq 0 ] && [ "$SIDES" = "cur base" ] && order="base cur"
+        for side in $order; do run_case "$name" "$side" "$run"; done
+    done
+done
+
+# ---- report ------------------------------------------------------------------
+# stats CASE SIDE FIELD: "median min max" over the runs (empty when none).
+stats() {
+    cat "$LOGDIR/$1-$2-"*.json 2>/dev/null | jq -r ".$3 // empty" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR == 0) exit; m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+                                  printf "%s %s %s\n", m, v[1], v[NR] }'
+}
+fmt() {   # fmt VALUE: thousands separators for big numbers, 3 significant digits for small
+    awk -v v="$1" 'BEGIN { if (v == "") { print "n/a"; exit }
+        if (v == int(v) && v < 1000) { printf "%d\n", v; exit }
+        if (v >= 1000) { s = sprintf("%.0f", v); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }
+        else if (v >= 100) printf "%.0f\n", v; else if (v >= 10) printf "%.1f\n", v; else printf "%.2f\n", v }'
+}
+cell() {   # cell CASE SIDE FIELD
+    local s; s=$(stats "$1" "$2" "$3")
+    [ -z "$s" ] && { echo "n/a"; return; }
+    set -- $s
+    echo "$(fmt "$1") [$(fmt "$2")..$(fmt "$3")]"
+}
+ratio() {  # ratio CASE FIELD: median(cur) / median(base)
+    local a b; a=$(stats "$1" cur "$2" | cut -d' ' -f1); b=$(stats "$1" base "$2" | cut -d' ' -f1)
+    [ -z "$a" ] || [ -z "$b" ] && { echo "n/a"; return; }
+    awk -v a="$a" -v b="$b" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx\n", a / b }'
+}
+
+# The figures of each case, one "FIELD|label" a line.
+fields_of() {
+    case $1 in
+        ask*) printf '%s\n' "replies_per_s|replies/s" "replies_per_server_cpu_s|replies per server CPU-s" \
+                  "p50_us|p50 µs" "p99_us|p99 µs" "errors|errors" "rss_peak_kb|server peak RSS, KB" ;;
+        rtt) printf '%s\n' "p50_us|p50 µs" "p99_us|p99 µs" "replies_per_server_cpu_s|replies per server CPU-s" ;;
+        bc*) printf '%s\n' "deliveries_per_s|deliveries/s" "deliveries_per_server_cpu_s|deliveries per server CPU-s" \
+                 "lost|lost" "order_violations|out of order" "rss_start_kb|server RSS before, KB" \
+                 "rss_peak_kb|server peak RSS, KB" "rss_end_kb|server RSS after the clients left, KB" ;;
+        idle) printf '%s\n' "bytes_per_conn|server bytes per idle connection" "held|connections held" ;;
+        reload) printf '%s\n' "reload_ms|file write to first new reply, ms (median of 10 rounds)" ;;
+    esac
+}
 
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
-    echo "Machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); server and load generator on the same machine."
-    echo "Run: \`spec/bench/run.sh\` ($SECS s per run, $(date -u +%Y-%m-%d))."
+    echo "Date $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- host bindings scripts spec/bench || echo ' (with local changes)')${BASELINE:+, baseline $BASELINE = $(git rev-parse --short "$BASE_REV")}."
+    echo "Machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); server and load generator on the same machine, load $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+    echo "Command: \`${BASELINE:+BASELINE=$BASELINE }RUNS=$RUNS BENCH_SECONDS=$SECS CASES=\"$CASES\" spec/bench/run.sh\`; each figure is the median [min..max] of $RUNS runs, each on a fresh server."
     echo
-    echo "| figure | target (issue 7) | Go neffos (gorilla) | measured | met |"
-    echo "|---|---|---|---|---|"
-    echo "| ask echo, 50 conns × 8 in flight, 64 B: replies/s | ≥ 150,000 | 86,000 | $(fmt_int "$ASK_RATE") | $(verdict "$ASK_RATE" '>=' 150000) |"
-    echo "| same: replies per server CPU-second | ≥ 200,000 | 67,500 | $(fmt_int "$ASK_CPU") | $(verdict "$ASK_CPU" '>=' 200000) |"
-    echo "| same: p99 latency | < 2 ms | 28 ms | ${ASK_P99_MS:-n/a} ms | $(verdict "$ASK_P99" '<' 2000) |"
-    echo "| same: errors | 0 | | ${ASK_ERR:-n/a} | $(verdict "$ASK_ERR" '==' 0) |"
-    echo "| ask, 1 conn × 1 in flight: median round trip | < 60 µs | 131 µs | ${RTT_P50:-n/a} µs | $(verdict "$RTT_P50" '<' 60) |"
-    echo "| broadcast to 1,000 receivers: deliveries/s | ≥ 1,000,000 | 84,000 | $(fmt_int "$BC_RATE") | $(verdict "$BC_RATE" '>=' 1000000) |"
-    echo "| same: lost / out of order | 0 / 0 | | ${BC_LOST:-n/a} / ${BC_ORDER:-n/a} | $(verdict "$([ -n "$BC_LOST" ] && echo $((BC_LOST + BC_ORDER)))" '==' 0) |"
-    echo "| $IDLE_CONNS idle connections in a namespace: server RSS per connection | ≤ 6 KB | 18.9 KB | ${IDLE_KB:-n/a} KB (${IDLE_HELD:-0} held) | $(verdict "$IDLE_B" '<=' 6144) |"
-    echo "| hot reload, 1,000 clients connected: file write → first reply from new code (median of 10) | < 50 ms | | ${RELOAD:-not measured} ms | $(verdict "$RELOAD" '<' 50) |"
-    echo
-    echo "Commands (each against a fresh \`$NEFFOS $APP --listen 127.0.0.1:PORT --log-level warn\`):"
-    echo
-    echo '```'
-    echo "neffos-bench ask --url ws://127.0.0.1:PORT/echo --namespace v1 --event echo --conns 50 --inflight 8 --size 64 --seconds $SECS --server-pid PID"
-    echo "neffos-bench ask --url ws://127.0.0.1:PORT/echo --namespace v1 --event echo --conns 1 --inflight 1 --size 64 --seconds $SECS --server-pid PID"
-    echo "neffos-bench broadcast --url ws://127.0.0.1:PORT/echo --namespace v1 --event shout --recv-event chat --receivers 1000 --seconds $SECS --server-pid PID"
-    echo "neffos-bench idle --url ws://127.0.0.1:PORT/echo --namespace v1 --conns $IDLE_CONNS --seconds 3 --server-pid PID"
-    echo "node spec/bench/reload_latency.mjs --conns 1000 --rounds 10   # starts its own server on spec/reload/apps/stress"
-    echo '```'
-    echo
-    echo "Raw results (the last line of each run):"
-    echo
-    echo '```'
-    for n in ask rtt broadcast idle; do echo "$n: $(cat "$LOGDIR/$n.json")"; done
-    echo '```'
+    if [ "$SIDES" = "cur base" ]; then
+        echo "| case | figure | this tree | baseline | ratio |"
+        echo "|---|---|---|---|---|"
+    else
+        echo "| case | figure | measured |"
+        echo "|---|---|---|"
+    fi
+    for name in $CASES; do
+        while IFS='|' read -r field label; do
+            if [ "$SIDES" = "cur base" ]; then
+                echo "| $name | $label | $(cell "$name" cur "$field") | $(cell "$name" base "$field") | $(ratio "$name" "$field") |"
+            else
+                echo "| $name | $label | $(cell "$name" cur "$field") |"
+            fi
+        done < <(fields_of "$name")
+    done
 } >"$OUT"
 cat "$OUT"
-echo "(written to $OUT; full outputs in $LOGDIR)" >&2
+echo "(written to $OUT; every run's output in $LOGDIR)" >&2

@@ -47,3 +47,18 @@ test('idle: connections are held and the server RSS per connection is reported',
   assert.equal(r.json.held, 200);
   assert.ok(r.json.bytes_per_conn > 0, r.out);
 });
+
+test('run.sh: one short run of two cases gives a table with a median and a spread for each figure', T, async () => {
+  const build = process.env.NEFFOS_BUILD || path.join(ROOT, 'build');
+  const out = await new Promise((resolve, reject) => {
+    execFile('bash', [path.join(ROOT, 'spec', 'bench', 'run.sh')], {
+      timeout: 50_000,
+      env: { ...process.env, BUILD: path.relative(ROOT, build), SKIP_BUILD: '1', CASES: 'ask64 bc10', RUNS: '1',
+             BENCH_SECONDS: '1', PORT: String(20000 + (process.pid % 20000)) },
+    }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  const rows = out.split('\n').filter((l) => /^\| (ask64|bc10) \|/.test(l));
+  assert.ok(rows.length >= 8, out);
+  assert.match(out, /\| ask64 \| replies\/s \| [0-9,]+ \[[0-9,]+\.\.[0-9,]+\] \|/);
+  assert.match(out, /\| bc10 \| lost \| 0 \[0\.\.0\] \|/);
+});
