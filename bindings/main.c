@@ -16,6 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+#include <lua.h>
+#include <wslay/wslay.h>
+
 #include "exchange.h"
 #include "log.h"
 #include "nf_lua.h"
@@ -179,6 +183,39 @@ static bool parse_listen(const char *s, config *cfg)
     return true;
 }
 
+/* The versions a bug report needs: ours, and the libraries' (libevent's as
+ * loaded at run time; Lua, wslay and hiredis as their headers were when this
+ * binary was built: wslay and hiredis have no run-time query). */
+static void print_version(void)
+{
+    printf("neffos %s\n", NF_VERSION);
+    printf("  %s\n", LUA_RELEASE);
+    printf("  libevent %s\n", event_get_version());
+    printf("  wslay %s (headers)\n", WSLAY_VERSION);
+    printf("  hiredis %d.%d.%d (headers)\n", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+}
+
+/* Where neffos.lua is: beside an installed binary, <prefix>/share/neffos/lua
+ * (found from /proc/self/exe, so a relocated install works too); NULL for a
+ * binary in its build tree, which uses the source tree's scripts/. */
+static const char *installed_scripts_dir(char *buf, size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return NULL;
+    *slash = '\0';
+    if (snprintf(buf, cap, "%s/../share/neffos/lua", exe) >= (int)cap)
+        return NULL;
+    char probe[PATH_MAX + 16];
+    snprintf(probe, sizeof probe, "%s/neffos.lua", buf);
+    return access(probe, R_OK) == 0 ? buf : NULL;
+}
+
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, config *cfg)
 {
@@ -262,7 +299,7 @@ static int parse_args(int argc, char **argv, config *cfg)
             usage(stdout);
             return 0;
         case OPT_VERSION:
-            printf("neffos %s (Lua 5.4)\n", NF_VERSION);
+            print_version();
             return 0;
         case ':':
             return bad_usage("%s needs a value", argv[optind - 1]);
@@ -501,12 +538,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "neffos: cannot create the event loop\n");
         return 1;
     }
+    char scripts[PATH_MAX];
     nf_lua_options lo = {
         .app_path = cfg.app,
+        .scripts_dir = installed_scripts_dir(scripts, sizeof scripts),
         .default_endpoint = cfg.endpoint,
         .memory_limit = cfg.memory_limit_mb << 20,
         .instruction_limit = cfg.instruction_limit,
     };
+    nf_debug("Lua library: %s/neffos.lua", lo.scripts_dir ? lo.scripts_dir : NF_SCRIPTS_DIR);
     rc = cfg.check ? check_app(&cfg, base, &lo) : serve(&cfg, base, &lo);
     event_base_free(base);
     return rc;

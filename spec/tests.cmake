@@ -9,6 +9,7 @@
 #   spec/scaleout/*.test.mjs   multi-process tests with redis-server / nats-server
 #   spec/robust/*.test.mjs     hostile clients, limits, signals
 #   spec/bench/*.test.mjs      the load generator still works (correctness only)
+#   spec/package/*.test.mjs    the installed Debian package (.ci/package installs it first)
 
 set(NF_SPEC_DIR ${CMAKE_SOURCE_DIR}/spec)
 set(NF_TEST_ENV
@@ -45,7 +46,7 @@ foreach(spec ${NF_LUA_SPECS})
 endforeach()
 
 find_program(NODE node)
-foreach(kind interop browser scaleout robust reload examples bench)
+foreach(kind interop browser scaleout robust reload examples bench package)
   file(GLOB NF_NODE_TESTS CONFIGURE_DEPENDS ${NF_SPEC_DIR}/${kind}/*.test.mjs)
   foreach(t ${NF_NODE_TESTS})
     get_filename_component(name ${t} NAME)
