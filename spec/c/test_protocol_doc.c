@@ -14,7 +14,10 @@
  *   4. every frame the document quotes in code (`"...;..."`) is read by this
  *      server's codec and written back byte for byte (frames with flags other
  *      than 0/1 only have to parse), unless its line calls it invalid, raw or
- *      not a message.
+ *      not a message;
+ *   5. no file names the protocol document that used to live outside the
+ *      repository, or a path into the sibling shared/ folder: a bare clone
+ *      must build, test and read its documentation alone.
  *
  * Paths are relative to $NEFFOS_ROOT (ctest sets it), else to ".". */
 #define _XOPEN_SOURCE 700
@@ -158,12 +161,28 @@ static bool wanted(const char *path)
 {
     static const char *exts[] = { ".c", ".h", ".lua", ".mjs", ".js", ".md", ".sh", ".txt", ".cmake", ".html", NULL };
     const char *dot = strrchr(path, '.');
-    if (dot == NULL || strstr(path, "/node_modules/") || strstr(path, "/corpus/") || strstr(path, "/regressions/"))
+    if (strstr(path, "/node_modules/") || strstr(path, "/corpus/") || strstr(path, "/regressions/"))
+        return false;
+    if (strstr(path, "/.ci/"))
+        return true;   /* the CI scripts have no extension */
+    if (dot == NULL)
         return false;
     for (int i = 0; exts[i]; i++)
         if (strcmp(dot, exts[i]) == 0)
             return true;
     return false;
+}
+
+/* Spelled in pieces so that this file does not match itself. */
+static void check_outside(const char *text, const char *where)
+{
+    const char *needles[] = { "neffos-protocol" ".md", "../" "shared", "/work/" "shared", NULL };
+    for (int i = 0; needles[i]; i++) {
+        bool hit = strstr(text, needles[i]) != NULL;
+        if (hit)
+            fprintf(stderr, "%s: refers to %s, outside the repository\n", where, needles[i]);
+        CHECK(!hit);
+    }
 }
 
 static int visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -176,6 +195,7 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
     if (text) {
         files_scanned++;
         check_refs(text, path);
+        check_outside(text, path);
         free(text);
     }
     return 0;
@@ -183,7 +203,8 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 
 static void check_repository(void)
 {
-    static const char *dirs[] = { "host", "bindings", "scripts", "spec", "docs", "examples", "README.md", NULL };
+    static const char *dirs[] = { "host", "bindings", "scripts", "spec", "docs", "examples", "README.md",
+                                  "CMakeLists.txt", ".ci", NULL };
     for (int i = 0; dirs[i]; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", root, dirs[i]);
