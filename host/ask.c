@@ -1,4 +1,4 @@
-/* ask.c - asks from the server to one client (spec 8.2, 17.4): tokens,
+/* ask.c - asks from the server to one client (docs/protocol.md §8.2, §17.4): tokens,
  * the pending table, timeouts.
  *
  * Server tokens are decimal digits from a per-process counter seeded with
@@ -120,7 +120,7 @@ bool nf_ask_deliver(nf_conn *c, const nf_msg *reply)
         nf_ask_cb cb = p->cb;
         void *ud = p->ud;
         pending_free(p);
-        /* An error flag with empty text is success in Go and JS alike (5.5). */
+        /* An error flag with empty text is success in Go and JS alike (docs/protocol.md §5.5). */
         nf_ask_status st = reply->is_error && reply->body.len ? NF_ASK_REMOTE_ERROR : NF_ASK_OK;
         nf_conn_ref(c);
         cb(ud, st, reply);

@@ -1,4 +1,4 @@
-/* broadcast.c - delivery to many connections (spec 10), server-level
+/* broadcast.c - delivery to many connections (docs/protocol.md §10), server-level
  * listings and asks by connection ID.
  *
  * A broadcast is serialized once, WebSocket header included (server frames

@@ -1,4 +1,4 @@
-/* codec.h - the neffos message codec (protocol spec, section 5).
+/* codec.h - the neffos message codec (docs/protocol.md §5).
  *
  * Pure: bytes in, struct out, and back. No sockets, no allocation: parsed
  * fields are slices into the caller's frame, or into a caller-supplied
@@ -17,7 +17,7 @@
 #define NF_ESCAPED_SEMICOLON "@%!semicolon@%!"
 #define NF_ESCAPED_SEMICOLON_LEN 15
 
-/* System event names, exactly as they travel on the wire (spec 7.1). */
+/* System event names, exactly as they travel on the wire (docs/protocol.md §7.1). */
 #define NF_ON_NAMESPACE_CONNECT    "_OnNamespaceConnect"
 #define NF_ON_NAMESPACE_CONNECTED  "_OnNamespaceConnected"
 #define NF_ON_NAMESPACE_DISCONNECT "_OnNamespaceDisconnect"
@@ -28,7 +28,7 @@
 #define NF_ON_ANY_EVENT            "_OnAnyEvent"
 #define NF_ON_NATIVE_MESSAGE       "_OnNativeMessage"
 
-/* Error texts that the protocol gives a meaning to (spec 9). */
+/* Error texts that the protocol gives a meaning to (docs/protocol.md §9). */
 #define NF_ERR_BAD_NAMESPACE "bad namespace"
 #define NF_ERR_BAD_ROOM      "bad room"
 #define NF_ERR_WRITE         "write closed"
@@ -77,7 +77,7 @@ size_t nf_msg_serialized_len(const nf_msg *m);
  * and returns the number of bytes written. Escapes ';' in ns/room/event. */
 size_t nf_msg_serialize(const nf_msg *m, char *out);
 
-/* Bytes of the empty reply "<token>;;;;;;" (spec 5.7). */
+/* Bytes of the empty reply "<token>;;;;;;" (docs/protocol.md §5.7). */
 static inline size_t nf_empty_reply_len(nf_slice token) { return token.len + 6; }
 size_t nf_empty_reply_serialize(nf_slice token, char *out);
 

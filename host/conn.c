@@ -1,5 +1,5 @@
 /* conn.c - one neffos connection: the handshake ("M" -> "A<id>" / "H<err>"),
- * frame dispatch (spec section 6), per-connection ordering, closing, and the
+ * frame dispatch (docs/protocol.md §6), per-connection ordering, closing, and the
  * timeouts checked by the host's sweep.
  *
  * Ordering: the handlers of one connection run one at a time. While a
@@ -74,7 +74,7 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
     return c;
 }
 
-/* Frees the socket and runs the close procedure (spec 7.8): the forced
+/* Frees the socket and runs the close procedure (docs/protocol.md §7.8): the forced
  * leave/disconnect events, pending asks failed, on_disconnect. Idempotent. */
 void nf_conn_teardown(nf_conn *c)
 {
@@ -202,7 +202,7 @@ int nf_conn_send_empty_reply(nf_conn *c, nf_slice token)
     token_ctx t = { token };
     if (!nf_conn_can_write(c) || !nf_conn_output_has_room(c))
         return -1;
-    /* Empty replies are always text (spec 17.1.4). */
+    /* Empty replies are always text (docs/protocol.md §17.1.4). */
     if (nf_ws_send_with(c->ws, false, nf_empty_reply_len(token), fill_empty_reply, &t) != 0)
         return -1;
     c->host->metrics.messages_out++;
@@ -304,7 +304,7 @@ void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep)
     if (nf_dict_get(ep->by_id, nf_slice_of(c->id, c->id_len)) == NULL)
         nf_dict_set(ep->by_id, nf_slice_of(c->id, c->id_len), c);
     if (ep->cfg.native_only) {
-        /* Native-only endpoints have no handshake (spec 4.7): namespace ""
+        /* Native-only endpoints have no handshake (docs/protocol.md §4.7): namespace ""
          * is connected from the start and on_connect runs right away. */
         nf_ns_attach(c, NF_SLICE_EMPTY);
         start_handshake(c);
@@ -320,12 +320,12 @@ static void event_done(nf_invocation *inv, nf_result result, const char *data, s
     c->busy = false;
     if (result != NF_RESULT_NONE && !nf_invocation_is_native(inv)) {
         /* Do not answer an error with an error: two peers whose handlers
-         * both fail would bounce frames forever (spec 6). */
+         * both fail would bounce frames forever (docs/protocol.md §6). */
         if (!(result == NF_RESULT_ERROR && in->is_error)) {
             nf_msg out = { .wait = in->wait, .ns = in->ns, .room = in->room, .event = in->event,
                            .is_error = result == NF_RESULT_ERROR, .body = nf_slice_of(data, len) };
             if (out.is_error && len == 0)
-                out.body = NF_SLICE("error");   /* never an empty error text (spec 17.3.4) */
+                out.body = NF_SLICE("error");   /* never an empty error text (docs/protocol.md §17.3.4) */
             nf_conn_send_msg(c, &out, nf_invocation_is_binary(inv));
         }
     }
@@ -364,13 +364,13 @@ static void dispatch_frame(nf_conn *c, bool binary, const char *data, size_t len
         return;
     }
     if (nf_msg_parse(data, len, c->host->scratch, c->host->limits.max_message_bytes, &m) != NF_PARSE_OK) {
-        /* Mixed mode (spec 11.1): raw frames go to _OnNativeMessage of "" when
+        /* Mixed mode (docs/protocol.md §11.1): raw frames go to _OnNativeMessage of "" when
          * the client connected it; otherwise they are dropped silently. */
         run_native(c, binary, data, len);
         return;
     }
     if (m.wait.len && m.wait.ptr[0] != '$')
-        return;   /* a late answer to one of our asks: dropped (spec 17.4.3) */
+        return;   /* a late answer to one of our asks: dropped (docs/protocol.md §17.4.3) */
     if (is_event(&m, NF_ON_NAMESPACE_CONNECT)) {
         nf_ns_handle_connect(c, &m, binary);
         return;
@@ -385,20 +385,20 @@ static void dispatch_frame(nf_conn *c, bool binary, const char *data, size_t len
             nf_ns_handle_join(c, nc, &m, binary);
         return;
     }
-    /* neffos.js leaveAll() sends _OnRoomLeft with a token (spec 7.7): treat it
+    /* neffos.js leaveAll() sends _OnRoomLeft with a token (docs/protocol.md §7.7): treat it
      * as the leave it meant to be. */
     if (is_event(&m, NF_ON_ROOM_LEAVE) || (is_event(&m, NF_ON_ROOM_LEFT) && m.wait.len)) {
         if (nc)
             nf_ns_handle_leave(c, nc, &m, binary);
         return;
     }
-    /* Local-only system events arriving from the wire are not signals (17.5.5). */
+    /* Local-only system events arriving from the wire are not signals (docs/protocol.md §17.5.5). */
     if (is_event(&m, NF_ON_NAMESPACE_CONNECTED) || is_event(&m, NF_ON_ROOM_JOINED) ||
         is_event(&m, NF_ON_ROOM_LEFT) || is_event(&m, NF_ON_ANY_EVENT) || is_event(&m, NF_ON_NATIVE_MESSAGE))
         return;
     if (nc == NULL) {
         /* Friendlier than Go's silence: an ask gets an error instead of
-         * waiting forever (17.5.4). */
+         * waiting forever (docs/protocol.md §17.5.4). */
         if (m.wait.len) {
             nf_msg err = { .wait = m.wait, .ns = m.ns, .room = m.room, .event = m.event,
                            .is_error = true, .body = NF_SLICE(NF_ERR_BAD_NAMESPACE) };
@@ -491,13 +491,13 @@ void nf_conn_on_ws_message(void *ud, bool binary, const uint8_t *data, size_t le
     c->host->metrics.messages_in++;
     c->host->metrics.bytes_in += len;
     if (len == 0 || c->state >= NF_CONN_CLOSING)
-        return;   /* empty frames only count as activity (spec 17.1.5) */
+        return;   /* empty frames only count as activity (docs/protocol.md §17.1.5) */
     if (!rate_allows(c))
         return;
     if (c->state == NF_CONN_OPEN) {
         if (data[0] == 'M')
             start_handshake(c);
-        /* Anything before "M" is dropped: real clients never send it (4.5). */
+        /* Anything before "M" is dropped: real clients never send it (docs/protocol.md §4.5). */
         return;
     }
     if (try_answer(c, binary, data, len))

@@ -11,7 +11,7 @@
  * process's node id (exchange_marker.h). The broker sends our own messages
  * back; they were delivered locally already, so they are dropped here.
  *
- * Asks across processes (spec 14.7): the asker subscribes to a channel
+ * Asks across processes (docs/protocol.md §14.7): the asker subscribes to a channel
  * named by a fresh digits token, and once the broker confirmed it (a
  * publish that overtook the subscription would lose the answer) publishes
  * the question with that token in field 0 to the target's ID channel. The
@@ -407,7 +407,7 @@ static void bus_ask_op(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns
 static void ask_answered(nf_bus *b, bus_ask *a, const nf_msg *m)
 {
     b->host->metrics.exchange_received++;
-    /* An error flag with empty text is success in Go and JS alike (spec 5.5). */
+    /* An error flag with empty text is success in Go and JS alike (docs/protocol.md §5.5). */
     ask_finish(a, m->is_error && m->body.len ? NF_ASK_REMOTE_ERROR : NF_ASK_OK, m);
 }
 

@@ -1,5 +1,5 @@
-/* exchange_bus.h - the broker-independent half of scale-out (protocol spec
- * 14): channel names, reference-counted subscriptions, the payload and its
+/* exchange_bus.h - the broker-independent half of scale-out (docs/protocol.md
+ * §14): channel names, reference-counted subscriptions, the payload and its
  * field-0 marker, delivery of what the broker sends, and asks across
  * processes. A broker client (exchange_redis.c, exchange_nats.c) supplies
  * a transport: subscribe, unsubscribe, publish; and tells the bus what

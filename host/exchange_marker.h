@@ -1,5 +1,5 @@
 /* exchange_marker.h - field 0 of the bus messages this server publishes
- * (protocol spec 14.2, 14.5, 14.8).
+ * (docs/protocol.md §14.2, §14.5, §14.8).
  *
  * Go neffos nodes read field 0 of a bus message three ways: empty (a plain
  * broadcast), starting with "neffos(0x" (the server connection id of the

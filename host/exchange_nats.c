@@ -1,5 +1,5 @@
-/* exchange_nats.c - the NATS transport of the scale-out bus (protocol spec
- * 14.4): a small client of the NATS text protocol on a bufferevent.
+/* exchange_nats.c - the NATS transport of the scale-out bus (docs/protocol.md
+ * §14.4): a small client of the NATS text protocol on a bufferevent.
  *
  * One connection per process both subscribes and publishes (Go neffos
  * opens one per WebSocket client). It does not ask for no_echo: our own

@@ -1,5 +1,5 @@
-/* exchange_redis.c - the Redis transport of the scale-out bus (protocol
- * spec 14.3), with hiredis's async API on the host's libevent loop.
+/* exchange_redis.c - the Redis transport of the scale-out bus (docs/protocol.md
+ * §14.3), with hiredis's async API on the host's libevent loop.
  *
  * One subscriber and one publisher connection per process, whatever the
  * number of WebSocket clients (Go neffos opens one Redis connection per

@@ -293,7 +293,7 @@ static bool uuid_v4(char out[37])
     return true;
 }
 
-/* IDs name Redis channels and NATS subjects across a cluster (17.2.5). */
+/* IDs name Redis channels and NATS subjects across a cluster (docs/protocol.md §17.2.5). */
 static bool id_is_safe(const char *id, size_t len)
 {
     if (len == 0)
@@ -395,7 +395,7 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
     evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                              "Sec-WebSocket-Accept: %s\r\n", accept);
     /* Browsers refuse a handshake that selects none of the subprotocols they
-     * offered (spec 3.1): echo the first one. */
+     * offered (docs/protocol.md §3.1): echo the first one. */
     if (nf_request_header(req, NF_SLICE("Sec-WebSocket-Protocol"), 0, &proto) && proto.len) {
         size_t n = 0;
         while (n < proto.len && proto.ptr[n] != ',' && proto.ptr[n] != ' ')
@@ -456,7 +456,7 @@ static void route(nf_conn *c)
     for (nf_endpoint *ep = h->endpoints; ep; ep = ep->next) {
         if (!nf_slice_eq_cstr(path, ep->path))
             continue;
-        if (head)   /* the neffos.js reconnect probe: any answer means "back" (3.1) */
+        if (head)   /* the neffos.js reconnect probe: any answer means "back" (docs/protocol.md §3.1) */
             http_answer(c, 302, NULL, NULL, NULL, true);
         else if (!get)
             http_answer(c, 405, "Allow: GET\r\nX-Content-Type-Options: nosniff\r\n", "text/plain; charset=utf-8",

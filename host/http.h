@@ -1,5 +1,5 @@
 /* http.h - the HTTP/1.1 side of the upgrade: a request-head parser and a
- * response writer (protocol spec, section 3; conformance 17.1).
+ * response writer (docs/protocol.md §3, §17.1).
  *
  * Pure: no sockets. The parser reads bytes the caller has buffered; the
  * writer appends to an evbuffer that the caller later flushes.
@@ -21,7 +21,7 @@
  *    NF_HTTP_TOO_LARGE. More than lim->max_headers headers, counting those
  *    carried in the query string, is NF_HTTP_TOO_MANY_HEADERS.
  *
- * X-Websocket-Header- query parameters (spec 3.2): parsed like Go's
+ * X-Websocket-Header- query parameters (docs/protocol.md §3.2): parsed like Go's
  * url.ParseQuery ('&' separates; pairs with ';' or a bad %-escape are
  * skipped; '+' is a space). A decoded key longer than 19 bytes starting with
  * "X-Websocket-Header-" (any case) adds the header named by the rest of the
@@ -75,7 +75,7 @@ unsigned nf_request_http_minor(const nf_request *r);
  * or if the result plus its NUL does not fit cap. */
 bool nf_request_path_decoded(const nf_request *r, char *out, size_t cap, size_t *len);
 
-/* X-Websocket-Reconnect (spec 3.3), first value, read like Go's strconv.Atoi:
+/* X-Websocket-Reconnect (docs/protocol.md §3.3), first value, read like Go's strconv.Atoi:
  * optional sign then decimal digits only; missing, malformed or out of int
  * range gives 0. */
 int nf_request_reconnect_tries(const nf_request *r);

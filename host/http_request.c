@@ -219,7 +219,7 @@ static const char *line_end(const char *p, const char *end)
     return (const char *)memchr(p, '\n', (size_t)(end - p)) - 1;
 }
 
-/* ---- headers carried in the query (spec 3.2) ---------------------------------- */
+/* ---- headers carried in the query (docs/protocol.md §3.2) ------------------ */
 
 /* The next '&'-separated pair, Go's url.ParseQuery style: empty pairs and
  * pairs holding ';' are skipped. False after the last. */

@@ -1,6 +1,6 @@
 /* namespace.c - namespaces and rooms: membership indexes, the client's
- * connect/disconnect/join/leave requests (spec 7.2, 7.4, 7.6, 7.7), the
- * server-forced versions (7.3, 7.5) and the close procedure (7.8).
+ * connect/disconnect/join/leave requests (docs/protocol.md §7.2, §7.4, §7.6, §7.7), the
+ * server-forced versions (§7.3, §7.5) and the close procedure (§7.8).
  *
  * Each endpoint indexes its namespaces (name -> members) and each namespace
  * its rooms (name -> members), so broadcasts and member listings walk only
@@ -172,7 +172,7 @@ static void reply_error(nf_conn *c, const nf_msg *req, nf_slice text, bool binar
 }
 
 /* A system request with no token or with isNoOp gets no answer and fires
- * nothing (spec 7.9). */
+ * nothing (docs/protocol.md §7.9). */
 static bool ignorable(const nf_msg *m) { return m->wait.len == 0 || m->is_noop; }
 
 typedef void (*decided_fn)(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary);
@@ -210,7 +210,7 @@ static void connect_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice
         reply_error(c, req, err, binary);
         return;
     }
-    /* The answer goes first, then _OnNamespaceConnected (spec 7.2, 17.5.7). */
+    /* The answer goes first, then _OnNamespaceConnected (docs/protocol.md §7.2, §17.5.7). */
     nf_conn_send_empty_reply(c, req->wait);
     nf_ns_connected(nc);
     nf_notify(c, nc, req->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, false, false);
@@ -427,7 +427,7 @@ static void start_forced_connect(forced *f)
         forced_done(f, NULL);
         return;
     }
-    /* The local _OnNamespaceConnect runs first and may refuse (spec 7.3). */
+    /* The local _OnNamespaceConnect runs first and may refuse (docs/protocol.md §7.3). */
     nf_msg m = { .ns = f->ns, .event = NF_SLICE(NF_ON_NAMESPACE_CONNECT) };
     nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, NULL, &m);
     if (inv == NULL) {
@@ -448,7 +448,7 @@ void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud)
         return;
     }
     if (c->state < NF_CONN_READY && c->state != NF_CONN_HTTP) {
-        /* Before "A": sent right after it (spec 17.2.6). Keep call order. */
+        /* Before "A": sent right after it (docs/protocol.md §17.2.6). Keep call order. */
         forced **tail = (forced **)&c->deferred;
         while (*tail)
             tail = &(*tail)->next;
@@ -489,7 +489,7 @@ static void disconnect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     nf_conn *c = f->c;
     char buf[512];
     const char *err = st == NF_ASK_OK ? NULL : ask_error(st, reply, buf, sizeof buf);
-    /* The server's decision stands whatever the client said (7.5). */
+    /* The server's decision stands whatever the client said (docs/protocol.md §7.5). */
     nf_nsconn *nc = nf_conn_namespace(c, f->ns);
     if (nc && !nf_conn_is_closed(c)) {
         leave_rooms_forced(nc, true);

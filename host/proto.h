@@ -1,5 +1,5 @@
 /* proto.h - the neffos protocol core: endpoints, connections, namespaces,
- * rooms, asks and broadcast (protocol spec, sections 4 and 6 to 12).
+ * rooms, asks and broadcast (docs/protocol.md §4, §6 to §12).
  *
  * The core knows nothing of Lua. It runs application code through the small
  * nf_app_ops interface below, which bindings/ implements; a plain C test can
@@ -224,7 +224,7 @@ nf_nsconn *nf_conn_namespace(nf_conn *c, nf_slice ns);
 /* Iterates connected namespaces; NULL after the last. */
 nf_nsconn *nf_conn_namespace_next(nf_conn *c, nf_nsconn *prev);
 
-/* Server-initiated namespace connect (spec 7.3). If called before the
+/* Server-initiated namespace connect (docs/protocol.md §7.3). If called before the
  * handshake completed (e.g. from on_connect) the request is sent right after
  * the "A" frame. cb may be NULL. */
 void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud);
@@ -252,7 +252,7 @@ int nf_nsconn_emit(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, 
 void nf_nsconn_ask(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, bool binary,
                    unsigned timeout_ms, nf_ask_cb cb, void *ud);
 
-/* Server-initiated (forced) disconnect, join and leave (spec 7.5-7.7). */
+/* Server-initiated (forced) disconnect, join and leave (docs/protocol.md §7.5-§7.7). */
 void nf_nsconn_disconnect(nf_nsconn *nc, nf_done_cb cb, void *ud);
 void nf_nsconn_join_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud);
 void nf_nsconn_leave_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud);

@@ -14,7 +14,7 @@ if not ok_host or type(host) ~= "table" then
 end
 
 -- ---------------------------------------------------------------------------
--- Constants: system events under their wire names (protocol spec 7.1).
+-- Constants: system events under their wire names (docs/protocol.md §7.1).
 
 M.OnNamespaceConnect    = "_OnNamespaceConnect"
 M.OnNamespaceConnected  = "_OnNamespaceConnected"
@@ -26,7 +26,7 @@ M.OnRoomLeft            = "_OnRoomLeft"
 M.OnAnyEvent            = "_OnAnyEvent"
 M.OnNativeMessage       = "_OnNativeMessage"
 
--- The wire error texts that carry a meaning (spec 9).
+-- The wire error texts that carry a meaning (docs/protocol.md §9).
 M.ErrBadNamespace = "bad namespace"
 M.ErrBadRoom      = "bad room"
 M.ErrWrite        = "write closed"
@@ -270,7 +270,7 @@ function M.is_server(t)
   return made[t] == true
 end
 
--- Does the description only speak raw frames (spec 4.7)? The only namespace
+-- Does the description only speak raw frames (docs/protocol.md §4.7)? The only namespace
 -- is "" and its only event is _OnNativeMessage; `native_only` overrides.
 function M.is_native_only(desc)
   if desc.native_only ~= nil then return desc.native_only end

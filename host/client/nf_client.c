@@ -526,7 +526,7 @@ static int handle_upgrade_response(nf_client *c)
     memmove(c->rbuf, c->rbuf + used, c->rlen - used);
     c->rlen -= used;
     c->state = NF_CLIENT_ACKING;
-    /* The neffos handshake: the client speaks first (spec 4.2). */
+    /* The neffos handshake: the client speaks first (docs/protocol.md §4.2). */
     if (send_frame(c, NF_WS_TEXT, "M", 1) < 0) {
         finish(c, "out of memory");
         return -1;
@@ -625,7 +625,7 @@ static void handle_ack(nf_client *c, const uint8_t *p, size_t len)
         snprintf(c->why, sizeof(c->why), "refused: %.*s", (int)(len - 1), (const char *)p + 1);
         finish(c, c->why);
     } else {
-        /* A conforming server sends nothing before "A" (spec 4.5). */
+        /* A conforming server sends nothing before "A" (docs/protocol.md §4.5). */
         snprintf(c->why, sizeof(c->why), "handshake: unexpected frame %.*s",
                  (int)(len < 40 ? len : 40), (const char *)p);
         finish(c, c->why);

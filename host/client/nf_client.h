@@ -1,7 +1,7 @@
 /* nf_client.h - a neffos client in C on libevent.
  *
- * One nf_client is one WebSocket connection that speaks neffos (protocol
- * spec sections 4, 5, 7.2, 8): it dials, upgrades, does the "M"/"A<id>"
+ * One nf_client is one WebSocket connection that speaks neffos (docs/protocol.md
+ * §4, §5, §7.2, §8): it dials, upgrades, does the "M"/"A<id>"
  * handshake, connects namespaces, emits, asks with "$<n>" tokens and
  * answers the server's asks. It is built for load generation first:
  *
@@ -120,7 +120,7 @@ int nf_client_emit(nf_client *c, nf_slice ns, nf_slice event, nf_slice body);
 int nf_client_ask(nf_client *c, nf_slice ns, nf_slice event, nf_slice body,
                   nf_ask_cb *cb, void *arg);
 
-/* Namespace connect (spec 7.2): an ask for "_OnNamespaceConnect" whose
+/* Namespace connect (docs/protocol.md §7.2): an ask for "_OnNamespaceConnect" whose
  * success answer is the empty reply "$<n>;;;;;;". */
 int nf_client_connect_ns(nf_client *c, nf_slice ns, nf_ask_cb *cb, void *arg);
 int nf_client_disconnect_ns(nf_client *c, nf_slice ns, nf_ask_cb *cb, void *arg);

@@ -1,8 +1,8 @@
-/* test_codec.c - the neffos message codec against the spec's vectors.
+/* test_codec.c - the neffos message codec against the protocol vectors.
  *
- * Two parts: explicit cases from spec section 5 (edge cases, escaping,
+ * Two parts: explicit cases from docs/protocol.md §5 (edge cases, escaping,
  * flags), and a sweep over every quoted frame in
- * neffos-protocol-vectors.txt: each one that is a message must survive
+ * spec/vectors/neffos-protocol-vectors.txt: each one that is a message must survive
  * parse -> serialize byte for byte (canonical frames are what both Go and
  * neffos.js produce). */
 #include <stdlib.h>

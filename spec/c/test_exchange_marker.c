@@ -1,6 +1,6 @@
 /* test_exchange_marker.c - field 0 of bus messages (host/exchange_marker.h):
  * our marker round-trips, and Go's field 0 values are classified as the Go
- * nodes themselves classify them (spec 14.5, 14.7). */
+ * nodes themselves classify them (docs/protocol.md §14.5, §14.7). */
 #include <string.h>
 
 #include "exchange_marker.h"
@@ -27,7 +27,7 @@ static void classify(void)
 {
     nf_marker m;
     CHECK(nf_marker_parse(NF_SLICE_EMPTY, &m) == NF_MARKER_NONE);
-    /* A Go node's server connection id (spec 14.4 capture). */
+    /* A Go node's server connection id (docs/protocol.md §14.4 capture). */
     CHECK(nf_marker_parse(NF_SLICE("neffos(0x77a37a9d-e89e-4e7d-a66e-cc9b7a70b79f(n1-conn10xc00012c300))"), &m) ==
           NF_MARKER_FOREIGN);
     CHECK(m.except_id.len == 0);

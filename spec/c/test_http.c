@@ -1,5 +1,5 @@
 /* test_http.c - the HTTP request-head parser, its accessors, and the
- * response writer (protocol spec 3.1-3.3, vectors A05-A07). */
+ * response writer (docs/protocol.md §3.1-§3.3, vectors A05-A07). */
 #include "http.h"
 #include "test.h"
 
@@ -409,7 +409,7 @@ static void test_respond(void)
                     "Method Not Allowed\n") == 0);
     free(s);
 
-    /* The HEAD probe (spec 3.1): 302, no body, no Location. */
+    /* The HEAD probe (docs/protocol.md §3.1): 302, no body, no Location. */
     nf_http_respond(out, 302, NULL, NULL, NULL, 0, true);
     s = drain(out);
     CHECK(strcmp(s, "HTTP/1.1 302 Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n") == 0);

@@ -1,4 +1,4 @@
-// Events, ask/reply and error replies (spec 5.6, 5.7, 6, 8.1, 9, 17.5.3), with neffos.js and raw frames.
+// Events, ask/reply and error replies (docs/protocol.md §5.6, §5.7, §6, §8.1, §9, §17.5.3), with neffos.js and raw frames.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -29,7 +29,7 @@ test('ask/reply: neffos.js ask() resolves with the handler\'s string (8.1)', T, 
 test('raw: an ask is answered with the same token, namespace and event (G02)', T, async (t) => {
   const c = await rawDefault(t);
   assert.equal(await c.ask('$5;default;;echo;0;0;ping'), '$5;default;;echo;0;0;echo back: ping');
-  // Tokens are echoed byte for byte, whatever their shape (17.3.6).
+  // Tokens are echoed byte for byte, whatever their shape (docs/protocol.md §17.3.6).
   assert.equal(await c.ask('$12345.600000001;default;;echo;0;0;x'), '$12345.600000001;default;;echo;0;0;echo back: x');
   assert.equal(await c.ask('$482000000000591300638;default;;echo;0;0;y'), '$482000000000591300638;default;;echo;0;0;echo back: y');
   // A room is carried back too (6 step 4: the same message is written back).
@@ -113,7 +113,7 @@ test('server ask answered by the client: neffos.reply() comes back to the handle
   });
   assert.equal((await ask(ns, 'askback', 'q1')).Body, 'client said: js-answer:q1');
   await assert.rejects(ask(ns, 'askback', 'no'), (err) => err.message === 'ask failed: client says no');
-  // No answer at all: the server's ask times out (17.4.2), with the documented error "timeout".
+  // No answer at all: the server's ask times out (docs/protocol.md §17.4.2), with the documented error "timeout".
   await assert.rejects(ask(ns, 'askquick', 'mute'), (err) => err.message === 'ask failed: timeout');
   assert.deepEqual(seen, ['q1', 'no', 'mute']);
 });

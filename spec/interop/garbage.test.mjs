@@ -1,4 +1,4 @@
-// Garbage frames (spec 3.4, 5.9, 5.10, 17.1.5, 17.3.1, 17.3.5): invalid frames are dropped and the
+// Garbage frames (docs/protocol.md §3.4, §5.9, §5.10, §17.1.5, §17.3.1, §17.3.5): invalid frames are dropped and the
 // connection lives on; invalid UTF-8 and oversized messages close THAT connection only.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

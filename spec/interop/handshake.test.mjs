@@ -1,4 +1,4 @@
-// The connection handshake (spec 4, 17.2): "M" -> "A<id>" or "H<error>", the ID hook, on_connect refusal.
+// The connection handshake (docs/protocol.md §4, §17.2): "M" -> "A<id>" or "H<error>", the ID hook, on_connect refusal.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { T, appPath, useServer, dial, RawClient, UUID_V4 } from './lib/server.mjs';

@@ -1,4 +1,4 @@
-// The HTTP side of the endpoint (spec 3.1, 3.2, 13.6, 17.1): HEAD probe, 404, 405, headers in the query.
+// The HTTP side of the endpoint (docs/protocol.md §3.1, §3.2, §13.6, §17.1): HEAD probe, 404, 405, headers in the query.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { T, appPath, useServer, dial, RawClient, rawHttp, withTimeout } from './lib/server.mjs';

@@ -1,4 +1,4 @@
-// Namespaces (spec 7.2, 7.4, 7.8, 7.9, 17.5): connect, refusal, bad namespace, already connected,
+// Namespaces (docs/protocol.md §7.2, §7.4, §7.8, §7.9, §17.5): connect, refusal, bad namespace, already connected,
 // disconnect by the client, and the local events when a client closes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,7 +27,7 @@ test('neffos.js connect() resolves; events emitted in OnNamespaceConnected arriv
   // default allowSynchronousEvents=true (ws >= 8.17, what npm resolves today) a frame that arrives in
   // the same TCP read as that reply is handled before the namespace exists and dropped silently.
   // The server cannot prevent that (the bytes below are checked raw), so this client asks ws for
-  // one message per tick, the behaviour spec 7.2 describes.
+  // one message per tick, the behaviour docs/protocol.md §7.2 describes.
   const conn = await dial(t, h.server.url(), { default: { welcome: (ns, msg) => welcome(msg.Body) } },
     { allowSynchronousEvents: false });
   const ns = await withTimeout(conn.connect('default'), 5000, 'connect');
@@ -72,7 +72,7 @@ test('raw: refused connect is "$T;private;;_OnNamespaceConnect;1;0;<text>" and t
   const c = await RawClient.connect(t, h.server.url());
   assert.equal(await c.ask('$3;private;;_OnNamespaceConnect;0;0;'),
     '$3;private;;_OnNamespaceConnect;1;0;private: access denied');
-  // Not connected: an event to it gets nothing, or at most a "bad namespace" error (17.5.4).
+  // Not connected: an event to it gets nothing, or at most a "bad namespace" error (docs/protocol.md §17.5.4).
   c.sendText('$4;private;;echo;0;0;x');
   await expectNothingOrBadNamespace(c, '$4;private;;echo;1;0;bad namespace');
 });

@@ -1,4 +1,4 @@
-// Issue 3, server asks (spec 8.2, 8.4, 17.4; docs/lua-api.md): server:ask by ID from a handler
+// Issue 3, server asks (docs/protocol.md §8.2, §8.4, §17.4; docs/lua-api.md): server:ask by ID from a handler
 // and from a timer, ns:ask back to the handler's own client without deadlock, answers with
 // neffos.reply and with errors, unanswered asks timing out after their timeout, the asked
 // connection closing meanwhile, unknown IDs. (ask.test.mjs covers the single ask-back basics.)

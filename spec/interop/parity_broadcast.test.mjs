@@ -1,4 +1,4 @@
-// Issue 3, broadcasting (spec 10; docs/lua-api.md server:broadcast): to a namespace, a room, one
+// Issue 3, broadcasting (docs/protocol.md §10; docs/lua-api.md server:broadcast): to a namespace, a room, one
 // ID, with `except` as a conn, an ns or an ID string; whisper, shout, room-only delivery, and the
 // 1,000-message bursts that must reach every receiver completely and in order (10.3: Go loses them).
 import { test } from 'node:test';

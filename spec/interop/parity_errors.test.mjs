@@ -1,4 +1,4 @@
-// Issue 3, errors (spec 9, 17.3.4) and the open/close pairing: error texts travel as field 6
+// Issue 3, errors (docs/protocol.md §9, §17.3.4) and the open/close pairing: error texts travel as field 6
 // unescaped, known error texts, the CloseError equivalent (an error reply, then a close frame
 // with a code), and on_disconnect exactly once for every connection whose on_connect ran:
 // normal, refused in on_connect, closed in on_connect, raising in on_connect, closed by the server.
@@ -22,7 +22,7 @@ test('error texts: ";" and newlines travel unescaped in field 6; known errors ca
   assert.equal(await r.ask('$1;default;;_OnNamespaceConnect;0;0;'), '$1;;;;;;');
   assert.equal(await r.ask('$2;default;;fail_semicolon;0;0;'), '$2;default;;fail_semicolon;1;0;a;b;c');
   assert.equal(await r.ask(';default;;known;0;0;bad_room'), ';default;;known;1;0;bad room');
-  // neffos.js never maps received texts onto its own error objects (9.2)
+  // neffos.js never maps received texts onto its own error objects (docs/protocol.md §9.2)
   const e = await withTimeout(a.ns.ask('known', 'bad_namespace').catch((x) => x), 5000, 'ask');
   assert.notEqual(e, neffos.ErrBadNamespace);
   assert.equal(e.message, neffos.ErrBadNamespace.message);
@@ -55,7 +55,7 @@ test('on_disconnect runs exactly once for every connection whose on_connect ran'
   // 1. normal: neffos.js closes
   const a = await reader(t, 'od-normal');
   a.conn.close();
-  // 2. refused in on_connect: H<text>, dial() rejects with it (4.3)
+  // 2. refused in on_connect: H<text>, dial() rejects with it (docs/protocol.md §4.3)
   await assert.rejects(dial(null, h.server.url(), { default: {} }, { headers: { 'X-Username': 'od-refused', 'X-How': 'refuse' } }),
     (e) => e.message === 'go away: od-refused');
   const rr = await RawClient.open(t, h.server.url(), { headers: { 'X-Username': 'od-refused-raw', 'X-How': 'refuse' } });

@@ -1,4 +1,4 @@
-// Issue 3, server-driven actions (spec 7.3, 7.5 to 7.7, 12.1, 17.2.6, 17.6.1): forced connect
+// Issue 3, server-driven actions (docs/protocol.md §7.3, §7.5 to §7.7, §12.1, §17.2.6, §17.6.1): forced connect
 // from a handler, a timer and on_connect (neffos.js waitServerConnect resolves), forced disconnect,
 // forced join and leave (the client's handlers fire), and closing with a code and a reason.
 import { test } from 'node:test';
@@ -60,7 +60,7 @@ test('raw: the forced connect request and its answer (7.3)', T, async (t) => {
 
 test('forced connect refused: by the client (bad namespace) and by the local OnNamespaceConnect (nothing sent)', T, async (t) => {
   const a = await withDefault(t, 'fr-alice');
-  // neffos.js answers a connect to a namespace it does not declare with "bad namespace" (7.3).
+  // neffos.js answers a connect to a namespace it does not declare with "bad namespace" (docs/protocol.md §7.3).
   assert.equal(await askError(a.ns, 'force_connect', 'undeclared_on_client'), 'bad namespace');
   assert.equal(a.conn.namespace('undeclared_on_client'), undefined);
   assert.equal(await askError(a.ns, 'force_connect', 'guarded'), 'guarded: not by force');
@@ -81,7 +81,7 @@ test('forced connect from a timer (neffos.after): waitServerConnect resolves', T
 
 test('forced connect from on_connect: sent right after "A"; waitServerConnect right after dial() resolves', T, async (t) => {
   // With ws's allowSynchronousEvents off, each frame is handled in its own macrotask, so the
-  // code after `await dial()` runs before the forced connect is handled (spec 7.3: only connects
+  // code after `await dial()` runs before the forced connect is handled (docs/protocol.md §7.3: only connects
   // after the call resolve it). With the default, the connect may be handled first: then the
   // namespace is simply there.
   const a = await client(t, 'fo-alice', { headers: { 'X-Force': 'forced' }, allowSynchronousEvents: false });
@@ -97,7 +97,7 @@ test('forced connect from on_connect: sent right after "A"; waitServerConnect ri
     'on_connect connect forced -> forced',
     'forced _OnNamespaceConnect forced=false local=true',
     'forced _OnNamespaceConnected forced=false local=true']);
-  // raw: "A<id>" is the first frame, the connect request the second (17.2.2, 17.2.6)
+  // raw: "A<id>" is the first frame, the connect request the second (docs/protocol.md §17.2.2, §17.2.6)
   const r = await RawClient.open(t, h.server.url(), { headers: { 'X-Username': 'fo-raw', 'X-Force': 'forced' } });
   await sleep(100);
   await r.expectNothing(100, 'nothing before "M"');
@@ -154,7 +154,7 @@ test('close with a code: conn:close(4001, "bye") sends a close frame the client 
   assert.equal(await r.ask('$1;default;;_OnNamespaceConnect;0;0;'), '$1;;;;;;');
   r.sendText('$2;default;;close_me;0;0;4001|bye');
   assert.deepEqual(await r.waitClose(5000), { code: 4001, reason: 'bye' });
-  // neffos.js: the connection ends; its forced local events fire (12.3).
+  // neffos.js: the connection ends; its forced local events fire (docs/protocol.md §12.3).
   const a = await withDefault(t, 'cc-alice');
   const waiting = a.conn.waitServerConnect('forced');
   await askBody(a.ns, 'force_connect', 'forced');

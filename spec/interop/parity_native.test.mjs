@@ -1,7 +1,7 @@
-// Issue 3, native messages (spec 4.7, 11, 17.1.4): an endpoint whose app declares only
+// Issue 3, native messages (docs/protocol.md §4.7, §11, §17.1.4): an endpoint whose app declares only
 // OnNativeMessage under "" serves plain WebSocket clients: no handshake frames, every frame
 // (even "M" and seven-field text) goes to the handler, which answers with raw text or binary.
-// neffos.js cannot dial such an endpoint (4.7), so the client is the plain `ws` package.
+// neffos.js cannot dial such an endpoint (docs/protocol.md §4.7), so the client is the plain `ws` package.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { T, appPath, useServer, RawClient } from './lib/server.mjs';

@@ -1,4 +1,4 @@
-// Issue 3, rooms (spec 7.4, 7.6 to 7.8, 17.5.5): client joins and leaves with notify to the
+// Issue 3, rooms (docs/protocol.md §7.4, §7.6 to §7.8, §17.5.5): client joins and leaves with notify to the
 // others, refusals, room chat, forced leaves on namespace disconnect and on close, room names
 // with ';', the neffos.js leaveAll() quirk, and the Lua room API. Several neffos.js clients at once.
 import { test } from 'node:test';
@@ -36,7 +36,7 @@ test('join and leave: the others in the room are notified; the joiner/leaver is 
   await sleep(150);
   assert.deepEqual(b.rec.bodies('notify'), ['j-carol joined lobby'], 'the leaver hears nothing of its own leave');
   assert.deepEqual(outsider.rec.of('notify'), [], 'a client outside the room hears nothing');
-  // The server's events, in order, with their flags (7.6, 7.7: client requests are not local).
+  // The server's events, in order, with their flags (docs/protocol.md §7.6, §7.7: client requests are not local).
   assert.deepEqual(await log(a, 'j-bob'), [
     'join lobby forced=false local=false', 'joined lobby forced=false local=false',
     'leave lobby forced=false local=false', 'left lobby forced=false local=false']);
@@ -107,7 +107,7 @@ test('room chat reaches only the other members of that room', T, async (t) => {
   assert.deepEqual(b.rec.of('chat').map((s) => `${s.room} ${s.body}`), ['red rc-a: hello red']);
   assert.deepEqual(c.rec.bodies('chat'), []);
   assert.deepEqual(d.rec.of('chat').map((s) => `${s.room} ${s.body}`).sort(), ['blue rc-c: hello blue', 'red rc-a: hello red']);
-  // neffos.js refuses locally to emit in a room it has not joined (7.6).
+  // neffos.js refuses locally to emit in a room it has not joined (docs/protocol.md §7.6).
   assert.equal(a.ns.room('blue'), undefined);
 });
 
@@ -124,7 +124,7 @@ test('namespace disconnect leaves every room with forced events (7.4); the other
   assert.deepEqual(a.rec.system(), ['_OnRoomJoin x', '_OnRoomJoined x', '_OnRoomJoin sticky', '_OnRoomJoined sticky',
     '_OnRoomLeave x', '_OnRoomLeft x', '_OnRoomLeave sticky', '_OnRoomLeft sticky', '_OnNamespaceDisconnect'],
     'the client fires the forced leaves too (7.4), then _OnNamespaceDisconnect');
-  // Server side (7.4): OnNamespaceDisconnect decides first, then the rooms are left (forced, not local).
+  // Server side (docs/protocol.md §7.4): OnNamespaceDisconnect decides first, then the rooms are left (forced, not local).
   assert.deepEqual((await log(b, 'nd-alice')).slice(4), [
     'disconnect forced=false local=false',
     'leave x forced=true local=false', 'left x forced=true local=false',

@@ -1,4 +1,4 @@
-// Issue 3, timeouts and liveness (spec 12.4, 17.6; docs/lua-api.md `timeouts`): with
+// Issue 3, timeouts and liveness (docs/protocol.md §12.4, §17.6; docs/lua-api.md `timeouts`): with
 // timeouts = { read = 1 } a client that sends nothing is closed with 1001 "read timeout"
 // (a close frame: 17.6.1) within a bound; any data frame, an empty frame, or a ping
 // keeps a connection alive (17.6.3: unlike Go, pings count).
@@ -35,7 +35,7 @@ test('an idle client is closed with 1001 "read timeout" after about 1 s; forced 
   assert.equal(await watcher.ask('$m;default;;log;0;0;idle-raw'),
     '$m;default;;log;0;0;disconnect forced=true local=true\non_disconnect');
 
-  // neffos.js: it sends nothing while idle (12.4), so it is closed too
+  // neffos.js: it sends nothing while idle (docs/protocol.md §12.4), so it is closed too
   const conn = await dial(t, h.server.url(), { default: {} });
   await withTimeout(conn.connect('default'), 5000, 'connect');
   await eventually(() => conn.isClosed(), 'neffos.js closed by the read timeout', 5000);

@@ -109,7 +109,7 @@ test('result mapping: non-string errors, bad returns, empty errors never go out 
 
 test('conn:connect from on_connect: the client is connected to "forced" after the handshake', T, async (t) => {
   const conn = await dial(t, server.url(), { forced: {} }, { headers: { 'X-Force': '1' } });
-  // It arrives right after "A", before dial() resolves: waitServerConnect would miss it (spec 7.3).
+  // It arrives right after "A", before dial() resolves: waitServerConnect would miss it (docs/protocol.md §7.3).
   const { eventually } = await import('../interop/lib/server.mjs');
   const f = await eventually(() => conn.namespace('forced'), 'forced namespace connected');
   assert.equal((await f.ask('hi', '')).Body, 'hi from forced');

@@ -1,4 +1,4 @@
--- Interop test app: events, ask/reply, errors, server asks, binary, headers (spec sections 5, 6, 8, 9).
+-- Interop test app: events, ask/reply, errors, server asks, binary, headers (docs/protocol.md §5, §6, §8, §9).
 local neffos = require "neffos"
 
 local function ask_client(ns, msg, timeout)

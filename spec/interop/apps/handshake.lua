@@ -1,4 +1,4 @@
--- Interop test app: the connection handshake (spec section 4).
+-- Interop test app: the connection handshake (docs/protocol.md §4).
 --   id:         the connection ID comes from the X-Username header (nil: the default UUID v4)
 --   on_connect: refuses the dial when the X-Refuse header is present, with a text naming it
 local neffos = require "neffos"

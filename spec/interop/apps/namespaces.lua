@@ -1,4 +1,4 @@
--- Interop test app: namespace connect, refusal, disconnect and close (spec section 7).
+-- Interop test app: namespace connect, refusal, disconnect and close (docs/protocol.md §7).
 -- Every lifecycle event is noted in `history`; the `history` event returns the notes
 -- about one connection ID (the request body).
 local neffos = require "neffos"

@@ -1,4 +1,4 @@
--- Parity test app: server asks (spec 8.2, 8.4, 17.4; docs/lua-api.md server:ask / ns:ask).
+-- Parity test app: server asks (docs/protocol.md §8.2, §8.4, §17.4; docs/lua-api.md server:ask / ns:ask).
 local neffos = require "neffos"
 
 local function split(s)

@@ -1,4 +1,4 @@
--- Parity test app: broadcasting (spec 10; docs/lua-api.md `server:broadcast`).
+-- Parity test app: broadcasting (docs/protocol.md §10; docs/lua-api.md `server:broadcast`).
 local neffos = require "neffos"
 
 local function split(s)

@@ -1,4 +1,4 @@
--- Parity test app: errors (spec 9, 17.3.4) and the open/close pairing (docs/lua-api.md:
+-- Parity test app: errors (docs/protocol.md §9, §17.3.4) and the open/close pairing (docs/lua-api.md:
 -- on_disconnect runs once for every connection whose on_connect ran, refused ones included).
 local neffos = require "neffos"
 

@@ -1,4 +1,4 @@
--- Parity test app: server-driven actions (spec 7.3, 7.5 to 7.7, 12; docs/lua-api.md):
+-- Parity test app: server-driven actions (docs/protocol.md §7.3, §7.5 to §7.7, §12; docs/lua-api.md):
 -- forced connect (from on_connect, a handler, a timer), forced disconnect, join, leave,
 -- and closing with a code. Server-side events are noted per ID in neffos.state.log.
 local neffos = require "neffos"

@@ -1,4 +1,4 @@
--- Parity test app: a native-only endpoint (spec 4.7, 11; docs/lua-api.md native_only): the only
+-- Parity test app: a native-only endpoint (docs/protocol.md §4.7, §11; docs/lua-api.md native_only): the only
 -- handler is namespaces[""][OnNativeMessage], so there is no handshake and every frame is raw.
 local neffos = require "neffos"
 
@@ -21,7 +21,7 @@ return neffos.server {
           ns.conn:write_text(("native=%s event=%s ns=[%s] connects=%d count=%d"):format(
             tostring(msg.is_native), msg.event, msg.namespace, state.connects, ns.server:count()))
         elseif body == "return" then
-          return "ignored"   -- a native handler's result is not sent (11.1)
+          return "ignored"   -- a native handler's result is not sent (docs/protocol.md §11.1)
         else
           ns.conn:write_text("echo: " .. body)
         end

@@ -1,4 +1,4 @@
--- Parity test app: rooms (spec 7.4, 7.6 to 7.8; docs/lua-api.md "Rooms").
+-- Parity test app: rooms (docs/protocol.md §7.4, §7.6 to §7.8; docs/lua-api.md "Rooms").
 -- Room events are noted per connection ID in neffos.state.log and read back with the
 -- `log` event from any connection; joins and leaves are announced to the other members.
 local neffos = require "neffos"

@@ -1,4 +1,4 @@
--- Parity test app: read timeout (spec 12.4, 17.6.3; docs/lua-api.md `timeouts`).
+-- Parity test app: read timeout (docs/protocol.md §12.4, §17.6.3; docs/lua-api.md `timeouts`).
 local neffos = require "neffos"
 
 local state = neffos.state
