@@ -82,6 +82,11 @@ static int server_broadcast(lua_State *L)
     default:
         return luaL_error(L, "server:broadcast: field 'except' must be a conn, an ns or an ID");
     }
+    if (ep && nf_ns_check_names(nf_endpoint_host(ep), b.ns, b.room, b.event) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, NF_ERR_NAME_TOO_LONG);
+        return 2;
+    }
     lua_pushinteger(L, ep ? (lua_Integer)nf_endpoint_broadcast(ep, &b) : 0);
     return 1;
 }

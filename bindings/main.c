@@ -51,6 +51,8 @@ static const limit_flag limit_flags[] = {
     LIMIT(max_pending_asks, false, "server asks in flight per connection"),
     LIMIT(ask_timeout_ms, true, "ms an ask waits when the handler gives no timeout"),
     LIMIT(max_id_bytes, false, "bytes of a connection ID"),
+    LIMIT(max_name_bytes, false, "bytes of one namespace, room or event name"),
+    LIMIT(max_name_bytes_per_conn, false, "bytes of a connection's namespace and room names together"),
 };
 #define NLIMITS (sizeof limit_flags / sizeof limit_flags[0])
 

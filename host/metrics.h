@@ -34,6 +34,8 @@ typedef struct nf_metrics {
     uint64_t limit_namespaces;
     uint64_t limit_rooms;
     uint64_t limit_asks;
+    uint64_t limit_name;             /* a name over --max-name-bytes (clients, app, bus) */
+    uint64_t limit_names_per_conn;
     uint64_t reloads_ok;
     uint64_t reloads_failed;
     uint64_t exchange_published;
