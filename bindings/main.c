@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "exchange.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "nf_lua.h"
 #include "watch.h"
@@ -78,6 +80,7 @@ typedef struct config {
     uint64_t instruction_limit;
     size_t memory_limit_mb;
     nf_limits limits;
+    bool max_connections_set;            /* else derived from RLIMIT_NOFILE */
 } config;
 
 static void flag_name(char *out, size_t cap, const char *field)
@@ -88,9 +91,20 @@ static void flag_name(char *out, size_t cap, const char *field)
             *p = '-';
 }
 
+/* What the default --max-connections will be: the soft limit is raised to
+ * the hard one at start. */
+static size_t default_max_connections(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return nf_limits_default().max_connections;
+    return nf_fdlimit_max_connections(rl.rlim_max == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_max);
+}
+
 static void usage(FILE *f)
 {
     nf_limits d = nf_limits_default();
+    d.max_connections = default_max_connections();
     fprintf(f,
             "usage: neffos [options] APP\n"
             "\n"
@@ -126,8 +140,13 @@ static void usage(FILE *f)
     }
     fprintf(f,
             "\n"
+            "descriptors: the soft RLIMIT_NOFILE is raised to the hard limit at start; the default\n"
+            "--max-connections is then min(%d, max(N/2, N - %d - N/10)) for N = RLIMIT_NOFILE, leaving\n"
+            "descriptors for brokers, static files, reloads and logs. When accept() still fails for want\n"
+            "of descriptors, accepting pauses 100 ms at a time (neffos_accept_errors_total, neffos_accept_paused).\n"
+            "\n"
             "signals: SIGTERM/SIGINT drain (close with 1001, then exit 0; a second one exits at once),\n"
-            "SIGHUP reloads the app.\n");
+            "SIGHUP reloads the app.\n", NF_FD_MAX_DEFAULT, NF_FD_RESERVE);
 }
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -278,6 +297,8 @@ static int parse_args(int argc, char **argv, config *cfg)
             if (!parse_u64(optarg, lf->is_unsigned ? UINT_MAX : SIZE_MAX, &v))
                 return bad_usage("bad number '%s'", optarg);
             char *p = (char *)&cfg->limits + lf->offset;
+            if (lf->offset == offsetof(nf_limits, max_connections))
+                cfg->max_connections_set = true;
             if (lf->is_unsigned)
                 *(unsigned *)p = (unsigned)v;
             else
@@ -388,11 +409,38 @@ static int start_exchange(server *s, const char *kind, const char *url, const ch
     return 0;
 }
 
+/* Raises the soft RLIMIT_NOFILE to the hard one and fits --max-connections
+ * to it (fdlimit.h), or warns when an explicit value does not fit. */
+static void fit_descriptors(config *cfg)
+{
+    uint64_t before, after;
+    int rc = nf_fdlimit_raise(&before, &after);
+    if (rc != 0)
+        nf_warn("descriptors: cannot raise RLIMIT_NOFILE (%s), it stays %llu", strerror(-rc),
+                (unsigned long long)after);
+    uint64_t budget = nf_fdlimit_budget(after);
+    if (!cfg->max_connections_set)
+        cfg->limits.max_connections = nf_fdlimit_max_connections(after);
+    if (before != after)
+        nf_info("descriptors: RLIMIT_NOFILE raised from %llu to %llu; --max-connections %zu",
+                (unsigned long long)before, (unsigned long long)after, cfg->limits.max_connections);
+    else
+        nf_info("descriptors: RLIMIT_NOFILE %llu; --max-connections %zu", (unsigned long long)after,
+                cfg->limits.max_connections);
+    if (cfg->max_connections_set && cfg->limits.max_connections > budget)
+        nf_warn("descriptors: --max-connections %zu is above what RLIMIT_NOFILE %llu allows (%llu after a reserve "
+                "for the process's own files): accept() will fail with EMFILE first; raise the limit (ulimit -n, "
+                "systemd LimitNOFILE=)", cfg->limits.max_connections, (unsigned long long)after,
+                (unsigned long long)budget);
+}
+
 static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
 {
     char err[1024];
     server s = { .cfg = cfg, .base = base };
     int rc = 1;
+
+    fit_descriptors(cfg);
 
     s.app = nf_lua_new(base, lo, err, sizeof err);
     if (!s.app) {

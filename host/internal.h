@@ -45,6 +45,9 @@ struct nf_host {
     char *scratch;                   /* max_message_bytes: unescaped names while parsing */
     nf_list flushq;                  /* connections with output to write this iteration */
     struct event *flush_ev;          /* runs flush_all once per loop iteration */
+    struct event *accept_resume;     /* re-enables the listener after an accept failure */
+    uint64_t accept_failures;        /* since the last log line about them */
+    uint64_t accept_logged_ms;       /* when that line was written (0 = never) */
 };
 
 /* Connections connected to one namespace of one endpoint, and its rooms. */

@@ -26,6 +26,11 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_refusals_total", NULL, "{reason=\"origin\"}", m->refused_origin);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"on_connect\"}", m->refused_on_connect);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"handshake_timeout\"}", m->handshake_timeouts);
+    counter(out, "neffos_accept_errors_total", "accept() failures, by reason; each pauses accepting briefly.",
+            "{reason=\"emfile\"}", m->accept_emfile);
+    counter(out, "neffos_accept_errors_total", NULL, "{reason=\"enfile\"}", m->accept_enfile);
+    counter(out, "neffos_accept_errors_total", NULL, "{reason=\"other\"}", m->accept_other);
+    gauge(out, "neffos_accept_paused", "1 while accepting is paused after an accept() failure.", m->accept_paused);
     counter(out, "neffos_closed_total", "WebSocket connections closed.", NULL, m->closed);
     counter(out, "neffos_messages_in_total", "Data messages received.", NULL, m->messages_in);
     counter(out, "neffos_messages_out_total", "Data messages sent.", NULL, m->messages_out);

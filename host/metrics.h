@@ -41,6 +41,10 @@ typedef struct nf_metrics {
     uint64_t exchange_published;
     uint64_t exchange_received;
     uint64_t exchange_dropped;
+    uint64_t accept_emfile;          /* accept() failures: out of descriptors (process) */
+    uint64_t accept_enfile;          /* ... (system) */
+    uint64_t accept_other;           /* ... anything else (ENOBUFS, ENOMEM) */
+    int accept_paused;               /* 1 while the listener waits out such a failure */
     int exchange_connected;          /* -1 none, 0 down, 1 up */
 } nf_metrics;
 
