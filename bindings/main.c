@@ -409,18 +409,30 @@ static int start_exchange(server *s, const char *kind, const char *url, const ch
     return 0;
 }
 
+typedef struct fd_budget {
+    int rc;                  /* of nf_fdlimit_raise */
+    uint64_t before, after;  /* the soft RLIMIT_NOFILE */
+} fd_budget;
+
 /* Raises the soft RLIMIT_NOFILE to the hard one and fits --max-connections
- * to it (fdlimit.h), or warns when an explicit value does not fit. */
-static void fit_descriptors(config *cfg)
+ * to it (fdlimit.h). Before the host is made: it copies the limits. */
+static fd_budget fit_descriptors(config *cfg)
 {
-    uint64_t before, after;
-    int rc = nf_fdlimit_raise(&before, &after);
-    if (rc != 0)
-        nf_warn("descriptors: cannot raise RLIMIT_NOFILE (%s), it stays %llu", strerror(-rc),
-                (unsigned long long)after);
-    uint64_t budget = nf_fdlimit_budget(after);
+    fd_budget fb = { 0, 0, 0 };
+    fb.rc = nf_fdlimit_raise(&fb.before, &fb.after);
     if (!cfg->max_connections_set)
-        cfg->limits.max_connections = nf_fdlimit_max_connections(after);
+        cfg->limits.max_connections = nf_fdlimit_max_connections(fb.after);
+    return fb;
+}
+
+/* Logged once the server is up, so that a failing start stays one line;
+ * warns when an explicit --max-connections does not fit. */
+static void report_descriptors(const config *cfg, const fd_budget *fb)
+{
+    uint64_t before = fb->before, after = fb->after, budget = nf_fdlimit_budget(after);
+    if (fb->rc != 0)
+        nf_warn("descriptors: cannot raise RLIMIT_NOFILE (%s), it stays %llu", strerror(-fb->rc),
+                (unsigned long long)after);
     if (before != after)
         nf_info("descriptors: RLIMIT_NOFILE raised from %llu to %llu; --max-connections %zu",
                 (unsigned long long)before, (unsigned long long)after, cfg->limits.max_connections);
@@ -439,8 +451,7 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
     char err[1024];
     server s = { .cfg = cfg, .base = base };
     int rc = 1;
-
-    fit_descriptors(cfg);
+    fd_budget fb = fit_descriptors(cfg);
 
     s.app = nf_lua_new(base, lo, err, sizeof err);
     if (!s.app) {
@@ -484,6 +495,7 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
         rc = 2;
         goto out;
     }
+    report_descriptors(cfg, &fb);
     if (cfg->watch) {
         /* Only complete files trigger (IN_CLOSE_WRITE, IN_MOVED_TO), so the
          * debounce just folds one save's burst of events (several files, or

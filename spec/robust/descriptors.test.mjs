@@ -56,7 +56,8 @@ test('out of descriptors: accepting pauses, open connections are served, CPU and
     wrapper: ['prlimit', `--nofile=${NOFILE}:${NOFILE}`, '--'],
   });
   t.after(() => s.stop());
-  assert.match(s.logs(), /--max-connections 1000 is above what RLIMIT_NOFILE 64 allows/);
+  await eventually(() => /--max-connections 1000 is above what RLIMIT_NOFILE 64 allows/.test(s.logs()),
+    'a startup warning about --max-connections above the descriptor budget');
 
   const clients = [];
   for (let i = 0; i < 3; i++) clients.push(await v1(t, s));
@@ -105,6 +106,7 @@ test('the default --max-connections follows RLIMIT_NOFILE, and is logged at star
   const s = await startServer(APP, { args: ['--no-watch'], wrapper: ['prlimit', `--nofile=${NOFILE}:${NOFILE}`, '--'] });
   t.after(() => s.stop());
   // min(100000, max(64/2, 64 - 64 - 64/10)) = 32 (host/fdlimit.h)
+  await eventually(() => / listening on /.test(s.logs()), 'the startup lines');
   assert.match(s.logs(), /descriptors: RLIMIT_NOFILE 64; --max-connections 32\b/);
   assert.doesNotMatch(s.logs(), /is above what RLIMIT_NOFILE/);
 });
@@ -112,6 +114,7 @@ test('the default --max-connections follows RLIMIT_NOFILE, and is logged at star
 test('the soft RLIMIT_NOFILE is raised to the hard one at start', T, async (t) => {
   const s = await startServer(APP, { args: ['--no-watch'], wrapper: ['prlimit', '--nofile=64:1024', '--'] });
   t.after(() => s.stop());
+  await eventually(() => / listening on /.test(s.logs()), 'the startup lines');
   assert.match(s.logs(), /descriptors: RLIMIT_NOFILE raised from 64 to 1024; --max-connections 858\b/);
   const limits = readFileSync(`/proc/${s.proc.pid}/limits`, 'utf8');
   assert.match(limits, /Max open files\s+1024\s+1024/);
