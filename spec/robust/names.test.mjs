@@ -95,6 +95,7 @@ test('Lua: forced join and connect, and broadcasts, with over-long names return 
   assert.equal(await c.ask(`$3;v1;;broadcast_long;0;0;${MAX + 1}`), '$3;v1;;broadcast_long;0;0;nil, name too long');
   assert.equal(await c.ask(`$4;v1;;server_broadcast_long;0;0;${MAX + 1}`),
     '$4;v1;;server_broadcast_long;0;0;nil, name too long');
+  assert.equal(await c.ask(`$41;v1;;server_ask_long;0;0;${MAX + 1}`), '$41;v1;;server_ask_long;0;0;nil, name too long');
   await c.expectNothing(200, 'no forced join request for a refused name');
   // At the bound the forced join goes to the client, which accepts it.
   c.sendText(`$5;v1;;force_join;0;0;${MAX}`);

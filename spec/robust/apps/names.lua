@@ -21,6 +21,9 @@ return neffos.server {
       broadcast_long = function(ns, msg)
         return result(ns:broadcast(string.rep("e", tonumber(msg.body)), "x"))
       end,
+      server_ask_long = function(ns, msg)
+        return result(ns.server:ask { to = ns.conn.id, namespace = "v1", event = string.rep("e", tonumber(msg.body)) })
+      end,
       server_broadcast_long = function(ns, msg)
         return result(ns.server:broadcast { namespace = "v1", room = string.rep("r", tonumber(msg.body)), event = "x" })
       end,
