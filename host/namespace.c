@@ -332,7 +332,7 @@ static void join_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice er
         return;
     }
     int rc = find_member(nc, req->room) ? 0 : room_add(nc, req->room);
-    if (rc == -ENAMETOOLONG) {   /* a forced join took the room while the handler ran */
+    if (rc == -ENAMETOOLONG) {   /* forced joins took the name bytes while the handler ran */
         names_refused(c);
         reply_error(c, req, NF_SLICE(NF_ERR_NAMES_TOO_LONG), binary);
         return;
