@@ -314,6 +314,11 @@ static int conn_connect(lua_State *L)
         lns_push(L, 1, name);
         return 1;
     }
+    if (nf_ns_check_names(nf_endpoint_host(nf_conn_endpoint(c)), name, NF_SLICE_EMPTY, NF_SLICE_EMPTY) != 0) {
+        lua_pushnil(L);   /* refused before anything holds it (the on_connect path has no callback) */
+        lua_pushliteral(L, NF_ERR_NAME_TOO_LONG);
+        return 2;
+    }
     /* From on_connect of this very connection the core sends the request
      * right after the "A" frame: nothing to wait for (docs/lua-api.md). */
     nf_invocation *inv = lrun_current_invocation(a);

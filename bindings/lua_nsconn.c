@@ -128,6 +128,11 @@ static int broadcast(lua_State *L, bool others)
         lua_pushinteger(L, 0);
         return 1;
     }
+    if (nf_ns_check_names(nf_endpoint_host(nf_conn_endpoint(n.c)), b.ns, b.room, b.event) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, NF_ERR_NAME_TOO_LONG);
+        return 2;
+    }
     lua_pushinteger(L, (lua_Integer)nf_endpoint_broadcast(nf_conn_endpoint(n.c), &b));
     return 1;
 }

@@ -82,6 +82,11 @@ static int server_broadcast(lua_State *L)
     default:
         return luaL_error(L, "server:broadcast: field 'except' must be a conn, an ns or an ID");
     }
+    if (ep && nf_ns_check_names(nf_endpoint_host(ep), b.ns, b.room, b.event) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, NF_ERR_NAME_TOO_LONG);
+        return 2;
+    }
     lua_pushinteger(L, ep ? (lua_Integer)nf_endpoint_broadcast(ep, &b) : 0);
     return 1;
 }
@@ -101,6 +106,11 @@ static int server_ask(lua_State *L)
     unsigned timeout = lopt_ms(L, -1);
     if (to.len == 0 || event.len == 0)
         return luaL_error(L, "server:ask: fields 'to' and 'event' are required");
+    if (ep && nf_ns_check_names(nf_endpoint_host(ep), ns, room, event) != 0) {
+        lua_pushnil(L);   /* no connection could answer it, here or in another process */
+        lua_pushliteral(L, NF_ERR_NAME_TOO_LONG);
+        return 2;
+    }
     if (!ep) {
         lua_pushnil(L);
         lua_pushliteral(L, NF_ERR_WRITE);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -21,6 +22,7 @@
 #include <wslay/wslay.h>
 
 #include "exchange.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "nf_lua.h"
 #include "watch.h"
@@ -55,6 +57,8 @@ static const limit_flag limit_flags[] = {
     LIMIT(max_pending_asks, false, "server asks in flight per connection"),
     LIMIT(ask_timeout_ms, true, "ms an ask waits when the handler gives no timeout"),
     LIMIT(max_id_bytes, false, "bytes of a connection ID"),
+    LIMIT(max_name_bytes, false, "bytes of one namespace, room or event name"),
+    LIMIT(max_name_bytes_per_conn, false, "bytes of a connection's namespace and room names together"),
 };
 #define NLIMITS (sizeof limit_flags / sizeof limit_flags[0])
 
@@ -80,6 +84,7 @@ typedef struct config {
     uint64_t instruction_limit;
     size_t memory_limit_mb;
     nf_limits limits;
+    bool max_connections_set;            /* else derived from RLIMIT_NOFILE */
 } config;
 
 static void flag_name(char *out, size_t cap, const char *field)
@@ -90,9 +95,20 @@ static void flag_name(char *out, size_t cap, const char *field)
             *p = '-';
 }
 
+/* What the default --max-connections will be: the soft limit is raised to
+ * the hard one at start. */
+static size_t default_max_connections(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return nf_limits_default().max_connections;
+    return nf_fdlimit_max_connections(rl.rlim_max == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_max);
+}
+
 static void usage(FILE *f)
 {
     nf_limits d = nf_limits_default();
+    d.max_connections = default_max_connections();
     fprintf(f,
             "usage: neffos [options] APP\n"
             "\n"
@@ -128,8 +144,13 @@ static void usage(FILE *f)
     }
     fprintf(f,
             "\n"
+            "descriptors: the soft RLIMIT_NOFILE is raised to the hard limit at start; the default\n"
+            "--max-connections is then min(%d, max(N/2, N - %d - N/10)) for N = RLIMIT_NOFILE, leaving\n"
+            "descriptors for brokers, static files, reloads and logs. When accept() still fails for want\n"
+            "of descriptors, accepting pauses 100 ms at a time (neffos_accept_errors_total, neffos_accept_paused).\n"
+            "\n"
             "signals: SIGTERM/SIGINT drain (close with 1001, then exit 0; a second one exits at once),\n"
-            "SIGHUP reloads the app.\n");
+            "SIGHUP reloads the app.\n", NF_FD_MAX_DEFAULT, NF_FD_RESERVE);
 }
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -313,6 +334,8 @@ static int parse_args(int argc, char **argv, config *cfg)
             if (!parse_u64(optarg, lf->is_unsigned ? UINT_MAX : SIZE_MAX, &v))
                 return bad_usage("bad number '%s'", optarg);
             char *p = (char *)&cfg->limits + lf->offset;
+            if (lf->offset == offsetof(nf_limits, max_connections))
+                cfg->max_connections_set = true;
             if (lf->is_unsigned)
                 *(unsigned *)p = (unsigned)v;
             else
@@ -423,11 +446,49 @@ static int start_exchange(server *s, const char *kind, const char *url, const ch
     return 0;
 }
 
+typedef struct fd_budget {
+    int rc;                  /* of nf_fdlimit_raise */
+    uint64_t before, after;  /* the soft RLIMIT_NOFILE */
+} fd_budget;
+
+/* Raises the soft RLIMIT_NOFILE to the hard one and fits --max-connections
+ * to it (fdlimit.h). Before the host is made: it copies the limits. */
+static fd_budget fit_descriptors(config *cfg)
+{
+    fd_budget fb = { 0, 0, 0 };
+    fb.rc = nf_fdlimit_raise(&fb.before, &fb.after);
+    if (!cfg->max_connections_set)
+        cfg->limits.max_connections = nf_fdlimit_max_connections(fb.after);
+    return fb;
+}
+
+/* Logged once the server is up, so that a failing start stays one line;
+ * warns when an explicit --max-connections does not fit. */
+static void report_descriptors(const config *cfg, const fd_budget *fb)
+{
+    uint64_t before = fb->before, after = fb->after, budget = nf_fdlimit_budget(after);
+    if (fb->rc != 0)
+        nf_warn("descriptors: cannot raise RLIMIT_NOFILE (%s), it stays %llu", strerror(-fb->rc),
+                (unsigned long long)after);
+    if (before != after)
+        nf_info("descriptors: RLIMIT_NOFILE raised from %llu to %llu; --max-connections %zu",
+                (unsigned long long)before, (unsigned long long)after, cfg->limits.max_connections);
+    else
+        nf_info("descriptors: RLIMIT_NOFILE %llu; --max-connections %zu", (unsigned long long)after,
+                cfg->limits.max_connections);
+    if (cfg->max_connections_set && cfg->limits.max_connections > budget)
+        nf_warn("descriptors: --max-connections %zu is above what RLIMIT_NOFILE %llu allows (%llu after a reserve "
+                "for the process's own files): accept() will fail with EMFILE first; raise the limit (ulimit -n, "
+                "systemd LimitNOFILE=)", cfg->limits.max_connections, (unsigned long long)after,
+                (unsigned long long)budget);
+}
+
 static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
 {
     char err[1024];
     server s = { .cfg = cfg, .base = base };
     int rc = 1;
+    fd_budget fb = fit_descriptors(cfg);
 
     s.app = nf_lua_new(base, lo, err, sizeof err);
     if (!s.app) {
@@ -471,6 +532,7 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
         rc = 2;
         goto out;
     }
+    report_descriptors(cfg, &fb);
     if (cfg->watch) {
         /* Only complete files trigger (IN_CLOSE_WRITE, IN_MOVED_TO), so the
          * debounce just folds one save's burst of events (several files, or

@@ -79,6 +79,12 @@ size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b)
 
 size_t nf_endpoint_broadcast(nf_endpoint *ep, const nf_broadcast *b)
 {
+    /* No connection can be in a namespace or room with a longer name; not
+     * hashed, not published (the other processes would drop it too). */
+    if (nf_ns_check_names(ep->host, b->ns, b->room, b->event) != 0) {
+        ep->host->metrics.limit_name++;
+        return 0;
+    }
     ep->host->metrics.broadcasts++;
     if (ep->host->exchange)
         nf_exchange_publish(ep->host->exchange, ep, b);

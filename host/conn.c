@@ -137,6 +137,8 @@ void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what)
     case NF_LIMIT_NAMESPACES: m->limit_namespaces++; break;
     case NF_LIMIT_ROOMS: m->limit_rooms++; break;
     case NF_LIMIT_ASKS: m->limit_asks++; break;
+    case NF_LIMIT_NAME: m->limit_name++; break;
+    case NF_LIMIT_NAMES_PER_CONN: m->limit_names_per_conn++; break;
     }
     if (!(c->limits_logged & bit)) {
         c->limits_logged |= bit;
@@ -371,6 +373,8 @@ static void dispatch_frame(nf_conn *c, bool binary, const char *data, size_t len
     }
     if (m.wait.len && m.wait.ptr[0] != '$')
         return;   /* a late answer to one of our asks: dropped (docs/protocol.md §17.4.3) */
+    if (!nf_ns_admit_names(c, &m, binary))
+        return;
     if (is_event(&m, NF_ON_NAMESPACE_CONNECT)) {
         nf_ns_handle_connect(c, &m, binary);
         return;

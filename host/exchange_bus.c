@@ -96,6 +96,7 @@ struct nf_bus {
     bool up;
     bool freeing;
     bool warned_invalid;
+    bool warned_names;
 };
 
 static const nf_exchange_ops bus_exchange_ops;
@@ -545,6 +546,17 @@ void nf_bus_receive(nf_bus *b, nf_slice channel, nf_slice payload)
     /* Our own publication coming back: the core delivered it locally already. */
     if (kind == NF_MARKER_OURS && memcmp(mk.node.ptr, b->node, NF_MARKER_NODE_LEN) == 0)
         return;
+    /* Any process (a Go node too) may publish any name: one no local
+     * connection can hold is dropped before it is hashed or copied. */
+    if (nf_ns_check_names(b->host, m.ns, m.room, m.event) != 0) {
+        b->host->metrics.limit_name++;
+        if (!b->warned_names) {
+            b->warned_names = true;
+            nf_warn("exchange: dropped a message on \"%.*s\" with a name longer than --max-name-bytes "
+                    "(further ones are only counted)", (int)(channel.len > 200 ? 200 : channel.len), channel.ptr);
+        }
+        return;
+    }
     nf_slice key = nf_slice_of(channel.ptr + ch->key_off, ch->key_len);
     if (kind == NF_MARKER_TOKEN)
         serve_ask(b, ch, key, &m);

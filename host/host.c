@@ -26,8 +26,11 @@
 #include "static_files.h"
 
 #define SWEEP_INTERVAL_MS 250
+#define ACCEPT_PAUSE_MS 100          /* after accept() fails for want of descriptors */
+#define ACCEPT_LOG_INTERVAL_MS 1000  /* at most one log line about those per interval */
 
 static void sweep_cb(evutil_socket_t fd, short what, void *arg);
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg);
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -54,7 +57,9 @@ nf_host *nf_host_new(struct event_base *base, const nf_limits *limits, const nf_
     h->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, h);
     nf_list_init(&h->flushq);
     h->flush_ev = event_new(base, -1, 0, flush_cb, h);
-    if (h->scratch == NULL || h->per_ip == NULL || h->sweep == NULL || h->flush_ev == NULL) {
+    h->accept_resume = evtimer_new(base, accept_resume_cb, h);
+    if (h->scratch == NULL || h->per_ip == NULL || h->sweep == NULL || h->flush_ev == NULL ||
+        h->accept_resume == NULL) {
         nf_host_free(h);
         return NULL;
     }
@@ -92,6 +97,8 @@ void nf_host_free(nf_host *h)
         event_free(h->sweep);
     if (h->flush_ev)
         event_free(h->flush_ev);
+    if (h->accept_resume)
+        event_free(h->accept_resume);
     if (h->drain_timer)
         event_free(h->drain_timer);
     if (h->per_ip) {
@@ -231,11 +238,44 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
 }
 
+/* accept() failed for want of a resource: descriptors (EMFILE, ENFILE) or
+ * kernel memory. The connection stays in the backlog and the listener stays
+ * readable, so listening on would retry at once, forever: a core at 100%
+ * and a log line per try, while the connections already open starve. So
+ * the listener pauses for ACCEPT_PAUSE_MS; the connections it has go on,
+ * and any that closes meanwhile frees a descriptor for the next try. */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
+    nf_host *h = arg;
     int err = EVUTIL_SOCKET_ERROR();
-    /* EMFILE and friends: log and keep listening; the sweep frees slots. */
-    nf_warn("accept: %s", evutil_socket_error_to_string(err));
+    if (err == EMFILE)
+        h->metrics.accept_emfile++;
+    else if (err == ENFILE)
+        h->metrics.accept_enfile++;
+    else
+        h->metrics.accept_other++;
+    evconnlistener_disable(l);
+    h->metrics.accept_paused = 1;
+    struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+    event_add(h->accept_resume, &tv);
+    h->accept_failures++;
+    uint64_t now = nf_now_ms();
+    if (h->accept_logged_ms == 0 || now - h->accept_logged_ms >= ACCEPT_LOG_INTERVAL_MS) {
+        nf_warn("accept: %s: new connections wait in the backlog, retried every %d ms (%llu failure%s since the "
+                "last report; %zu sockets open, --max-connections %zu)", evutil_socket_error_to_string(err),
+                ACCEPT_PAUSE_MS, (unsigned long long)h->accept_failures, h->accept_failures == 1 ? "" : "s",
+                h->conn_count, h->limits.max_connections);
+        h->accept_failures = 0;
+        h->accept_logged_ms = now;
+    }
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    nf_host *h = arg;
+    h->metrics.accept_paused = 0;
+    if (h->listener)
+        evconnlistener_enable(h->listener);
 }
 
 int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t errcap)

@@ -45,6 +45,9 @@ struct nf_host {
     char *scratch;                   /* max_message_bytes: unescaped names while parsing */
     nf_list flushq;                  /* connections with output to write this iteration */
     struct event *flush_ev;          /* runs flush_all once per loop iteration */
+    struct event *accept_resume;     /* re-enables the listener after an accept failure */
+    uint64_t accept_failures;        /* since the last log line about them */
+    uint64_t accept_logged_ms;       /* when that line was written (0 = never) */
 };
 
 /* Connections connected to one namespace of one endpoint, and its rooms. */
@@ -128,6 +131,7 @@ struct nf_conn {
     nf_list ep_link;
     nf_list nsconns;
     size_t nsconn_count;
+    size_t name_bytes;               /* namespace and room names held (--max-name-bytes-per-conn) */
     nf_list asks;                    /* nf_pending_ask.link */
     size_t ask_count;
     nf_deferred_connect *deferred;   /* forced connects asked for before "A" */
@@ -147,6 +151,8 @@ struct nf_conn {
 /* Bits of nf_conn.limits_logged. */
 enum { NF_LIMIT_OUTGOING = 1, NF_LIMIT_INBOX = 2, NF_LIMIT_RATE = 4, NF_LIMIT_NAMESPACES = 8,
        NF_LIMIT_ROOMS = 16, NF_LIMIT_ASKS = 32 };
+/* Name bounds: high bits, clear of the others. */
+enum { NF_LIMIT_NAME = 1u << 16, NF_LIMIT_NAMES_PER_CONN = 1u << 17 };
 
 /* time */
 uint64_t nf_now_ms(void);
@@ -168,6 +174,9 @@ void nf_conn_want_flush(nf_conn *c);
 void nf_host_flush_all(nf_host *h);
 
 /* namespace.c: namespaces and rooms, client requests and forced actions */
+/* False (the frame answered with an error if it waits, else dropped) when
+ * one of its names is over --max-name-bytes: checked before any lookup. */
+bool nf_ns_admit_names(nf_conn *c, const nf_msg *m, bool binary);
 void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary);
 void nf_ns_handle_disconnect(nf_conn *c, const nf_msg *m, bool binary);
 void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary);

@@ -26,6 +26,11 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_refusals_total", NULL, "{reason=\"origin\"}", m->refused_origin);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"on_connect\"}", m->refused_on_connect);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"handshake_timeout\"}", m->handshake_timeouts);
+    counter(out, "neffos_accept_errors_total", "accept() failures, by reason; each pauses accepting briefly.",
+            "{reason=\"emfile\"}", m->accept_emfile);
+    counter(out, "neffos_accept_errors_total", NULL, "{reason=\"enfile\"}", m->accept_enfile);
+    counter(out, "neffos_accept_errors_total", NULL, "{reason=\"other\"}", m->accept_other);
+    gauge(out, "neffos_accept_paused", "1 while accepting is paused after an accept() failure.", m->accept_paused);
     counter(out, "neffos_closed_total", "WebSocket connections closed.", NULL, m->closed);
     counter(out, "neffos_messages_in_total", "Data messages received.", NULL, m->messages_in);
     counter(out, "neffos_messages_out_total", "Data messages sent.", NULL, m->messages_out);
@@ -48,6 +53,8 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"namespaces\"}", m->limit_namespaces);
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"rooms\"}", m->limit_rooms);
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"pending_asks\"}", m->limit_asks);
+    counter(out, "neffos_limit_hits_total", NULL, "{limit=\"name_bytes\"}", m->limit_name);
+    counter(out, "neffos_limit_hits_total", NULL, "{limit=\"name_bytes_per_conn\"}", m->limit_names_per_conn);
     counter(out, "neffos_reloads_total", "Hot reloads, by result.", "{result=\"ok\"}", m->reloads_ok);
     counter(out, "neffos_reloads_total", NULL, "{result=\"failed\"}", m->reloads_failed);
     if (m->exchange_connected >= 0) {

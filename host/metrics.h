@@ -34,11 +34,17 @@ typedef struct nf_metrics {
     uint64_t limit_namespaces;
     uint64_t limit_rooms;
     uint64_t limit_asks;
+    uint64_t limit_name;             /* a name over --max-name-bytes (clients, app, bus) */
+    uint64_t limit_names_per_conn;
     uint64_t reloads_ok;
     uint64_t reloads_failed;
     uint64_t exchange_published;
     uint64_t exchange_received;
     uint64_t exchange_dropped;
+    uint64_t accept_emfile;          /* accept() failures: out of descriptors (process) */
+    uint64_t accept_enfile;          /* ... (system) */
+    uint64_t accept_other;           /* ... anything else (ENOBUFS, ENOMEM) */
+    int accept_paused;               /* 1 while the listener waits out such a failure */
     int exchange_connected;          /* -1 none, 0 down, 1 up */
 } nf_metrics;
 

@@ -7,11 +7,39 @@
  * the receivers, never every connection. */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+
+/* ---- name bounds ---------------------------------------------------------------- */
+
+/* A long name costs memory in every index that holds it and CPU in every
+ * lookup (hash, compare): 256 rooms of 1 MB would keep 256 MiB per
+ * connection. Lengths are checked before anything else touches a name. */
+int nf_ns_check_names(const nf_host *h, nf_slice ns, nf_slice room, nf_slice event)
+{
+    size_t max = h->limits.max_name_bytes;
+    return ns.len > max || room.len > max || event.len > max ? -ENAMETOOLONG : 0;
+}
+
+static void name_refused(nf_conn *c)
+{
+    nf_conn_limit_hit(c, NF_LIMIT_NAME, "name longer than --max-name-bytes");
+}
+
+/* Would a connection holding `len` more bytes of names stay in bounds? */
+static bool names_fit(const nf_conn *c, size_t len)
+{
+    return len <= c->host->limits.max_name_bytes_per_conn - c->name_bytes;
+}
+
+static void names_refused(nf_conn *c)
+{
+    nf_conn_limit_hit(c, NF_LIMIT_NAMES_PER_CONN, "namespace and room names per connection (--max-name-bytes-per-conn)");
+}
 
 /* ---- indexes ------------------------------------------------------------------- */
 
@@ -59,6 +87,7 @@ nf_nsconn *nf_ns_attach(nf_conn *c, nf_slice ns)
     idx->count++;
     nf_list_push_back(&c->nsconns, &nc->conn_link);
     c->nsconn_count++;
+    c->name_bytes += ns.len;
     return nc;
 }
 
@@ -69,6 +98,7 @@ static void detach(nf_nsconn *nc)
     nf_list_remove(&nc->index_link);
     nf_list_remove(&nc->conn_link);
     c->nsconn_count--;
+    c->name_bytes -= idx->name_len;
     if (--idx->count == 0)
         nf_endpoint_drop_index(c->ep, idx);
     free(nc);
@@ -84,30 +114,34 @@ static nf_room_member *find_member(const nf_nsconn *nc, nf_slice room)
     return NULL;
 }
 
+/* 0, -ENAMETOOLONG (the connection's names would pass their bound), or -ENOMEM. */
 static int room_add(nf_nsconn *nc, nf_slice room)
 {
+    if (!names_fit(nc->conn, room.len))
+        return -ENAMETOOLONG;
     nf_room_index *ri = nf_dict_get(nc->index->rooms, room);
     if (ri == NULL) {
         ri = calloc(1, sizeof *ri + room.len + 1);
         if (ri == NULL)
-            return -1;
+            return -ENOMEM;
         nf_list_init(&ri->members);
         memcpy(ri->name, room.ptr, room.len);
         ri->name_len = room.len;
         if (nf_dict_set(nc->index->rooms, nf_slice_of(ri->name, ri->name_len), ri) != 0) {
             free(ri);
-            return -1;
+            return -ENOMEM;
         }
     }
     nf_room_member *m = calloc(1, sizeof *m);
     if (m == NULL)
-        return -1;
+        return -ENOMEM;
     m->nc = nc;
     m->room = ri;
     nf_list_push_back(&ri->members, &m->room_link);
     nf_list_push_back(&nc->rooms, &m->nc_link);
     ri->count++;
     nc->room_count++;
+    nc->conn->name_bytes += room.len;
     return 0;
 }
 
@@ -117,6 +151,7 @@ static void room_remove(nf_nsconn *nc, nf_room_member *m)
     nf_list_remove(&m->room_link);
     nf_list_remove(&m->nc_link);
     nc->room_count--;
+    nc->conn->name_bytes -= ri->name_len;
     free(m);
     if (--ri->count == 0) {
         nf_dict_delete(nc->index->rooms, nf_slice_of(ri->name, ri->name_len));
@@ -169,6 +204,18 @@ static void reply_error(nf_conn *c, const nf_msg *req, nf_slice text, bool binar
     nf_msg m = { .wait = req->wait, .ns = req->ns, .room = req->room, .event = req->event,
                  .is_error = true, .body = text.len ? text : NF_SLICE("error") };
     nf_conn_send_msg(c, &m, binary);
+}
+
+bool nf_ns_admit_names(nf_conn *c, const nf_msg *m, bool binary)
+{
+    if (nf_ns_check_names(c->host, m->ns, m->room, m->event) == 0)
+        return true;
+    name_refused(c);
+    /* Answered like the other refusals ("too many rooms") when the client
+     * waits for an answer; never an error for an error (docs/protocol.md §6). */
+    if (m->wait.len && !m->is_error)
+        reply_error(c, m, NF_SLICE(NF_ERR_NAME_TOO_LONG), binary);
+    return false;
 }
 
 /* A system request with no token or with isNoOp gets no answer and fires
@@ -233,6 +280,11 @@ void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary)
         reply_error(c, m, NF_SLICE("too many namespaces"), binary);
         return;
     }
+    if (!names_fit(c, m->ns.len)) {
+        names_refused(c);
+        reply_error(c, m, NF_SLICE(NF_ERR_NAMES_TOO_LONG), binary);
+        return;
+    }
     /* Attached before the decision so that the handler's ns object works;
      * detached again without events if it refuses. */
     nf_nsconn *nc = nf_ns_attach(c, m->ns);
@@ -279,7 +331,13 @@ static void join_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice er
         reply_error(c, req, err, binary);
         return;
     }
-    if (!find_member(nc, req->room) && room_add(nc, req->room) != 0)
+    int rc = find_member(nc, req->room) ? 0 : room_add(nc, req->room);
+    if (rc == -ENAMETOOLONG) {   /* forced joins took the name bytes while the handler ran */
+        names_refused(c);
+        reply_error(c, req, NF_SLICE(NF_ERR_NAMES_TOO_LONG), binary);
+        return;
+    }
+    if (rc != 0)
         return;
     nf_conn_send_empty_reply(c, req->wait);
     nf_notify(c, nc, req->ns, req->room, NF_ON_ROOM_JOINED, false, false);
@@ -296,6 +354,11 @@ void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
     if (nc->room_count >= c->host->limits.max_rooms_per_conn) {
         nf_conn_limit_hit(c, NF_LIMIT_ROOMS, "rooms per namespace connection");
         reply_error(c, m, NF_SLICE("too many rooms"), binary);
+        return;
+    }
+    if (!names_fit(c, m->room.len)) {
+        names_refused(c);
+        reply_error(c, m, NF_SLICE(NF_ERR_NAMES_TOO_LONG), binary);
         return;
     }
     decide(c, nc, m, binary, join_decided);
@@ -389,8 +452,13 @@ static void connect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     const char *err = ask_error(st, reply, buf, sizeof buf);
     nf_conn *c = f->c;
     if (err == NULL && c->state == NF_CONN_READY && nf_conn_namespace(c, f->ns) == NULL) {
-        nf_nsconn *nc = nf_ns_attach(c, f->ns);
-        if (nc) {
+        /* Checked when asked for, but other connects may have come first. */
+        bool fits = names_fit(c, f->ns.len);
+        nf_nsconn *nc = fits ? nf_ns_attach(c, f->ns) : NULL;
+        if (!fits) {
+            names_refused(c);
+            err = NF_ERR_NAMES_TOO_LONG;
+        } else if (nc) {
             nf_ns_connected(nc);
             nf_notify(c, nc, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, true, false);
         }
@@ -439,8 +507,28 @@ static void start_forced_connect(forced *f)
     nf_invocation_run(inv);
 }
 
+/* The bounds of a name a forced action would add: NULL or the error text. */
+static const char *forced_name_error(nf_conn *c, nf_slice name)
+{
+    if (name.len > c->host->limits.max_name_bytes) {
+        name_refused(c);
+        return NF_ERR_NAME_TOO_LONG;
+    }
+    if (!names_fit(c, name.len)) {
+        names_refused(c);
+        return NF_ERR_NAMES_TOO_LONG;
+    }
+    return NULL;
+}
+
 void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud)
 {
+    const char *err = forced_name_error(c, ns);
+    if (err) {
+        if (cb)
+            cb(ud, err, strlen(err));
+        return;
+    }
     forced *f = forced_new(c, ns, NF_SLICE_EMPTY, cb, ud);
     if (f == NULL) {
         if (cb)
@@ -528,8 +616,13 @@ static void join_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     if (err == NULL && nc && !find_member(nc, f->room)) {
         nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_JOIN, true, false);
         nc = nf_conn_namespace(f->c, f->ns);
-        if (nc && !find_member(nc, f->room) && room_add(nc, f->room) == 0)
+        int rc = nc && !find_member(nc, f->room) ? room_add(nc, f->room) : -ENOENT;
+        if (rc == 0) {
             nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_JOINED, true, false);
+        } else if (rc == -ENAMETOOLONG) {   /* other joins came first */
+            names_refused(f->c);
+            err = NF_ERR_NAMES_TOO_LONG;
+        }
     } else if (err == NULL && nc == NULL) {
         err = NF_ERR_BAD_NAMESPACE;
     }
@@ -542,6 +635,12 @@ void nf_nsconn_join_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud)
     if (find_member(nc, room)) {
         if (cb)
             cb(ud, NULL, 0);
+        return;
+    }
+    const char *err = forced_name_error(nc->conn, room);
+    if (err) {
+        if (cb)
+            cb(ud, err, strlen(err));
         return;
     }
     if (nc->room_count >= nc->conn->host->limits.max_rooms_per_conn) {

@@ -20,6 +20,8 @@ typedef struct nf_limits {
     size_t max_pending_asks;        /* server asks in flight per connection */
     unsigned ask_timeout_ms;        /* default for asks without a timeout */
     size_t max_id_bytes;            /* connection ID length */
+    size_t max_name_bytes;          /* one namespace, room or event name */
+    size_t max_name_bytes_per_conn; /* a connection's namespace and room names, summed */
 } nf_limits;
 
 static inline nf_limits nf_limits_default(void)
@@ -29,7 +31,7 @@ static inline nf_limits nf_limits_default(void)
         .max_header_bytes = 8192,
         .max_headers = 64,
         .handshake_timeout_ms = 10000,
-        .max_connections = 100000,
+        .max_connections = 100000,            /* main.c lowers it to the descriptor budget */
         .max_connections_per_ip = 0,          /* 0 = unlimited */
         .max_outgoing_bytes = 16u << 20,      /* 16 MiB */
         .max_incoming_queue = 1024,
@@ -39,6 +41,8 @@ static inline nf_limits nf_limits_default(void)
         .max_pending_asks = 1024,
         .ask_timeout_ms = 30000,
         .max_id_bytes = 128,
+        .max_name_bytes = 256,
+        .max_name_bytes_per_conn = 16384,     /* 16 KiB: 256 rooms of 64 bytes */
     };
     return l;
 }

@@ -173,7 +173,8 @@ typedef struct nf_broadcast {
 } nf_broadcast;
 
 /* Delivers to every matching connection: namespace connected, room joined
- * (if set), ID equal to `to` (if set), not the excepted one. The frame is
+ * (if set), ID equal to `to` (if set), not the excepted one. A name over
+ * --max-name-bytes matches nobody: nothing is delivered or published. The frame is
  * serialized once and its bytes shared by all receivers. Reliable and in
  * order per receiver. With a scale-out exchange, also published to the other
  * processes. Returns the number of local receivers. */
@@ -226,7 +227,8 @@ nf_nsconn *nf_conn_namespace_next(nf_conn *c, nf_nsconn *prev);
 
 /* Server-initiated namespace connect (docs/protocol.md §7.3). If called before the
  * handshake completed (e.g. from on_connect) the request is sent right after
- * the "A" frame. cb may be NULL. */
+ * the "A" frame. cb may be NULL. A name over the bounds fails at once with
+ * NF_ERR_NAME_TOO_LONG / NF_ERR_NAMES_TOO_LONG. */
 void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud);
 
 /* Sends a close frame with code and reason, then closes. The local forced
@@ -252,10 +254,23 @@ int nf_nsconn_emit(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, 
 void nf_nsconn_ask(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, bool binary,
                    unsigned timeout_ms, nf_ask_cb cb, void *ud);
 
-/* Server-initiated (forced) disconnect, join and leave (docs/protocol.md §7.5-§7.7). */
+/* Server-initiated (forced) disconnect, join and leave (docs/protocol.md §7.5-§7.7). A
+ * room name over the bounds fails the join at once (NF_ERR_NAME_TOO_LONG,
+ * NF_ERR_NAMES_TOO_LONG). */
 void nf_nsconn_disconnect(nf_nsconn *nc, nf_done_cb cb, void *ud);
 void nf_nsconn_join_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud);
 void nf_nsconn_leave_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud);
+
+/* Names are bounded (--max-name-bytes each, --max-name-bytes-per-conn for
+ * a connection's namespaces and rooms together): every path that takes a
+ * name (client frames, forced actions, broadcasts, the scale-out bus)
+ * refuses a longer one before looking it up or copying it, with these texts. */
+#define NF_ERR_NAME_TOO_LONG "name too long"
+#define NF_ERR_NAMES_TOO_LONG "too many name bytes"
+
+/* 0 when ns, room and event each fit --max-name-bytes, else -ENAMETOOLONG.
+ * Length checks only: costs nothing whatever the names hold. */
+int nf_ns_check_names(const nf_host *h, nf_slice ns, nf_slice room, nf_slice event);
 
 bool nf_nsconn_in_room(const nf_nsconn *nc, nf_slice room);
 /* Iterates joined rooms in join order: pass 0 first, then the returned

@@ -207,6 +207,36 @@ static void asks(nf_bus *b, nf_exchange *x, nf_endpoint *ep, struct event_base *
     (void)last;
 }
 
+/* Names over --max-name-bytes, from other processes (a Go node may publish
+ * anything) or from this one: never hashed, delivered, served or published. */
+static void long_names(nf_bus *b, nf_endpoint *ep, nf_host *h)
+{
+    size_t max = h->limits.max_name_bytes;
+    char *payload = malloc(max + 64), *name = malloc(max + 2);
+    memset(name, 'r', max + 1);
+    name[max + 1] = '\0';
+    uint64_t received = h->metrics.exchange_received, hits = h->metrics.limit_name;
+
+    snprintf(payload, max + 64, ";default;%s;chat;0;0;x", name);         /* a broadcast to a room */
+    nf_bus_receive(b, NF_SLICE("P.abc."), nf_slice_of(payload, strlen(payload)));
+    CHECK(h->metrics.exchange_received == received && h->metrics.limit_name == hits + 1);
+    snprintf(payload, max + 64, "123456;default;;%s;0;0;x", name);       /* an ask of a local ID */
+    nf_bus_receive(b, NF_SLICE("P.abc."), nf_slice_of(payload, strlen(payload)));
+    CHECK(h->metrics.exchange_received == received && h->metrics.limit_name == hits + 2);
+    name[max] = '\0';                                                    /* at the bound: delivered */
+    snprintf(payload, max + 64, ";default;%s;chat;0;0;x", name);
+    nf_bus_receive(b, NF_SLICE("P.abc."), nf_slice_of(payload, strlen(payload)));
+    CHECK(h->metrics.exchange_received == received + 1 && h->metrics.limit_name == hits + 2);
+
+    reset();                                                              /* published by this process */
+    name[max] = 'r';
+    nf_broadcast bc = { .ns = nf_slice_of(name, max + 1), .event = NF_SLICE("e") };
+    CHECK(nf_endpoint_broadcast(ep, &bc) == 0);
+    CHECK(F.n == 0 && h->metrics.limit_name == hits + 3);
+    free(payload);
+    free(name);
+}
+
 static void nats_names(nf_host *h, nf_endpoint *ep)
 {
     nf_bus *b = nf_bus_new(h, "neffos", NF_BUS_NAMES_NATS, &fake_ops, NULL);
@@ -238,6 +268,7 @@ int main(void)
     subscriptions(x, ep);
     publishing(b, x, ep, h);
     asks(b, x, ep, base);
+    long_names(b, ep, h);
     nats_names(h, ep);
 
     nf_host_free(h);       /* frees the exchange: the pending ask completes */

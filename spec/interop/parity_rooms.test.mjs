@@ -74,7 +74,7 @@ test('refused join: joinRoom() rejects with the OnRoomJoin error text; no room o
   assert.equal(await r.ask('$2;chat;locked;_OnRoomJoin;0;0;'), '$2;chat;locked;_OnRoomJoin;1;0;room locked');
 });
 
-test('refused leave: room.leave() resolves with the error (spec 7.7: neffos.js returns it), the room stays', T, async (t) => {
+test('refused leave: room.leave() resolves with the error (docs/protocol.md §7.7: neffos.js returns it), the room stays', T, async (t) => {
   const [a, b] = await Promise.all([chat(t, 'rl-alice'), chat(t, 'rl-bob')]);
   await join(a, 'sticky');
   await join(b, 'sticky');
@@ -265,5 +265,5 @@ test('Lua: room:ask asks the client inside the room; ns:leave_all leaves every r
     '_OnRoomLeave sticky', '_OnRoomLeft sticky']);
   await b.rec.count('notify', 3);
   assert.deepEqual(b.rec.bodies('notify'), ['lu2-alice left s1', 'lu2-alice left s2', 'lu2-alice left sticky'],
-    'a server-initiated leave is not refused by the local OnRoomLeave (spec 7.7: the server fires it after the client left)');
+    'a server-initiated leave is not refused by the local OnRoomLeave (docs/protocol.md §7.7: the server fires it after the client left)');
 });

@@ -112,7 +112,7 @@ describe("neffos.normalize_app", function()
 end)
 
 describe("endpoint configuration", function()
-  it("is native-only when the only handler is \"\"/_OnNativeMessage (spec 4.7)", function()
+  it("is native-only when the only handler is \"\"/_OnNativeMessage (docs/protocol.md §4.7)", function()
     assert.is_true(neffos.is_native_only { namespaces = { [""] = { [neffos.OnNativeMessage] = noop } } })
     assert.is_false(neffos.is_native_only { namespaces = { [""] = { [neffos.OnNativeMessage] = noop, x = noop } } })
     assert.is_false(neffos.is_native_only { namespaces = { v1 = { [neffos.OnNativeMessage] = noop } } })

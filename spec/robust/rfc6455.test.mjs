@@ -47,7 +47,7 @@ test('1.1/1.2 text and binary messages of 1..65536 bytes are echoed', T, async (
   await ws.quiet();
 });
 
-test('1.1.1/1.2.1 empty messages are valid but carry nothing: no echo, the connection stays (protocol spec 17.1.5)', T, async (t) => {
+test('1.1.1/1.2.1 empty messages are valid but carry nothing: no echo, the connection stays (docs/protocol.md §17.1.5)', T, async (t) => {
   const ws = await open(t);
   ws.send(OP.TEXT, '');
   ws.send(OP.BIN, '');

@@ -136,14 +136,16 @@ class Server {
 }
 
 /**
- * Starts the server: `neffos [args...] --listen 127.0.0.1:PORT APP`.
- * Retries on a port taken between choosing and binding; waits (bounded) for TCP accept.
+ * Starts the server: `neffos [args...] --listen 127.0.0.1:PORT APP`, or `WRAPPER... neffos ...` with
+ * `wrapper` (a command that execs the rest, e.g. ['prlimit', '--nofile=64:64', '--']: the process is
+ * then the server itself). Retries on a port taken between choosing and binding; waits (bounded) for TCP accept.
  */
-export async function startServer(app, { args = [], endpoint = '/echo', readyMs = 10_000, env = {} } = {}) {
+export async function startServer(app, { args = [], endpoint = '/echo', readyMs = 10_000, env = {}, wrapper = [] } = {}) {
   let lastErr;
   for (let attempt = 0; attempt < 4; attempt++) {
     const port = await freePort();
-    const proc = spawn(BIN, [...args, '--listen', `127.0.0.1:${port}`, app], {
+    const argv = [...wrapper, BIN, ...args, '--listen', `127.0.0.1:${port}`, app];
+    const proc = spawn(argv[0], argv.slice(1), {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -331,5 +333,5 @@ export function bytes(x) {
   return Buffer.from(x);
 }
 
-/** UUID v4 (spec 3.5: the default connection ID). */
+/** UUID v4 (docs/protocol.md §3.5: the default connection ID). */
 export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
