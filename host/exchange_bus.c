@@ -216,7 +216,9 @@ static void ref(nf_bus *b, int kind, nf_endpoint *ep, nf_slice key)
         return;
     bus_chan *ch = nf_dict_get(b->chans, name);
     bool fresh = ch == NULL;
-    if (fresh && (ch = chan_new(b, name, key_off, key.len)) == NULL)
+    /* The key as the name holds it: an encoded ID is longer than the ID. */
+    size_t key_len = name.len - key_off - (b->names == NF_BUS_NAMES_REDIS && name.len > key_off ? 1 : 0);
+    if (fresh && (ch = chan_new(b, name, key_off, key_len)) == NULL)
         return;
     chan_ep *ce = chan_find_ep(ch, kind, ep);
     if (ce == NULL) {
