@@ -5,7 +5,7 @@
 // server:ask reach every connection with the ID.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { T, appPath, useServer, dial, RawClient, rawHttp, neffos, withTimeout, eventually, sleep } from './lib/server.mjs';
+import { T, appPath, useServer, dial, RawClient, rawHttp, neffos, withTimeout, eventually } from './lib/server.mjs';
 
 const MAX_ID = 40;
 const h = useServer(appPath('ids.lua'), { args: ['--max-id-bytes', String(MAX_ID)] });
@@ -112,7 +112,7 @@ test('broadcast to = ID reaches every connection with it, nobody else (10.1)', T
   const body = uniq('for bob');
   assert.equal(await ask(other, 'to', { to: id, body }), '2', 'two local receivers');
   await eventually(() => a.got.includes(body) && b.got.includes(body), 'both get it');
-  await sleep(200);
+  // A frame for `other` would have been sent before the answer to its own request.
   assert.ok(!other.got.includes(body), 'a connection with another ID got it');
 });
 
@@ -124,43 +124,60 @@ test('except = ID excludes every connection with it', T, async (t) => {
   const body = uniq('not for zoë');
   await ask(other, 'except', { except: id, body });
   await eventually(() => other.got.includes(body), 'the others get it');
-  await sleep(200);
+  // A round trip on each: the broadcast, sent before, would have arrived before the answer.
+  await ask(a, 'whoami', '');
+  await ask(b, 'whoami', '');
   assert.ok(!a.got.includes(body) && !b.got.includes(body), 'a connection with the excluded ID got it');
 });
 
 test('server:ask { to = ID } asks every connection with it; the first answer wins, later ones are dropped (8.4)', T, async (t) => {
-  const id = uniq('carol');
   const asked = [];
-  // "answer at once" or "answer late, by hand, with the same token".
-  const behave = (name, late) => (ns, msg) => {
+  const held = [];   // answers kept back until the test releases them
+  // "now": answer at once; "held": answer by hand, with the same token, when released.
+  const behave = (name, mode) => (ns, msg) => {
     asked.push(name);
-    if (!late) return neffos.reply(`${name} answers`);
-    setTimeout(() => { msg.Body = `${name} answers late`; ns.conn.write(msg); }, 300);
+    if (mode === 'now') return neffos.reply(`${name} answers`);
+    if (mode === 'held') held.push(() => { msg.Body = `${name} answers late`; ns.conn.write(msg); });
     return undefined;
   };
-  const a = await client(t, id, { onQuestion: behave('A', false) });
-  const b = await client(t, id, { onQuestion: behave('B', true) });
   const other = await client(t, uniq('asker'));
+  const questions = async () => JSON.parse(await ask(other, 'stats', '')).question;
+
+  // The older connection answers at once, the newer one after the ask completed.
+  const id = uniq('carol');
+  const a = await client(t, id, { onQuestion: behave('A', 'now') });
+  const b = await client(t, id, { onQuestion: behave('B', 'held') });
   assert.equal(await ask(other, 'ask', { to: id, body: 'q' }), 'A answers');
-  await eventually(() => asked.length === 2, 'both were asked');
-  await sleep(600);   // B's late answer arrived meanwhile: dropped, not dispatched as an event
-  assert.equal(JSON.parse(await ask(other, 'stats', '')).question, 0, 'a late answer reached the question handler');
-  a.conn.close(); b.conn.close();
+  await eventually(() => held.length === 1, 'B was asked too');
+  for (const release of held.splice(0)) release();
+  await ask(b, 'whoami', '');   // B's late answer went before this request: handled by now
+  assert.equal(await questions(), 0, 'a late answer was dispatched as an event');
 
   // The other way round: the first to answer wins, whichever connected first.
-  const id2 = uniq('carol');
   asked.length = 0;
-  await client(t, id2, { onQuestion: behave('C', true) });
-  await client(t, id2, { onQuestion: behave('D', false) });
+  const id2 = uniq('carol');
+  const c = await client(t, id2, { onQuestion: behave('C', 'held') });
+  await client(t, id2, { onQuestion: behave('D', 'now') });
   assert.equal(await ask(other, 'ask', { to: id2, body: 'q' }), 'D answers');
-  // Only one answering at all, the other silent: its answer.
+  await eventually(() => held.length === 1, 'C was asked too');
+  for (const release of held.splice(0)) release();
+  await ask(c, 'whoami', '');
+  assert.equal(await questions(), 0);
+
+  // One silent (a neffos.js handler returning nothing never answers), one answering.
   const id3 = uniq('dave');
-  await client(t, id3, { onQuestion: () => undefined });
-  await client(t, id3, { onQuestion: () => neffos.reply('E answers') });
-  assert.equal(await ask(other, 'ask', { to: id3, body: 'q', timeout: 2 }), 'E answers');
+  await client(t, id3, { onQuestion: behave('E', 'silent') });
+  await client(t, id3, { onQuestion: behave('F', 'now') });
+  assert.equal(await ask(other, 'ask', { to: id3, body: 'q', timeout: 2 }), 'F answers');
+  // All silent: the timeout, once.
+  const id4 = uniq('erin');
+  await client(t, id4, { onQuestion: behave('G', 'silent') });
+  await client(t, id4, { onQuestion: behave('H', 'silent') });
+  await assert.rejects(other.ns.ask('ask', JSON.stringify({ to: id4, body: 'q', timeout: 0.3 })),
+    (e) => e.message === 'ask failed: timeout');
   // Nobody with that ID: "not found" at once (no scale-out).
   await assert.rejects(other.ns.ask('ask', JSON.stringify({ to: uniq('nobody'), body: 'q' })),
     (e) => e.message === 'ask failed: not found');
-  await sleep(300);
-  assert.equal(JSON.parse(await ask(other, 'stats', '')).question, 0);
+  assert.equal(await questions(), 0);
+  a.conn.close();
 });
