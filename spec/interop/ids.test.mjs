@@ -104,6 +104,13 @@ test('IDs need not be unique: two dials with one ID are both accepted (17.2.5)',
   assert.equal(await ask(a, 'get', id), '1');
 });
 
+test('an app that wants unique IDs refuses the second connection itself (docs/lua-api.md)', T, async (t) => {
+  const id = uniq('single');
+  await dial(t, h.server.url(), { default: {} }, { headers: { 'X-Id': idHeader(id), 'X-Single': '1' } });
+  await assert.rejects(dial(t, h.server.url(), { default: {} }, { headers: { 'X-Id': idHeader(id), 'X-Single': '1' } }),
+    (err) => err.message === 'already connected');
+});
+
 test('broadcast to = ID reaches every connection with it, nobody else (10.1)', T, async (t) => {
   const id = uniq('bob smith');
   const a = await client(t, id, { tab: '1' });

@@ -1,7 +1,8 @@
 -- Interop test app: connection IDs as the app gives them (spec 3.5, 17.2.5).
 --   id:         the X-Id header, percent-decoded (so a test can send any bytes: spaces,
 --               unicode, control bytes); X-Id-Fail makes id() raise; no X-Id: the default UUID
---   on_connect: refuses the dial when the X-Refuse header is present
+--   on_connect: refuses the dial when the X-Refuse header is present; with X-Single, when
+--               another connection has the same ID (the docs' recipe)
 -- Events of namespace "default" (bodies are JSON where they take arguments):
 --   whoami                    the ID the server has for this connection
 --   to      {to, body}        server:broadcast to one ID; answers the local receiver count
@@ -35,6 +36,10 @@ return neffos.server {
   on_connect = function(conn)
     local why = conn.request.headers["x-refuse"]
     if why then return nil, "refused: " .. why end
+    -- docs/lua-api.md: an app that wants one connection per ID refuses the second itself.
+    if conn.request.headers["x-single"] and #conn.server:get_all(conn.id) > 1 then
+      return nil, "already connected"
+    end
   end,
   namespaces = {
     default = {
