@@ -274,8 +274,8 @@ static void start_handshake(nf_conn *c)
         /* The app's ID could not be used (ids.c): say so rather than
          * replace it. IDs need not be unique, a used one is fine. */
         c->host->metrics.refused_id++;
-        nf_info("conn %s refused: %s (see the id function; --max-id-bytes %zu)", c->remote, c->id_refusal,
-                c->host->limits.max_id_bytes);
+        nf_info("conn %s refused: %s (from the app's id function; --max-id-bytes is %zu)", c->remote,
+                c->id_refusal, c->host->limits.max_id_bytes);
         if (!c->ep->cfg.native_only)
             send_text(c, 'H', nf_slice_of(c->id_refusal, strlen(c->id_refusal)));
         nf_conn_close(c, 1008, nf_slice_of(c->id_refusal, strlen(c->id_refusal)));
