@@ -78,7 +78,7 @@ static inline nf_lua_app *lapp_of(lua_State *L) { return *(nf_lua_app **)lua_get
 /* ---- lua_invoke.c ---- */
 extern char lrun_yield_tag;   /* its address tags host waits */
 void lrun_invoke(void *app, nf_invocation *inv);
-size_t lrun_generate_id(void *app, nf_conn *c, char *id, size_t cap);
+long lrun_generate_id(void *app, nf_conn *c, char *id, size_t cap);
 bool lrun_has_namespace(void *app, nf_endpoint *ep, nf_slice ns);
 /* Starts fn (at the top of a's main stack, popped) in a new run without an
  * invocation: timers. `label` names it in logs. */

@@ -586,34 +586,46 @@ static nf_endpoint *endpoint_of_new_conn(nf_lua_app *a, nf_conn *c)
     return nf_host_find_endpoint(a->host, path);
 }
 
-size_t lrun_generate_id(void *app, nf_conn *c, char *id, size_t cap)
+/* The app's id(req): a string (or number) is the ID, as it is; nil means
+ * the default. What cannot be an ID refuses the connection (the core sends
+ * the "H" text), never a random ID in its place: an app that names its
+ * users must not see one of them become somebody else. */
+long lrun_generate_id(void *app, nf_conn *c, char *id, size_t cap)
 {
     nf_lua_app *a = app;
     lua_State *L = a->L;
     int top = lua_gettop(L);
-    size_t n = 0;
+    long rc = NF_ID_DEFAULT;
 
     lapp_push_desc(a, endpoint_of_new_conn(a, c));
     if (lua_type(L, -1) != LUA_TTABLE || rawget_str(L, -1, "id", 2) != LUA_TFUNCTION) {
         lua_settop(L, top);
-        return 0;
+        return NF_ID_DEFAULT;
     }
     lconn_push_request(L, c, nf_conn_request(c));
     if (lrun_pcall(a, 1, 1) != LUA_OK) {
-        nf_error("id() failed, using a random ID: %s", lua_tostring(L, -1));
-    } else if (lua_type(L, -1) == LUA_TSTRING) {
+        nf_error("id() failed, connection from %s refused: %s", nf_conn_remote_addr(c), lua_tostring(L, -1));
+        rc = NF_ID_FAILED;
+    } else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+        size_t n;
         const char *s = lua_tolstring(L, -1, &n);
-        if (n > cap) {
-            nf_warn("id() returned %zu bytes, more than the limit of %zu; using a random ID", n, cap);
-            n = 0;
+        if (n == 0) {
+            rc = NF_ID_EMPTY;
+        } else if (n > cap) {
+            nf_warn("id() returned %zu bytes, more than --max-id-bytes %zu: connection from %s refused", n, cap,
+                    nf_conn_remote_addr(c));
+            rc = NF_ID_TOO_LONG;
         } else {
             memcpy(id, s, n);
+            rc = (long)n;
         }
     } else if (!lua_isnil(L, -1)) {
-        nf_warn("id() returned a %s; using a random ID", luaL_typename(L, -1));
+        nf_error("id() returned a %s (a string or nil expected): connection from %s refused", luaL_typename(L, -1),
+                 nf_conn_remote_addr(c));
+        rc = NF_ID_FAILED;
     }
     lua_settop(L, top);
-    return n;
+    return rc;
 }
 
 /* The nf_ask_cb of every Lua ask (ns:ask, room:ask, server:ask): resumes the

@@ -158,6 +158,8 @@ static int server_connections(lua_State *L)
     return 1;
 }
 
+/* server:get(id): the connection with this ID that connected last (IDs
+ * need not be unique: the newest is the live one after a reconnect). */
 static int server_get(lua_State *L)
 {
     nf_endpoint *ep = check_server(L);
@@ -166,6 +168,17 @@ static int server_get(lua_State *L)
     if (!c)
         return 0;
     lconn_push(L, c);
+    return 1;
+}
+
+/* server:get_all(id): every open connection with this ID, oldest first. */
+static int server_get_all(lua_State *L)
+{
+    nf_endpoint *ep = check_server(L);
+    nf_slice id = lcheck_slice(L, 2);
+    lua_newtable(L);
+    if (ep)
+        nf_endpoint_each_with_id(ep, id, collect_conn, L);
     return 1;
 }
 
@@ -218,6 +231,7 @@ void lserver_open(lua_State *L)
         { "count", server_count },
         { "connections", server_connections },
         { "get", server_get },
+        { "get_all", server_get_all },
         { "members", server_members },
         { NULL, NULL },
     };

@@ -1,5 +1,6 @@
 /* broadcast.c - delivery to many connections (docs/protocol.md §10), server-level
- * listings and asks by connection ID.
+ * listings and asks by connection ID (IDs need not be unique: a message
+ * or an ask "to" an ID reaches every connection with it, docs/protocol.md §17.2.5).
  *
  * A broadcast is serialized once, WebSocket header included (server frames
  * are not masked, so the bytes are the same for every receiver), and each
@@ -51,10 +52,15 @@ size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b)
     fanout f = { .msg = { .ns = b->ns, .room = b->room, .event = b->event, .body = b->body },
                  .binary = b->binary, .b = b };
     if (b->to.len) {
-        nf_conn *c = nf_dict_get(ep->by_id, b->to);
-        nf_nsconn *nc = c ? nf_conn_namespace(c, b->ns) : NULL;
-        if (nc && (b->room.len == 0 || nf_nsconn_in_room(nc, b->room)))
-            deliver(&f, c);
+        nf_id_group *g = nf_dict_get(ep->by_id, b->to);
+        if (g) {
+            NF_LIST_FOREACH(it, &g->conns) {
+                nf_conn *c = NF_LIST_ENTRY(it, nf_conn, id_link);
+                nf_nsconn *nc = nf_conn_namespace(c, b->ns);
+                if (nc && (b->room.len == 0 || nf_nsconn_in_room(nc, b->room)))
+                    deliver(&f, c);
+            }
+        }
     } else {
         nf_ns_index *idx = nf_dict_get(ep->namespaces, b->ns);
         if (idx && b->room.len) {
@@ -88,8 +94,8 @@ size_t nf_endpoint_broadcast(nf_endpoint *ep, const nf_broadcast *b)
     ep->host->metrics.broadcasts++;
     if (ep->host->exchange)
         nf_exchange_publish(ep->host->exchange, ep, b);
-    /* A message for one ID that lives here needs no other process; one that
-     * does not live here went out through the exchange only. */
+    /* Our own publication comes back from the broker and is dropped there:
+     * local receivers get it here, at once. */
     return nf_broadcast_local(ep, b);
 }
 
@@ -175,30 +181,98 @@ void nf_endpoint_each_member(nf_endpoint *ep, nf_slice ns, nf_slice room,
 
 size_t nf_endpoint_connection_count(const nf_endpoint *ep) { return ep->count; }
 
-nf_conn *nf_endpoint_find(nf_endpoint *ep, nf_slice id)
+/* ---- asks by ID ------------------------------------------------------------------ */
+
+/* One server:ask of every connection with an ID, here and (a leg of its
+ * own) on the other processes. The first answer wins, like Go's Server.Ask
+ * (docs/protocol.md §8.4); the questions still out are answered to nobody: a late answer
+ * matches its token and is dropped (docs/protocol.md §17.4.3), and the other processes' leg is
+ * cancelled. */
+typedef struct ask_group {
+    nf_ask_cb cb;
+    void *ud;
+    nf_slice room, event, body;   /* the question, while the legs start */
+    nf_slice ns;
+    bool binary;
+    unsigned timeout_ms;
+    nf_exchange *x;
+    void *remote;                 /* the other processes' leg, until it ends */
+    unsigned legs;                /* not ended, plus one while starting */
+    bool answered;
+    nf_ask_status failure;        /* the most telling so far */
+} ask_group;
+
+/* A timeout says more than a close, a close more than "not found". */
+static int failure_rank(nf_ask_status st)
 {
-    nf_conn *c = nf_dict_get(ep->by_id, id);
-    return c && !nf_conn_is_closed(c) ? c : NULL;
+    return st == NF_ASK_TIMEOUT ? 2 : st == NF_ASK_CLOSED ? 1 : 0;
+}
+
+static void group_leg_done(void *ud, nf_ask_status st, const nf_msg *reply)
+{
+    ask_group *g = ud;
+    if (!g->answered && (st == NF_ASK_OK || st == NF_ASK_REMOTE_ERROR)) {
+        g->answered = true;
+        g->cb(g->ud, st, reply);
+        if (g->remote)
+            nf_exchange_ask_cancel(g->x, g->remote);   /* ends that leg, now */
+    } else if (!g->answered && failure_rank(st) > failure_rank(g->failure)) {
+        g->failure = st;
+    }
+    if (--g->legs > 0)
+        return;
+    if (!g->answered)
+        g->cb(g->ud, g->failure, NULL);
+    free(g);
+}
+
+static void group_remote_done(void *ud, nf_ask_status st, const nf_msg *reply)
+{
+    ask_group *g = ud;
+    g->remote = NULL;
+    group_leg_done(g, st, reply);
+}
+
+static bool group_ask_one(void *ud, nf_conn *c)
+{
+    ask_group *g = ud;
+    nf_nsconn *nc = nf_conn_namespace(c, g->ns);
+    if (nc) {
+        g->legs++;
+        nf_nsconn_ask(nc, g->room, g->event, g->body, g->binary, g->timeout_ms, group_leg_done, g);
+    }
+    return true;
+}
+
+static void ask_by_id(nf_endpoint *ep, bool remote, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                      nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
+{
+    ask_group *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        cb(ud, NF_ASK_CLOSED, NULL);
+        return;
+    }
+    *g = (ask_group){ .cb = cb, .ud = ud, .ns = ns, .room = room, .event = event, .body = body,
+                      .binary = binary, .timeout_ms = timeout_ms, .legs = 1, .failure = NF_ASK_NOT_FOUND };
+    nf_endpoint_each_with_id(ep, to, group_ask_one, g);
+    if (remote && ep->host->exchange) {
+        g->x = ep->host->exchange;
+        g->legs++;
+        g->remote = nf_exchange_ask(g->x, ep, to, ns, room, event, body, timeout_ms, group_remote_done, g);
+    }
+    group_leg_done(g, NF_ASK_NOT_FOUND, NULL);   /* the starting reference */
 }
 
 void nf_endpoint_ask(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
                      nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
 {
-    nf_conn *c = nf_endpoint_find(ep, to);
-    if (c == NULL) {
-        if (ep->host->exchange) {
-            nf_exchange_ask(ep->host->exchange, ep, to, ns, room, event, body, timeout_ms, cb, ud);
-            return;
-        }
-        cb(ud, NF_ASK_NOT_FOUND, NULL);
-        return;
-    }
-    nf_nsconn *nc = nf_conn_namespace(c, ns);
-    if (nc == NULL) {
-        cb(ud, NF_ASK_NOT_FOUND, NULL);
-        return;
-    }
-    nf_nsconn_ask(nc, room, event, body, binary, timeout_ms, cb, ud);
+    ask_by_id(ep, true, to, ns, room, event, body, binary, timeout_ms, cb, ud);
+}
+
+void nf_endpoint_ask_local(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                           nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
+{
+    ask_by_id(ep, false, to, ns, room, event, body, binary, timeout_ms, cb, ud);
 }
 
 /* ---- scale-out subscriptions ------------------------------------------------------ */

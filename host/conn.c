@@ -43,6 +43,7 @@ void nf_conn_unref(nf_conn *c)
         c->host->ops->conn_freed(c->host->app, c);
     nf_request_free(c->req);
     free(c->id);
+    free(c->id_shown);
     free(c);
 }
 
@@ -61,6 +62,7 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
     c->state = NF_CONN_HTTP;
     c->opened_ms = nf_now_ms();
     nf_list_init(&c->ep_link);
+    nf_list_init(&c->id_link);
     nf_list_init(&c->nsconns);
     nf_list_init(&c->asks);
     nf_list_init(&c->flush_link);
@@ -93,13 +95,12 @@ void nf_conn_teardown(nf_conn *c)
         nf_endpoint *ep = c->ep;
         nf_ns_close_all(c);
         nf_ask_cancel_all(c);
-        if (c->id && nf_dict_get(ep->by_id, nf_slice_of(c->id, c->id_len)) == c)
-            nf_dict_delete(ep->by_id, nf_slice_of(c->id, c->id_len));
+        nf_ids_remove(c);
         nf_list_remove(&c->ep_link);
         ep->count--;
         c->host->ws_count--;
         c->host->metrics.closed++;
-        nf_debug("conn %.*s closed (state %d)", (int)c->id_len, c->id ? c->id : "", (int)was);
+        nf_debug("conn %s closed (state %d)", c->id_shown ? c->id_shown : "", (int)was);
         if (c->on_connect_ran) {
             nf_invocation *inv = nf_invocation_new(NF_INVOKE_DISCONNECT, c, NULL, NULL);
             if (inv) {
@@ -142,7 +143,7 @@ void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what)
     }
     if (!(c->limits_logged & bit)) {
         c->limits_logged |= bit;
-        nf_warn("conn %.*s (%s): limit hit: %s", (int)c->id_len, c->id ? c->id : "-", c->remote, what);
+        nf_warn("conn %s (%s): limit hit: %s", c->id_shown ? c->id_shown : "-", c->remote, what);
     }
 }
 
@@ -253,7 +254,7 @@ static void handshake_done(nf_invocation *inv, nf_result result, const char *dat
             len = 5;
         }
         c->host->metrics.refused_on_connect++;
-        nf_info("conn %.*s (%s) refused by on_connect: %.*s", (int)c->id_len, c->id, c->remote, (int)len, data);
+        nf_info("conn %s (%s) refused by on_connect: %.*s", c->id_shown, c->remote, (int)len, data);
         if (c->ep->cfg.native_only) {
             nf_conn_close(c, 1008, nf_slice_of(data, len > 123 ? 123 : len));
         } else {
@@ -271,14 +272,15 @@ static void handshake_done(nf_invocation *inv, nf_result result, const char *dat
 
 static void start_handshake(nf_conn *c)
 {
-    nf_conn *owner = nf_dict_get(c->ep->by_id, nf_slice_of(c->id, c->id_len));
-    if (owner != c) {
-        /* Another open connection has this ID: IDs address messages (To) and
-         * broker channels, so they must be unique. */
-        nf_info("conn %s refused: connection ID %s already in use", c->remote, c->id);
+    if (c->id_refusal) {
+        /* The app's ID could not be used (ids.c): say so rather than
+         * replace it. IDs need not be unique, a used one is fine. */
+        c->host->metrics.refused_id++;
+        nf_info("conn %s refused: %s (from the app's id function; --max-id-bytes is %zu)", c->remote,
+                c->id_refusal, c->host->limits.max_id_bytes);
         if (!c->ep->cfg.native_only)
-            send_text(c, 'H', NF_SLICE("connection ID already in use"));
-        nf_conn_close(c, 1008, NF_SLICE("connection ID already in use"));
+            send_text(c, 'H', nf_slice_of(c->id_refusal, strlen(c->id_refusal)));
+        nf_conn_close(c, 1008, nf_slice_of(c->id_refusal, strlen(c->id_refusal)));
         return;
     }
     nf_invocation *inv = nf_invocation_new(NF_INVOKE_CONNECT, c, NULL, NULL);
@@ -303,8 +305,8 @@ void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep)
     nf_list_push_back(&ep->conns, &c->ep_link);
     ep->count++;
     c->host->ws_count++;
-    if (nf_dict_get(ep->by_id, nf_slice_of(c->id, c->id_len)) == NULL)
-        nf_dict_set(ep->by_id, nf_slice_of(c->id, c->id_len), c);
+    if (c->id_refusal == NULL && nf_ids_add(c) != 0)
+        c->id_refusal = "cannot assign a connection ID";   /* out of memory: refused at "M" */
     if (ep->cfg.native_only) {
         /* Native-only endpoints have no handshake (docs/protocol.md §4.7): namespace ""
          * is connected from the start and on_connect runs right away. */
@@ -666,7 +668,7 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
         return;
     const nf_endpoint_config *cfg = &c->ep->cfg;
     if (cfg->read_timeout_ms && now - c->last_read_ms >= cfg->read_timeout_ms) {
-        nf_info("conn %.*s: read timeout (%u ms idle), closing", (int)c->id_len, c->id, cfg->read_timeout_ms);
+        nf_info("conn %s: read timeout (%u ms idle), closing", c->id_shown, cfg->read_timeout_ms);
         nf_conn_close(c, 1001, NF_SLICE("read timeout"));
         return;
     }
@@ -675,7 +677,7 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
     } else if (c->output_stall_ms == 0) {
         c->output_stall_ms = now;
     } else if (cfg->write_timeout_ms && now - c->output_stall_ms >= cfg->write_timeout_ms) {
-        nf_info("conn %.*s: write timeout, closing", (int)c->id_len, c->id);
+        nf_info("conn %s: write timeout, closing", c->id_shown);
         nf_conn_teardown(c);
     }
 }

@@ -18,11 +18,13 @@ void nf_exchange_unsubscribe(nf_exchange *x, nf_endpoint *ep, nf_slice ns) { x->
 void nf_exchange_conn_added(nf_exchange *x, nf_endpoint *ep, nf_slice id) { x->ops->subscribe_id(x, ep, id); }
 void nf_exchange_conn_removed(nf_exchange *x, nf_endpoint *ep, nf_slice id) { x->ops->unsubscribe_id(x, ep, id); }
 
-void nf_exchange_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
-                     nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud)
+void *nf_exchange_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                      nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud)
 {
-    x->ops->ask(x, ep, to, ns, room, event, body, timeout_ms, cb, ud);
+    return x->ops->ask(x, ep, to, ns, room, event, body, timeout_ms, cb, ud);
 }
+
+void nf_exchange_ask_cancel(nf_exchange *x, void *handle) { x->ops->ask_cancel(x, handle); }
 
 size_t nf_exchange_deliver_local(nf_endpoint *ep, const nf_broadcast *b)
 {

@@ -18,9 +18,13 @@ typedef struct nf_exchange_ops {
     void (*unsubscribe_ns)(nf_exchange *x, nf_endpoint *ep, nf_slice ns);
     void (*subscribe_id)(nf_exchange *x, nf_endpoint *ep, nf_slice id);
     void (*unsubscribe_id)(nf_exchange *x, nf_endpoint *ep, nf_slice id);
-    /* Ask a connection that is not local. cb exactly once. */
-    void (*ask)(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
-                nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud);
+    /* Ask the connections with this ID on the other processes; the first
+     * answer wins. cb exactly once. Returns a handle for ask_cancel, or NULL
+     * when cb was called already. */
+    void *(*ask)(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                 nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud);
+    /* Ends an ask before its cb ran: the cb runs now, with NF_ASK_CLOSED. */
+    void (*ask_cancel)(nf_exchange *x, void *handle);
     void (*free)(nf_exchange *x);
 } nf_exchange_ops;
 
@@ -37,8 +41,9 @@ void nf_exchange_subscribe(nf_exchange *x, nf_endpoint *ep, nf_slice ns);
 void nf_exchange_unsubscribe(nf_exchange *x, nf_endpoint *ep, nf_slice ns);
 void nf_exchange_conn_added(nf_exchange *x, nf_endpoint *ep, nf_slice id);
 void nf_exchange_conn_removed(nf_exchange *x, nf_endpoint *ep, nf_slice id);
-void nf_exchange_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
-                     nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud);
+void *nf_exchange_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                      nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud);
+void nf_exchange_ask_cancel(nf_exchange *x, void *handle);
 
 /* For implementations: deliver a message received from the broker to the
  * local connections (namespace/room/To checks, except the marked sender). */

@@ -28,6 +28,7 @@
 
 #include <event2/event.h>
 
+#include "exchange_key.h"
 #include "exchange_marker.h"
 #include "internal.h"
 #include "log.h"
@@ -88,11 +89,13 @@ struct nf_bus {
     size_t ask_count;
     nf_list serves;
     size_t serve_count;
-    uint64_t next_token;
+    uint64_t first_token, next_token;
     char *scratch;                /* unescaped fields of received messages */
     size_t scratch_cap;
     char *name_buf;               /* channel names being built */
     size_t name_cap;
+    char *decoded;                /* the ID and except-id of a received message */
+    size_t decoded_cap;
     bool up;
     bool freeing;
     bool warned_invalid;
@@ -116,10 +119,13 @@ static int reserve(char **buf, size_t *cap, size_t need)
 }
 
 /* The channel of a namespace or connection ID; valid until the next call.
- * *key_off receives where the key starts inside the name. */
-static int build_name(nf_bus *b, nf_slice key, nf_slice *name, size_t *key_off)
+ * *key_off receives where the key starts inside the name. On NATS an ID is
+ * percent-encoded (exchange_key.h): one subject token whatever its bytes. */
+static int build_name(nf_bus *b, nf_slice key, bool is_id, nf_slice *name, size_t *key_off)
 {
-    if (reserve(&b->name_buf, &b->name_cap, b->prefix_len + key.len + 2) != 0)
+    bool encode = is_id && b->names == NF_BUS_NAMES_NATS;
+    size_t klen = encode ? nf_key_encoded_len(key) : key.len;
+    if (reserve(&b->name_buf, &b->name_cap, b->prefix_len + klen + 2) != 0)
         return -1;
     char *p = b->name_buf;
     memcpy(p, b->prefix, b->prefix_len);
@@ -129,9 +135,11 @@ static int build_name(nf_bus *b, nf_slice key, nf_slice *name, size_t *key_off)
     } else {
         *p++ = '.';
         *key_off = b->prefix_len + 1;
-        if (key.len)
+        if (encode)
+            nf_key_encode(key, p);
+        else if (key.len)
             memcpy(p, key.ptr, key.len);
-        p += key.len;
+        p += klen;
         if (b->names == NF_BUS_NAMES_REDIS)
             *p++ = '.';
     }
@@ -205,11 +213,13 @@ static void ref(nf_bus *b, int kind, nf_endpoint *ep, nf_slice key)
 {
     nf_slice name;
     size_t key_off;
-    if (b->freeing || build_name(b, key, &name, &key_off) != 0)
+    if (b->freeing || build_name(b, key, kind == KIND_ID, &name, &key_off) != 0)
         return;
     bus_chan *ch = nf_dict_get(b->chans, name);
     bool fresh = ch == NULL;
-    if (fresh && (ch = chan_new(b, name, key_off, key.len)) == NULL)
+    /* The key as the name holds it: an encoded ID is longer than the ID. */
+    size_t key_len = name.len - key_off - (b->names == NF_BUS_NAMES_REDIS && name.len > key_off ? 1 : 0);
+    if (fresh && (ch = chan_new(b, name, key_off, key_len)) == NULL)
         return;
     chan_ep *ce = chan_find_ep(ch, kind, ep);
     if (ce == NULL) {
@@ -231,7 +241,7 @@ static void unref(nf_bus *b, int kind, nf_endpoint *ep, nf_slice key)
 {
     nf_slice name;
     size_t key_off;
-    if (b->freeing || build_name(b, key, &name, &key_off) != 0)
+    if (b->freeing || build_name(b, key, kind == KIND_ID, &name, &key_off) != 0)
         return;
     bus_chan *ch = nf_dict_get(b->chans, name);
     chan_ep *ce = ch ? chan_find_ep(ch, kind, ep) : NULL;
@@ -279,15 +289,18 @@ static char *serialize(const nf_msg *in, size_t *len)
 static void bus_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *bc)
 {
     nf_bus *b = (nf_bus *)x;
-    /* A message for a connection of this process needs nobody else. */
-    if (b->freeing || (bc->to.len && nf_endpoint_find(ep, bc->to)))
+    /* Even a message to an ID that lives here goes out: IDs need not be
+     * unique, other processes may have connections with it too. */
+    if (b->freeing)
         return;
     const char *path = nf_endpoint_path(ep);
+    /* An excepted connection (not an ID) lives here, and this process skips
+     * its own publication when it comes back: the others skip nobody. */
     nf_marker mk = {
         .node = nf_slice_of(b->node, NF_MARKER_NODE_LEN),
         .binary = bc->binary,
         .path = strchr(path, ';') ? NF_SLICE_EMPTY : nf_slice_of(path, strlen(path)),
-        .except_id = bc->except ? nf_conn_id(bc->except) : bc->except_id,
+        .except_id = bc->except_id,
     };
     char stack[256];
     size_t mlen = nf_marker_len(&mk);
@@ -303,7 +316,7 @@ static void bus_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *bc)
     char *payload = serialize(&m, &len);
     nf_slice name;
     size_t key_off;
-    if (payload == NULL || build_name(b, bc->to.len ? bc->to : bc->ns, &name, &key_off) != 0)
+    if (payload == NULL || build_name(b, bc->to.len ? bc->to : bc->ns, bc->to.len > 0, &name, &key_off) != 0)
         b->host->metrics.exchange_dropped++;
     else if (b->ops->valid && !b->ops->valid(name))
         b->host->metrics.exchange_dropped++;
@@ -362,8 +375,31 @@ static size_t make_token(nf_bus *b, char *out, size_t cap)
     return (size_t)snprintf(out, cap, "%" PRIu64 "%06u", b->next_token++, b->node_digits);
 }
 
-static void bus_ask_op(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room,
-                       nf_slice event, nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud)
+/* Did this process make this token? Its own questions come back on the ID
+ * channels it subscribed (its connections may share the ID), and the local
+ * connections were asked directly: they must not be asked twice, even after
+ * the ask ended. Another process would need the same six node digits and a
+ * counter in our range (counters start at the start time in ns). */
+static bool own_token(const nf_bus *b, nf_slice token)
+{
+    char digits[8];
+    if (token.len <= 6 || token.len > 26)
+        return false;
+    snprintf(digits, sizeof digits, "%06u", b->node_digits);
+    if (memcmp(token.ptr + token.len - 6, digits, 6) != 0)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < token.len - 6; i++) {
+        char ch = token.ptr[i];
+        if (ch < '0' || ch > '9' || v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(ch - '0');
+    }
+    return v >= b->first_token && v < b->next_token;
+}
+
+static void *bus_ask_op(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room,
+                        nf_slice event, nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud)
 {
     nf_bus *b = (nf_bus *)x;
     nf_slice name;
@@ -371,12 +407,12 @@ static void bus_ask_op(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns
     char token[48];
     if (b->freeing || to.len == 0 || b->ask_count >= NF_BUS_MAX_ASKS) {
         cb(ud, b->ask_count >= NF_BUS_MAX_ASKS ? NF_ASK_CLOSED : NF_ASK_NOT_FOUND, NULL);
-        return;
+        return NULL;
     }
     size_t tlen = make_token(b, token, sizeof token);
     bus_ask *a = calloc(1, sizeof *a);
     nf_msg q = { .wait = nf_slice_of(token, tlen), .ns = ns, .room = room, .event = event, .body = body };
-    if (a == NULL || build_name(b, to, &name, &key_off) != 0 || (a->to = malloc(name.len)) == NULL ||
+    if (a == NULL || build_name(b, to, true, &name, &key_off) != 0 || (a->to = malloc(name.len)) == NULL ||
         (a->question = serialize(&q, &a->question_len)) == NULL ||
         (a->timer = evtimer_new(b->host->base, ask_timeout, a)) == NULL ||
         (a->chan = chan_new(b, nf_slice_of(token, tlen), 0, tlen)) == NULL) {
@@ -388,7 +424,7 @@ static void bus_ask_op(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns
             free(a);
         }
         cb(ud, NF_ASK_CLOSED, NULL);
-        return;
+        return NULL;
     }
     memcpy(a->to, name.ptr, name.len);
     a->to_len = name.len;
@@ -403,6 +439,13 @@ static void bus_ask_op(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     evtimer_add(a->timer, &tv);
     chan_subscribe(b, a->chan);
+    return a;
+}
+
+static void bus_ask_cancel(nf_exchange *x, void *handle)
+{
+    (void)x;
+    ask_finish(handle, NF_ASK_CLOSED, NULL);
 }
 
 static void ask_answered(nf_bus *b, bus_ask *a, const nf_msg *m)
@@ -443,14 +486,12 @@ static void serve_done(void *ud, nf_ask_status st, const nf_msg *reply)
         nf_list_remove(&s->link);
         b->serve_count--;
     }
-    /* A timeout is left to the asker's own timer; the other outcomes are
-     * answered, as the texts the asker would see for a local connection. */
-    if (b && st != NF_ASK_TIMEOUT) {
-        nf_msg m = { .ns = s->ns, .room = s->room, .event = s->event, .is_error = st != NF_ASK_OK };
-        if (st == NF_ASK_OK || st == NF_ASK_REMOTE_ERROR)
-            m.body = reply->body;
-        else
-            m.body = st == NF_ASK_NOT_FOUND ? NF_SLICE("not found") : NF_SLICE(NF_ERR_WRITE);
+    /* Only an answer is published. Other processes may have connections with
+     * this ID too (IDs need not be unique), so "none of mine answered" is no
+     * answer: the asker waits for theirs, or for its own timeout. */
+    if (b && (st == NF_ASK_OK || st == NF_ASK_REMOTE_ERROR)) {
+        nf_msg m = { .ns = s->ns, .room = s->room, .event = s->event, .is_error = st != NF_ASK_OK,
+                     .body = reply->body };
         size_t len;
         char *payload = serialize(&m, &len);
         if (payload)
@@ -463,6 +504,8 @@ static void serve_done(void *ud, nf_ask_status st, const nf_msg *reply)
 static void serve_ask(nf_bus *b, bus_chan *ch, nf_slice id, const nf_msg *m)
 {
     nf_endpoint *ep = NULL;
+    if (id.len == 0 || own_token(b, m->wait))
+        return;           /* not an ID channel; or our own question: asked here directly */
     NF_LIST_FOREACH(it, &ch->eps[KIND_ID]) {
         nf_endpoint *cand = NF_LIST_ENTRY(it, chan_ep, link)->ep;
         if (nf_endpoint_find(cand, id)) {
@@ -480,7 +523,7 @@ static void serve_ask(nf_bus *b, bus_chan *ch, nf_slice id, const nf_msg *m)
     if (s == NULL)
         return;
     b->host->metrics.exchange_received++;
-    nf_endpoint_ask(ep, id, m->ns, m->room, m->event, m->body, false, 0, serve_done, s);
+    nf_endpoint_ask_local(ep, id, m->ns, m->room, m->event, m->body, false, 0, serve_done, s);
 }
 
 /* ---- receiving ------------------------------------------------------------------ */
@@ -501,7 +544,7 @@ static size_t count_targets(bus_chan *ch)
 
 /* Delivers to the endpoints that subscribed the channel. They are copied
  * first: a delivery may close a slow reader, which unsubscribes. */
-static void deliver(bus_chan *ch, nf_slice key, const nf_msg *m, const nf_marker *mk)
+static void deliver(bus_chan *ch, nf_slice id, const nf_msg *m, const nf_marker *mk)
 {
     target stack[8], *t = stack;
     size_t n = count_targets(ch), k = 0;
@@ -518,7 +561,9 @@ static void deliver(bus_chan *ch, nf_slice key, const nf_msg *m, const nf_marker
     nf_broadcast bc = { .ns = m->ns, .room = m->room, .event = m->event, .body = m->body,
                         .binary = mk && mk->binary, .except_id = mk ? mk->except_id : NF_SLICE_EMPTY };
     for (size_t i = 0; i < k; i++) {
-        bc.to = t[i].by_id ? key : NF_SLICE_EMPTY;
+        if (t[i].by_id && id.len == 0)
+            continue;     /* an empty "To" would mean everybody */
+        bc.to = t[i].by_id ? id : NF_SLICE_EMPTY;
         nf_exchange_deliver_local(t[i].ep, &bc);
     }
     if (t != stack)
@@ -542,7 +587,10 @@ void nf_bus_receive(nf_bus *b, nf_slice channel, nf_slice payload)
         ask_answered(b, ch->ask, &m);
         return;
     }
-    nf_marker_kind kind = nf_marker_parse(m.wait, &mk);
+    /* decoded: the ID of the channel, then the except-id of the marker. */
+    if (reserve(&b->decoded, &b->decoded_cap, channel.len + m.wait.len + 1) != 0)
+        return;
+    nf_marker_kind kind = nf_marker_parse(m.wait, &mk, b->decoded + channel.len);
     /* Our own publication coming back: the core delivered it locally already. */
     if (kind == NF_MARKER_OURS && memcmp(mk.node.ptr, b->node, NF_MARKER_NODE_LEN) == 0)
         return;
@@ -557,11 +605,16 @@ void nf_bus_receive(nf_bus *b, nf_slice channel, nf_slice payload)
         }
         return;
     }
-    nf_slice key = nf_slice_of(channel.ptr + ch->key_off, ch->key_len);
+    nf_slice id = nf_slice_of(channel.ptr + ch->key_off, ch->key_len);
+    if (b->names == NF_BUS_NAMES_NATS) {
+        /* A namespace's subject may not decode: then it is no ID's. */
+        long n = nf_key_decode(id, b->decoded);
+        id = n > 0 ? nf_slice_of(b->decoded, (size_t)n) : NF_SLICE_EMPTY;
+    }
     if (kind == NF_MARKER_TOKEN)
-        serve_ask(b, ch, key, &m);
+        serve_ask(b, ch, id, &m);
     else
-        deliver(ch, key, &m, kind == NF_MARKER_OURS ? &mk : NULL);
+        deliver(ch, id, &m, kind == NF_MARKER_OURS ? &mk : NULL);
 }
 
 /* ---- transport events --------------------------------------------------------------- */
@@ -624,6 +677,7 @@ nf_bus *nf_bus_new(nf_host *h, const char *prefix, nf_bus_names names, const nf_
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     b->next_token = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    b->first_token = b->next_token;
     if (b->prefix == NULL || b->chans == NULL || nf_marker_new_node(b->node) != 0) {
         nf_dict_free(b->chans);
         free(b->prefix);
@@ -661,6 +715,7 @@ static void bus_free(nf_exchange *x)
     nf_dict_free(b->chans);
     free(b->scratch);
     free(b->name_buf);
+    free(b->decoded);
     free(b->prefix);
     free(b);
 }
@@ -672,6 +727,7 @@ static const nf_exchange_ops bus_exchange_ops = {
     .subscribe_id = bus_subscribe_id,
     .unsubscribe_id = bus_unsubscribe_id,
     .ask = bus_ask_op,
+    .ask_cancel = bus_ask_cancel,
     .free = bus_free,
 };
 

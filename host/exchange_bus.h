@@ -7,8 +7,10 @@
  *
  * Channel names follow the Go exchanges so C and Go nodes can share a broker:
  *     Redis  <prefix>.<namespace>.   <prefix>.<connection ID>.   <token>
- *     NATS   <prefix>.<namespace>    <prefix>.<connection ID>    <token>
- * (NATS: the empty namespace is the bare <prefix>, which Go cannot use.)
+ *     NATS   <prefix>.<namespace>    <prefix>.<encoded ID>       <token>
+ * (NATS: the empty namespace is the bare <prefix>, which Go cannot use; an
+ * ID is percent-encoded into one subject token, exchange_key.h, so a Go
+ * node addresses only the IDs that encoding leaves unchanged.)
  *
  * The bus runs on the host's loop. Delivery is at-most-once: a message
  * published while the broker is away is dropped and counted. */

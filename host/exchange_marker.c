@@ -1,6 +1,8 @@
 /* exchange_marker.c - see exchange_marker.h. */
 #include "exchange_marker.h"
 
+#include "exchange_key.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -23,7 +25,8 @@ static size_t digits(size_t n)
 size_t nf_marker_len(const nf_marker *m)
 {
     /* PREFIX node ':' flag ':' len ':' path '(' id "))" */
-    return PREFIX_LEN + m->node.len + 3 + digits(m->path.len) + 1 + m->path.len + 1 + m->except_id.len + 2;
+    return PREFIX_LEN + m->node.len + 3 + digits(m->path.len) + 1 + m->path.len + 1 +
+           nf_key_encoded_len(m->except_id) + 2;
 }
 
 /* memcpy of an empty slice whose pointer may be NULL. */
@@ -43,7 +46,7 @@ size_t nf_marker_write(const nf_marker *m, char *out)
     p += sprintf(p, ":%c:%zu:", m->binary ? 'b' : 't', m->path.len);
     p = put(p, m->path);
     *p++ = '(';
-    p = put(p, m->except_id);
+    p += nf_key_encode(m->except_id, p);
     memcpy(p, "))", 2);
     return (size_t)(p + 2 - out);
 }
@@ -57,7 +60,7 @@ static bool is_hex_lower(const char *p, size_t n)
 }
 
 /* Parses what follows PREFIX; false if it is not our format. */
-static bool parse_ours(const char *p, const char *end, nf_marker *out)
+static bool parse_ours(const char *p, const char *end, nf_marker *out, char *buf)
 {
     if (end - p < NF_MARKER_NODE_LEN + 3 || !is_hex_lower(p, NF_MARKER_NODE_LEN))
         return false;
@@ -76,11 +79,13 @@ static bool parse_ours(const char *p, const char *end, nf_marker *out)
     p += len;
     if (*p++ != '(' || end[-1] != ')' || end[-2] != ')')
         return false;
-    out->except_id = nf_slice_of(p, (size_t)(end - 2 - p));
+    nf_slice id = nf_slice_of(p, (size_t)(end - 2 - p));
+    long n = nf_key_decode(id, buf);
+    out->except_id = n >= 0 ? nf_slice_of(buf, (size_t)n) : id;   /* raw: an older C node */
     return true;
 }
 
-nf_marker_kind nf_marker_parse(nf_slice f, nf_marker *out)
+nf_marker_kind nf_marker_parse(nf_slice f, nf_marker *out, char *buf)
 {
     memset(out, 0, sizeof *out);
     if (f.len == 0)
@@ -88,7 +93,7 @@ nf_marker_kind nf_marker_parse(nf_slice f, nf_marker *out)
     if (f.len < GO_PREFIX_LEN || memcmp(f.ptr, GO_PREFIX, GO_PREFIX_LEN) != 0)
         return NF_MARKER_TOKEN;
     if (f.len >= PREFIX_LEN && memcmp(f.ptr, PREFIX, PREFIX_LEN) == 0 &&
-        parse_ours(f.ptr + PREFIX_LEN, f.ptr + f.len, out))
+        parse_ours(f.ptr + PREFIX_LEN, f.ptr + f.len, out, buf))
         return NF_MARKER_OURS;
     memset(out, 0, sizeof *out);
     return NF_MARKER_FOREIGN;

@@ -16,10 +16,13 @@
  *   t | b     text or binary frame (Go nodes send everything as text)
  *   path      the endpoint that broadcast; C receivers deliver to the
  *             endpoint with the same path only
- *   except-id the connection to skip, empty for none; any node may own it
+ *   except-id the ID whose connections to skip, empty for none; any node
+ *             may own them. Percent-encoded (exchange_key.h): an ID may hold
+ *             any byte, and field 0 ends at the first ';'
  *
- * Neither path nor ID may contain ';' (field 0 ends at the first ';'):
- * connection IDs never do, and a path that does is left out. */
+ * A path with a ';' is left out (empty: any endpoint). Older C nodes wrote
+ * the ID raw (their IDs had no ';'); an except-id that is not a valid
+ * encoding is read as it is, so their markers keep working. */
 #ifndef NF_EXCHANGE_MARKER_H
 #define NF_EXCHANGE_MARKER_H
 
@@ -34,7 +37,7 @@ typedef struct nf_marker {
     nf_slice node;          /* NF_MARKER_NODE_LEN hex digits */
     bool binary;
     nf_slice path;          /* empty = any endpoint */
-    nf_slice except_id;     /* empty = none */
+    nf_slice except_id;     /* empty = none; the ID itself (encoded on the wire) */
 } nf_marker;
 
 typedef enum nf_marker_kind {
@@ -48,8 +51,9 @@ typedef enum nf_marker_kind {
 size_t nf_marker_len(const nf_marker *m);
 size_t nf_marker_write(const nf_marker *m, char *out);
 
-/* Classifies field 0; fills *out for NF_MARKER_OURS (slices into field0). */
-nf_marker_kind nf_marker_parse(nf_slice field0, nf_marker *out);
+/* Classifies field 0; fills *out for NF_MARKER_OURS: slices into field0, but
+ * except_id, decoded, into buf (field0.len bytes are enough). */
+nf_marker_kind nf_marker_parse(nf_slice field0, nf_marker *out, char *buf);
 
 /* A fresh random node id (NF_MARKER_NODE_LEN hex digits, NUL-terminated). */
 int nf_marker_new_node(char out[NF_MARKER_NODE_LEN + 1]);

@@ -41,6 +41,10 @@
 #define PING_INTERVAL_MS 20000
 #define MAX_PINGS_OUT 2
 #define PROBE_TIMEOUT_MS 2000
+/* nats-server refuses a protocol line longer than its max_control_line
+ * (4096 by default) and drops the connection: a longer subject (a long ID
+ * triples when encoded) stays local instead. */
+#define MAX_SUBJECT_BYTES 3900
 
 typedef enum nats_state { NATS_DOWN, NATS_CONNECTING, NATS_WAIT_INFO, NATS_WAIT_PONG, NATS_UP } nats_state;
 
@@ -374,10 +378,11 @@ static int nats_publish(void *t, nf_slice subject, nf_slice payload)
 }
 
 /* Subjects are '.'-separated tokens: none empty, no wildcard ('*', '>'),
- * no white space (which would end the subject on the wire). */
+ * no white space (which would end the subject on the wire). IDs arrive
+ * encoded (exchange_key.h); namespaces as they are. */
 static bool nats_valid(nf_slice s)
 {
-    if (s.len == 0 || s.ptr[0] == '.' || s.ptr[s.len - 1] == '.')
+    if (s.len == 0 || s.len > MAX_SUBJECT_BYTES || s.ptr[0] == '.' || s.ptr[s.len - 1] == '.')
         return false;
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.ptr[i];

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -321,56 +320,6 @@ static void http_answer(nf_conn *c, int status, const char *extra, const char *c
     nf_conn_want_flush(c);
 }
 
-static bool uuid_v4(char out[37])
-{
-    uint8_t b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-        return false;
-    b[6] = (b[6] & 0x0F) | 0x40;
-    b[8] = (b[8] & 0x3F) | 0x80;
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-    return true;
-}
-
-/* IDs name Redis channels and NATS subjects across a cluster (docs/protocol.md §17.2.5). */
-static bool id_is_safe(const char *id, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)id[i];
-        if (ch <= ' ' || ch == 0x7F || strchr(";.*>?[", ch))
-            return false;
-    }
-    return true;
-}
-
-static int assign_id(nf_conn *c)
-{
-    size_t cap = c->host->limits.max_id_bytes;
-    char *id = malloc(cap + 1 > 37 ? cap + 1 : 37);
-    if (id == NULL)
-        return -1;
-    size_t n = c->host->ops->generate_id ? c->host->ops->generate_id(c->host->app, c, id, cap) : 0;
-    if (n > cap || (n > 0 && !id_is_safe(id, n))) {
-        nf_warn("conn %s: the id generator returned an unusable ID (empty, too long, or with ;.*>?[ or "
-                "white space); using a UUID", c->remote);
-        n = 0;
-    }
-    if (n == 0) {
-        if (!uuid_v4(id)) {
-            free(id);
-            return -1;
-        }
-        n = 36;
-    }
-    id[n] = '\0';
-    c->id = id;
-    c->id_len = n;
-    return 0;
-}
-
 static bool origin_allowed(nf_host *h, const nf_request *req)
 {
     nf_slice origin;
@@ -418,7 +367,7 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
     /* The id generator may look at the endpoint (nf_conn_endpoint); the
      * connection only joins it in nf_conn_upgraded. */
     c->ep = ep;
-    int id_rc = assign_id(c);
+    int id_rc = nf_ids_assign(c);
     c->ep = NULL;
     if (id_rc != 0) {
         http_answer(c, 503, NULL, "text/plain; charset=utf-8", "out of memory\n", false);
@@ -446,7 +395,7 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
     nf_conn_want_flush(c);
     h->metrics.upgrades++;
     nf_conn_upgraded(c, ep);
-    if (h->exchange)
+    if (h->exchange && c->id_refusal == NULL)
         nf_exchange_conn_added(h->exchange, ep, nf_slice_of(c->id, c->id_len));
 }
 
@@ -559,7 +508,7 @@ void nf_host_conn_gone(nf_host *h, nf_conn *c)
     nf_list_remove(&c->host_link);
     h->conn_count--;
     ip_release(h, c);
-    if (c->ep && h->exchange && c->id)
+    if (c->ep && h->exchange && c->id && c->id_refusal == NULL)
         nf_exchange_conn_removed(h->exchange, c->ep, nf_slice_of(c->id, c->id_len));
     if (h->draining && h->ws_count == 0 && h->drain_timer) {
         struct timeval now = { 0, 0 };

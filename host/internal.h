@@ -66,6 +66,15 @@ typedef struct nf_room_index {
     char name[];
 } nf_room_index;
 
+/* The open connections that share one ID (IDs need not be unique,
+ * docs/protocol.md §17.2.5), in nf_endpoint.by_id. */
+typedef struct nf_id_group {
+    nf_list conns;                   /* nf_conn.id_link, oldest first */
+    size_t count;
+    size_t id_len;
+    char id[];                       /* the dict key */
+} nf_id_group;
+
 typedef struct nf_room_member {
     nf_nsconn *nc;
     nf_room_index *room;
@@ -81,7 +90,7 @@ struct nf_endpoint {
     void *app_data;
     nf_list conns;                   /* open WebSocket conns (ep_link) */
     size_t count;
-    nf_dict *by_id;                  /* id -> nf_conn */
+    nf_dict *by_id;                  /* id -> nf_id_group */
     nf_dict *namespaces;             /* name -> nf_ns_index */
 };
 
@@ -127,6 +136,9 @@ struct nf_conn {
     nf_list flush_link;              /* in nf_host.flushq */
     char *id;
     size_t id_len;
+    char *id_shown;                  /* the ID as log lines show it (escaped, cut) */
+    const char *id_refusal;          /* the "H" text when the ID was refused, else NULL */
+    nf_list id_link;                 /* in nf_id_group.conns */
     nf_list host_link;
     nf_list ep_link;
     nf_list nsconns;
@@ -187,10 +199,21 @@ void nf_ns_run_deferred(nf_conn *c);
 void nf_ns_free_deferred(nf_conn *c);
 void nf_endpoint_drop_index(nf_endpoint *ep, nf_ns_index *idx);
 
+/* ids.c: connection IDs */
+/* Asks the app for c's ID (c->ep set); a refused ID leaves an empty one and
+ * c->id_refusal. Returns 0, or -1 when out of memory. */
+int nf_ids_assign(nf_conn *c);
+/* Adds c to / removes it from its endpoint's index (remove: if it is in). */
+int nf_ids_add(nf_conn *c);
+void nf_ids_remove(nf_conn *c);
+
 /* broadcast.c: fan-out, and the scale-out subscription hooks */
 void nf_ns_connected(nf_nsconn *nc);      /* after a namespace connected */
 void nf_ns_disconnected(nf_nsconn *nc);   /* before it is detached */
 size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b);
+/* nf_endpoint_ask without the other processes (for an ask that came from one). */
+void nf_endpoint_ask_local(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                           nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud);
 
 /* ask.c */
 void nf_ask_send(nf_conn *c, nf_slice ns, nf_slice room, nf_slice event, nf_slice body, bool binary,

@@ -25,6 +25,7 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_refusals_total", NULL, "{reason=\"bad_request\"}", m->refused_bad_request);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"origin\"}", m->refused_origin);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"on_connect\"}", m->refused_on_connect);
+    counter(out, "neffos_refusals_total", NULL, "{reason=\"id\"}", m->refused_id);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"handshake_timeout\"}", m->handshake_timeouts);
     counter(out, "neffos_accept_errors_total", "accept() failures, by reason; each pauses accepting briefly.",
             "{reason=\"emfile\"}", m->accept_emfile);

@@ -14,6 +14,7 @@ typedef struct nf_metrics {
     uint64_t refused_bad_request;    /* malformed or oversized HTTP */
     uint64_t refused_origin;
     uint64_t refused_on_connect;     /* on_connect returned an error */
+    uint64_t refused_id;             /* the ID was refused: empty, too long, not UTF-8, generator failed */
     uint64_t handshake_timeouts;
     uint64_t closed;
     uint64_t messages_in;

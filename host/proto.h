@@ -49,16 +49,26 @@ typedef enum nf_result {
     NF_RESULT_ERROR        /* answer with an error text (never sent empty: "error" instead) */
 } nf_result;
 
+/* What generate_id returns besides a length. */
+enum {
+    NF_ID_DEFAULT = 0,     /* no choice: a random UUID v4 */
+    NF_ID_EMPTY = -1,      /* the app chose "" (a "To" of "" means everybody): refused */
+    NF_ID_TOO_LONG = -2,   /* more than cap (--max-id-bytes) bytes: refused */
+    NF_ID_FAILED = -3,     /* the app's generator failed (it logged why): refused */
+    NF_ID_NOT_UTF8 = -4    /* set by the core: the "A" frame is text */
+};
+
 typedef struct nf_app_ops {
     /* Is namespace `ns` declared on this endpoint? Called for client connects. */
     bool (*has_namespace)(void *app, nf_endpoint *ep, nf_slice ns);
 
     /* Writes a connection ID for a new connection into id[0..cap) and returns
-     * its length; 0 means "use the default" (a random UUID v4). The request is
-     * available through nf_conn_request(c), the endpoint through
-     * nf_conn_endpoint(c). IDs with ';', '.', '*', '>', '?',
-     * '[', or white space are refused by the core (the default is used). */
-    size_t (*generate_id)(void *app, nf_conn *c, char *id, size_t cap);
+     * its length, or NF_ID_DEFAULT (a random UUID v4), or a negative NF_ID_*
+     * code: the connection is then refused with a clear "H" text (docs/protocol.md
+     * §17.2.5). The request is available through nf_conn_request(c), the
+     * endpoint through nf_conn_endpoint(c). Any bytes are an ID, used as they
+     * are (the core refuses invalid UTF-8); IDs need not be unique. */
+    long (*generate_id)(void *app, nf_conn *c, char *id, size_t cap);
 
     /* Runs a handler. The application MUST call nf_invocation_finish() exactly
      * once for every invocation, synchronously or later (a waiting coroutine).
@@ -154,7 +164,12 @@ void nf_endpoint_set_app_data(nf_endpoint *ep, void *data);
 /* ---- server-level operations ------------------------------------------------- */
 
 size_t nf_endpoint_connection_count(const nf_endpoint *ep);
+/* The open connection with this ID that connected last, or NULL. IDs need
+ * not be unique (docs/protocol.md §17.2.5). */
 nf_conn *nf_endpoint_find(nf_endpoint *ep, nf_slice id);
+/* Calls fn for every open connection with this ID, oldest first (a
+ * snapshot: closes during the walk are safe). Stops when fn returns false. */
+void nf_endpoint_each_with_id(nf_endpoint *ep, nf_slice id, bool (*fn)(void *ud, nf_conn *c), void *ud);
 
 /* Calls fn for every open connection (a snapshot: closes during the walk are
  * safe). Stops early when fn returns false. */
@@ -167,9 +182,9 @@ void nf_endpoint_each_member(nf_endpoint *ep, nf_slice ns, nf_slice room,
 typedef struct nf_broadcast {
     nf_slice ns, room, event, body;
     bool binary;
-    nf_slice to;              /* non-empty: only the connection with this ID */
+    nf_slice to;              /* non-empty: only the connections with this ID */
     const nf_conn *except;    /* NULL or the connection to skip */
-    nf_slice except_id;       /* or skip by ID (empty = none) */
+    nf_slice except_id;       /* or skip every connection with this ID (empty = none) */
 } nf_broadcast;
 
 /* Delivers to every matching connection: namespace connected, room joined
@@ -196,9 +211,13 @@ typedef void (*nf_ask_cb)(void *ud, nf_ask_status status, const nf_msg *reply);
  * err is NULL on success, else the error text (e.g. the client's refusal). */
 typedef void (*nf_done_cb)(void *ud, const char *err, size_t errlen);
 
-/* Server ask of one connection by ID (server-wide; across processes when an
- * exchange is configured). cb is always called exactly once, possibly
- * before this returns. timeout_ms 0 means the endpoint's default ask timeout. */
+/* Server ask by ID (server-wide; across processes when an exchange is
+ * configured): every connection with that ID connected to ns is asked, as
+ * Go's Server.Ask does, and the first answer (an error answer included)
+ * completes the ask; later answers are dropped. Without any answer, cb gets
+ * the most telling failure: NF_ASK_TIMEOUT, else NF_ASK_CLOSED, else
+ * NF_ASK_NOT_FOUND. cb is always called exactly once, possibly before this
+ * returns. timeout_ms 0 means the endpoint's default ask timeout. */
 void nf_endpoint_ask(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
                      nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud);
 

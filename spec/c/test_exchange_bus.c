@@ -64,7 +64,7 @@ static void reset(void) { F.n = 0; }
 /* ---- a host with one endpoint and no connections ---- */
 
 static bool has_ns(void *app, nf_endpoint *ep, nf_slice ns) { return true; }
-static size_t gen_id(void *app, nf_conn *c, char *id, size_t cap) { return 0; }
+static long gen_id(void *app, nf_conn *c, char *id, size_t cap) { return NF_ID_DEFAULT; }
 static void invoke(void *app, nf_invocation *inv) { nf_invocation_finish(inv, NF_RESULT_NONE, NULL, 0); }
 static void freed(void *app, nf_conn *c) {}
 static const nf_app_ops app_ops = { has_ns, gen_id, invoke, freed };
@@ -109,7 +109,8 @@ static void publishing(nf_bus *b, nf_exchange *x, nf_endpoint *ep, nf_host *h)
     const char *payload = F.log[0] + strlen("PUB P.default. ");
     const char *semi = strchr(payload, ';');
     nf_marker mk;
-    CHECK(semi && nf_marker_parse(nf_slice_of(payload, (size_t)(semi - payload)), &mk) == NF_MARKER_OURS);
+    char buf[256];
+    CHECK(semi && nf_marker_parse(nf_slice_of(payload, (size_t)(semi - payload)), &mk, buf) == NF_MARKER_OURS);
     CHECK_STR(mk.path, "/chat");
     CHECK_STR(mk.except_id, "someone");
     CHECK(strcmp(semi, ";default;r@%!semicolon@%!1;chat;0;0;hi") == 0);
@@ -241,12 +242,52 @@ static void nats_names(nf_host *h, nf_endpoint *ep)
 {
     nf_bus *b = nf_bus_new(h, "neffos", NF_BUS_NAMES_NATS, &fake_ops, NULL);
     nf_exchange *x = nf_bus_exchange(b);
+    nf_exchange *was = h->exchange;
+    h->exchange = x;          /* broadcasts go through this one for a while */
     reset();
     F.sub_result = NF_BUS_SUB_ORDERED;
     x->ops->subscribe_ns(x, ep, NF_SLICE("default"));
     x->ops->subscribe_ns(x, ep, NF_SLICE(""));
     x->ops->subscribe_id(x, ep, NF_SLICE("c1"));
     CHECK(logged("SUB neffos.default") && logged("SUB neffos") && logged("SUB neffos.c1"));
+
+    /* Any ID is one subject token, encoded (exchange_key.h); a namespace is
+     * not encoded (Go's subjects). */
+    reset();
+    x->ops->subscribe_id(x, ep, NF_SLICE("bob smith.*>"));
+    x->ops->subscribe_id(x, ep, NF_SLICE("alice@example.com"));
+    x->ops->subscribe_ns(x, ep, NF_SLICE("a.b"));
+    CHECK(F.n == 3 && logged("SUB neffos.bob%20smith%2E%2A%3E") && logged("SUB neffos.alice@example%2Ecom") &&
+          logged("SUB neffos.a.b"));
+    reset();
+    nf_broadcast bc = { .ns = NF_SLICE("default"), .event = NF_SLICE("e"), .to = NF_SLICE("bob smith.*>"),
+                        .except_id = NF_SLICE("x;y z") };
+    nf_endpoint_broadcast(ep, &bc);
+    CHECK(F.n == 1 && strncmp(F.log[0], "PUB neffos.bob%20smith%2E%2A%3E neffos(0xC1:", 44) == 0);
+    /* The except-id travels encoded in the marker (field 0 ends at ';'). */
+    const char *payload = strchr(F.log[0] + 4, ' ') + 1;
+    const char *semi = strchr(payload, ';');
+    nf_marker mk;
+    char buf[256];
+    CHECK(semi && nf_marker_parse(nf_slice_of(payload, (size_t)(semi - payload)), &mk, buf) == NF_MARKER_OURS);
+    CHECK_STR(mk.except_id, "x;y z");
+    CHECK(strcmp(semi, ";default;;e;0;0;") == 0);
+
+    /* Our own question back on an ID channel we share: not asked again
+     * (the local connections were asked directly). */
+    reset();
+    ask_result r = { 0 };
+    void *handle = nf_exchange_ask(x, ep, NF_SLICE("bob smith.*>"), NF_SLICE("default"), NF_SLICE(""),
+                                   NF_SLICE("q"), NF_SLICE("b"), 5000, ask_cb, &r);
+    CHECK(handle != NULL && F.n == 2 && strncmp(F.log[1], "PUB neffos.bob%20smith%2E%2A%3E ", 32) == 0);
+    const char *question = strchr(F.log[1] + 4, ' ') + 1;
+    uint64_t received = h->metrics.exchange_received;
+    nf_bus_receive(b, NF_SLICE("neffos.bob%20smith%2E%2A%3E"), nf_slice_of(question, strlen(question)));
+    CHECK(h->metrics.exchange_received == received);
+    /* Cancelled: the callback runs at once, the token channel is given up. */
+    nf_exchange_ask_cancel(x, handle);
+    CHECK(r.calls == 1 && r.st == NF_ASK_CLOSED);
+    h->exchange = was;
     x->ops->free(x);
 }
 
@@ -270,6 +311,10 @@ int main(void)
     asks(b, x, ep, base);
     long_names(b, ep, h);
     nats_names(h, ep);
+    /* The Redis names carry IDs as they are (byte strings, Go's names). */
+    reset();
+    nf_exchange_conn_added(x, ep, NF_SLICE("bob smith.*>"));
+    CHECK(F.n == 1 && logged("SUB P.bob smith.*>."));
 
     nf_host_free(h);       /* frees the exchange: the pending ask completes */
     event_base_free(base);
