@@ -201,9 +201,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     char remote[64];
     int one = 1;
 
-    /* While draining, connections are still accepted: /health must be able
-     * to say 503 (load balancers stop routing here), and upgrades are
-     * answered 503 in the HTTP phase. */
+    /* Nothing is accepted while draining: nf_host_drain closes the listener. */
     /* Sockets still in the HTTP phase count too: a flood of half-open
      * requests must not use up descriptors until the handshake timeout. */
     if (h->conn_count >= h->limits.max_connections) {
@@ -371,10 +369,6 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
         http_answer(c, 403, NULL, "text/plain; charset=utf-8", "origin not allowed\n", false);
         return;
     }
-    if (h->draining) {
-        http_answer(c, 503, NULL, "text/plain; charset=utf-8", "draining\n", false);
-        return;
-    }
     /* The id generator may look at the endpoint (nf_conn_endpoint); the
      * connection only joins it in nf_conn_upgraded. */
     c->ep = ep;
@@ -413,9 +407,7 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
 static void answer_health(nf_conn *c, bool head)
 {
     nf_host *h = c->host;
-    if (h->draining)
-        http_answer(c, 503, NULL, "text/plain; charset=utf-8", "draining\n", head);
-    else if (h->unhealthy) {
+    if (h->unhealthy) {
         char body[600];
         snprintf(body, sizeof body, "%.*s\n", 500, h->unhealthy);
         http_answer(c, 503, NULL, "text/plain; charset=utf-8", body, head);
@@ -565,6 +557,15 @@ void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *
     h->drain_done = done;
     h->drain_ud = ud;
     h->drain_timer = evtimer_new(h->base, drain_timer_cb, h);
+    /* Stop listening at once, like Go's http.Server.Shutdown: the port is
+     * free for the next process (a restart binds it while this one still
+     * drains), and a client probing it meanwhile (the neffos.js reconnect
+     * HEAD) is refused, which it retries, instead of answered by a process
+     * that would then refuse its upgrade, which it does not retry. */
+    if (h->listener) {
+        evconnlistener_free(h->listener);
+        h->listener = NULL;
+    }
     /* A connection whose handler is running (waiting on an ask, a sleep)
      * is closed when that handler finishes (nf_conn_drain), or when the
      * grace period ends; the others right away. */

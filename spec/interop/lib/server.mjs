@@ -138,11 +138,12 @@ class Server {
 /**
  * Starts the server: `neffos [args...] --listen 127.0.0.1:PORT APP`.
  * Retries on a port taken between choosing and binding; waits (bounded) for TCP accept.
+ * With `port`, listens there (one attempt: a taken port is the caller's failure).
  */
-export async function startServer(app, { args = [], endpoint = '/echo', readyMs = 10_000, env = {} } = {}) {
+export async function startServer(app, { args = [], endpoint = '/echo', readyMs = 10_000, env = {}, port: fixedPort } = {}) {
   let lastErr;
-  for (let attempt = 0; attempt < 4; attempt++) {
-    const port = await freePort();
+  for (let attempt = 0; attempt < (fixedPort ? 1 : 4); attempt++) {
+    const port = fixedPort ?? await freePort();
     const proc = spawn(BIN, [...args, '--listen', `127.0.0.1:${port}`, app], {
       cwd: ROOT,
       env: { ...process.env, ...env },
