@@ -126,6 +126,14 @@ void nf_host_set_unhealthy(nf_host *h, const char *reason)
     h->unhealthy = reason ? strdup(reason) : NULL;
 }
 
+void nf_host_count_reload(nf_host *h, bool ok)
+{
+    if (ok)
+        h->metrics.reloads_ok++;
+    else
+        h->metrics.reloads_failed++;
+}
+
 /* ---- per-address accounting ----------------------------------------------------- */
 
 static void ip_of(const char *remote, char *ip, size_t cap)

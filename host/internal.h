@@ -41,6 +41,8 @@ struct nf_host {
     void *drain_ud;
     struct event *drain_timer;
     nf_metrics metrics;
+    unsigned handler_depth;          /* handler slices running, nested (nf_host_handler_enter) */
+    uint64_t handler_since_us;       /* when the outermost one started */
     nf_exchange *exchange;           /* scale-out, or NULL */
     char *scratch;                   /* max_message_bytes: unescaped names while parsing */
     nf_list flushq;                  /* connections with output to write this iteration */

@@ -28,7 +28,10 @@ test('SIGTERM, a new process on the same port: neffos.js reconnects, is back in 
   const args = ['--no-watch', '--grace-ms', '30000', '--ask-timeout-ms', '30000'];
   const a = await startServer(APP, { args, port });
   let b = null;
+  let latest = null;   // neffos.js makes a new Conn when it reconnects: the handlers see it
   t.after(async () => {
+    // A neffos.js client left open would probe the stopped port for ever (and keep Node alive).
+    if (latest && !latest.conn.isClosed()) latest.conn.close();
     await a.stop();
     if (b) await b.stop();
   });
@@ -36,7 +39,7 @@ test('SIGTERM, a new process on the same port: neffos.js reconnects, is back in 
   const seen = { connected: 0, joined: 0, news: [] };
   const conn = await dial(t, a.url(), {
     chat: {
-      _OnNamespaceConnected: () => { seen.connected++; },
+      _OnNamespaceConnected: (ns) => { seen.connected++; latest = ns; },
       _OnRoomJoined: (ns, msg) => { if (msg.Room === 'r') seen.joined++; },
       news: (ns, msg) => { seen.news.push(msg.Body); },
     },
