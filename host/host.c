@@ -337,13 +337,12 @@ static int assign_id(nf_conn *c)
     return 0;
 }
 
-static bool origin_allowed(nf_host *h, const nf_request *req)
+static bool origin_allowed(nf_host *h, const nf_upgrade *up)
 {
-    nf_slice origin;
-    if (h->allowed_origins == NULL || !nf_request_header(req, NF_SLICE("Origin"), 0, &origin))
+    if (h->allowed_origins == NULL || !up->has_origin)
         return true;
     for (char **o = h->allowed_origins; *o; o++)
-        if (strcmp(*o, "*") == 0 || nf_slice_eq_cstr(origin, *o))
+        if (strcmp(*o, "*") == 0 || nf_slice_eq_cstr(up->origin, *o))
             return true;
     return false;
 }
@@ -351,28 +350,19 @@ static bool origin_allowed(nf_host *h, const nf_request *req)
 static void upgrade(nf_conn *c, nf_endpoint *ep)
 {
     nf_host *h = c->host;
-    const nf_request *req = c->req;
-    nf_slice v, key, proto;
+    nf_upgrade up;
+    const char *why = NULL;
+    char body[80];
 
-    if (!nf_request_header(req, NF_SLICE("Upgrade"), 0, &v) || !nf_http_header_has_token(v, "websocket") ||
-        !nf_request_header(req, NF_SLICE("Connection"), 0, &v) || !nf_http_header_has_token(v, "upgrade") ||
-        nf_request_http_minor(req) < 1) {
+    int rc = nf_http_upgrade_check(c->req, &up, &why);
+    if (rc != 0) {
         h->metrics.refused_bad_request++;
-        http_answer(c, 400, NULL, "text/plain; charset=utf-8", "expected a WebSocket upgrade\n", false);
+        snprintf(body, sizeof body, "%s\n", why);
+        http_answer(c, -rc, rc == -426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, "text/plain; charset=utf-8",
+                    body, false);
         return;
     }
-    if (!nf_request_header(req, NF_SLICE("Sec-WebSocket-Version"), 0, &v) || !nf_slice_eq_cstr(v, "13")) {
-        h->metrics.refused_bad_request++;
-        http_answer(c, 426, "Sec-WebSocket-Version: 13\r\n", "text/plain; charset=utf-8",
-                    "unsupported WebSocket version\n", false);
-        return;
-    }
-    if (!nf_request_header(req, NF_SLICE("Sec-WebSocket-Key"), 0, &key) || key.len != 24) {
-        h->metrics.refused_bad_request++;
-        http_answer(c, 400, NULL, "text/plain; charset=utf-8", "bad Sec-WebSocket-Key\n", false);
-        return;
-    }
-    if (!origin_allowed(h, req)) {
+    if (!origin_allowed(h, &up)) {
         h->metrics.refused_origin++;
         http_answer(c, 403, NULL, "text/plain; charset=utf-8", "origin not allowed\n", false);
         return;
@@ -392,18 +382,14 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
         return;
     }
     char accept[29];
-    nf_ws_accept_key(key.ptr, key.len, accept);
+    nf_ws_accept_key(up.key.ptr, up.key.len, accept);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                              "Sec-WebSocket-Accept: %s\r\n", accept);
     /* Browsers refuse a handshake that selects none of the subprotocols they
      * offered (spec 3.1): echo the first one. */
-    if (nf_request_header(req, NF_SLICE("Sec-WebSocket-Protocol"), 0, &proto) && proto.len) {
-        size_t n = 0;
-        while (n < proto.len && proto.ptr[n] != ',' && proto.ptr[n] != ' ')
-            n++;
-        evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %.*s\r\n", (int)n, proto.ptr);
-    }
+    if (up.protocol.len)
+        evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %.*s\r\n", (int)up.protocol.len, up.protocol.ptr);
     evbuffer_add(out, "\r\n", 2);
     nf_conn_want_flush(c);
     h->metrics.upgrades++;
