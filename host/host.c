@@ -212,14 +212,15 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     /* Nothing is accepted while draining: nf_host_drain closes the listener. */
     /* Sockets still in the HTTP phase count too: a flood of half-open
      * requests must not use up descriptors until the handshake timeout. */
+    format_addr(sa, remote, sizeof remote);
     if (h->conn_count >= h->limits.max_connections) {
-        h->metrics.refused_limit++;
+        nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections (--max-connections %zu)",
+                   h->limits.max_connections);
         evutil_closesocket(fd);
         return;
     }
     /* libevent leaves Nagle on; small frames must not wait for it. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    format_addr(sa, remote, sizeof remote);
     struct bufferevent *bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
         evutil_closesocket(fd);
@@ -231,8 +232,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     if (!ip_admit(h, c)) {
-        h->metrics.refused_limit++;
-        nf_info("conn %s refused: too many connections from this address", remote);
+        nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections from this address (--max-connections-per-ip %zu)",
+                   h->limits.max_connections_per_ip);
         nf_conn_teardown(c);
     }
 }
@@ -356,14 +357,16 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
 
     int rc = nf_http_upgrade_check(c->req, &up, &why);
     if (rc != 0) {
-        h->metrics.refused_bad_request++;
+        nf_refusal(h, NF_REFUSED_BAD_REQUEST, c->remote, "%d %s", -rc, why);
         snprintf(body, sizeof body, "%s\n", why);
         http_answer(c, -rc, rc == -426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, "text/plain; charset=utf-8",
                     body, false);
         return;
     }
     if (!origin_allowed(h, &up)) {
-        h->metrics.refused_origin++;
+        /* Bounded: the origin is the client's text (the log escapes it). */
+        nf_refusal(h, NF_REFUSED_ORIGIN, c->remote, "origin %.*s not allowed", (int)(up.origin.len > 200 ? 200 : up.origin.len),
+                   up.origin.ptr);
         http_answer(c, 403, NULL, "text/plain; charset=utf-8", "origin not allowed\n", false);
         return;
     }
@@ -484,8 +487,7 @@ void nf_host_http_read(nf_conn *c)
         return;
     if (st != NF_HTTP_OK) {
         int code = nf_http_status_code(st);
-        c->host->metrics.refused_bad_request++;
-        nf_info("conn %s: bad HTTP request (%d %s)", c->remote, code, nf_http_reason(code));
+        nf_refusal(c->host, NF_REFUSED_BAD_REQUEST, c->remote, "bad HTTP request (%d %s)", code, nf_http_reason(code));
         evbuffer_drain(in, avail);
         http_answer(c, code, NULL, "text/plain; charset=utf-8", nf_http_reason(code), false);
         return;
@@ -523,6 +525,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
         nf_conn_sweep(c, now);
     }
+    nf_refusal_sweep(h, now);
 }
 
 static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
