@@ -381,12 +381,14 @@ int nf_lua_reload(nf_lua_app *a)
         snprintf(reason, sizeof reason, "reload failed: %s", err);
         nf_error("%s (the previous version keeps serving)", reason);
         nf_host_set_unhealthy(a->host, reason);
+        nf_host_count_reload(a->host, false);
         return -1;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     nf_info("reloaded %s: version %u serving (loaded in %.1f ms)", a->main_file, a->version, ms);
     nf_host_set_unhealthy(a->host, NULL);
+    nf_host_count_reload(a->host, true);
     return 0;
 }
 

@@ -290,7 +290,14 @@ void lrun_deliver(lrun *r, int nres)
         r->arrived = nres;
         return;
     }
+    /* A handler's slices after a wait are handler time too; the first one
+     * the host times around invoke. Timers are not handlers. */
+    nf_host *h = r->inv ? r->app->host : NULL;
+    if (h)
+        nf_host_handler_enter(h);
     run_resume(r, nres);
+    if (h)
+        nf_host_handler_leave(h);
 }
 
 void lrun_set_sleep(lrun *r, struct event *ev)

@@ -253,8 +253,8 @@ static void handshake_done(nf_invocation *inv, nf_result result, const char *dat
             data = "error";
             len = 5;
         }
-        c->host->metrics.refused_on_connect++;
-        nf_info("conn %s (%s) refused by on_connect: %.*s", c->id_shown, c->remote, (int)len, data);
+        nf_refusal(c->host, NF_REFUSED_ON_CONNECT, c->remote, "conn %s: %.*s", c->id_shown,
+                   (int)(len > 200 ? 200 : len), data);
         if (c->ep->cfg.native_only) {
             nf_conn_close(c, 1008, nf_slice_of(data, len > 123 ? 123 : len));
         } else {
@@ -656,8 +656,8 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
     /* HTTP request or "M" still missing (on_connect itself is not timed). */
     if ((c->state == NF_CONN_HTTP || c->state == NF_CONN_OPEN) &&
         now - c->opened_ms >= lim->handshake_timeout_ms) {
-        c->host->metrics.handshake_timeouts++;
-        nf_info("conn %s: handshake timeout", c->remote);
+        nf_refusal(c->host, NF_REFUSED_HANDSHAKE_TIMEOUT, c->remote, "handshake timeout (%s)",
+                   c->state == NF_CONN_HTTP ? "no HTTP request" : "no \"M\"");
         if (c->state == NF_CONN_HTTP)
             nf_conn_teardown(c);
         else

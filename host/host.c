@@ -132,6 +132,14 @@ void nf_host_set_unhealthy(nf_host *h, const char *reason)
     h->unhealthy = reason ? strdup(reason) : NULL;
 }
 
+void nf_host_count_reload(nf_host *h, bool ok)
+{
+    if (ok)
+        h->metrics.reloads_ok++;
+    else
+        h->metrics.reloads_failed++;
+}
+
 /* ---- per-address accounting ----------------------------------------------------- */
 
 static void ip_of(const char *remote, char *ip, size_t cap)
@@ -207,19 +215,18 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     char remote[64];
     int one = 1;
 
-    /* While draining, connections are still accepted: /health must be able
-     * to say 503 (load balancers stop routing here), and upgrades are
-     * answered 503 in the HTTP phase. */
+    /* Nothing is accepted while draining: nf_host_drain closes the listener. */
     /* Sockets still in the HTTP phase count too: a flood of half-open
      * requests must not use up descriptors until the handshake timeout. */
+    format_addr(sa, remote, sizeof remote);
     if (h->conn_count >= h->limits.max_connections) {
-        h->metrics.refused_limit++;
+        nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections (--max-connections %zu)",
+                   h->limits.max_connections);
         evutil_closesocket(fd);
         return;
     }
     /* libevent leaves Nagle on; small frames must not wait for it. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    format_addr(sa, remote, sizeof remote);
     struct bufferevent *bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
         evutil_closesocket(fd);
@@ -231,8 +238,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     if (!ip_admit(h, c)) {
-        h->metrics.refused_limit++;
-        nf_info("conn %s refused: too many connections from this address", remote);
+        nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections from this address (--max-connections-per-ip %zu)",
+                   h->limits.max_connections_per_ip);
         nf_conn_teardown(c);
     }
 }
@@ -320,13 +327,12 @@ static void http_answer(nf_conn *c, int status, const char *extra, const char *c
     nf_conn_want_flush(c);
 }
 
-static bool origin_allowed(nf_host *h, const nf_request *req)
+static bool origin_allowed(nf_host *h, const nf_upgrade *up)
 {
-    nf_slice origin;
-    if (h->allowed_origins == NULL || !nf_request_header(req, NF_SLICE("Origin"), 0, &origin))
+    if (h->allowed_origins == NULL || !up->has_origin)
         return true;
     for (char **o = h->allowed_origins; *o; o++)
-        if (strcmp(*o, "*") == 0 || nf_slice_eq_cstr(origin, *o))
+        if (strcmp(*o, "*") == 0 || nf_slice_eq_cstr(up->origin, *o))
             return true;
     return false;
 }
@@ -334,34 +340,23 @@ static bool origin_allowed(nf_host *h, const nf_request *req)
 static void upgrade(nf_conn *c, nf_endpoint *ep)
 {
     nf_host *h = c->host;
-    const nf_request *req = c->req;
-    nf_slice v, key, proto;
+    nf_upgrade up;
+    const char *why = NULL;
+    char body[80];
 
-    if (!nf_request_header(req, NF_SLICE("Upgrade"), 0, &v) || !nf_http_header_has_token(v, "websocket") ||
-        !nf_request_header(req, NF_SLICE("Connection"), 0, &v) || !nf_http_header_has_token(v, "upgrade") ||
-        nf_request_http_minor(req) < 1) {
-        h->metrics.refused_bad_request++;
-        http_answer(c, 400, NULL, "text/plain; charset=utf-8", "expected a WebSocket upgrade\n", false);
+    int rc = nf_http_upgrade_check(c->req, &up, &why);
+    if (rc != 0) {
+        nf_refusal(h, NF_REFUSED_BAD_REQUEST, c->remote, "%d %s", -rc, why);
+        snprintf(body, sizeof body, "%s\n", why);
+        http_answer(c, -rc, rc == -426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, "text/plain; charset=utf-8",
+                    body, false);
         return;
     }
-    if (!nf_request_header(req, NF_SLICE("Sec-WebSocket-Version"), 0, &v) || !nf_slice_eq_cstr(v, "13")) {
-        h->metrics.refused_bad_request++;
-        http_answer(c, 426, "Sec-WebSocket-Version: 13\r\n", "text/plain; charset=utf-8",
-                    "unsupported WebSocket version\n", false);
-        return;
-    }
-    if (!nf_request_header(req, NF_SLICE("Sec-WebSocket-Key"), 0, &key) || key.len != 24) {
-        h->metrics.refused_bad_request++;
-        http_answer(c, 400, NULL, "text/plain; charset=utf-8", "bad Sec-WebSocket-Key\n", false);
-        return;
-    }
-    if (!origin_allowed(h, req)) {
-        h->metrics.refused_origin++;
+    if (!origin_allowed(h, &up)) {
+        /* Bounded: the origin is the client's text (the log escapes it). */
+        nf_refusal(h, NF_REFUSED_ORIGIN, c->remote, "origin %.*s not allowed", (int)(up.origin.len > 200 ? 200 : up.origin.len),
+                   up.origin.ptr);
         http_answer(c, 403, NULL, "text/plain; charset=utf-8", "origin not allowed\n", false);
-        return;
-    }
-    if (h->draining) {
-        http_answer(c, 503, NULL, "text/plain; charset=utf-8", "draining\n", false);
         return;
     }
     /* The id generator may look at the endpoint (nf_conn_endpoint); the
@@ -379,18 +374,14 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
         return;
     }
     char accept[29];
-    nf_ws_accept_key(key.ptr, key.len, accept);
+    nf_ws_accept_key(up.key.ptr, up.key.len, accept);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                              "Sec-WebSocket-Accept: %s\r\n", accept);
     /* Browsers refuse a handshake that selects none of the subprotocols they
      * offered (docs/protocol.md §3.1): echo the first one. */
-    if (nf_request_header(req, NF_SLICE("Sec-WebSocket-Protocol"), 0, &proto) && proto.len) {
-        size_t n = 0;
-        while (n < proto.len && proto.ptr[n] != ',' && proto.ptr[n] != ' ')
-            n++;
-        evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %.*s\r\n", (int)n, proto.ptr);
-    }
+    if (up.protocol.len)
+        evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %.*s\r\n", (int)up.protocol.len, up.protocol.ptr);
     evbuffer_add(out, "\r\n", 2);
     nf_conn_want_flush(c);
     h->metrics.upgrades++;
@@ -402,9 +393,7 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
 static void answer_health(nf_conn *c, bool head)
 {
     nf_host *h = c->host;
-    if (h->draining)
-        http_answer(c, 503, NULL, "text/plain; charset=utf-8", "draining\n", head);
-    else if (h->unhealthy) {
+    if (h->unhealthy) {
         char body[600];
         snprintf(body, sizeof body, "%.*s\n", 500, h->unhealthy);
         http_answer(c, 503, NULL, "text/plain; charset=utf-8", body, head);
@@ -487,8 +476,7 @@ void nf_host_http_read(nf_conn *c)
         return;
     if (st != NF_HTTP_OK) {
         int code = nf_http_status_code(st);
-        c->host->metrics.refused_bad_request++;
-        nf_info("conn %s: bad HTTP request (%d %s)", c->remote, code, nf_http_reason(code));
+        nf_refusal(c->host, NF_REFUSED_BAD_REQUEST, c->remote, "bad HTTP request (%d %s)", code, nf_http_reason(code));
         evbuffer_drain(in, avail);
         http_answer(c, code, NULL, "text/plain; charset=utf-8", nf_http_reason(code), false);
         return;
@@ -526,6 +514,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
         nf_conn_sweep(c, now);
     }
+    nf_refusal_sweep(h, now);
 }
 
 static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -554,6 +543,15 @@ void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *
     h->drain_done = done;
     h->drain_ud = ud;
     h->drain_timer = evtimer_new(h->base, drain_timer_cb, h);
+    /* Stop listening at once, like Go's http.Server.Shutdown: the port is
+     * free for the next process (a restart binds it while this one still
+     * drains), and a client probing it meanwhile (the neffos.js reconnect
+     * HEAD) is refused, which it retries, instead of answered by a process
+     * that would then refuse its upgrade, which it does not retry. */
+    if (h->listener) {
+        evconnlistener_free(h->listener);
+        h->listener = NULL;
+    }
     /* A connection whose handler is running (waiting on an ask, a sleep)
      * is closed when that handler finishes (nf_conn_drain), or when the
      * grace period ends; the others right away. */

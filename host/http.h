@@ -10,8 +10,12 @@
  *    byte arrives so a broken client does not wait for the handshake timeout.
  *    Leading empty lines before the request line are not skipped (400).
  *  - Request line: method SP request-target SP HTTP-version, single spaces.
- *    The method is any token (the caller decides 405); the target must be in
- *    origin-form ("/..."), made of visible bytes (0x21-0x7E, or >= 0x80).
+ *    The method is any token (the caller decides 405); the target is made of
+ *    visible bytes (0x21-0x7E, or >= 0x80), in origin-form ("/...") or in
+ *    absolute-form ("scheme://authority/path?query", RFC 9112 3.2.2, what
+ *    proxies send; its authority must not be empty and is not kept, an empty
+ *    path is "/"). Asterisk- and authority-form are NF_HTTP_BAD_REQUEST.
+ *  - More than one Host line is NF_HTTP_BAD_REQUEST (RFC 9112 3.2).
  *  - "HTTP/d.d" other than 1.0 and 1.1 is NF_HTTP_BAD_VERSION (505); any
  *    other version text is NF_HTTP_BAD_REQUEST.
  *  - Header lines: token ':' OWS value OWS. Whitespace before the colon,
@@ -84,6 +88,53 @@ int nf_request_reconnect_tries(const nf_request *r);
  * optional white space around each element? ("keep-alive, Upgrade" has
  * "upgrade".) */
 bool nf_http_header_has_token(nf_slice value, const char *token);
+
+/* ---- header fields as RFC 9110 defines them ----------------------------------
+ * These read only the header lines that came on the wire, not those carried
+ * in the query (X-Websocket-Header-*): the RFC rules are about the message. */
+
+/* How many header lines named name (case-insensitive) the request has. */
+size_t nf_request_field_lines(const nf_request *r, nf_slice name);
+
+/* A position in a list-valued field: start with { 0, 0 }. */
+typedef struct nf_http_cursor {
+    size_t line, off;
+} nf_http_cursor;
+
+/* The next element of the list-valued field name (RFC 9110 5.6.1), all of
+ * its lines read in order as one comma-separated list (5.3): SP and HTAB
+ * around each element trimmed, empty elements skipped. False after the
+ * last. (No quoted strings: the fields read this way are token lists.) */
+bool nf_request_list_next(const nf_request *r, nf_slice name, nf_http_cursor *cur, nf_slice *elem);
+
+/* Does the list-valued field name hold token, case-insensitively? */
+bool nf_request_list_has(const nf_request *r, nf_slice name, const char *token);
+
+/* Is s a non-empty token (RFC 9110 5.6.2)? */
+bool nf_http_is_token(nf_slice s);
+
+/* What a valid WebSocket opening handshake carries (slices into the request). */
+typedef struct nf_upgrade {
+    nf_slice key;        /* Sec-WebSocket-Key: 24 characters, base64 of 16 bytes */
+    nf_slice protocol;   /* the subprotocol to select: the first offered; empty if none */
+    nf_slice origin;     /* Origin; empty when absent */
+    bool has_origin;
+} nf_upgrade;
+
+/* Reads req as a WebSocket opening handshake (RFC 6455 4.2.1), each field
+ * the way RFC 9110 defines it:
+ *  - HTTP/1.1 or later, exactly one Host (RFC 9112 3.2);
+ *  - Upgrade and Connection are lists, over any number of lines, holding
+ *    "websocket" and "upgrade" (case-insensitive);
+ *  - exactly one Sec-WebSocket-Version, "13" (another value, or none: 426);
+ *  - exactly one Sec-WebSocket-Key, base64 of 16 bytes (22 characters of the
+ *    base64 alphabet and "==");
+ *  - at most one Origin (RFC 6454 7.3);
+ *  - Sec-WebSocket-Protocol is a list of tokens over any number of lines
+ *    (RFC 6455 11.3.4); the first one is selected.
+ * Returns 0 and fills *up, or a negative HTTP status, -400 or -426, with
+ * *why set to a one-line reason (a static string) for the log and the body. */
+int nf_http_upgrade_check(const nf_request *req, nf_upgrade *up, const char **why);
 
 /* The status code a parser error should be answered with: 400, 431, 505 or
  * 503 (200 for NF_HTTP_OK, 400 for NF_HTTP_INCOMPLETE, i.e. a head cut short). */

@@ -28,6 +28,7 @@ struct nf_request {
     nf_slice query;         /* raw, after '?' */
     unsigned minor;         /* HTTP/1.<minor> */
     size_t nheaders;        /* wire headers first, then those from the query */
+    size_t nwire;           /* how many came on the wire */
     nf_header headers[];
 };
 
@@ -38,6 +39,7 @@ typedef struct head {
     const char *fields;     /* first header line */
     const char *end;        /* one past the final CRLFCRLF */
     size_t nheaders;
+    size_t nwire;           /* of which on the wire */
     size_t text;            /* bytes of text to copy, NULs included */
 } head;
 
@@ -60,6 +62,11 @@ static bool is_field_char(unsigned char c)
 static bool is_target_char(unsigned char c)
 {
     return c > 0x20 && c != 0x7f;
+}
+
+static bool is_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
 static bool is_ows(char c)
@@ -162,7 +169,30 @@ static nf_http_status parse_version(const char *p, size_t n, unsigned *minor)
     return NF_HTTP_OK;
 }
 
-/* method SP origin-form SP version, [p, eol). */
+/* The absolute-form "scheme://authority[/path][?query]" (RFC 9112 3.2.2,
+ * what proxies send) reduced to its origin-form part: the start of the path
+ * or query within [s, e), or NULL if it is not one. The authority must not
+ * be empty (RFC 9110 4.2.1); it is not used (the Host header is what the
+ * app sees). */
+static const char *absolute_form_origin(const char *s, const char *e)
+{
+    const char *p = s;
+    /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 3.1) */
+    if (p == e || !is_alpha((unsigned char)*p))
+        return NULL;
+    while (p < e && (is_alpha((unsigned char)*p) || (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.'))
+        p++;
+    if (e - p < 3 || memcmp(p, "://", 3) != 0)
+        return NULL;
+    p += 3;
+    const char *authority = p;
+    while (p < e && *p != '/' && *p != '?')
+        p++;
+    return p == authority ? NULL : p;
+}
+
+/* method SP request-target SP version, [p, eol). The target is the
+ * origin-form, or the absolute-form reduced to it (an empty path is "/"). */
 static nf_http_status parse_request_line(const char *p, const char *eol, head *h)
 {
     const char *s = p;
@@ -175,16 +205,14 @@ static nf_http_status parse_request_line(const char *p, const char *eol, head *h
     s = ++p;
     while (p < eol && is_target_char((unsigned char)*p))
         p++;
-    if (p == s || p == eol || *p != ' ' || *s != '/')
+    if (p == s || p == eol || *p != ' ')
+        return NF_HTTP_BAD_REQUEST;
+    if (*s != '/' && (s = absolute_form_origin(s, p)) == NULL)
         return NF_HTTP_BAD_REQUEST;
     const char *q = memchr(s, '?', (size_t)(p - s));
-    if (q) {
-        h->path = nf_slice_of(s, (size_t)(q - s));
-        h->query = nf_slice_of(q + 1, (size_t)(p - q - 1));
-    } else {
-        h->path = nf_slice_of(s, (size_t)(p - s));
-        h->query = nf_slice_of(p, 0);
-    }
+    const char *path_end = q ? q : p;
+    h->path = path_end == s ? NF_SLICE("/") : nf_slice_of(s, (size_t)(path_end - s));
+    h->query = q ? nf_slice_of(q + 1, (size_t)(p - q - 1)) : nf_slice_of(p, 0);
     p++;
     return parse_version(p, (size_t)(eol - p), &h->minor);
 }
@@ -294,6 +322,7 @@ static nf_http_status measure(const char *buf, const char *end, const nf_limits 
     h->fields = eol + 2;
     h->text = h->method.len + h->path.len + h->query.len + 3;
 
+    size_t hosts = 0;
     for (const char *line = h->fields; line < end - 2; line = eol + 2) {
         nf_slice name, value;
         eol = line_end(line, end);
@@ -301,8 +330,12 @@ static nf_http_status measure(const char *buf, const char *end, const nf_limits 
             return NF_HTTP_BAD_REQUEST;
         if (++h->nheaders > lim->max_headers)
             return NF_HTTP_TOO_MANY_HEADERS;
+        /* RFC 9112 3.2: more than one Host line is a 400, whatever the request. */
+        if (name.len == 4 && ascii_case_eq(name.ptr, "host", 4) && ++hosts > 1)
+            return NF_HTTP_BAD_REQUEST;
         h->text += name.len + value.len + 2;
     }
+    h->nwire = h->nheaders;
 
     nf_slice rest = h->query, key, val;
     while (next_query_pair(&rest, &key, &val)) {
@@ -351,6 +384,7 @@ static nf_request *build(const head *h)
         hd->name = copy_text(&text, name.ptr, name.len);
         hd->value = copy_text(&text, value.ptr, value.len);
     }
+    r->nwire = r->nheaders;
 
     nf_slice rest = r->query, key, val;
     while (next_query_pair(&rest, &key, &val)) {
@@ -499,4 +533,65 @@ bool nf_http_header_has_token(nf_slice value, const char *token)
         p = comma + 1;
     }
     return false;
+}
+
+/* ---- header fields as RFC 9110 defines them ------------------------------------- */
+
+static bool wire_name_is(const nf_request *r, size_t i, nf_slice name)
+{
+    const nf_header *h = &r->headers[i];
+    return h->name.len == name.len && ascii_case_eq(h->name.ptr, name.ptr, name.len);
+}
+
+size_t nf_request_field_lines(const nf_request *r, nf_slice name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nwire; i++)
+        n += wire_name_is(r, i, name);
+    return n;
+}
+
+bool nf_request_list_next(const nf_request *r, nf_slice name, nf_http_cursor *cur, nf_slice *elem)
+{
+    for (; cur->line < r->nwire; cur->line++, cur->off = 0) {
+        if (!wire_name_is(r, cur->line, name))
+            continue;
+        nf_slice v = r->headers[cur->line].value;
+        while (cur->off < v.len) {
+            const char *p = v.ptr + cur->off, *end = v.ptr + v.len;
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            const char *e = comma ? comma : end;
+            cur->off = comma ? (size_t)(comma - v.ptr) + 1 : v.len;
+            while (p < e && is_ows(*p))
+                p++;
+            while (e > p && is_ows(e[-1]))
+                e--;
+            if (e > p) {   /* empty elements are skipped (RFC 9110 5.6.1) */
+                *elem = nf_slice_of(p, (size_t)(e - p));
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+bool nf_request_list_has(const nf_request *r, nf_slice name, const char *token)
+{
+    nf_http_cursor cur = { 0, 0 };
+    nf_slice e;
+    size_t tlen = strlen(token);
+    while (nf_request_list_next(r, name, &cur, &e))
+        if (e.len == tlen && ascii_case_eq(e.ptr, token, tlen))
+            return true;
+    return false;
+}
+
+bool nf_http_is_token(nf_slice s)
+{
+    if (s.len == 0)
+        return false;
+    for (size_t i = 0; i < s.len; i++)
+        if (!is_tchar((unsigned char)s.ptr[i]))
+            return false;
+    return true;
 }

@@ -11,6 +11,7 @@
 #include "list.h"
 #include "metrics.h"
 #include "proto.h"
+#include "refusal.h"
 #include "ws.h"
 
 struct bufferevent;
@@ -41,6 +42,9 @@ struct nf_host {
     void *drain_ud;
     struct event *drain_timer;
     nf_metrics metrics;
+    nf_refusal_log refusal_log[NF_REFUSAL_REASONS];
+    unsigned handler_depth;          /* handler slices running, nested (nf_host_handler_enter) */
+    uint64_t handler_since_us;       /* when the outermost one started */
     nf_exchange *exchange;           /* scale-out, or NULL */
     char *scratch;                   /* max_message_bytes: unescaped names while parsing */
     nf_list flushq;                  /* connections with output to write this iteration */

@@ -119,15 +119,32 @@ void nf_invocation_set_cont(nf_invocation *inv, nf_invocation_cont cont, void *c
 void *nf_invocation_cont_ud(const nf_invocation *inv) { return inv->cont_ud; }
 const nf_msg *nf_invocation_saved_msg(const nf_invocation *inv) { return &inv->msg; }
 
+static uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void nf_host_handler_enter(nf_host *h)
+{
+    if (h->handler_depth++ == 0)
+        h->handler_since_us = monotonic_us();
+}
+
+void nf_host_handler_leave(nf_host *h)
+{
+    if (h->handler_depth > 0 && --h->handler_depth == 0)
+        h->metrics.handler_us_total += monotonic_us() - h->handler_since_us;
+}
+
 void nf_invocation_run(nf_invocation *inv)
 {
     nf_host *h = inv->conn->host;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     h->metrics.handler_runs++;
+    nf_host_handler_enter(h);
     h->ops->invoke(h->app, inv);   /* may finish and free inv: do not touch it after */
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    h->metrics.handler_us_total += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+    nf_host_handler_leave(h);
 }
 
 void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data, size_t len)
@@ -135,6 +152,8 @@ void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data
     nf_conn *c = inv->conn;
     /* The body was lent for invoke() only; a late finish must not see it. */
     inv->msg.body = NF_SLICE_EMPTY;
+    if (result == NF_RESULT_ERROR)
+        c->host->metrics.handler_errors++;
     if (inv->cont)
         inv->cont(inv, result, data, len);
     nf_conn_unref(c);

@@ -42,8 +42,8 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_broadcast_deliveries_total", "Local deliveries of broadcasts (fan-out).", NULL,
             m->broadcast_deliveries);
     counter(out, "neffos_handler_runs_total", "Lua handler runs.", NULL, m->handler_runs);
-    counter(out, "neffos_handler_errors_total", "Lua handler runs that raised an error.", NULL, m->handler_errors);
-    evbuffer_add_printf(out, "# HELP neffos_handler_seconds_total Time spent running Lua handlers (not waiting).\n"
+    counter(out, "neffos_handler_errors_total", "Handler runs that ended in an error (raised, or returned nil, err).", NULL, m->handler_errors);
+    evbuffer_add_printf(out, "# HELP neffos_handler_seconds_total Time spent running handlers, every slice until they end (not the waits).\n"
                         "# TYPE neffos_handler_seconds_total counter\nneffos_handler_seconds_total %.6f\n",
                         (double)m->handler_us_total / 1e6);
     counter(out, "neffos_asks_sent_total", "Server asks sent to clients.", NULL, m->asks_sent);

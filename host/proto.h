@@ -98,8 +98,16 @@ bool nf_invocation_is_binary(const nf_invocation *inv);
  * _OnNamespaceConnected or the forced events of a close. */
 bool nf_invocation_wants_result(const nf_invocation *inv);
 
-/* Completes an invocation; data is copied. Frees inv. */
+/* Completes an invocation; data is copied. Frees inv. An NF_RESULT_ERROR
+ * counts in neffos_handler_errors_total, whatever produced it. */
 void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data, size_t len);
+
+/* neffos_handler_seconds_total is the time spent inside handler code, every
+ * slice of it: the host times the first slice (invoke); an app that resumes
+ * a handler later, after a wait, brackets that slice with these two. Nested
+ * slices (a handler whose call runs another one) count once. */
+void nf_host_handler_enter(nf_host *h);
+void nf_host_handler_leave(nf_host *h);
 
 /* ---- the host ---------------------------------------------------------------- */
 
@@ -133,6 +141,8 @@ void nf_host_set_allowed_origins(nf_host *h, const char *csv);
 
 /* Health: a failing reason turns /health into 503 with that reason (NULL = healthy). */
 void nf_host_set_unhealthy(nf_host *h, const char *reason);
+/* Counts a hot reload of the app in neffos_reloads_total{result=ok|failed}. */
+void nf_host_count_reload(nf_host *h, bool ok);
 
 typedef struct nf_endpoint_config {
     bool native_only;            /* no handshake, every frame goes to _OnNativeMessage of "" */

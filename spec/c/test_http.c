@@ -288,9 +288,15 @@ static void test_bad_requests(void)
         "GET /\r\n\r\n",
         "GET / \r\n\r\n",
         "G(T / HTTP/1.1\r\n\r\n",
-        "GET x HTTP/1.1\r\n\r\n",                    /* not origin-form */
-        "GET http://h/ HTTP/1.1\r\n\r\n",
+        "GET x HTTP/1.1\r\n\r\n",                    /* neither origin- nor absolute-form */
+        "GET http:///echo HTTP/1.1\r\n\r\n",         /* absolute-form, empty authority */
+        "GET http:/echo HTTP/1.1\r\n\r\n",
+        "GET 1http://h/ HTTP/1.1\r\n\r\n",           /* a scheme starts with a letter */
+        "GET h_p://h/ HTTP/1.1\r\n\r\n",
+        "GET h:80 HTTP/1.1\r\n\r\n",                 /* authority-form */
         "GET * HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",   /* two Host lines (RFC 9112 3.2) */
+        "GET / HTTP/1.1\r\nhost: a\r\nX: 1\r\nHOST: b\r\n\r\n",
         "GET /a\x7f HTTP/1.1\r\n\r\n",
         "GET /a\tb HTTP/1.1\r\n\r\n",
         "GET / http/1.1\r\n\r\n",
@@ -432,6 +438,153 @@ static void test_respond(void)
     evbuffer_free(out);
 }
 
+/* RFC 9112 3.2.2: a server accepts the absolute-form; the path and query are
+ * what the origin-form would carry. */
+static void test_absolute_form(void)
+{
+    static const struct { const char *target, *path, *query; } cases[] = {
+        { "http://127.0.0.1:8080/echo", "/echo", "" },
+        { "HTTP://h/echo?a=1&b", "/echo", "a=1&b" },
+        { "ws://h", "/", "" },
+        { "wss://user@h:1?x=y", "/", "x=y" },
+        { "coap+tcp.x-1://h/a/b", "/a/b", "" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char req[256];
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", cases[i].target);
+        nf_request *r = parse(req, NULL);
+        CHECK(r != NULL);
+        if (!r)
+            continue;
+        CHECK_STR(nf_request_path(r), cases[i].path);
+        CHECK_STR(nf_request_query(r), cases[i].query);
+        nf_request_free(r);
+    }
+}
+
+/* Collects the elements of a list field into "a|b|c". */
+static void list_of(const nf_request *r, const char *name, char *out, size_t cap)
+{
+    nf_http_cursor cur = { 0, 0 };
+    nf_slice e;
+    size_t n = 0;
+    out[0] = '\0';
+    while (nf_request_list_next(r, nf_slice_of(name, strlen(name)), &cur, &e))
+        n += (size_t)snprintf(out + n, cap - n, "%s%.*s", n ? "|" : "", (int)e.len, e.ptr);
+}
+
+/* RFC 9110 5.3: the lines of a list field are one list; 5.6.1: OWS around
+ * elements, empty elements. Query-carried headers are not wire fields. */
+static void test_lists(void)
+{
+    nf_request *r = parse("GET /?X-Websocket-Header-Connection=close HTTP/1.1\r\n"
+                          "Connection: keep-alive\r\n"
+                          "X: y\r\n"
+                          "connection: \t , Upgrade\t,, \r\n"
+                          "Sec-WebSocket-Protocol:\tchat\t\r\n"
+                          "Sec-WebSocket-Protocol: ,superchat , x\r\n"
+                          "Empty:\r\n"
+                          "\r\n", NULL);
+    CHECK(r != NULL);
+    if (!r)
+        return;
+    char got[128];
+    list_of(r, "Connection", got, sizeof got);
+    CHECK(strcmp(got, "keep-alive|Upgrade") == 0);
+    list_of(r, "Sec-WebSocket-Protocol", got, sizeof got);
+    CHECK(strcmp(got, "chat|superchat|x") == 0);
+    list_of(r, "Empty", got, sizeof got);
+    CHECK(strcmp(got, "") == 0);
+    list_of(r, "Missing", got, sizeof got);
+    CHECK(strcmp(got, "") == 0);
+    CHECK(nf_request_list_has(r, NF_SLICE("CONNECTION"), "upgrade"));
+    CHECK(nf_request_list_has(r, NF_SLICE("connection"), "Keep-Alive"));
+    CHECK(!nf_request_list_has(r, NF_SLICE("connection"), "close"));   /* from the query */
+    CHECK(nf_request_field_lines(r, NF_SLICE("connection")) == 2);
+    CHECK(nf_request_field_lines(r, NF_SLICE("x")) == 1);
+    CHECK(nf_request_field_lines(r, NF_SLICE("Missing")) == 0);
+    nf_request_free(r);
+}
+
+#define UPGRADE_LINE "GET /echo HTTP/1.1\r\n"
+#define UPGRADE_HOST "Host: h\r\n"
+#define UPGRADE_UPC "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+#define UPGRADE_KEY "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+#define UPGRADE_VER "Sec-WebSocket-Version: 13\r\n"
+#define UPGRADE_OK UPGRADE_LINE UPGRADE_HOST UPGRADE_UPC UPGRADE_KEY UPGRADE_VER
+
+/* nf_http_upgrade_check on a request; returns its result and fills up. */
+static int upgrade_of(const char *req, nf_upgrade *up, const char **why)
+{
+    nf_http_status st;
+    nf_request *r = parse(req, &st);
+    if (!r)
+        return 1000 + (int)st;   /* the parser refused it */
+    int rc = nf_http_upgrade_check(r, up, why);
+    /* The slices point into r: copy what the caller checks. */
+    static char proto[64], origin[64];
+    snprintf(proto, sizeof proto, "%.*s", (int)up->protocol.len, up->protocol.ptr ? up->protocol.ptr : "");
+    snprintf(origin, sizeof origin, "%.*s", (int)up->origin.len, up->origin.ptr ? up->origin.ptr : "");
+    up->protocol = nf_slice_of(proto, strlen(proto));
+    up->origin = nf_slice_of(origin, strlen(origin));
+    nf_request_free(r);
+    return rc;
+}
+
+static void test_upgrade_check(void)
+{
+    nf_upgrade up;
+    const char *why = NULL;
+
+    CHECK(upgrade_of(UPGRADE_OK "\r\n", &up, &why) == 0);
+    CHECK(up.protocol.len == 0 && !up.has_origin);
+    /* Connection and Upgrade over several lines (RFC 9110 5.3), as proxies send them. */
+    CHECK(upgrade_of(UPGRADE_LINE UPGRADE_HOST "Connection: keep-alive\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n"
+                     "Upgrade: websocket\r\n" UPGRADE_KEY UPGRADE_VER "\r\n", &up, &why) == 0);
+    CHECK(upgrade_of("GET http://h:1/echo HTTP/1.1\r\n" UPGRADE_HOST UPGRADE_UPC UPGRADE_KEY UPGRADE_VER "\r\n",
+                     &up, &why) == 0);
+    /* Subprotocols: OWS trimmed, lines joined, the first one selected. */
+    CHECK(upgrade_of(UPGRADE_OK "Sec-WebSocket-Protocol: \tchat\t\r\n\r\n", &up, &why) == 0);
+    CHECK_STR(up.protocol, "chat");
+    CHECK(upgrade_of(UPGRADE_OK "Sec-WebSocket-Protocol: ,\r\nSec-WebSocket-Protocol:  v2 ,v1\r\n\r\n", &up, &why) == 0);
+    CHECK_STR(up.protocol, "v2");
+    CHECK(upgrade_of(UPGRADE_OK "Sec-WebSocket-Protocol: a b\r\n\r\n", &up, &why) == -400);
+    CHECK(upgrade_of(UPGRADE_OK "Sec-WebSocket-Protocol: chat, \"x\"\r\n\r\n", &up, &why) == -400);
+    CHECK(upgrade_of(UPGRADE_OK "Origin: http://a.example\r\n\r\n", &up, &why) == 0);
+    CHECK(up.has_origin);
+    CHECK_STR(up.origin, "http://a.example");
+
+    /* Refused: 400, or 426 for the version. */
+    static const struct { const char *req; int rc; } bad[] = {
+        { "GET /echo HTTP/1.0\r\n" UPGRADE_HOST UPGRADE_UPC UPGRADE_KEY UPGRADE_VER "\r\n", -400 },
+        { UPGRADE_LINE UPGRADE_UPC UPGRADE_KEY UPGRADE_VER "\r\n", -400 },                       /* no Host */
+        { UPGRADE_LINE UPGRADE_HOST "Upgrade: websocket\r\n" UPGRADE_KEY UPGRADE_VER "\r\n", -400 },
+        { UPGRADE_LINE UPGRADE_HOST "Connection: Upgrade\r\n" UPGRADE_KEY UPGRADE_VER "\r\n", -400 },
+        { UPGRADE_LINE UPGRADE_HOST "Upgrade: websocket2\r\nConnection: Upgrade\r\n" UPGRADE_KEY UPGRADE_VER "\r\n", -400 },
+        { UPGRADE_LINE UPGRADE_HOST UPGRADE_UPC UPGRADE_KEY "\r\n", -426 },                   /* no version */
+        { UPGRADE_LINE UPGRADE_HOST UPGRADE_UPC UPGRADE_KEY "Sec-WebSocket-Version: 8\r\n\r\n", -426 },
+        { UPGRADE_OK UPGRADE_VER "\r\n", -400 },                                               /* version twice */
+        { UPGRADE_OK "Sec-WebSocket-Version: 8\r\n\r\n", -400 },
+        { UPGRADE_OK UPGRADE_KEY "\r\n", -400 },                                               /* key twice */
+        { UPGRADE_LINE UPGRADE_HOST UPGRADE_UPC UPGRADE_VER "\r\n", -400 },                    /* no key */
+        { UPGRADE_LINE UPGRADE_HOST UPGRADE_UPC UPGRADE_VER "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\n\r\n", -400 },
+        { UPGRADE_LINE UPGRADE_HOST UPGRADE_UPC UPGRADE_VER "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ===\r\n\r\n", -400 },
+        { UPGRADE_LINE UPGRADE_HOST UPGRADE_UPC UPGRADE_VER "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j!Q==\r\n\r\n", -400 },
+        { UPGRADE_LINE UPGRADE_HOST UPGRADE_UPC UPGRADE_VER "Sec-WebSocket-Key: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n", -400 },
+        { UPGRADE_OK "Origin: http://a.example\r\nOrigin: http://b.example\r\n\r\n", -400 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why = NULL;
+        int rc = upgrade_of(bad[i].req, &up, &why);
+        CHECK(rc == bad[i].rc);
+        CHECK(why != NULL && *why != '\0');
+        if (rc != bad[i].rc)
+            fprintf(stderr, "case %zu: got %d\n", i, rc);
+    }
+    /* Two Host lines never reach the check: the parser refuses them. */
+    CHECK(upgrade_of(UPGRADE_OK UPGRADE_HOST "\r\n", &up, &why) == 1000 + (int)NF_HTTP_BAD_REQUEST);
+}
+
 int main(void)
 {
     lim = nf_limits_default();
@@ -446,6 +599,9 @@ int main(void)
     test_bad_requests();
     test_path_decoded();
     test_has_token();
+    test_absolute_form();
+    test_lists();
+    test_upgrade_check();
     test_respond();
     return TEST_REPORT();
 }

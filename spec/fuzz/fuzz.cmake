@@ -18,7 +18,8 @@ option(NF_FUZZ "Build the libFuzzer targets (needs clang)" OFF)
 
 set(NF_FUZZ_DIR ${CMAKE_SOURCE_DIR}/spec/fuzz)
 # The host sources each target exercises (compiled with coverage in NF_FUZZ mode).
-set(NF_FUZZ_SOURCES_http ${CMAKE_SOURCE_DIR}/host/http_request.c ${CMAKE_SOURCE_DIR}/host/codec.c)
+set(NF_FUZZ_SOURCES_http ${CMAKE_SOURCE_DIR}/host/http_request.c ${CMAKE_SOURCE_DIR}/host/http_upgrade.c
+    ${CMAKE_SOURCE_DIR}/host/codec.c)
 set(NF_FUZZ_SOURCES_codec ${CMAKE_SOURCE_DIR}/host/codec.c)
 set(NF_FUZZ_SOURCES_ws ${CMAKE_SOURCE_DIR}/host/ws.c)
 

@@ -1,6 +1,6 @@
 /* fuzz_http.c - libFuzzer target for the HTTP request-head parser.
  * Build: clang -fsanitize=fuzzer,address,undefined -Ihost spec/fuzz/fuzz_http.c
- *        host/http_request.c host/codec.c
+ *        host/http_request.c host/http_upgrade.c host/codec.c
  * Every accessor is exercised on success so ASan sees each slice read. */
 #include "http.h"
 
@@ -36,6 +36,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!nf_request_header(r, name, 0, &v))   /* every name can be looked up */
             __builtin_trap();
         sink ^= (unsigned char)nf_http_header_has_token(value, "upgrade");
+        /* Every field read as a list: each element inside the request, trimmed. */
+        nf_http_cursor cur = { 0, 0 };
+        nf_slice e;
+        size_t n = 0;
+        while (nf_request_list_next(r, name, &cur, &e)) {
+            touch(e, &sink);
+            if (e.len == 0 || e.ptr[0] == ' ' || e.ptr[0] == '\t' || e.ptr[e.len - 1] == ' ' || ++n > lim.max_header_bytes)
+                __builtin_trap();
+        }
+        sink ^= (unsigned char)nf_request_field_lines(r, name);
+    }
+    nf_upgrade up;
+    const char *why = NULL;
+    int rc = nf_http_upgrade_check(r, &up, &why);
+    if (rc == 0) {
+        if (up.key.len != 24)
+            __builtin_trap();
+        touch(up.key, &sink);
+        if (up.protocol.len && !nf_http_is_token(up.protocol))
+            __builtin_trap();
+    } else if ((rc != -400 && rc != -426) || why == NULL) {
+        __builtin_trap();
     }
     char path[256];
     size_t len;

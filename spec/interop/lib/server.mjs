@@ -139,11 +139,12 @@ class Server {
  * Starts the server: `neffos [args...] --listen 127.0.0.1:PORT APP`, or `WRAPPER... neffos ...` with
  * `wrapper` (a command that execs the rest, e.g. ['prlimit', '--nofile=64:64', '--']: the process is
  * then the server itself). Retries on a port taken between choosing and binding; waits (bounded) for TCP accept.
+ * With `port`, listens there (one attempt: a taken port is the caller's failure).
  */
-export async function startServer(app, { args = [], endpoint = '/echo', readyMs = 10_000, env = {}, wrapper = [] } = {}) {
+export async function startServer(app, { args = [], endpoint = '/echo', readyMs = 10_000, env = {}, wrapper = [], port: fixedPort } = {}) {
   let lastErr;
-  for (let attempt = 0; attempt < 4; attempt++) {
-    const port = await freePort();
+  for (let attempt = 0; attempt < (fixedPort ? 1 : 4); attempt++) {
+    const port = fixedPort ?? await freePort();
     const argv = [...wrapper, BIN, ...args, '--listen', `127.0.0.1:${port}`, app];
     const proc = spawn(argv[0], argv.slice(1), {
       cwd: ROOT,

@@ -29,9 +29,15 @@ export function scaleoutSuite(kind) {
 
   test(`${kind}: a namespace broadcast reaches every process, the sender included`, T, async (t) => {
     const { a, b, c: cc, d } = await four(t);
+    const before = await Promise.all(c.nodes.map(metrics));
     const body = uniq('all');
     a.ns.emit('all', body);
     for (const x of [a, b, cc, d]) await x.saw(`news - ${body}`);
+    // The exchange metrics move: node 0 published it, nodes 1 and 2 received it.
+    const after = await Promise.all(c.nodes.map(metrics));
+    assert.ok(after[0].neffos_exchange_published_total > before[0].neffos_exchange_published_total, 'published on node 0');
+    for (const i of [1, 2])
+      assert.ok(after[i].neffos_exchange_received_total > before[i].neffos_exchange_received_total, `received on node ${i}`);
   });
 
   test(`${kind}: the excluded sender is skipped on its own process only`, T, async (t) => {
