@@ -125,6 +125,7 @@ void nf_invocation_run(nf_invocation *inv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     h->metrics.handler_runs++;
+    nf_turn_hold(inv->conn);       /* every run holds its connection's turn (turn.c) */
     h->ops->invoke(h->app, inv);   /* may finish and free inv: do not touch it after */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     h->metrics.handler_us_total += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
@@ -136,7 +137,8 @@ void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data
     /* The body was lent for invoke() only; a late finish must not see it. */
     inv->msg.body = NF_SLICE_EMPTY;
     if (inv->cont)
-        inv->cont(inv, result, data, len);
+        inv->cont(inv, result, data, len);   /* may chain a run into the same turn */
+    nf_turn_release(c);
     nf_conn_unref(c);
     inv_free(inv, storage_of(inv));
 }

@@ -67,6 +67,13 @@ typedef struct nf_app_ops {
 
     /* A connection is being freed: drop whatever the application attached. */
     void (*conn_freed)(void *app, nf_conn *c);
+
+    /* The invocation whose handler code runs right now (a resumed, waiting
+     * handler included), or NULL (a timer, nothing). A forced action that a
+     * handler asks of its own connection is part of that handler's turn;
+     * one asked from anywhere else waits for the connection's turn. May be
+     * NULL: every forced action then waits for the turn. */
+    nf_invocation *(*current)(void *app);
 } nf_app_ops;
 
 /* ---- invocations ----------------------------------------------------------- */
