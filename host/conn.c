@@ -520,6 +520,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         c->state = NF_CONN_CLOSING;
         c->close_deadline_ms = nf_now_ms() + CLOSE_GRACE_MS;
     }
+    if (c->state == NF_CONN_CLOSING)
+        nf_barrier_release_all(c);   /* the answering close frame must not wait for a pong */
     if (!c->torn_down)
         maybe_finish(c);
     nf_conn_unref(c);

@@ -3,7 +3,7 @@
 // with ws's default options, and a raw client that writes in the Go client's order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { T, appPath, useServer, dial, RawClient, withTimeout } from './lib/server.mjs';
+import { T, appPath, useServer, startServer, dial, RawClient, withTimeout } from './lib/server.mjs';
 
 const h = useServer(appPath('ordering.lua'));
 let seq = 0;
@@ -106,4 +106,27 @@ test('a forced join asked by another connection waits for the turn: OnRoomJoined
   assert.equal((await withTimeout(forced, 10_000, 'force_join')).Body, 'joined');
   const notes = (await withTimeout(nsB.ask('notes', name), 5000, 'notes')).Body;
   assert.equal(notes, 'slow start,slow end,joined r');
+});
+
+// The turn's safety valve: two handlers that force a join on each other's connection each hold
+// their own turn while waiting for the other's; neither forced action can start. A forced action
+// gives up after waiting --ask-timeout-ms for the turn ("timeout"), which ends its handler's turn,
+// so the other one may then go through: never both stuck, both connections go on.
+test('forced actions asked of each other: one gives up after --ask-timeout-ms ("timeout"), neither waits forever', T, async (t) => {
+  const s = await startServer(appPath('ordering.lua'), { args: ['--no-watch', '--ask-timeout-ms', '1000'] });
+  t.after(() => s.stop());
+  const [na, nb] = [user('cross-a'), user('cross-b')];
+  const a = await dial(t, s.url(), { outside: {} }, withUser(na));
+  const b = await dial(t, s.url(), { outside: {} }, withUser(nb));
+  const nsA = await withTimeout(a.connect('outside'), 5000, 'connect a');
+  const nsB = await withTimeout(b.connect('outside'), 5000, 'connect b');
+  const results = await withTimeout(Promise.all([nsA.ask('force_join_late', nb), nsB.ask('force_join_late', na)]),
+    10_000, 'both forced joins settle');
+  const bodies = results.map((m) => m.Body);
+  assert.ok(bodies.includes('timeout'), `one gave up waiting for the turn: ${bodies}`);
+  assert.ok(bodies.every((b) => b === 'timeout' || b === 'joined'), `${bodies}`);
+  for (const [ns, who] of [[nsA, na], [nsB, nb]]) {
+    const notes = (await withTimeout(ns.ask('notes', who), 5000, `${who} still served`)).Body;
+    assert.ok(notes === '' || notes === 'joined r', notes);
+  }
 });

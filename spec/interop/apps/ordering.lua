@@ -69,6 +69,15 @@ return neffos.server {
         local room, err = target:join_room("r")
         return room and "joined" or err
       end,
+      -- Holds this connection's turn first: two of these asked of each other wait for each other.
+      force_join_late = function(ns, msg)
+        neffos.sleep(0.3)
+        local c = ns.server:get(msg.body)
+        local target = c and c:namespace("outside")
+        if not target then return nil, "no target" end
+        local room, err = target:join_room("r")
+        return room and "joined" or err
+      end,
       [neffos.OnRoomJoined] = function(ns, msg)
         note(ns.id, "joined " .. msg.room)
       end,
