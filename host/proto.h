@@ -259,7 +259,11 @@ int nf_nsconn_emit(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, 
 void nf_nsconn_ask(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, bool binary,
                    unsigned timeout_ms, nf_ask_cb cb, void *ud);
 
-/* Server-initiated (forced) disconnect, join and leave (spec 7.5-7.7). */
+/* Server-initiated (forced) disconnect, join and leave (spec 7.5-7.7).
+ * Like nf_conn_connect, each runs in the connection's turn (turn.c): at
+ * once when asked by one of that connection's handlers, else once its
+ * turn is free; cb gets "timeout" if it waited longer than the ask timeout
+ * for the turn, "write closed" if the connection closed first. */
 void nf_nsconn_disconnect(nf_nsconn *nc, nf_done_cb cb, void *ud);
 void nf_nsconn_join_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud);
 void nf_nsconn_leave_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud);
