@@ -12,8 +12,8 @@ import { RawWs, OP } from './lib/raw.mjs';
 const APP = path.join(ROOT, 'spec', 'interop', 'apps', 'ordering.lua');
 const T = { timeout: 60_000 };
 
-async function serve(t) {
-  const s = await startServer(APP, { args: ['--no-watch'] });
+async function serve(t, args = []) {
+  const s = await startServer(APP, { args: ['--no-watch', ...args] });
   t.after(() => s.stop());
   return s;
 }
@@ -74,4 +74,24 @@ test('a client that never answers pings gets the held frames after the fallback,
   assert.equal(text(await ws.next(5000, 'reply'), 'reply'), '$2;;;;;;');
   assert.equal(text(await ws.next(5000, 'echo, no ping before it'), 'echo'), '$3;chat;;echo;0;0;echo: x');
   assert.match(s.logs(), /no pong within 2000 ms/);
+});
+
+test('held frames count against --max-outgoing-bytes: a client that holds the barrier cannot grow them past it', T, async (t) => {
+  const s = await serve(t, ['--max-outgoing-bytes', '65536']);
+  const { ws } = await handshake(t, s);
+  ws.send(OP.TEXT, '$1;burst;;_OnNamespaceConnect;0;0;');   // OnNamespaceConnected emits 100 x 1000 bytes
+  assert.equal(text(await ws.next(5000, 'reply'), 'reply'), '$1;;;;;;');
+  assert.equal((await ws.next(5000, 'the ping')).opcode, OP.PING);
+  // No pong: the emits are held, and past 64 KiB the connection is closed as a slow reader would be.
+  let f;
+  let bursts = 0;
+  for (let i = 0; i < 200; i++) {
+    f = await ws.next(10_000, 'the held emits, then the close');
+    if (f.opcode !== OP.TEXT) break;
+    bursts++;
+  }
+  assert.equal(f.opcode, OP.CLOSE, `a close frame after ${bursts} emits`);
+  assert.equal(f.code, 1008);
+  assert.equal(f.reason, 'outgoing queue full');
+  assert.ok(bursts > 0 && bursts < 100, `${bursts} emits went out before the close`);
 });

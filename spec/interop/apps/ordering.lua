@@ -48,6 +48,15 @@ return neffos.server {
         return msg.body
       end,
     },
+    -- Sends 100 KB from OnNamespaceConnected: held behind the barrier, counted in the output bound.
+    burst = {
+      [neffos.OnNamespaceConnected] = function(ns, msg)
+        local body = string.rep("z", 1000)
+        for i = 1, 100 do
+          if not ns:emit("burst", body) then return end
+        end
+      end,
+    },
     chat = {
       echo = function(ns, msg)
         return "echo: " .. msg.body
