@@ -466,6 +466,7 @@ bool nf_lua_scale_out(nf_lua_app *a, char *kind, size_t kcap, char *url, size_t 
 size_t nf_lua_memory(const nf_lua_app *a) { return a->sb.used; }
 
 static void app_conn_freed(void *app, nf_conn *c) { lconn_freed(app, c); }
+static nf_invocation *app_current(void *app) { return lrun_current_invocation(app); }
 
 const nf_app_ops *nf_lua_ops(void)
 {
@@ -474,6 +475,7 @@ const nf_app_ops *nf_lua_ops(void)
         .generate_id = lrun_generate_id,
         .invoke = lrun_invoke,
         .conn_freed = app_conn_freed,
+        .current = app_current,
     };
     return &ops;
 }

@@ -2,10 +2,10 @@
  * frame dispatch (docs/protocol.md §6), per-connection ordering, closing, and the
  * timeouts checked by the host's sweep.
  *
- * Ordering: the handlers of one connection run one at a time. While a
- * deciding handler waits (a coroutine blocked in an ask), later frames of
- * the connection are parked in `inbox` (bounded) and dispatched when it
- * finishes. Answers to the server's own asks bypass the inbox, otherwise a
+ * Ordering: the handlers of one connection run one at a time (turn.c).
+ * While the connection's turn is held (a handler waits in an ask, a sleep,
+ * a forced action), later frames are parked there (bounded) and dispatched
+ * when it ends. Answers to the server's own asks bypass it, otherwise a
  * handler asking its own client would wait for itself. */
 #include "internal.h"
 
@@ -113,10 +113,8 @@ void nf_conn_teardown(nf_conn *c)
         nf_ws_free(c->ws);
         c->ws = NULL;
     }
-    if (c->inbox) {
-        evbuffer_free(c->inbox);
-        c->inbox = NULL;
-    }
+    nf_turn_clear(c);
+    nf_barrier_free(c);
     nf_ns_free_deferred(c);
     nf_host_conn_gone(c->host, c);
     c->refs--;          /* the loop's reference; ours, taken above, keeps c alive */
@@ -134,6 +132,7 @@ void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what)
     switch (bit) {
     case NF_LIMIT_OUTGOING: m->limit_outgoing++; break;
     case NF_LIMIT_INBOX: m->limit_inbox++; break;
+    case NF_LIMIT_INBOX_BYTES: m->limit_inbox_bytes++; break;
     case NF_LIMIT_RATE: m->limit_rate++; break;
     case NF_LIMIT_NAMESPACES: m->limit_namespaces++; break;
     case NF_LIMIT_ROOMS: m->limit_rooms++; break;
@@ -151,7 +150,7 @@ void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what)
  * 1008 rather than buffered without end. */
 bool nf_conn_output_has_room(nf_conn *c)
 {
-    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev)) + nf_barrier_held_bytes(c);
     if (queued <= c->host->limits.max_outgoing_bytes)
         return true;
     nf_conn_limit_hit(c, NF_LIMIT_OUTGOING, "outgoing queue full (slow reader), closing with 1008");
@@ -175,6 +174,7 @@ void nf_conn_close(nf_conn *c, uint16_t code, nf_slice reason)
         nf_slice why = reason.len ? reason : NF_SLICE("connection closed");
         send_text(c, 'H', why);
     }
+    nf_barrier_release_all(c);   /* what was held goes out before the close frame */
     nf_ws_close(c->ws, code, reason.ptr, reason.len);
     c->state = NF_CONN_CLOSING;
     c->close_deadline_ms = nf_now_ms() + CLOSE_GRACE_MS;
@@ -245,7 +245,6 @@ static int send_text(nf_conn *c, char prefix, nf_slice rest)
 static void handshake_done(nf_invocation *inv, nf_result result, const char *data, size_t len)
 {
     nf_conn *c = nf_invocation_conn(inv);
-    c->busy = false;
     if (c->state != NF_CONN_CONNECTING)
         return;   /* closed while on_connect ran */
     if (result == NF_RESULT_ERROR) {
@@ -266,8 +265,7 @@ static void handshake_done(nf_invocation *inv, nf_result result, const char *dat
     c->state = NF_CONN_READY;
     if (!c->ep->cfg.native_only)
         send_text(c, 'A', nf_slice_of(c->id, c->id_len));
-    nf_ns_run_deferred(c);
-    nf_conn_drain(c);
+    nf_ns_run_deferred(c);   /* in the handshake's turn: frames wait for their answers (docs/protocol.md §7.3) */
 }
 
 static void start_handshake(nf_conn *c)
@@ -289,7 +287,6 @@ static void start_handshake(nf_conn *c)
         return;
     }
     c->state = NF_CONN_CONNECTING;
-    c->busy = true;
     c->on_connect_ran = true;
     nf_invocation_set(inv, false, false, false, false);
     nf_invocation_set_cont(inv, handshake_done, NULL);
@@ -321,7 +318,6 @@ static void event_done(nf_invocation *inv, nf_result result, const char *data, s
 {
     nf_conn *c = nf_invocation_conn(inv);
     const nf_msg *in = nf_invocation_saved_msg(inv);
-    c->busy = false;
     if (result != NF_RESULT_NONE && !nf_invocation_is_native(inv)) {
         /* Do not answer an error with an error: two peers whose handlers
          * both fail would bounce frames forever (docs/protocol.md §6). */
@@ -333,7 +329,6 @@ static void event_done(nf_invocation *inv, nf_result result, const char *data, s
             nf_conn_send_msg(c, &out, nf_invocation_is_binary(inv));
         }
     }
-    nf_conn_drain(c);
 }
 
 static void run_event(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary, bool native)
@@ -343,7 +338,6 @@ static void run_event(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary, b
         return;
     nf_invocation_set(inv, false, false, native, binary);
     nf_invocation_set_cont(inv, event_done, NULL);
-    c->busy = true;
     nf_invocation_run(inv);
 }
 
@@ -360,7 +354,7 @@ static void run_native(nf_conn *c, bool binary, const char *data, size_t len)
 
 static bool is_event(const nf_msg *m, const char *name) { return nf_slice_eq_cstr(m->event, name); }
 
-static void dispatch_frame(nf_conn *c, bool binary, const char *data, size_t len)
+void nf_conn_dispatch(nf_conn *c, bool binary, const char *data, size_t len)
 {
     nf_msg m;
     if (c->ep->cfg.native_only) {
@@ -415,50 +409,16 @@ static void dispatch_frame(nf_conn *c, bool binary, const char *data, size_t len
     run_event(c, nc, &m, binary, false);
 }
 
-/* Dispatches parked frames until one starts waiting. Not reentrant: a
- * handler that finishes synchronously inside the loop just lets it go on. */
+/* The turn has ended (or may have): start what waits. */
 void nf_conn_drain(nf_conn *c)
 {
-    if (c->host->draining && !c->busy && c->ws && c->state <= NF_CONN_READY) {
+    if (c->host->draining && !nf_turn_busy(c) && c->ws && c->state <= NF_CONN_READY) {
         /* Shutting down: the handler that held this connection open has
          * finished; what is still parked is not started. */
         nf_conn_close(c, 1001, NF_SLICE("going away"));
         return;
     }
-    if (c->dispatching || c->inbox == NULL)
-        return;
-    c->dispatching = true;
-    nf_conn_ref(c);
-    while (!c->busy && c->state == NF_CONN_READY && c->inbox_count > 0) {
-        uint32_t len;
-        uint8_t binary;
-        evbuffer_copyout(c->inbox, &len, 4);
-        unsigned char *frame = evbuffer_pullup(c->inbox, 5 + (ev_ssize_t)len);
-        binary = frame[4];
-        c->inbox_count--;
-        dispatch_frame(c, binary != 0, (const char *)frame + 5, len);
-        if (c->inbox)
-            evbuffer_drain(c->inbox, 5 + len);
-    }
-    c->dispatching = false;
-    nf_conn_unref(c);
-}
-
-static void park_frame(nf_conn *c, bool binary, const uint8_t *data, size_t len)
-{
-    if (c->inbox_count >= c->host->limits.max_incoming_queue) {
-        nf_conn_limit_hit(c, NF_LIMIT_INBOX, "incoming queue full while a handler waits, closing with 1008");
-        nf_conn_close(c, 1008, NF_SLICE("incoming queue full"));
-        return;
-    }
-    if (c->inbox == NULL && (c->inbox = evbuffer_new()) == NULL)
-        return;
-    uint32_t len32 = (uint32_t)len;
-    uint8_t bin = binary;
-    evbuffer_add(c->inbox, &len32, 4);
-    evbuffer_add(c->inbox, &bin, 1);
-    evbuffer_add(c->inbox, data, len);
-    c->inbox_count++;
+    nf_turn_pump(c);
 }
 
 /* An answer to one of our asks? Those are matched at once, never parked. */
@@ -508,14 +468,13 @@ void nf_conn_on_ws_message(void *ud, bool binary, const uint8_t *data, size_t le
     }
     if (try_answer(c, binary, data, len))
         return;
-    if (c->busy || c->state != NF_CONN_READY || c->inbox_count > 0) {
-        park_frame(c, binary, data, len);
+    if (nf_turn_busy(c) || c->state != NF_CONN_READY || c->turn.head) {
+        nf_turn_park_frame(c, binary, data, len);
         return;
     }
-    c->dispatching = true;
-    dispatch_frame(c, binary, (const char *)data, len);
-    c->dispatching = false;
-    nf_conn_drain(c);
+    nf_turn_hold(c);
+    nf_conn_dispatch(c, binary, (const char *)data, len);
+    nf_turn_release(c);
 }
 
 static void on_activity(void *ud)
@@ -528,7 +487,12 @@ static void on_output(void *ud)
     nf_conn_want_flush(ud);
 }
 
-const nf_ws_callbacks nf_conn_ws_callbacks = { nf_conn_on_ws_message, on_activity, on_output };
+static void on_pong(void *ud, const uint8_t *payload, size_t len)
+{
+    nf_barrier_pong(ud, payload, len);
+}
+
+const nf_ws_callbacks nf_conn_ws_callbacks = { nf_conn_on_ws_message, on_activity, on_output, on_pong };
 
 /* ---- socket events ---------------------------------------------------------------- */
 
@@ -562,6 +526,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         c->state = NF_CONN_CLOSING;
         c->close_deadline_ms = nf_now_ms() + CLOSE_GRACE_MS;
     }
+    if (c->state == NF_CONN_CLOSING)
+        nf_barrier_release_all(c);   /* the answering close frame must not wait for a pong */
     if (!c->torn_down)
         maybe_finish(c);
     nf_conn_unref(c);
@@ -666,6 +632,8 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
     }
     if (c->ep == NULL || c->bev == NULL)
         return;
+    nf_barrier_sweep(c, now);
+    nf_turn_sweep(c, now);
     const nf_endpoint_config *cfg = &c->ep->cfg;
     if (cfg->read_timeout_ms && now - c->last_read_ms >= cfg->read_timeout_ms) {
         nf_info("conn %s: read timeout (%u ms idle), closing", c->id_shown, cfg->read_timeout_ms);

@@ -557,7 +557,7 @@ void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *
      * grace period ends; the others right away. */
     NF_LIST_FOREACH_SAFE(it, tmp, &h->conns) {
         nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
-        if (c->ws && !c->busy)
+        if (c->ws && !nf_turn_busy(c))
             nf_conn_close(c, 1001, NF_SLICE("going away"));
         else if (c->state == NF_CONN_HTTP)
             nf_conn_teardown(c);

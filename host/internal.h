@@ -120,6 +120,36 @@ typedef enum nf_conn_state {
 
 typedef struct nf_deferred_connect nf_deferred_connect;
 typedef struct nf_pending_ask nf_pending_ask;
+typedef struct nf_job nf_job;
+
+/* The connection's turn (turn.c): its handlers run one at a time. A turn
+ * begins when a parked frame is dispatched, when "M" starts on_connect, or
+ * when a forced action starts; every handler run, and every forced action
+ * of the turn, holds it until it ends. Frames and forced actions from
+ * outside the turn wait in `head` (FIFO) while it is held. */
+typedef struct nf_turn {
+    unsigned holds;                  /* runs + forced actions of the current turn; 0 = free */
+    bool pumping;                    /* inside nf_turn_pump */
+    unsigned completing;             /* inside a forced action's completion callback */
+    nf_job *head, **tail;
+    size_t frames;                   /* queued frames (--max-incoming-queue) */
+    size_t bytes;                    /* queued frames with their job headers (--max-incoming-bytes) */
+    size_t calls;                    /* queued forced actions */
+} nf_turn;
+
+/* The output barrier (barrier.c): frames after a connect/join reply wait
+ * for the pong of a ping sent right behind it. */
+#define NF_BARRIERS_MAX 8
+#define NF_BARRIER_TIMEOUT_MS 2000   /* a client that never pongs is held at most this long, once */
+typedef struct nf_barrier {
+    struct evbuffer *held;           /* frames after the first unanswered ping, or NULL */
+    unsigned count;                  /* unanswered pings */
+    uint32_t next_seq;
+    uint32_t seq[NF_BARRIERS_MAX];
+    size_t upto[NF_BARRIERS_MAX];    /* k >= 1: held bytes from the end of ping k-1 to the end of ping k */
+    uint64_t since_ms;               /* when the first unanswered ping was queued */
+    bool off;                        /* a ping went unanswered: no more barriers */
+} nf_barrier;
 
 struct nf_conn {
     nf_host *host;
@@ -131,8 +161,6 @@ struct nf_conn {
     nf_conn_state state;
     bool on_connect_ran;
     bool torn_down;
-    bool busy;                       /* a deciding handler is running (ordering) */
-    bool dispatching;                /* inside the drain loop */
     bool counted_ip;
     bool ws_done;                    /* wslay has nothing more to read or write */
     bool answered_handshake;         /* "A" or "H" was sent */
@@ -151,8 +179,8 @@ struct nf_conn {
     nf_list asks;                    /* nf_pending_ask.link */
     size_t ask_count;
     nf_deferred_connect *deferred;   /* forced connects asked for before "A" */
-    struct evbuffer *inbox;          /* frames waiting while busy: [u32 len][u8 bin][bytes] */
-    size_t inbox_count;
+    nf_turn turn;                    /* ordering of handler runs (turn.c) */
+    nf_barrier barrier;              /* output held until a pong (barrier.c) */
     uint64_t last_read_ms;
     uint64_t output_stall_ms;        /* when output became non-empty; 0 = empty */
     uint64_t opened_ms;
@@ -166,7 +194,7 @@ struct nf_conn {
 
 /* Bits of nf_conn.limits_logged. */
 enum { NF_LIMIT_OUTGOING = 1, NF_LIMIT_INBOX = 2, NF_LIMIT_RATE = 4, NF_LIMIT_NAMESPACES = 8,
-       NF_LIMIT_ROOMS = 16, NF_LIMIT_ASKS = 32 };
+       NF_LIMIT_ROOMS = 16, NF_LIMIT_ASKS = 32, NF_LIMIT_INBOX_BYTES = 64 };
 /* Name bounds: high bits, clear of the others. */
 enum { NF_LIMIT_NAME = 1u << 16, NF_LIMIT_NAMES_PER_CONN = 1u << 17 };
 
@@ -186,6 +214,8 @@ bool nf_conn_can_write(nf_conn *c);
 /* False (and the connection closing with 1008) once its output queue is over the limit. */
 bool nf_conn_output_has_room(nf_conn *c);
 void nf_conn_drain(nf_conn *c);
+/* Dispatches one client frame (docs/protocol.md §6); the caller holds the turn. */
+void nf_conn_dispatch(nf_conn *c, bool binary, const char *data, size_t len);
 void nf_conn_want_flush(nf_conn *c);
 void nf_host_flush_all(nf_host *h);
 
@@ -210,6 +240,37 @@ int nf_ids_assign(nf_conn *c);
 /* Adds c to / removes it from its endpoint's index (remove: if it is in). */
 int nf_ids_add(nf_conn *c);
 void nf_ids_remove(nf_conn *c);
+
+/* turn.c: one handler at a time per connection (docs/architecture.md, "Ordering") */
+typedef void (*nf_turn_call)(void *ud, bool go);   /* go: the turn is held for you; !go: give up */
+bool nf_turn_busy(const nf_conn *c);
+void nf_turn_hold(nf_conn *c);
+/* Ends one hold; the turn ends with the last, and what waits starts. */
+void nf_turn_release(nf_conn *c);
+/* Parks a frame of the client. Returns 0, or -1 when a bound is hit (the
+ * connection is then closing with 1008 "incoming queue full"). */
+int nf_turn_park_frame(nf_conn *c, bool binary, const uint8_t *data, size_t len);
+/* Runs fn(ud, true) with the turn held for it: now if the turn is free,
+ * else when its turn comes. fn(ud, false) if it has waited ask_timeout_ms
+ * (two connections forcing actions on each other would wait forever) or
+ * the connection closes first. */
+void nf_turn_call_later(nf_conn *c, nf_turn_call fn, void *ud);
+/* Starts what waits, while the turn is free. */
+void nf_turn_pump(nf_conn *c);
+void nf_turn_sweep(nf_conn *c, uint64_t now);
+/* Teardown: parked frames are dropped, waiting calls given up. */
+void nf_turn_clear(nf_conn *c);
+/* Is the handler running now one of c's (a forced action it asks for is
+ * part of its turn)? */
+bool nf_turn_is_current(nf_conn *c);
+
+/* barrier.c: output held after a connect/join reply until the pong */
+void nf_barrier_add(nf_conn *c);
+void nf_barrier_pong(nf_conn *c, const uint8_t *payload, size_t len);
+void nf_barrier_release_all(nf_conn *c);
+void nf_barrier_sweep(nf_conn *c, uint64_t now);
+size_t nf_barrier_held_bytes(const nf_conn *c);
+void nf_barrier_free(nf_conn *c);
 
 /* broadcast.c: fan-out, and the scale-out subscription hooks */
 void nf_ns_connected(nf_nsconn *nc);      /* after a namespace connected */

@@ -142,6 +142,7 @@ void nf_invocation_run(nf_invocation *inv)
 {
     nf_host *h = inv->conn->host;
     h->metrics.handler_runs++;
+    nf_turn_hold(inv->conn);       /* every run holds its connection's turn (turn.c) */
     nf_host_handler_enter(h);
     h->ops->invoke(h->app, inv);   /* may finish and free inv: do not touch it after */
     nf_host_handler_leave(h);
@@ -155,7 +156,8 @@ void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data
     if (result == NF_RESULT_ERROR)
         c->host->metrics.handler_errors++;
     if (inv->cont)
-        inv->cont(inv, result, data, len);
+        inv->cont(inv, result, data, len);   /* may chain a run into the same turn */
+    nf_turn_release(c);
     nf_conn_unref(c);
     inv_free(inv, storage_of(inv));
 }

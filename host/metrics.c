@@ -50,6 +50,7 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_ask_timeouts_total", "Server asks that timed out.", NULL, m->ask_timeouts);
     counter(out, "neffos_limit_hits_total", "Limits hit, by limit.", "{limit=\"outgoing_queue\"}", m->limit_outgoing);
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"incoming_queue\"}", m->limit_inbox);
+    counter(out, "neffos_limit_hits_total", NULL, "{limit=\"incoming_bytes\"}", m->limit_inbox_bytes);
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"message_rate\"}", m->limit_rate);
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"namespaces\"}", m->limit_namespaces);
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"rooms\"}", m->limit_rooms);

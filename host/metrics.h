@@ -31,6 +31,7 @@ typedef struct nf_metrics {
     uint64_t ask_timeouts;
     uint64_t limit_outgoing;
     uint64_t limit_inbox;
+    uint64_t limit_inbox_bytes;
     uint64_t limit_rate;
     uint64_t limit_namespaces;
     uint64_t limit_rooms;

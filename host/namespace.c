@@ -228,10 +228,10 @@ static void system_decided(nf_invocation *inv, nf_result result, const char *dat
 {
     nf_conn *c = nf_invocation_conn(inv);
     decided_fn fn = (decided_fn)nf_invocation_cont_ud(inv);
-    c->busy = false;
+    /* Still in the request's turn: the notification fn starts (e.g.
+     * OnNamespaceConnected) belongs to it, and the next frame waits for it. */
     if (c->state == NF_CONN_READY)
         fn(c, nf_invocation_saved_msg(inv), result, nf_slice_of(data, len), nf_invocation_is_binary(inv));
-    nf_conn_drain(c);
 }
 
 static void decide(nf_conn *c, nf_nsconn *nc, const nf_msg *req, bool binary, decided_fn fn)
@@ -241,7 +241,6 @@ static void decide(nf_conn *c, nf_nsconn *nc, const nf_msg *req, bool binary, de
         return;
     nf_invocation_set(inv, false, false, false, binary);
     nf_invocation_set_cont(inv, system_decided, (void *)fn);
-    c->busy = true;
     nf_invocation_run(inv);
 }
 
@@ -257,8 +256,10 @@ static void connect_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice
         reply_error(c, req, err, binary);
         return;
     }
-    /* The answer goes first, then _OnNamespaceConnected (docs/protocol.md §7.2, §17.5.7). */
+    /* The answer goes first, then _OnNamespaceConnected (docs/protocol.md §7.2, 17.5.7);
+     * what follows waits for the client's pong (barrier.c). */
     nf_conn_send_empty_reply(c, req->wait);
+    nf_barrier_add(c);
     nf_ns_connected(nc);
     nf_notify(c, nc, req->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, false, false);
 }
@@ -340,6 +341,7 @@ static void join_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice er
     if (rc != 0)
         return;
     nf_conn_send_empty_reply(c, req->wait);
+    nf_barrier_add(c);
     nf_notify(c, nc, req->ns, req->room, NF_ON_ROOM_JOINED, false, false);
 }
 
@@ -398,12 +400,18 @@ void nf_ns_handle_leave(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
 /* ---- server-forced actions ---------------------------------------------------------- */
 
 /* What a forced action waits on: the connection (referenced) and the names,
- * since the nf_nsconn may be gone by the time the client answers. */
+ * since the nf_nsconn may be gone by the time the client answers. A forced
+ * action holds the connection's turn from its start to its end (turn.c), so
+ * the client's frames wait for it: an event of a namespace whose forced
+ * connect is pending is handled once it is answered (the Go client writes
+ * such events before its answer), or gets "bad namespace" if it failed. */
 typedef struct forced {
     nf_conn *c;
     nf_done_cb cb;
     void *ud;
     nf_slice ns, room;
+    void (*start)(struct forced *);
+    bool held;             /* holds c's turn */
     struct forced *next;   /* deferred connects */
     char names[];
 } forced;
@@ -426,10 +434,42 @@ static forced *forced_new(nf_conn *c, nf_slice ns, nf_slice room, nf_done_cb cb,
 
 static void forced_done(forced *f, const char *err)
 {
+    nf_conn *c = f->c;
+    /* What the callback asks of c next (ns:leave_all's next leave) is part
+     * of this turn too: nf_turn_is_current says so. */
+    c->turn.completing++;
     if (f->cb)
         f->cb(f->ud, err, err ? strlen(err) : 0);
-    nf_conn_unref(f->c);
+    c->turn.completing--;
+    if (f->held)
+        nf_turn_release(c);
+    nf_conn_unref(c);
     free(f);
+}
+
+static void forced_go(void *ud, bool go)
+{
+    forced *f = ud;
+    if (!go) {
+        forced_done(f, nf_conn_is_closed(f->c) ? NF_ERR_WRITE : "timeout");
+        return;
+    }
+    f->held = true;   /* nf_turn_call_later took the hold for us */
+    f->start(f);
+}
+
+/* Starts f in c's turn: at once when the handler asking for it runs in that
+ * turn (nested), else when the turn is free. */
+static void forced_begin(forced *f, void (*start)(forced *), bool nested)
+{
+    f->start = start;
+    if (nested) {
+        nf_turn_hold(f->c);
+        f->held = true;
+        start(f);
+        return;
+    }
+    nf_turn_call_later(f->c, forced_go, f);
 }
 
 static const char *ask_error(nf_ask_status st, const nf_msg *reply, char *buf, size_t cap)
@@ -543,7 +583,7 @@ void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud)
         *tail = f;
         return;
     }
-    start_forced_connect(f);
+    forced_begin(f, start_forced_connect, nf_turn_is_current(c));
 }
 
 void nf_ns_run_deferred(nf_conn *c)
@@ -553,7 +593,7 @@ void nf_ns_run_deferred(nf_conn *c)
     while (f) {
         forced *next = f->next;
         f->next = NULL;
-        start_forced_connect(f);
+        forced_begin(f, start_forced_connect, true);   /* part of the handshake's turn */
         f = next;
     }
 }
@@ -591,6 +631,18 @@ static void disconnect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     forced_done(f, err);
 }
 
+static void start_forced_disconnect(forced *f)
+{
+    nf_nsconn *nc = nf_conn_namespace(f->c, f->ns);
+    if (nc == NULL) {
+        forced_done(f, NULL);
+        return;
+    }
+    nc->disconnecting = true;
+    nf_ask_send(f->c, f->ns, NF_SLICE_EMPTY, NF_SLICE(NF_ON_NAMESPACE_DISCONNECT), NF_SLICE_EMPTY, false, 0,
+                disconnect_answered, f);
+}
+
 void nf_nsconn_disconnect(nf_nsconn *nc, nf_done_cb cb, void *ud)
 {
     nf_slice ns = nf_slice_of(nc->index->name, nc->index->name_len);
@@ -603,8 +655,7 @@ void nf_nsconn_disconnect(nf_nsconn *nc, nf_done_cb cb, void *ud)
     if (f == NULL)
         return;
     nc->disconnecting = true;
-    nf_ask_send(nc->conn, ns, NF_SLICE_EMPTY, NF_SLICE(NF_ON_NAMESPACE_DISCONNECT), NF_SLICE_EMPTY, false, 0,
-                disconnect_answered, f);
+    forced_begin(f, start_forced_disconnect, nf_turn_is_current(nc->conn));
 }
 
 static void join_answered(void *ud, nf_ask_status st, const nf_msg *reply)
@@ -629,6 +680,26 @@ static void join_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     forced_done(f, err);
 }
 
+static void start_forced_join(forced *f)
+{
+    nf_conn *c = f->c;
+    nf_nsconn *nc = nf_conn_namespace(c, f->ns);
+    if (nc == NULL) {
+        forced_done(f, NF_ERR_BAD_NAMESPACE);
+        return;
+    }
+    if (find_member(nc, f->room)) {
+        forced_done(f, NULL);
+        return;
+    }
+    if (nc->room_count >= c->host->limits.max_rooms_per_conn) {
+        nf_conn_limit_hit(c, NF_LIMIT_ROOMS, "rooms per namespace connection");
+        forced_done(f, "too many rooms");
+        return;
+    }
+    nf_ask_send(c, f->ns, f->room, NF_SLICE(NF_ON_ROOM_JOIN), NF_SLICE_EMPTY, false, 0, join_answered, f);
+}
+
 void nf_nsconn_join_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud)
 {
     nf_slice ns = nf_slice_of(nc->index->name, nc->index->name_len);
@@ -643,16 +714,10 @@ void nf_nsconn_join_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud)
             cb(ud, err, strlen(err));
         return;
     }
-    if (nc->room_count >= nc->conn->host->limits.max_rooms_per_conn) {
-        nf_conn_limit_hit(nc->conn, NF_LIMIT_ROOMS, "rooms per namespace connection");
-        if (cb)
-            cb(ud, "too many rooms", 14);
-        return;
-    }
     forced *f = forced_new(nc->conn, ns, room, cb, ud);
     if (f == NULL)
         return;
-    nf_ask_send(nc->conn, ns, room, NF_SLICE(NF_ON_ROOM_JOIN), NF_SLICE_EMPTY, false, 0, join_answered, f);
+    forced_begin(f, start_forced_join, nf_turn_is_current(nc->conn));
 }
 
 static void leave_answered(void *ud, nf_ask_status st, const nf_msg *reply)
@@ -673,6 +738,16 @@ static void leave_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     forced_done(f, err);
 }
 
+static void start_forced_leave(forced *f)
+{
+    nf_nsconn *nc = nf_conn_namespace(f->c, f->ns);
+    if (nc == NULL || !find_member(nc, f->room)) {
+        forced_done(f, NULL);
+        return;
+    }
+    nf_ask_send(f->c, f->ns, f->room, NF_SLICE(NF_ON_ROOM_LEAVE), NF_SLICE_EMPTY, false, 0, leave_answered, f);
+}
+
 void nf_nsconn_leave_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud)
 {
     nf_slice ns = nf_slice_of(nc->index->name, nc->index->name_len);
@@ -684,7 +759,7 @@ void nf_nsconn_leave_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud)
     forced *f = forced_new(nc->conn, ns, room, cb, ud);
     if (f == NULL)
         return;
-    nf_ask_send(nc->conn, ns, room, NF_SLICE(NF_ON_ROOM_LEAVE), NF_SLICE_EMPTY, false, 0, leave_answered, f);
+    forced_begin(f, start_forced_leave, nf_turn_is_current(nc->conn));
 }
 
 /* ---- accessors ------------------------------------------------------------------ */

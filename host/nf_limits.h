@@ -14,6 +14,7 @@ typedef struct nf_limits {
     size_t max_connections_per_ip;  /* per client address */
     size_t max_outgoing_bytes;      /* queued for one slow reader before it is closed (1008) */
     size_t max_incoming_queue;      /* frames waiting while the conn's handler waits */
+    size_t max_incoming_bytes;      /* their bytes, per-frame overhead included */
     unsigned max_messages_per_sec;  /* per connection; 0 = unlimited */
     size_t max_namespaces_per_conn;
     size_t max_rooms_per_conn;      /* per namespace connection */
@@ -35,6 +36,7 @@ static inline nf_limits nf_limits_default(void)
         .max_connections_per_ip = 0,          /* 0 = unlimited */
         .max_outgoing_bytes = 16u << 20,      /* 16 MiB */
         .max_incoming_queue = 1024,
+        .max_incoming_bytes = 4u << 20,       /* 4 MiB: four messages of the maximum size */
         .max_messages_per_sec = 0,
         .max_namespaces_per_conn = 64,
         .max_rooms_per_conn = 256,

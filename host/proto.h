@@ -77,6 +77,13 @@ typedef struct nf_app_ops {
 
     /* A connection is being freed: drop whatever the application attached. */
     void (*conn_freed)(void *app, nf_conn *c);
+
+    /* The invocation whose handler code runs right now (a resumed, waiting
+     * handler included), or NULL (a timer, nothing). A forced action that a
+     * handler asks of its own connection is part of that handler's turn;
+     * one asked from anywhere else waits for the connection's turn. May be
+     * NULL: every forced action then waits for the turn. */
+    nf_invocation *(*current)(void *app);
 } nf_app_ops;
 
 /* ---- invocations ----------------------------------------------------------- */
@@ -283,9 +290,13 @@ int nf_nsconn_emit(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, 
 void nf_nsconn_ask(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, bool binary,
                    unsigned timeout_ms, nf_ask_cb cb, void *ud);
 
-/* Server-initiated (forced) disconnect, join and leave (docs/protocol.md §7.5-§7.7). A
- * room name over the bounds fails the join at once (NF_ERR_NAME_TOO_LONG,
- * NF_ERR_NAMES_TOO_LONG). */
+/* Server-initiated (forced) disconnect, join and leave (docs/protocol.md §7.5-§7.7).
+ * A room name over the bounds fails the join at once (NF_ERR_NAME_TOO_LONG,
+ * NF_ERR_NAMES_TOO_LONG).
+ * Like nf_conn_connect, each runs in the connection's turn (turn.c): at
+ * once when asked by one of that connection's handlers, else once its
+ * turn is free; cb gets "timeout" if it waited longer than the ask timeout
+ * for the turn, "write closed" if the connection closed first. */
 void nf_nsconn_disconnect(nf_nsconn *nc, nf_done_cb cb, void *ud);
 void nf_nsconn_join_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud);
 void nf_nsconn_leave_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud);

@@ -28,6 +28,7 @@ static size_t slot_pool_size;
 
 struct nf_ws {
     struct bufferevent *bev;
+    struct evbuffer *held;    /* frames go here instead of the output, or NULL */
     ws_slot *slot;        /* lent while parsing or closing, else NULL */
     nf_ws_callbacks cb;
     void *ud;
@@ -167,6 +168,12 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     return (ssize_t)pass;
 }
 
+/* Where frames are appended: the bufferevent's output, or the owner's hold. */
+static struct evbuffer *out_of(nf_ws *ws)
+{
+    return ws->held ? ws->held : bufferevent_get_output(ws->bev);
+}
+
 static void output_added(nf_ws *ws)
 {
     if (ws->cb.on_output)
@@ -177,7 +184,7 @@ static void output_added(nf_ws *ws)
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
 {
     nf_ws *ws = ((ws_slot *)user)->ws;
-    if (evbuffer_add(bufferevent_get_output(ws->bev), data, len) != 0) {
+    if (evbuffer_add(out_of(ws), data, len) != 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
@@ -202,6 +209,8 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         ws->cb.on_message(ws->ud, arg->opcode == WSLAY_BINARY_FRAME, arg->msg, arg->msg_length);
     else if (arg->opcode == WSLAY_CONNECTION_CLOSE)
         ws->closing = true;   /* wslay has queued the answering close frame */
+    else if (arg->opcode == WSLAY_PONG && ws->cb.on_pong)
+        ws->cb.on_pong(ws->ud, arg->msg, arg->msg_length);
 }
 
 static const struct wslay_event_callbacks callbacks = {
@@ -337,7 +346,7 @@ size_t nf_ws_frame_header(uint8_t *hdr, bool binary, size_t len)
 
 int nf_ws_send_with(nf_ws *ws, bool binary, size_t len, void (*fill)(void *ctx, char *dst), void *ctx)
 {
-    struct evbuffer *out = bufferevent_get_output(ws->bev);
+    struct evbuffer *out = out_of(ws);
     struct evbuffer_iovec vec;
     uint8_t hdr[10];
     size_t hlen;
@@ -373,6 +382,22 @@ int nf_ws_send(nf_ws *ws, bool binary, const void *data, size_t len)
     bytes_ctx b = { data, len };
     return nf_ws_send_with(ws, binary, len, fill_bytes, &b);
 }
+
+int nf_ws_ping(nf_ws *ws, const void *payload, size_t len)
+{
+    uint8_t frame[2 + 125];
+    if (ws->closing || len > 125)
+        return -1;
+    frame[0] = 0x80 | WSLAY_PING;   /* FIN + opcode; server frames are unmasked */
+    frame[1] = (uint8_t)len;
+    memcpy(frame + 2, payload, len);
+    if (evbuffer_add(out_of(ws), frame, 2 + len) != 0)
+        return -1;
+    output_added(ws);
+    return 0;
+}
+
+void nf_ws_hold_output(nf_ws *ws, struct evbuffer *held) { ws->held = held; }
 
 void nf_ws_close(nf_ws *ws, uint16_t code, const char *reason, size_t reason_len)
 {
@@ -418,7 +443,7 @@ int nf_ws_send_shared(nf_ws *ws, nf_shared_frame *f)
     if (ws->closing)
         return -1;
     f->refs++;
-    if (evbuffer_add_reference(bufferevent_get_output(ws->bev), f->bytes, f->len, shared_cleanup, f) != 0) {
+    if (evbuffer_add_reference(out_of(ws), f->bytes, f->len, shared_cleanup, f) != 0) {
         f->refs--;
         return -1;
     }

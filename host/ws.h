@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 struct bufferevent;
+struct evbuffer;
 
 typedef struct nf_ws nf_ws;
 
@@ -26,6 +27,8 @@ typedef struct nf_ws_callbacks {
     /* Bytes were appended to the output (a data frame, a pong, a close):
      * the owner flushes them, once per loop iteration. */
     void (*on_output)(void *ud);
+    /* A pong arrived (RFC 6455 5.5.3); NULL to ignore pongs. */
+    void (*on_pong)(void *ud, const uint8_t *payload, size_t len);
 } nf_ws_callbacks;
 
 /* A frame shared by many connections: refcounted, freed with the last ref. */
@@ -54,6 +57,15 @@ size_t nf_ws_frame_header(uint8_t *hdr, bool binary, size_t len);
 int nf_ws_send_with(nf_ws *ws, bool binary, size_t len,
                     void (*fill)(void *ctx, char *dst), void *ctx);
 int nf_ws_send(nf_ws *ws, bool binary, const void *data, size_t len);
+
+/* Sends a ping (RFC 6455 5.5.2) with payload (<= 125 bytes) straight into
+ * the output, in order with the data frames. Returns 0, or -1 if closing. */
+int nf_ws_ping(nf_ws *ws, const void *payload, size_t len);
+
+/* Appends every frame from now on (data, pongs, close) to `held` instead of
+ * the bufferevent's output, until called again with NULL. The owner moves
+ * held bytes to the output when it wants them written. */
+void nf_ws_hold_output(nf_ws *ws, struct evbuffer *held);
 
 /* Queues a close frame (code, reason <= 123 bytes). */
 void nf_ws_close(nf_ws *ws, uint16_t code, const char *reason, size_t reason_len);

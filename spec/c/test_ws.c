@@ -42,7 +42,7 @@ static void on_message(void *ud, bool binary, const uint8_t *data, size_t len)
 
 static void on_activity(void *ud) { (void)ud; }
 
-static const nf_ws_callbacks callbacks = { on_message, on_activity, NULL };
+static const nf_ws_callbacks callbacks = { on_message, on_activity, NULL, NULL };
 
 static void h_open(harness *h)
 {

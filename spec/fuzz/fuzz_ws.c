@@ -134,7 +134,7 @@ static void check_output(struct evbuffer *out, bool *closed)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct event_base *base;
-    static const nf_ws_callbacks callbacks = { on_message, on_activity, NULL };
+    static const nf_ws_callbacks callbacks = { on_message, on_activity, NULL, NULL };
     if (size < 1)
         return 0;
     if (base == NULL)
