@@ -165,6 +165,7 @@ static bus_chan *chan_new(nf_bus *b, nf_slice name, size_t key_off, size_t key_l
         free(ch);
         return NULL;
     }
+    b->host->metrics.exchange_channels = nf_dict_size(b->chans);
     if (!ch->valid && !b->warned_invalid) {
         b->warned_invalid = true;
         nf_warn("exchange: \"%.*s\" is not a valid channel for this broker: not shared with other "
@@ -187,6 +188,7 @@ static void chan_subscribe(nf_bus *b, bus_chan *ch)
 static void chan_drop(nf_bus *b, bus_chan *ch)
 {
     nf_dict_delete(b->chans, nf_slice_of(ch->name, ch->name_len));
+    b->host->metrics.exchange_channels = nf_dict_size(b->chans);
     free(ch);
 }
 

@@ -62,6 +62,8 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     if (m->exchange_connected >= 0) {
         gauge(out, "neffos_exchange_connected", "Scale-out broker connection up (1) or down (0).",
               m->exchange_connected);
+        gauge(out, "neffos_exchange_channels", "Channels this process is subscribed to at the broker.",
+              (long long)m->exchange_channels);
         counter(out, "neffos_exchange_published_total", "Messages published to the broker.", NULL,
                 m->exchange_published);
         counter(out, "neffos_exchange_received_total", "Messages received from the broker.", NULL,

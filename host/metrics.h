@@ -48,6 +48,7 @@ typedef struct nf_metrics {
     uint64_t accept_other;           /* ... anything else (ENOBUFS, ENOMEM) */
     int accept_paused;               /* 1 while the listener waits out such a failure */
     int exchange_connected;          /* -1 none, 0 down, 1 up */
+    size_t exchange_channels;        /* channels (namespaces, IDs, asks) held at the broker */
 } nf_metrics;
 
 /* Appends the Prometheus text exposition of m plus the gauges given. */

@@ -193,6 +193,7 @@ void nf_ns_close_all(nf_conn *c)
         leave_rooms_forced(nc, true);
         nf_notify(c, nc, nf_slice_of(nc->index->name, nc->index->name_len), NF_SLICE_EMPTY,
                   NF_ON_NAMESPACE_DISCONNECT, true, true);
+        nf_ns_disconnected(nc);   /* its share of the namespace's broker channel */
         detach(nc);
     }
 }

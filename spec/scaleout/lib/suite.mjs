@@ -148,6 +148,21 @@ export function scaleoutSuite(kind) {
     }, 'zoe hears alice after the churn', 5000, 0);
   });
 
+  test(`${kind}: a process whose last client closed holds no channel at the broker`, T, async (t) => {
+    await c.ready;
+    const n2 = c.nodes[2];
+    // Closed, not disconnected first: the close path must give the namespace's channel back too
+    // (it used to keep it, and the broker kept sending that namespace's traffic to this process).
+    for (let i = 0; i < 3; i++) {
+      const z = await client(null, n2, `yara-${uniq('y')}`);
+      assert.ok((await metrics(n2)).neffos_exchange_channels >= 2, 'a namespace and an ID channel while connected');
+      z.conn.close();
+    }
+    await eventually(async () => (await metrics(n2)).neffos_connections === 0, 'node 2 has no connection left');
+    await eventually(async () => (await metrics(n2)).neffos_exchange_channels === 0,
+      `node 2 holds no channel (has ${(await metrics(n2)).neffos_exchange_channels})`, 5000);
+  });
+
   test(`${kind}: broker down and back: local traffic never stops, remote traffic resumes, memory bounded`, { timeout: 120_000 }, async (t) => {
     const { a, b, c: cc } = await four(t);
     const [n0] = c.nodes;
