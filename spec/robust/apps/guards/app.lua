@@ -43,7 +43,7 @@ local function escapes()
   string.gsub = function() return "spec/robust/apps/outside.lua" end
   try("string.gsub swap", function() return require("mod_that_does_not_exist") end)
   string.gsub = gsub
-  try("metatable of conn", function() return type(getmetatable(neffos.servers()["/echo"])) == "table" or nil end)
+  try("metatable of server", function() return type(getmetatable(neffos.servers()["/echo"])) == "table" or nil end)
   return #got == 0 and "none" or table.concat(got, ",")
 end
 
@@ -57,6 +57,15 @@ return neffos.server {
         setmetatable({}, { __gc = function() while true do end end })
         collectgarbage()
         return "made"
+      end,
+      -- A finalizer slipped into the host's conn metatable: every later conn would get it.
+      inject = function(ns, msg)
+        getmetatable(ns.conn).__gc = function() while true do end end
+        return "injected"
+      end,
+      collect = function(ns, msg)
+        collectgarbage()
+        return "collected"
       end,
       close_loop = function(ns, msg)
         local guard <close> = looping_close()
