@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { ROOT, RawClient, startServer, withTimeout, eventually } from '../interop/lib/server.mjs';
 
 const APP = path.join(ROOT, 'spec', 'robust', 'apps', 'guards');
@@ -122,6 +123,17 @@ test('a backtracking pattern on 2,000 spaces is metered: that handler fails, oth
   await othersServed(t, s, 'during the pattern');
   assert.match(errorOf(await c.nextText(15_000, 'the kv reply'), 2, 'kv'), /instruction limit exceeded/);
   assert.equal(await c.ask('$3;g;;echo;0;0;same client', 10_000), '$3;g;;echo;0;0;same client');
+});
+
+test('the metered pattern functions give exactly stock Lua 5.4\'s results', T, async (t) => {
+  const lua = spawnSync('lua5.4', ['-e', `io.write(dofile(${JSON.stringify(path.join(APP, 'patterns.lua'))})())`],
+    { encoding: 'latin1', timeout: 10_000 });
+  assert.equal(lua.status, 0, lua.stderr);
+  const s = await serve(t);
+  const c = await g(t, s);
+  c.sendText('$1;g;;patterns;0;0;');
+  const reply = await c.next(10_000, 'the patterns reply');
+  assert.equal(reply.data.toString('latin1'), `$1;g;;patterns;0;0;${lua.stdout}`);
 });
 
 test('the watchdog names a C call that blocks the loop, then ends the process with code 3', T, async (t) => {

@@ -100,6 +100,7 @@ return neffos.server {
         return "moved"
       end,
       escape = function(ns, msg) return escapes() end,
+      patterns = function(ns, msg) return require("patterns")() end,
       close = function(ns, msg)
         local code, reason = msg.body:match("^(%d+) ?(.*)$")
         if reason == "BAD" then reason = "\xff\xfe" end
