@@ -113,6 +113,16 @@ test('a coroutine that died over budget with a looping <close> pending is closed
   await othersServed(t, s, 'after unpark');
 });
 
+test('a handler abandoned by the drain while it waits has its looping <close> stopped; the process exits 0', T, async (t) => {
+  const s = await serve(t, ['--lua-instruction-limit', '5000000', '--grace-ms', '300']);
+  const c = await g(t, s);
+  c.sendText('$1;g;;nap_close;0;0;');
+  await othersServed(t, s, 'while nap_close sleeps');
+  const exit = await terminate(s, 10_000);
+  assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}`);
+  assert.match(s.logs(), /a __close handler of an abandoned handler failed: .*instruction limit exceeded/);
+});
+
 // ---- 9. long C calls ----------------------------------------------------------------------------------
 
 test('a backtracking pattern on 2,000 spaces is metered: that handler fails, others are served', T, async (t) => {

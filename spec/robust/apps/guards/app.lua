@@ -75,6 +75,12 @@ return neffos.server {
         local guard <close> = hogging_close()
         error("boom")
       end,
+      -- Waits with a looping <close> pending: a drain abandons it and must close it in bounded time.
+      nap_close = function(ns, msg)
+        local guard <close> = looping_close()
+        neffos.sleep(30)
+        return "rested"
+      end,
       -- A coroutine that dies over budget with a looping <close> pending...
       park = function(ns, msg)
         parked = coroutine.create(function()
