@@ -2,7 +2,7 @@
  * gsub), metered.
  *
  * Lua's matcher backtracks: a pattern like "^%s*(.-)%s*=%s*(.-)%s*$" on a
- * subject of 2,000 spaces takes ~10^10 steps (28 s) inside one C call, where
+ * subject of 2,000 spaces takes billions of steps (28 s) inside one C call, where
  * the count hook of the instruction budget never fires. This is the matcher
  * of Lua 5.4.4 (lstrlib.c, "PATTERN MATCHING"), unchanged but for a step
  * counter: each step (a match() call, a character scanned by an expansion,
