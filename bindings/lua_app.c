@@ -141,6 +141,7 @@ nf_lua_app *nf_lua_new(struct event_base *base, const nf_lua_options *opt, char 
     lua_atpanic(L, panic);
     *(nf_lua_app **)lua_getextraspace(L) = a;   /* copied into every thread */
     luaL_openlibs(L);   /* the host side's libraries; apps get a sandbox (neffos.lua) */
+    lpat_open(L);       /* metered pattern matching, before any Lua code takes string.* */
     lsb_install_hook(a, L);   /* threads inherit it */
     lconn_open(L);
     lns_open(L);
@@ -183,7 +184,9 @@ static int load_version(nf_lua_app *a, char *err, size_t errcap)
     lua_setfield(L, -2, "scripts_dir");
 
     a->loading = a->version + 1;
-    int st = lrun_pcall(a, 3, 1);
+    char what[200];
+    snprintf(what, sizeof what, "the top level of %s", a->main_file);
+    int st = lrun_pcall_as(a, 3, 1, what);
     a->loading = 0;
     if (st != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
@@ -239,7 +242,8 @@ static void push_old_info(nf_lua_app *a, int v)
         lua_createtable(L, 0, 0);
         lua_getfield(L, v, "servers");
         for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; i++) {
-            lua_getfield(L, -1, "endpoint");
+            lua_pushliteral(L, "endpoint");   /* raw: an app's __index would run unguarded */
+            lua_rawget(L, -2);
             lua_rawseti(L, -4, i);
             lua_pop(L, 1);
         }
@@ -266,7 +270,8 @@ static int swap_in(nf_lua_app *a, char *err, size_t errcap)
     lua_getfield(L, v, "servers");
     int servers = lua_gettop(L);
     for (lua_Integer i = 1; lua_rawgeti(L, servers, i) == LUA_TTABLE; i++) {
-        lua_getfield(L, -1, "endpoint");
+        lua_pushliteral(L, "endpoint");   /* raw: descriptions are app tables */
+        lua_rawget(L, -2);
         const char *path = lua_tostring(L, -1);
         nf_endpoint_config cfg;
         read_config(L, v, (int)i, &cfg);
@@ -339,7 +344,8 @@ static int swap_in(nf_lua_app *a, char *err, size_t errcap)
         lua_rawgeti(L, LUA_REGISTRYINDEX, a->version_ref);
         lua_getfield(L, -1, "servers");
         for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; i++) {
-            if (lua_getfield(L, -1, "on_reload") == LUA_TFUNCTION) {
+            lua_pushliteral(L, "on_reload");
+            if (lua_rawget(L, -2) == LUA_TFUNCTION) {
                 push_old_info(a, oldv);
                 if (lrun_pcall(a, 1, 0) != LUA_OK) {
                     nf_error("on_reload failed: %s", lua_tostring(L, -1));
@@ -464,6 +470,8 @@ bool nf_lua_scale_out(nf_lua_app *a, char *kind, size_t kcap, char *url, size_t 
 }
 
 size_t nf_lua_memory(const nf_lua_app *a) { return a->sb.used; }
+
+void nf_lua_set_watchdog(nf_lua_app *a, struct nf_watchdog *wd) { a->wd = wd; }
 
 static void app_conn_freed(void *app, nf_conn *c) { lconn_freed(app, c); }
 static nf_invocation *app_current(void *app) { return lrun_current_invocation(app); }

@@ -335,15 +335,55 @@ static int conn_connect(lua_State *L)
 
 /* ---- the socket ---------------------------------------------------------------- */
 
+/* Codes an endpoint may send (RFC 6455 7.4.1, 7.4.2): the defined ones
+ * except 1004 (reserved), 1005, 1006 and 1015 (never sent: they stand for
+ * "no code", "dropped" and "TLS failed" locally); the IANA-registered
+ * 1012-1014; 3000-4999 for libraries and apps. 1016-2999 are reserved. */
+static bool close_code_sendable(lua_Integer code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
+ * U+10FFFF. A close reason must be UTF-8 (RFC 6455 5.5.1). */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char b = s[i];
+        size_t len;
+        uint32_t cp, min;
+        if (b < 0x80) { i++; continue; }
+        if (b >= 0xC2 && b <= 0xDF) { len = 2; cp = b & 0x1F; min = 0x80; }
+        else if (b >= 0xE0 && b <= 0xEF) { len = 3; cp = b & 0x0F; min = 0x800; }
+        else if (b >= 0xF0 && b <= 0xF4) { len = 4; cp = b & 0x07; min = 0x10000; }
+        else return false;
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
 static int conn_close(lua_State *L)
 {
     nf_conn *c = open_conn(L);
     lua_Integer code = luaL_optinteger(L, 2, 1000);
     nf_slice reason = lopt_slice(L, 3);
-    if (code < 1000 || code > 4999)
-        return luaL_argerror(L, 2, "close code must be within 1000..4999");
+    if (!close_code_sendable(code))
+        return luaL_argerror(L, 2, lua_pushfstring(L, "close code %I may not be sent (RFC 6455 7.4: "
+                                                   "1000-1003, 1007-1014 or 3000-4999)", code));
     if (reason.len > 123)
         return luaL_argerror(L, 3, "close reason must be at most 123 bytes");
+    if (!utf8_valid((const unsigned char *)reason.ptr, reason.len))
+        return luaL_argerror(L, 3, "close reason must be UTF-8 (RFC 6455 5.5.1)");
     if (c)
         nf_conn_close(c, (uint16_t)code, reason);
     return 0;
@@ -383,6 +423,7 @@ void lconn_open(lua_State *L)
         { NULL, NULL },
     };
     luaL_newmetatable(L, CONN_MT);
+    lsb_lock_metatable(L, -1);
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "methods");
     lua_pushcfunction(L, conn_index);
@@ -394,6 +435,7 @@ void lconn_open(lua_State *L)
     lua_pop(L, 1);
 
     luaL_newmetatable(L, HEADERS_MT);
+    lsb_lock_metatable(L, -1);
     lua_pushcfunction(L, headers_index);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);

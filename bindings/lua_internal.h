@@ -8,6 +8,7 @@
  *   lua_server.c   the server userdata (one per endpoint)
  *   lua_timer.c    neffos.after / every / sleep on the event loop
  *   lua_sandbox.c  the capped allocator and the instruction budget
+ *   lua_pattern.c  Lua's pattern functions, metered
  *   lua_hostlib.c  the "neffos.host" module that scripts/neffos.lua uses */
 #ifndef NF_LUA_INTERNAL_H
 #define NF_LUA_INTERNAL_H
@@ -48,6 +49,7 @@ struct nf_lua_app {
     struct event_base *base;
     nf_host *host;           /* NULL under --check */
     lsandbox sb;
+    struct nf_watchdog *wd;  /* told which app code runs; NULL under --check */
     char *app_path;          /* as given */
     char *main_file;         /* app.lua or the file itself */
     char *app_dir;
@@ -73,6 +75,17 @@ void lsb_install_hook(nf_lua_app *a, lua_State *co);
 typedef struct lsb_saved { int enforce; int64_t budget; } lsb_saved;
 lsb_saved lsb_enter(nf_lua_app *a);
 void lsb_leave(nf_lua_app *a, lsb_saved s);
+/* Takes n instructions off the current slice for work done in C; raises
+ * "instruction limit exceeded" past the budget. No-op outside app code. */
+void lsb_charge(lua_State *L, int64_t n);
+/* Sets __metatable on the metatable at idx: getmetatable() on the host's
+ * objects gives "locked", so app code cannot add a __gc, __index ... there. */
+void lsb_lock_metatable(lua_State *L, int idx);
+
+/* ---- lua_pattern.c ---- */
+/* Replaces string.find, match, gmatch and gsub with versions whose matcher
+ * charges its steps to the instruction budget (lsb_charge). */
+void lpat_open(lua_State *L);
 static inline nf_lua_app *lapp_of(lua_State *L) { return *(nf_lua_app **)lua_getextraspace(L); }
 
 /* ---- lua_invoke.c ---- */
@@ -87,6 +100,12 @@ void lrun_spawn(nf_lua_app *a, const char *label);
  * handler: function and nargs on the stack. On error leaves the message
  * with traceback and returns the status. `what` names it for waits. */
 int lrun_pcall(nf_lua_app *a, int nargs, int nres);
+/* The same, named `what` for the watchdog instead of the function's
+ * file:line. */
+int lrun_pcall_as(nf_lua_app *a, int nargs, int nres, const char *what);
+/* "what (file.lua:12)" for the function at idx: which code runs, for the
+ * watchdog's log. */
+void lrun_describe(lua_State *L, int idx, const char *what, char *out, size_t cap);
 /* Waiting from a C function: begin (raises if this code may not wait),
  * start the operation with the run as callback data, then return
  * lrun_wait(). In the callback, push results on lrun_result_state() and call

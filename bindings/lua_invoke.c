@@ -11,13 +11,21 @@
  *   nothing / nil         NF_RESULT_NONE
  *   string or number      NF_RESULT_REPLY
  *   nil, text             NF_RESULT_ERROR
- *   raised error          NF_RESULT_ERROR with the message, traceback logged */
+ *   raised error          NF_RESULT_ERROR with the message, traceback logged
+ *
+ * The handler runs under a pcall inside its coroutine (run_body), not bare:
+ * an error then unwinds inside the resume, so the handler's to-be-closed
+ * variables are closed there, under the run's instruction budget and memory
+ * cap, and with hooks back on. A bare error would leave them pending on a
+ * dead thread until lua_resetthread, outside both guards, and with hooks
+ * off when the count hook raised it (Lua 5.4.4). */
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "lua_internal.h"
+#include "watchdog.h"
 
 char lrun_yield_tag;
 
@@ -28,6 +36,8 @@ struct lrun {
     nf_invocation *inv;      /* NULL for timers, or once finished */
     nf_conn *conn;           /* referenced while the run lives */
     char label[80];          /* "ns/event", "on_connect", "timer" ... for logs */
+    bool logged;             /* its failure was logged with a traceback */
+    char where[160];         /* "handler ns/event (app.lua:12)" for the watchdog */
     /* waiting */
     bool in_call;            /* inside the C function that started the wait */
     lua_State *wait_L;       /* the thread of that C function */
@@ -52,15 +62,32 @@ static void pool_get(nf_lua_app *a, lrun *r)
     r->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+/* Runs the pending __close handlers of an abandoned thread (one that waits
+ * or yielded) as app code: under a fresh slice and the memory cap, and
+ * unable to wait. */
+static void close_thread(nf_lua_app *a, lua_State *co)
+{
+    lrun *saved = a->current;
+    a->current = NULL;
+    nf_watchdog_enter(a->wd, "a __close handler of an abandoned handler");
+    lsb_saved sb = lsb_enter(a);
+    int st = lua_resetthread(co);   /* 5.4.6: lua_closethread */
+    lsb_leave(a, sb);
+    nf_watchdog_leave(a->wd);
+    a->current = saved;
+    if (st != LUA_OK)
+        nf_error("a __close handler of an abandoned handler failed: %s",
+                 lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : "(not a string)");
+}
+
 static void pool_put(nf_lua_app *a, lua_State *co, int ref, bool clean)
 {
     if (!clean) {
-        /* A thread that failed or was abandoned is not reused: Lua 5.4.4
-         * leaves `allowhook` off on a thread whose count hook raised the
-         * error, and lua_resetthread does not turn it back on, so a reused
-         * thread would run without the instruction budget. Reset it to run
-         * its pending __close handlers, then let the GC have it. */
-        (void)lua_resetthread(co);   /* 5.4.6: lua_closethread */
+        /* A thread that failed or was abandoned is not reused (Lua 5.4.4
+         * may leave `allowhook` off on a thread whose count hook raised an
+         * error). Close its pending __close handlers, then let the GC have
+         * it. */
+        close_thread(a, co);
         luaL_unref(a->L, LUA_REGISTRYINDEX, ref);
         return;
     }
@@ -95,6 +122,11 @@ static lrun *run_new(nf_lua_app *a, nf_invocation *inv, nf_conn *c, const char *
         labellen = sizeof r->label - 1;
     memcpy(r->label, label, labellen);
     r->label[labellen] = '\0';
+    if (a->wd) {   /* the function is at the top of a->L */
+        char what[sizeof r->label + 8] = "handler ";
+        memcpy(what + 8, r->label, labellen + 1);
+        lrun_describe(a->L, -1, what, r->where, sizeof r->where);
+    }
     pool_get(a, r);
     r->next = a->runs;
     if (a->runs)
@@ -213,6 +245,46 @@ static void run_returned(lrun *r, int nres)
     }
 }
 
+/* The message handler of run_body: logs the failure with the traceback
+ * of the failing code (only known here, before the unwind), then leaves
+ * the error object as it is for the handler's __close and the client. */
+static int run_msgh(lua_State *L)
+{
+    nf_lua_app *a = lapp_of(L);
+    lrun *r = a->current;
+    int enforce = a->sb.enforce;
+    size_t len;
+    a->sb.enforce = 0;   /* the host's own allocations: the cap is the app's */
+    lua_pushvalue(L, 1);
+    const char *msg = error_text(L, &len);
+    luaL_traceback(L, L, msg, 1);
+    nf_error("handler %s failed: %s", r ? r->label : "?", lua_tostring(L, -1));
+    if (r)
+        r->logged = true;
+    a->sb.enforce = enforce;
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* run_body's continuation: true + results, or false + the error. */
+static int run_body_done(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)ctx;
+    lua_pushboolean(L, status == LUA_OK || status == LUA_YIELD);
+    lua_replace(L, 1);   /* over the message handler */
+    return lua_gettop(L);
+}
+
+/* The function a run's coroutine starts with: handler and its arguments
+ * on the stack. Waits (yields) pass through the pcall. */
+static int run_body(lua_State *L)
+{
+    int nargs = lua_gettop(L) - 1;
+    lua_pushcfunction(L, run_msgh);
+    lua_insert(L, 1);
+    return run_body_done(L, lua_pcallk(L, nargs, LUA_MULTRET, 1, 0, run_body_done), 0);
+}
+
 /* Resumes the run with nargs values on its stack and handles the outcome. */
 static void run_resume(lrun *r, int nargs)
 {
@@ -221,9 +293,11 @@ static void run_resume(lrun *r, int nargs)
     int nres = 0;
 
     a->current = r;
+    nf_watchdog_enter(a->wd, r->where);
     lsb_saved sb = lsb_enter(a);
     int st = lua_resume(r->co, NULL, nargs, &nres);
     lsb_leave(a, sb);
+    nf_watchdog_leave(a->wd);
     a->current = saved;
 
     if (st == LUA_YIELD) {
@@ -239,17 +313,27 @@ static void run_resume(lrun *r, int nargs)
         run_free(r, false);
         return;
     }
-    if (st == LUA_OK) {
-        run_returned(r, nres);
+    if (st == LUA_OK && nres >= 1 && lua_toboolean(r->co, -nres)) {
+        lua_remove(r->co, -nres);
+        run_returned(r, nres - 1);
         run_free(r, true);
         return;
     }
     size_t len;
     const char *msg = error_text(r->co, &len);
-    log_failure(r, msg);
+    if (!r->logged)   /* memory errors skip the message handler */
+        log_failure(r, msg);
     size_t skip = location_prefix(msg, len);
     run_failed(r, msg + skip, len - skip);
     run_free(r, false);
+}
+
+/* First resume: the handler and its nargs arguments are on the run's stack. */
+static void run_start(lrun *r, int nargs)
+{
+    lua_pushcfunction(r->co, run_body);
+    lua_insert(r->co, -(nargs + 2));
+    run_resume(r, nargs + 1);
 }
 
 /* ---- waiting ----------------------------------------------------------------- */
@@ -536,7 +620,7 @@ void lrun_invoke(void *app, nf_invocation *inv)
         nargs = 1;
     }
     lua_settop(L, top);
-    run_resume(r, nargs);
+    run_start(r, nargs);
 }
 
 void lrun_spawn(nf_lua_app *a, const char *label)
@@ -548,7 +632,7 @@ void lrun_spawn(nf_lua_app *a, const char *label)
         return;
     }
     lua_xmove(a->L, r->co, 1);
-    run_resume(r, 0);
+    run_start(r, 0);
 }
 
 static int traceback(lua_State *L)
@@ -560,17 +644,65 @@ static int traceback(lua_State *L)
     return 1;
 }
 
+/* Appends the decimal digits of v. */
+static size_t put_uint(char *out, size_t cap, size_t at, unsigned long v)
+{
+    char d[24];
+    size_t n = 0;
+    do d[n++] = (char)('0' + v % 10); while ((v /= 10) && n < sizeof d);
+    while (n > 0 && at + 1 < cap)
+        out[at++] = d[--n];
+    return at;
+}
+
+static size_t put_str(char *out, size_t cap, size_t at, const char *s)
+{
+    while (*s && at + 1 < cap)
+        out[at++] = *s++;
+    return at;
+}
+
+/* By hand: it runs for every handler run, where snprintf showed in profiles. */
+void lrun_describe(lua_State *L, int idx, const char *what, char *out, size_t cap)
+{
+    lua_Debug ar;
+    size_t at = put_str(out, cap, 0, what);
+    lua_pushvalue(L, idx);
+    if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0) {
+        at = put_str(out, cap, at, " (");
+        at = put_str(out, cap, at, ar.short_src);
+        at = put_str(out, cap, at, ":");
+        at = put_uint(out, cap, at, (unsigned long)ar.linedefined);
+        at = put_str(out, cap, at, ")");
+    }
+    out[at] = '\0';
+}
+
 int lrun_pcall(nf_lua_app *a, int nargs, int nres)
+{
+    return lrun_pcall_as(a, nargs, nres, NULL);
+}
+
+int lrun_pcall_as(nf_lua_app *a, int nargs, int nres, const char *what)
 {
     lua_State *L = a->L;
     int fn = lua_gettop(L) - nargs;
+    char where[200];
+    if (a->wd) {
+        if (what)
+            snprintf(where, sizeof where, "%s", what);
+        else
+            lrun_describe(L, fn, "Lua code", where, sizeof where);
+    }
     lua_pushcfunction(L, traceback);
     lua_insert(L, fn);
     lrun *saved = a->current;
     a->current = NULL;   /* no run: nothing here may wait */
+    nf_watchdog_enter(a->wd, where);
     lsb_saved sb = lsb_enter(a);
     int st = lua_pcall(L, nargs, nres, fn);
     lsb_leave(a, sb);
+    nf_watchdog_leave(a->wd);
     a->current = saved;
     lua_remove(L, fn);
     return st;

@@ -418,6 +418,7 @@ static int room_eq(lua_State *L)
 static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction index)
 {
     luaL_newmetatable(L, name);
+    lsb_lock_metatable(L, -1);
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);
     lua_setfield(L, -2, "methods");

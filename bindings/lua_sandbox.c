@@ -9,7 +9,18 @@
  * Time: a count hook on every coroutine that runs app code takes `step`
  * instructions off the budget of the current slice (from a resume to the
  * next wait). Past the budget every hook call raises an error, so even a
- * handler that catches the first one with pcall cannot go on. */
+ * handler that catches the first one with pcall cannot go on. Long C calls
+ * that do work proportional to their input's shape rather than its size
+ * (pattern matching, lua_pattern.c) charge the same budget (lsb_charge).
+ *
+ * Code that would run outside these guards is kept out instead:
+ *  - finalizers: apps cannot set __gc (scripts/neffos.lua) and the host's
+ *    own metatables are locked (lsb_lock_metatable), since Lua runs __gc
+ *    with hooks off at whatever moment the collector picks;
+ *  - __close handlers: a handler runs under a pcall inside its coroutine
+ *    (lua_invoke.c), so they run during the unwind, inside the slice; a run
+ *    abandoned while it waits is closed under a fresh slice.
+ * What still cannot be interrupted (one long C call) is the watchdog's. */
 #include <stdlib.h>
 
 #include "lua_internal.h"
@@ -62,4 +73,21 @@ void lsb_leave(nf_lua_app *a, lsb_saved s)
 {
     a->sb.enforce = s.enforce;
     a->sb.budget = s.budget;
+}
+
+void lsb_charge(lua_State *L, int64_t n)
+{
+    nf_lua_app *a = lapp_of(L);
+    if (a->sb.limit == 0 || a->sb.enforce <= 0)
+        return;
+    a->sb.budget -= n;
+    if (a->sb.budget < 0)
+        luaL_error(L, "instruction limit exceeded (%I instructions without waiting)", (lua_Integer)a->sb.limit);
+}
+
+void lsb_lock_metatable(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, idx, "__metatable");
 }

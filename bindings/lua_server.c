@@ -236,6 +236,7 @@ void lserver_open(lua_State *L)
         { NULL, NULL },
     };
     luaL_newmetatable(L, SERVER_MT);
+    lsb_lock_metatable(L, -1);
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "methods");
     lua_pushcfunction(L, server_index);

@@ -170,6 +170,7 @@ int ltimer_sleep_lua(lua_State *L)
 void ltimer_open(lua_State *L)
 {
     luaL_newmetatable(L, TIMER_MT);
+    lsb_lock_metatable(L, -1);
     lua_newtable(L);
     lua_pushcfunction(L, timer_cancel);
     lua_setfield(L, -2, "cancel");

@@ -4,7 +4,8 @@
  *
  * Exit codes: 0 after a clean stop (or a passing --check), 1 when the app
  * fails to load (or --check finds a problem), 2 for a usage error: a bad
- * flag, a missing APP, an address that cannot be listened on. */
+ * flag, a missing APP, an address that cannot be listened on, 3 when the
+ * watchdog ended a process whose event loop stayed blocked (watchdog.h). */
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
@@ -26,6 +27,7 @@
 #include "log.h"
 #include "nf_lua.h"
 #include "watch.h"
+#include "watchdog.h"
 
 #ifndef NF_VERSION
 #define NF_VERSION "dev"
@@ -66,7 +68,7 @@ static const limit_flag limit_flags[] = {
 enum {
     OPT_LISTEN = 256, OPT_ENDPOINT, OPT_STATIC, OPT_CHECK, OPT_LOG_LEVEL, OPT_LOG_JSON, OPT_HELP,
     OPT_VERSION, OPT_GRACE, OPT_LUA_INSTR, OPT_LUA_MEM, OPT_NO_WATCH, OPT_ORIGINS,
-    OPT_REDIS, OPT_REDIS_PREFIX, OPT_NATS, OPT_NATS_PREFIX,
+    OPT_REDIS, OPT_REDIS_PREFIX, OPT_NATS, OPT_NATS_PREFIX, OPT_WD_WARN, OPT_WD_KILL,
     OPT_LIMIT_FIRST = 512
 };
 
@@ -84,6 +86,7 @@ typedef struct config {
     unsigned grace_ms;
     uint64_t instruction_limit;
     size_t memory_limit_mb;
+    unsigned watchdog_warn_ms, watchdog_kill_ms;
     nf_limits limits;
     bool max_connections_set;            /* else derived from RLIMIT_NOFILE */
 } config;
@@ -129,6 +132,8 @@ static void usage(FILE *f)
             "  --log-json               log JSON lines\n"
             "  --lua-instruction-limit N  instructions a handler may run without waiting (default 100000000, 0 = none)\n"
             "  --lua-memory-limit-mb N  Lua heap cap in MiB (default 256, 0 = none)\n"
+            "  --watchdog-warn-ms N     log app code that runs N ms without returning (default 2000, 0 = never)\n"
+            "  --watchdog-kill-ms N     exit with code 3 when it runs N ms: the loop is stuck (default 30000, 0 = never)\n"
             "  --redis URL              scale out over Redis: redis://[user:password@]HOST[:PORT][/DB]\n"
             "  --redis-prefix P         Redis channel prefix (default neffos)\n"
             "  --nats URL               scale out over NATS: nats://[user:password@|token@]HOST[:PORT]\n"
@@ -150,8 +155,9 @@ static void usage(FILE *f)
             "descriptors for brokers, static files, reloads and logs. When accept() still fails for want\n"
             "of descriptors, accepting pauses 100 ms at a time (neffos_accept_errors_total, neffos_accept_paused).\n"
             "\n"
-            "signals: SIGTERM/SIGINT drain (close with 1001, then exit 0; a second one exits at once),\n"
-            "SIGHUP reloads the app.\n", NF_FD_MAX_DEFAULT, NF_FD_RESERVE);
+            "signals: SIGTERM/SIGINT drain (close with 1001, then exit 0; a second one exits at once; a\n"
+            "process still running 1 s after the grace period exits with code 3), SIGHUP reloads the app.\n",
+            NF_FD_MAX_DEFAULT, NF_FD_RESERVE);
 }
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -241,9 +247,8 @@ static const char *installed_scripts_dir(char *buf, size_t cap)
 /* Returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, config *cfg)
 {
-    static struct option opts[20 + NLIMITS + 1];
     static char names[NLIMITS][64];
-    const struct option fixed[] = {
+    static const struct option fixed[] = {
         { "listen", required_argument, NULL, OPT_LISTEN },
         { "endpoint", required_argument, NULL, OPT_ENDPOINT },
         { "static", required_argument, NULL, OPT_STATIC },
@@ -255,6 +260,8 @@ static int parse_args(int argc, char **argv, config *cfg)
         { "grace-ms", required_argument, NULL, OPT_GRACE },
         { "lua-instruction-limit", required_argument, NULL, OPT_LUA_INSTR },
         { "lua-memory-limit-mb", required_argument, NULL, OPT_LUA_MEM },
+        { "watchdog-warn-ms", required_argument, NULL, OPT_WD_WARN },
+        { "watchdog-kill-ms", required_argument, NULL, OPT_WD_KILL },
         { "redis", required_argument, NULL, OPT_REDIS },
         { "redis-prefix", required_argument, NULL, OPT_REDIS_PREFIX },
         { "nats", required_argument, NULL, OPT_NATS },
@@ -262,6 +269,8 @@ static int parse_args(int argc, char **argv, config *cfg)
         { "help", no_argument, NULL, OPT_HELP },
         { "version", no_argument, NULL, OPT_VERSION },
     };
+    /* Sized from the two tables: a new flag cannot overflow it. */
+    static struct option opts[sizeof fixed / sizeof fixed[0] + NLIMITS + 1];
     size_t n = 0;
     for (; n < sizeof fixed / sizeof fixed[0]; n++)
         opts[n] = fixed[n];
@@ -316,6 +325,12 @@ static int parse_args(int argc, char **argv, config *cfg)
                 return bad_usage("--lua-memory-limit-mb wants a number of MiB, got '%s'", optarg);
             cfg->memory_limit_mb = (size_t)v;
             break;
+        case OPT_WD_WARN:
+        case OPT_WD_KILL:
+            if (!parse_u64(optarg, UINT_MAX, &v))
+                return bad_usage("--watchdog-*-ms wants a number of milliseconds, got '%s'", optarg);
+            *(c == OPT_WD_WARN ? &cfg->watchdog_warn_ms : &cfg->watchdog_kill_ms) = (unsigned)v;
+            break;
         case 'h':
         case OPT_HELP:
             usage(stdout);
@@ -362,6 +377,7 @@ typedef struct server {
     nf_host *host;
     nf_lua_app *app;
     nf_watch *watch;
+    nf_watchdog *watchdog;
     bool draining;
 } server;
 
@@ -385,6 +401,16 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *ud)
     nf_info("%s: draining (%u ms grace)", sig == SIGINT ? "SIGINT" : "SIGTERM", s->cfg->grace_ms);
     nf_lua_stop(s->app);
     nf_host_drain(s->host, s->cfg->grace_ms, drained, s);
+}
+
+/* SIGTERM/SIGINT, passed on by the watchdog thread (watchdog.h). */
+static void on_signal_pipe(evutil_socket_t fd, short what, void *ud)
+{
+    (void)what;
+    unsigned char sigs[8];
+    ssize_t n = read(fd, sigs, sizeof sigs);
+    for (ssize_t i = 0; i < n; i++)
+        on_stop_signal(sigs[i], 0, ud);
 }
 
 static void watch_dir(void *ud, const char *dir)
@@ -501,6 +527,14 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
         fprintf(stderr, "neffos: cannot create the host\n");
         goto out;
     }
+    /* Before the app's top level runs: it is app code like any handler. */
+    nf_watchdog_config wc = { cfg->watchdog_warn_ms, cfg->watchdog_kill_ms, cfg->grace_ms };
+    s.watchdog = nf_watchdog_start(&wc, err, sizeof err);
+    if (!s.watchdog) {
+        fprintf(stderr, "neffos: %s\n", err);
+        goto out;
+    }
+    nf_lua_set_watchdog(s.app, s.watchdog);
     if (cfg->redis || cfg->nats) {
         /* Before the app loads: its connections subscribe as they come. A
          * broker that does not answer now is an error (exit 2), not a
@@ -545,12 +579,11 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
             nf_lua_each_source_dir(s.app, watch_dir, &s);
     }
 
-    struct event *sigs[3] = {
-        evsignal_new(base, SIGTERM, on_stop_signal, &s),
-        evsignal_new(base, SIGINT, on_stop_signal, &s),
+    struct event *sigs[2] = {
+        event_new(base, nf_watchdog_signal_fd(s.watchdog), EV_READ | EV_PERSIST, on_signal_pipe, &s),
         evsignal_new(base, SIGHUP, on_hup, &s),
     };
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 2; i++)
         event_add(sigs[i], NULL);
 
     char eps[512] = "";
@@ -564,9 +597,10 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
             cfg->host, strchr(cfg->host, ':') ? "]" : "", nf_host_port(s.host), eps, cfg->app);
 
     event_base_dispatch(base);
+    nf_watchdog_disarm(s.watchdog);
     rc = 0;
 
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 2; i++)
         event_free(sigs[i]);
 out:
     if (s.watch)
@@ -576,6 +610,7 @@ out:
     if (s.host)
         nf_host_free(s.host);
     nf_lua_free(s.app);
+    nf_watchdog_free(s.watchdog);
     return rc;
 }
 
@@ -589,6 +624,8 @@ int main(int argc, char **argv)
         .grace_ms = 5000,
         .instruction_limit = 100000000,
         .memory_limit_mb = 256,
+        .watchdog_warn_ms = 2000,
+        .watchdog_kill_ms = 30000,
         .limits = nf_limits_default(),
     };
     int rc = parse_args(argc, argv, &cfg);

@@ -57,6 +57,10 @@ void nf_lua_abort_waiting(nf_lua_app *a);
  * copied into the buffers. False if the app asked for none. */
 bool nf_lua_scale_out(nf_lua_app *a, char *kind, size_t kcap, char *url, size_t ucap, char *prefix, size_t pcap);
 
+/* The watchdog to tell which app code runs (watchdog.h); NULL for none. */
+struct nf_watchdog;
+void nf_lua_set_watchdog(nf_lua_app *a, struct nf_watchdog *wd);
+
 /* Current Lua heap size in bytes. */
 size_t nf_lua_memory(const nf_lua_app *a);
 

@@ -52,6 +52,7 @@ void nf_log(nf_log_level level, const char *fmt, ...)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    flockfile(stderr);   /* one line, whole: the watchdog's thread logs too */
     if (as_json) {
         fprintf(stderr, "{\"time\":\"%s.%03dZ\",\"level\":\"%s\",\"msg\":\"", stamp,
                 (int)(tv.tv_usec / 1000), level_names[level]);
@@ -60,4 +61,5 @@ void nf_log(nf_log_level level, const char *fmt, ...)
     } else {
         fprintf(stderr, "%s.%03dZ %-5s %s\n", stamp, (int)(tv.tv_usec / 1000), level_names[level], text);
     }
+    funlockfile(stderr);
 }

@@ -8,6 +8,12 @@
 
 local M = {}
 
+-- The loader's own string and file functions, taken before any app code runs:
+-- the string table is shared with apps, and a path must not be computed with
+-- a function an app replaced (docs/lua-api.md, "Sandbox").
+local s_find, s_gsub = string.find, string.gsub
+local io_open, loadfile = io.open, loadfile
+
 local ok_host, host = pcall(require, "neffos.host")
 if not ok_host or type(host) ~= "table" then
   host = nil
@@ -203,7 +209,7 @@ end
 
 -- The first line of `file` that assigns `key` (a heuristic for tail calls).
 local function find_line(file, key)
-  local f = type(key) == "string" and io.open(file, "r")
+  local f = type(key) == "string" and io_open(file, "r")
   if not f then return nil end
   local k = pattern_escape(key)
   local n = 0
@@ -373,8 +379,26 @@ local function resume(co, ...)
   return rethrow_if_over(r)
 end
 
+-- An error inside an app coroutine is caught in that coroutine, so its
+-- to-be-closed variables are closed right away, under the handler's budget
+-- and memory cap, and the coroutine then dies of an ordinary error. Raised
+-- by the count hook and not caught there, it would leave a dead coroutine
+-- whose pending __close handlers coroutine.close() could later run with
+-- hooks off (Lua 5.4.4 keeps hooks disabled on such a thread): unmetered.
+local function body_result(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+
+local function create(fn)
+  if type(fn) ~= "function" then
+    error(("bad argument #1 to 'create' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  return co_create(function(...) return body_result(pcall(fn, ...)) end)
+end
+
 local function wrap(fn)
-  local co = co_create(fn)
+  local co = create(fn)
   return function(...)
     local r = pack(resume(co, ...))
     if not r[1] then
@@ -385,7 +409,7 @@ local function wrap(fn)
 end
 
 local sandbox_coroutine = {
-  create = coroutine.create, resume = resume, wrap = wrap, yield = coroutine.yield,
+  create = create, resume = resume, wrap = wrap, yield = coroutine.yield,
   status = coroutine.status, running = coroutine.running, isyieldable = coroutine.isyieldable,
   close = coroutine.close,
 }
@@ -397,9 +421,41 @@ local BASE = { "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal"
 
 local GC_OPTIONS = { collect = true, count = true, step = true, isrunning = true }
 
+-- Finalizers are refused: Lua runs a __gc metamethod whenever the collector
+-- gets to it (in any handler, or in the host between two), with hooks off,
+-- so neither the instruction budget nor a signal could stop one that loops.
+-- An object is only marked for finalization by setmetatable when its
+-- metatable has a __gc field then (a raw field, as Lua looks it up), so
+-- refusing it here closes the way; host objects' metatables are locked.
+local raw_setmetatable, rawget_ = setmetatable, rawget
+
+local function sandbox_setmetatable(t, mt)
+  if type(mt) == "table" and rawget_(mt, "__gc") ~= nil then
+    error("setmetatable: __gc metamethods are not available to apps (a finalizer would run outside " ..
+      "the instruction budget and the memory cap); release resources explicitly or with a <close> variable", 2)
+  end
+  return raw_setmetatable(t, mt)
+end
+
+-- What apps get from require "neffos": the documented API only. The host's
+-- own functions (load_app, new_env, ...) open files by path and stay here.
+local PUBLIC = { "OnNamespaceConnect", "OnNamespaceConnected", "OnNamespaceDisconnect", "OnRoomJoin",
+  "OnRoomJoined", "OnRoomLeave", "OnRoomLeft", "OnAnyEvent", "OnNativeMessage", "ErrBadNamespace", "ErrBadRoom",
+  "ErrWrite", "_VERSION", "state", "log", "json", "after", "every", "sleep", "servers", "server", "is_server",
+  "scale_out" }
+local api
+
+function M.public()
+  if not api then
+    api = {}
+    for _, k in ipairs(PUBLIC) do api[k] = M[k] end
+  end
+  return api
+end
+
 -- Modules every app version shares (never reloaded).
 local function shared_module(name)
-  if name == "neffos" then return M end
+  if name == "neffos" then return M.public() end
   if name == "string" then return string end
   if name == "table" then return table end
   if name == "math" then return math end
@@ -413,7 +469,7 @@ local function shared_module(name)
 end
 
 local function file_exists(path)
-  local f = io.open(path, "r")
+  local f = io_open(path, "r")
   if not f then return false end
   -- io.open succeeds on a directory; reading tells them apart (EISDIR).
   local _, err = f:read(0)
@@ -427,6 +483,7 @@ function M.new_env(ctx)
   local env = {}
   for _, k in ipairs(BASE) do env[k] = _G[k] end
   env.pcall, env.xpcall = sandbox_pcall, sandbox_xpcall
+  env.setmetatable = sandbox_setmetatable
   env.string, env.table, env.math, env.utf8 = string, table, math, utf8
   env.coroutine = sandbox_coroutine
   env.os = { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime, getenv = os.getenv }
@@ -459,10 +516,16 @@ function M.new_env(ctx)
     if v ~= nil then return v end
     v = shared_module(name)
     if v ~= nil then return v end
-    local rel = name:gsub("%.", "/")
+    -- Dotted words only: no '/', '..', NUL or absolute path can steer the
+    -- file name out of the app's directory.
+    if name == "" or s_find(name, "[^%w_%-%.]") or s_find(name, "^%.") or s_find(name, "%.$")
+        or s_find(name, "..", 1, true) then
+      error(("require: bad module name %q (want words separated by dots, like 'lib.util')"):format(name), 2)
+    end
+    local rel = s_gsub(name, "%.", "/")
     local tried = {}
     for _, pattern in ipairs(ctx.path) do
-      local path = pattern:gsub("%?", rel)
+      local path = s_gsub(pattern, "%?", function() return rel end)
       if file_exists(path) then
         local chunk, err = loadfile(path, "t", env)
         if not chunk then error(err, 0) end
@@ -492,10 +555,8 @@ end
 --   { servers = {desc, ...}, files = {path, ...}, env = env, main = main }
 function M.load_app(main, dir, opts)
   opts = opts or {}
+  -- The app's own directory only (neffos and cjson come from shared_module).
   local ctx = { files = { main }, path = { dir .. "/?.lua", dir .. "/?/init.lua" } }
-  if opts.scripts_dir then
-    ctx.path[#ctx.path + 1] = opts.scripts_dir .. "/?.lua"
-  end
   local env = M.new_env(ctx)
   local chunk, err = loadfile(main, "t", env)
   if not chunk then

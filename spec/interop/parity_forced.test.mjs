@@ -177,7 +177,7 @@ test('close another connection from a handler (kick), default code 1000, and a b
   assert.deepEqual(await r.waitClose(5000), { code: 4002, reason: 'kicked by kk-alice' });
   assert.equal(await askError(a.ns, 'kick', 'kk-raw|4002|again'), 'no kk-raw', 'gone from server:get');
   const r2 = await RawClient.connect(t, h.server.url(), { headers: { 'X-Username': 'kk-raw2' } });
-  assert.match(await askError(a.ns, 'kick', 'kk-raw2|999|x'), /close code must be within 1000\.\.4999/);
+  assert.match(await askError(a.ns, 'kick', 'kk-raw2|999|x'), /close code 999 may not be sent/);
   assert.ok(r2.isOpen());
   assert.equal(await askBody(a.ns, 'kick', 'kk-raw2||'), 'kicked kk-raw2');
   assert.deepEqual(await r2.waitClose(5000), { code: 1000, reason: '' }, 'conn:close() without a code: 1000');

@@ -173,7 +173,7 @@ describe("the sandbox", function()
 
   it("requires the app's Lua files, neffos and cjson, but no C module", function()
     local e = env()
-    assert.equal(neffos, e.require("neffos"))
+    assert.equal(neffos.public(), e.require("neffos"))
     assert.equal("HI", e.require("util").shout("hi"))
     assert.equal(e.require("util"), e.require("util"))
     assert.is_truthy(raised(e.require, "lfs"):find("module 'lfs' not found", 1, true))
@@ -181,6 +181,59 @@ describe("the sandbox", function()
     if pcall(require, "cjson") then
       assert.is_table(e.require("cjson"))
     end
+  end)
+
+  it("gives apps the documented neffos API, not the host's loader", function()
+    local api = env().require("neffos")
+    for _, k in ipairs { "new_env", "load_app", "normalize_app", "endpoint_config", "_coroutine", "_yield_tag",
+                         "public" } do
+      assert.is_nil(api[k], k)
+    end
+    for _, k in ipairs { "server", "after", "every", "sleep", "log", "json", "state", "servers", "scale_out",
+                         "OnAnyEvent", "ErrWrite" } do
+      assert.is_not_nil(api[k], k)
+    end
+    assert.equal(neffos.state, api.state)
+  end)
+
+  it("refuses module names that are not dotted words", function()
+    local e = env()
+    for _, name in ipairs { "../util", "/util", "a..b", ".util", "util.", "ut il", "util\0", "" } do
+      assert.is_truthy(raised(e.require, name):find("bad module name", 1, true), name)
+    end
+  end)
+
+  it("computes module paths with the loader's own string functions", function()
+    local e = env()
+    local gsub = string.gsub
+    string.gsub = function() return FIX .. "/good/app.lua" end
+    local err = raised(e.require, "nothing_here")
+    string.gsub = gsub
+    assert.is_truthy(err and err:find("module 'nothing_here' not found", 1, true), err)
+  end)
+
+  it("refuses __gc metamethods", function()
+    local e = env()
+    assert.is_truthy(raised(e.setmetatable, {}, { __gc = function() end }):find("__gc", 1, true))
+    assert.is_truthy(raised(e.setmetatable, {}, { __gc = true }):find("__gc", 1, true))
+    local t = e.setmetatable({}, { __index = { x = 1 } })
+    assert.equal(1, t.x)
+  end)
+
+  it("closes an app coroutine's <close> variables when it fails", function()
+    local co = neffos._coroutine
+    local closed = 0
+    local c = co.create(function()
+      local _ <close> = setmetatable({}, { __close = function() closed = closed + 1 end })
+      error("x", 0)
+    end)
+    local ok, err = co.resume(c)
+    assert.is_false(ok)
+    assert.equal("x", err)
+    assert.equal(1, closed)
+    assert.equal("dead", co.status(c))
+    co.close(c)
+    assert.equal(1, closed)
   end)
 
   it("lets host waits pass through the app's own coroutines", function()
