@@ -437,6 +437,12 @@ local function load_source(ctx, path, env)
     return nil, "cannot open " .. err
   end
   ctx.digests[path] = digest(src)
+  if src == "" then
+    -- What an editor that truncates, then writes, leaves in between: never
+    -- served (an empty module would load as `true`). A comment makes a
+    -- deliberately empty file.
+    return nil, path .. ": empty file (a save in progress?)"
+  end
   src = src:gsub("^\239\187\191", "", 1):gsub("^#[^\n]*", "", 1)
   return load(src, "@" .. path, "t", env)
 end
