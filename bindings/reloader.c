@@ -85,8 +85,13 @@ static void on_settled(evutil_socket_t fd, short what, void *ud)
     (void)fd;
     (void)what;
     nf_reloader *r = ud;
-    if (!r->stopped)
-        nf_lua_reload_failed(r->app, r->failure);
+    if (r->stopped)
+        return;
+    if (r->watch && nf_watch_writing(r->watch)) {   /* the save goes on: its end retries */
+        event_add(r->settle, &r->settle_tv);
+        return;
+    }
+    nf_lua_reload_failed(r->app, r->failure);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *ud)

@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,11 @@
 #define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_DELETE_SELF | \
                     IN_MOVE_SELF | IN_ONLYDIR)
 #define COMPLETE (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE)
+/* Where a file of interest goes when it stops being written to: closed,
+ * replaced, deleted, moved away. */
+#define WRITE_ENDS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM)
 #define MAX_LINKS 40   /* symlinks followed per path, as the kernel's ELOOP */
+#define MAX_WRITING 32 /* files tracked as being written; more are not waited for */
 
 /* A name looked up in a watched directory on the way to a followed file. */
 typedef struct watch_name {
@@ -37,6 +42,14 @@ typedef struct watch_dir {
     size_t nnames, cap;
 } watch_dir;
 
+/* A file of interest modified and not yet closed (IN_MODIFY, no
+ * IN_CLOSE_WRITE yet): a write in progress. */
+typedef struct watch_writing {
+    int wd;
+    char *name;
+    struct timespec since;
+} watch_writing;
+
 struct nf_watch {
     int fd;
     struct event *readable;
@@ -49,7 +62,18 @@ struct nf_watch {
     size_t ndirs, cap;
     bool in_burst;
     struct timespec burst_start;
+    watch_writing writing[MAX_WRITING];
+    size_t nwriting;
 };
+
+static long ms_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t->tv_sec) * 1000L + (now.tv_nsec - t->tv_nsec) / 1000000L;
+}
+
+static void writing_end(nf_watch *w, int wd, const char *name);
 
 /* ---- the set of directories ------------------------------------------------- */
 
@@ -70,9 +94,9 @@ static void dir_clear_names(watch_dir *d)
 
 /* Watches `path` (again: inotify gives the same descriptor for the same
  * directory) and marks it used. NULL with errno on failure. */
-static watch_dir *dir_add(nf_watch *w, const char *path)
+static watch_dir *dir_add(nf_watch *w, const char *path, uint32_t extra)
 {
-    int wd = inotify_add_watch(w->fd, path, WATCH_MASK);
+    int wd = inotify_add_watch(w->fd, path, WATCH_MASK | IN_MASK_ADD | extra);
     if (wd < 0)
         return NULL;
     watch_dir *d = dir_of(w, wd);
@@ -138,8 +162,10 @@ void nf_watch_end(nf_watch *w)
         }
         /* E.g. the old `..2026_...` directory, or `app` moved to `app.old`:
          * the watch follows the inode, not the name, so it must go. */
-        if (d->wd >= 0)
+        if (d->wd >= 0) {
             inotify_rm_watch(w->fd, d->wd);
+            writing_end(w, d->wd, NULL);
+        }
         dir_clear_names(d);
         free(d->names);
     }
@@ -195,7 +221,7 @@ int nf_watch_follow(nf_watch *w, const char *from, const char *rel)
             memmove(rest, more, strlen(more) + 1);
             continue;
         }
-        watch_dir *d = dir_add(w, dir);
+        watch_dir *d = dir_add(w, dir, 0);
         if (!d || join(next, sizeof next, dir, c, n) != 0)
             return d ? (errno = ENAMETOOLONG, -1) : -1;
         struct stat st;
@@ -225,6 +251,10 @@ int nf_watch_follow(nf_watch *w, const char *from, const char *rel)
         }
         if (!last)   /* a file where a directory should be: watch this step */
             return dir_add_name(d, c, n, true);
+        /* The file's own directory: IN_MODIFY too, to know when a write
+         * is in progress (nf_watch_writing). */
+        if (!(d = dir_add(w, dir, IN_MODIFY)))
+            return -1;
         d->source = true;
         return dir_add_name(d, c, n, false);
     }
@@ -232,17 +262,49 @@ int nf_watch_follow(nf_watch *w, const char *from, const char *rel)
 
 /* ---- events -------------------------------------------------------------------- */
 
-static bool suffix_counts(const nf_watch *w, const struct inotify_event *ev)
+static void writing_end(nf_watch *w, int wd, const char *name)
 {
-    if (ev->mask & IN_ISDIR || !(ev->mask & COMPLETE))
-        return false;
-    const char *name = ev->name;
-    if (name[0] == '.')   /* editor swap and temp files: .app.lua.swp, .#app.lua */
+    for (size_t i = 0; i < w->nwriting; i++) {
+        if (w->writing[i].wd == wd && (!name || strcmp(w->writing[i].name, name) == 0)) {
+            free(w->writing[i].name);
+            w->writing[i--] = w->writing[--w->nwriting];
+        }
+    }
+}
+
+static void writing_begin(nf_watch *w, int wd, const char *name)
+{
+    for (size_t i = 0; i < w->nwriting; i++)
+        if (w->writing[i].wd == wd && strcmp(w->writing[i].name, name) == 0)
+            return;
+    if (w->nwriting == MAX_WRITING)
+        return;
+    char *copy = strdup(name);
+    if (!copy)
+        return;
+    watch_writing *e = &w->writing[w->nwriting++];
+    e->wd = wd;
+    e->name = copy;
+    clock_gettime(CLOCK_MONOTONIC, &e->since);
+}
+
+/* Is the event about a file of interest: a followed one, or a suffix file of
+ * a followed file's directory? (*any: every change of it counts.) */
+static bool of_interest(const nf_watch *w, const watch_dir *d, const struct inotify_event *ev, bool *any)
+{
+    *any = false;
+    for (size_t i = 0; i < d->nnames; i++) {
+        if (strcmp(d->names[i].name, ev->name) == 0) {
+            *any = d->names[i].any;
+            return true;
+        }
+    }
+    if (!d->source || ev->mask & IN_ISDIR || ev->name[0] == '.')   /* .app.lua.swp, .#app.lua */
         return false;
     if (!w->suffix)
         return true;
-    size_t n = strlen(name), s = strlen(w->suffix);
-    return n > s && memcmp(name + n - s, w->suffix, s) == 0;
+    size_t n = strlen(ev->name), s = strlen(w->suffix);
+    return n > s && memcmp(ev->name + n - s, w->suffix, s) == 0;
 }
 
 static bool counts(nf_watch *w, const struct inotify_event *ev)
@@ -253,17 +315,33 @@ static bool counts(nf_watch *w, const struct inotify_event *ev)
     if (!d)
         return false;   /* dropped by nf_watch_end */
     if (ev->mask & IN_IGNORED) {   /* the kernel dropped it: deleted, unmounted */
+        writing_end(w, ev->wd, NULL);
         d->wd = -1;
         return true;
     }
-    if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF))
+    if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+        writing_end(w, ev->wd, NULL);
         return true;
-    if (ev->len == 0)
+    }
+    bool any;
+    if (ev->len == 0 || !of_interest(w, d, ev, &any))
         return false;
-    for (size_t i = 0; i < d->nnames; i++)
-        if (strcmp(d->names[i].name, ev->name) == 0)
-            return d->names[i].any || (ev->mask & COMPLETE);
-    return d->source && suffix_counts(w, ev);
+    if (ev->mask & IN_MODIFY) {
+        writing_begin(w, ev->wd, ev->name);
+        return false;   /* the write is not complete */
+    }
+    if (ev->mask & WRITE_ENDS)
+        writing_end(w, ev->wd, ev->name);
+    return any || (ev->mask & COMPLETE);
+}
+
+bool nf_watch_writing(nf_watch *w)
+{
+    for (size_t i = 0; i < w->nwriting; i++) {
+        if (ms_since(&w->writing[i].since) < NF_WATCH_MAX_WRITE_MS)
+            return true;
+    }
+    return false;
 }
 
 /* Reads every queued event; true if one of them is a change. */
@@ -306,14 +384,17 @@ static void on_quiet(evutil_socket_t fd, short what, void *ud)
     /* The loop may have fired this timer before reading events that were
      * already queued (a write that landed just after the quiet period, on
      * a busy machine): they belong to this burst. */
-    if (drain(w)) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long ms = (now.tv_sec - w->burst_start.tv_sec) * 1000L + (now.tv_nsec - w->burst_start.tv_nsec) / 1000000L;
-        if (ms < NF_WATCH_MAX_DEFER_MS) {
-            event_add(w->debounce, &w->delay);
-            return;
-        }
+    if (drain(w) && ms_since(&w->burst_start) < NF_WATCH_MAX_DEFER_MS) {
+        event_add(w->debounce, &w->delay);
+        return;
+    }
+    /* A file of interest is still being written (a slow copy, a save of
+     * several files in a row): its close will start a new quiet period.
+     * Check again then, or when the oldest write is too old to wait for. */
+    if (nf_watch_writing(w)) {
+        struct timeval tv = { NF_WATCH_MAX_WRITE_MS / 1000, (NF_WATCH_MAX_WRITE_MS % 1000) * 1000 };
+        event_add(w->debounce, &tv);
+        return;
     }
     w->in_burst = false;
     w->cb(w->ud);
@@ -362,6 +443,8 @@ void nf_watch_free(nf_watch *w)
         free(w->dirs[i].names);
     }
     free(w->dirs);
+    for (size_t i = 0; i < w->nwriting; i++)
+        free(w->writing[i].name);
     free(w->suffix);
     free(w);
 }

@@ -1,11 +1,12 @@
 // One save is one reload (issue 12 point 10), whatever the editor's steps and however
 // long they are apart: a truncate, then a write that lands well past the watcher's
-// debounce (a loaded machine, a network file system), of app.lua and of a module; and
-// vim's rename dance (the file renamed to a backup, a new file written slowly, the
-// backup deleted). Each episode must give exactly one reload (on_reload and the top
-// level run once), /health must answer 200 all along (polled throughout), and an
-// intermediate state (an empty file, a missing one) must never be served nor reported.
-// "Exactly one" is checked after a barrier save, not after a wait (lib/episode.mjs).
+// debounce (a loaded machine, a network file system), of app.lua and of a module; vim's
+// rename dance (the file renamed to a backup, a new file written slowly, the backup
+// deleted); a module still being written when app.lua lands. Each episode must give
+// exactly one reload (on_reload and the top level run once), /health must answer 200 all
+// along (polled throughout), and an intermediate state (an empty, missing or half-written
+// file) must never be served nor reported. "Exactly one" is checked after a barrier
+// save, not after a wait (lib/episode.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -75,6 +76,27 @@ test('vim\'s rename dance (backup rename, slow write of a new file, backup delet
       await sleep(PAUSE_MS);
       await slowWrite(fs, file('app.lua'), appSource('vim1'), PAUSE_MS);
       fs.unlinkSync(file('app.lua~'));
+    },
+  });
+});
+
+test('a module still being written when app.lua lands (a copy of several files): one reload, never the partial module', T, async () => {
+  // util.lua's first half is a valid chunk that would load (as `true`) and serve.
+  const full = 'local M = { name = "u3" }\nreturn M\n';
+  await oneReload(server, ns, {
+    tag: 'copy1',
+    util: 'u3',
+    barrier,
+    async save() {
+      const fd = fs.openSync(file('util.lua'), 'w');
+      try {
+        fs.writeSync(fd, full.slice(0, full.indexOf('return')));
+        write(file('app.lua'), appSource('copy1'));
+        await sleep(PAUSE_MS);
+        fs.writeSync(fd, full.slice(full.indexOf('return')));
+      } finally {
+        fs.closeSync(fd);
+      }
     },
   });
 });
