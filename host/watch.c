@@ -225,8 +225,11 @@ int nf_watch_follow(nf_watch *w, const char *from, const char *rel)
         if (!d || join(next, sizeof next, dir, c, n) != 0)
             return d ? (errno = ENAMETOOLONG, -1) : -1;
         struct stat st;
-        if (lstat(next, &st) != 0)   /* not there (yet): its appearance counts */
+        if (lstat(next, &st) != 0) {   /* not there (yet): its appearance counts */
+            if (last && !(d = dir_add(w, dir, IN_MODIFY)))   /* and its writing, as below */
+                return -1;
             return dir_add_name(d, c, n, true);
+        }
         if (S_ISLNK(st.st_mode)) {
             if (dir_add_name(d, c, n, true) != 0)
                 return -1;
