@@ -375,63 +375,121 @@ int nf_lua_load(nf_lua_app *a, nf_host *h, char *err, size_t errcap)
     return swap_in(a, err, errcap);
 }
 
-int nf_lua_reload(nf_lua_app *a)
+/* Calls neffos.same_files(t) on the table t pushes (t is popped): are the
+ * files a load read still byte-identical? False when unsure. */
+static bool same_files(nf_lua_app *a, void (*push)(nf_lua_app *a))
 {
-    char err[1024];
+    lua_State *L = a->L;
+    int top = lua_gettop(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "neffos");
+    lua_getfield(L, -1, "same_files");
+    push(a);
+    bool same = lua_type(L, -1) == LUA_TTABLE && lua_pcall(L, 1, 1, 0) == LUA_OK && lua_toboolean(L, -1);
+    lua_settop(L, top);
+    return same;
+}
+
+static void push_serving_digests(nf_lua_app *a)
+{
+    lua_rawgeti(a->L, LUA_REGISTRYINDEX, a->version_ref);
+    lua_getfield(a->L, -1, "digests");
+    lua_remove(a->L, -2);
+}
+
+/* neffos.last_digests: what the last load attempt read (it may have failed). */
+static void push_attempt_digests(nf_lua_app *a)
+{
+    lua_getfield(a->L, -2, "last_digests");   /* -2: the neffos table, below same_files */
+}
+
+int nf_lua_reload(nf_lua_app *a, bool if_changed, char *err, size_t errcap)
+{
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (!a->host)
-        return -1;
-    if (load_version(a, err, sizeof err) != 0 || swap_in(a, err, sizeof err) != 0) {
-        char reason[1100];
-        snprintf(reason, sizeof reason, "reload failed: %s", err);
-        nf_error("%s (the previous version keeps serving)", reason);
-        nf_host_set_unhealthy(a->host, reason);
-        nf_host_count_reload(a->host, false);
-        return -1;
+    if (!a->host) {
+        snprintf(err, errcap, "nothing is served");
+        return NF_RELOAD_FAILED;
     }
+    if (if_changed && a->version_ref != LUA_NOREF) {
+        if (same_files(a, push_serving_digests)) {
+            /* What is on disk is what serves (e.g. a broken save undone). */
+            nf_debug("app files unchanged: no reload");
+            nf_host_set_unhealthy(a->host, NULL);
+            return NF_RELOAD_UNCHANGED;
+        }
+        if (same_files(a, push_attempt_digests))
+            return NF_RELOAD_SAME_FAILURE;
+    }
+    if (load_version(a, err, errcap) != 0 || swap_in(a, err, errcap) != 0)
+        return NF_RELOAD_FAILED;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     nf_info("reloaded %s: version %u serving (loaded in %.1f ms)", a->main_file, a->version, ms);
     nf_host_set_unhealthy(a->host, NULL);
     nf_host_count_reload(a->host, true);
-    return 0;
+    return NF_RELOAD_SWAPPED;
+}
+
+void nf_lua_reload_failed(nf_lua_app *a, const char *err)
+{
+    char reason[1100];
+    snprintf(reason, sizeof reason, "reload failed: %s", err);
+    nf_error("%s (the previous version keeps serving)", reason);
+    if (a->host) {
+        nf_host_set_unhealthy(a->host, reason);
+        nf_host_count_reload(a->host, false);
+    }
 }
 
 /* ---- the rest ---------------------------------------------------------------------- */
 
-void nf_lua_each_source_dir(nf_lua_app *a, void (*fn)(void *ud, const char *dir), void *ud)
+/* Calls fn once per string key of the table at the top of the stack that
+ * is not yet in the table at index seen, and adds it there. */
+static void each_new_key(lua_State *L, int seen, void (*fn)(void *ud, const char *file), void *ud)
 {
-    lua_State *L = a->L;
-    fn(ud, a->app_dir);
-    if (a->version_ref == LUA_NOREF)
+    int t = lua_gettop(L);
+    if (!lua_istable(L, t))
         return;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, a->version_ref);
-    lua_getfield(L, -1, "files");
-    lua_newtable(L);   /* seen dirs */
-    lua_pushstring(L, a->app_dir);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-    for (lua_Integer i = 1; lua_rawgeti(L, -2, i) == LUA_TSTRING; i++) {
-        const char *f = lua_tostring(L, -1);
-        const char *slash = strrchr(f, '/');
-        if (slash)
-            lua_pushlstring(L, f, slash == f ? 1 : (size_t)(slash - f));
-        else
-            lua_pushliteral(L, ".");
+    for (lua_pushnil(L); lua_next(L, t);) {
+        lua_pop(L, 1);   /* the value; the key stays for lua_next */
+        if (lua_type(L, -1) != LUA_TSTRING)
+            continue;
         lua_pushvalue(L, -1);
-        if (lua_rawget(L, -4) == LUA_TNIL) {
-            lua_pop(L, 1);
-            fn(ud, lua_tostring(L, -1));
+        if (lua_rawget(L, seen) == LUA_TNIL) {
+            fn(ud, lua_tostring(L, -2));
+            lua_pushvalue(L, -2);
             lua_pushboolean(L, 1);
-            lua_rawset(L, -4);
-        } else {
-            lua_pop(L, 2);
+            lua_rawset(L, seen);
         }
         lua_pop(L, 1);
     }
-    lua_pop(L, 4);
 }
+
+void nf_lua_each_source_file(nf_lua_app *a, void (*fn)(void *ud, const char *file), void *ud)
+{
+    lua_State *L = a->L;
+    int top = lua_gettop(L);
+    fn(ud, a->main_file);
+    lua_newtable(L);
+    int seen = lua_gettop(L);
+    lua_pushstring(L, a->main_file);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, seen);
+    if (a->version_ref != LUA_NOREF) {
+        push_serving_digests(a);
+        each_new_key(L, seen, fn, ud);
+        lua_pop(L, 1);
+    }
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, "neffos") == LUA_TTABLE) {
+        lua_getfield(L, -1, "last_digests");
+        each_new_key(L, seen, fn, ud);
+    }
+    lua_settop(L, top);
+}
+
+const char *nf_lua_app_dir(const nf_lua_app *a) { return a->app_dir; }
 
 void nf_lua_stop(nf_lua_app *a)
 {

@@ -26,7 +26,7 @@
 #include "fdlimit.h"
 #include "log.h"
 #include "nf_lua.h"
-#include "watch.h"
+#include "reloader.h"
 #include "watchdog.h"
 
 #ifndef NF_VERSION
@@ -68,7 +68,7 @@ static const limit_flag limit_flags[] = {
 enum {
     OPT_LISTEN = 256, OPT_ENDPOINT, OPT_STATIC, OPT_CHECK, OPT_LOG_LEVEL, OPT_LOG_JSON, OPT_HELP,
     OPT_VERSION, OPT_GRACE, OPT_LUA_INSTR, OPT_LUA_MEM, OPT_NO_WATCH, OPT_ORIGINS,
-    OPT_REDIS, OPT_REDIS_PREFIX, OPT_NATS, OPT_NATS_PREFIX, OPT_WD_WARN, OPT_WD_KILL,
+    OPT_REDIS, OPT_REDIS_PREFIX, OPT_NATS, OPT_NATS_PREFIX, OPT_WD_WARN, OPT_WD_KILL, OPT_WATCH_POLL,
     OPT_LIMIT_FIRST = 512
 };
 
@@ -83,6 +83,7 @@ typedef struct config {
     const char *nats, *nats_prefix;
     bool check;
     bool watch;
+    unsigned watch_poll_ms;
     unsigned grace_ms;
     uint64_t instruction_limit;
     size_t memory_limit_mb;
@@ -127,6 +128,8 @@ static void usage(FILE *f)
             "  --allowed-origins LIST   comma-separated Origin values to accept (default: any)\n"
             "  --check                  load and validate APP, print problems, serve nothing\n"
             "  --no-watch               do not reload when the app's files change (SIGHUP still does)\n"
+            "  --watch-poll-ms N        also compare the app's files every N ms, for file systems\n"
+            "                           inotify does not see (NFS, some container mounts; default 0 = off)\n"
             "  --grace-ms N             on SIGTERM/SIGINT, ms to wait for connections to close (default 5000)\n"
             "  --log-level LEVEL        debug, info, warn or error (default info)\n"
             "  --log-json               log JSON lines\n"
@@ -255,6 +258,7 @@ static int parse_args(int argc, char **argv, config *cfg)
         { "allowed-origins", required_argument, NULL, OPT_ORIGINS },
         { "check", no_argument, NULL, OPT_CHECK },
         { "no-watch", no_argument, NULL, OPT_NO_WATCH },
+        { "watch-poll-ms", required_argument, NULL, OPT_WATCH_POLL },
         { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
         { "log-json", no_argument, NULL, OPT_LOG_JSON },
         { "grace-ms", required_argument, NULL, OPT_GRACE },
@@ -302,6 +306,11 @@ static int parse_args(int argc, char **argv, config *cfg)
         case OPT_NATS_PREFIX: cfg->nats_prefix = optarg; break;
         case OPT_CHECK: cfg->check = true; break;
         case OPT_NO_WATCH: cfg->watch = false; break;
+        case OPT_WATCH_POLL:
+            if (!parse_u64(optarg, 3600000, &v))
+                return bad_usage("--watch-poll-ms wants a number of milliseconds (at most an hour), got '%s'", optarg);
+            cfg->watch_poll_ms = (unsigned)v;
+            break;
         case OPT_LOG_LEVEL: {
             int level = nf_log_parse_level(optarg);
             if (level < 0)
@@ -376,8 +385,8 @@ typedef struct server {
     struct event_base *base;
     nf_host *host;
     nf_lua_app *app;
-    nf_watch *watch;
     nf_watchdog *watchdog;
+    nf_reloader *reloader;
     bool draining;
 } server;
 
@@ -400,6 +409,8 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *ud)
     s->draining = true;
     nf_info("%s: draining (%u ms grace)", sig == SIGINT ? "SIGINT" : "SIGTERM", s->cfg->grace_ms);
     nf_lua_stop(s->app);
+    if (s->reloader)
+        nf_reloader_stop(s->reloader);
     nf_host_drain(s->host, s->cfg->grace_ms, drained, s);
 }
 
@@ -413,33 +424,15 @@ static void on_signal_pipe(evutil_socket_t fd, short what, void *ud)
         on_stop_signal(sigs[i], 0, ud);
 }
 
-static void watch_dir(void *ud, const char *dir)
-{
-    server *s = ud;
-    if (nf_watch_add(s->watch, dir) != 0)
-        nf_warn("cannot watch %s: %s", dir, strerror(errno));
-}
-
-static void reload(server *s)
-{
-    if (s->draining)
-        return;
-    if (nf_lua_reload(s->app) == 0 && s->watch)
-        nf_lua_each_source_dir(s->app, watch_dir, s);   /* new modules may live elsewhere */
-}
-
 static void on_hup(evutil_socket_t sig, short what, void *ud)
 {
     (void)sig;
     (void)what;
+    server *s = ud;
+    if (s->draining || !s->reloader)
+        return;
     nf_info("SIGHUP: reloading");
-    reload(ud);
-}
-
-static void on_change(void *ud)
-{
-    nf_info("app files changed: reloading");
-    reload(ud);
+    nf_reloader_reload(s->reloader);
 }
 
 static int check_app(const config *cfg, struct event_base *base, const nf_lua_options *lo)
@@ -568,15 +561,11 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
         goto out;
     }
     report_descriptors(cfg, &fb);
-    if (cfg->watch) {
-        /* Only complete files trigger (IN_CLOSE_WRITE, IN_MOVED_TO), so the
-         * debounce just folds one save's burst of events (several files, or
-         * write + rename) into one reload: 10 ms is plenty. */
-        s.watch = nf_watch_new(base, 10, ".lua", on_change, &s);
-        if (!s.watch)
-            nf_warn("cannot watch the app's files (%s): reload with SIGHUP", strerror(errno));
-        else
-            nf_lua_each_source_dir(s.app, watch_dir, &s);
+    nf_reloader_options ro = { .watch = cfg->watch, .poll_ms = cfg->watch_poll_ms };
+    s.reloader = nf_reloader_new(base, s.app, &ro);
+    if (!s.reloader) {
+        fprintf(stderr, "neffos: out of memory\n");
+        goto out;
     }
 
     struct event *sigs[2] = {
@@ -603,8 +592,7 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
     for (int i = 0; i < 2; i++)
         event_free(sigs[i]);
 out:
-    if (s.watch)
-        nf_watch_free(s.watch);
+    nf_reloader_free(s.reloader);
     if (s.app)
         nf_lua_stop(s.app);
     if (s.host)

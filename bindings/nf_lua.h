@@ -37,14 +37,33 @@ const nf_app_ops *nf_lua_ops(void);
  * only validates. Returns 0, or -1 with "file:line: message" in err. */
 int nf_lua_load(nf_lua_app *a, nf_host *h, char *err, size_t errcap);
 
-/* Hot reload: load into a fresh environment, validate, swap. On failure the
- * old version keeps serving, the error is logged and the host is marked
- * unhealthy until the next good reload. Returns 0 or -1. */
-int nf_lua_reload(nf_lua_app *a);
+/* How nf_lua_reload() ended. */
+enum {
+    NF_RELOAD_FAILED = -1,       /* err says why; the old version serves, nothing is reported */
+    NF_RELOAD_SWAPPED = 0,       /* the new version serves; the host is healthy */
+    NF_RELOAD_UNCHANGED = 1,     /* every file is byte-identical to what serves: nothing ran,
+                                  * the host is marked healthy (a broken save was undone) */
+    NF_RELOAD_SAME_FAILURE = 2,  /* the files are those the last, failed, attempt read */
+};
 
-/* Directories holding the files the serving version loaded (for the
- * watcher). Calls fn once per distinct directory. */
-void nf_lua_each_source_dir(nf_lua_app *a, void (*fn)(void *ud, const char *dir), void *ud);
+/* Hot reload: load into a fresh environment, validate, swap. With
+ * if_changed, first compares the files with what the serving version (and
+ * the last failed attempt) loaded, by content, and loads only if they
+ * differ: one save that raises several change events reloads once. A
+ * failure is only returned (the caller decides when it is final); report
+ * it with nf_lua_reload_failed(). */
+int nf_lua_reload(nf_lua_app *a, bool if_changed, char *err, size_t errcap);
+/* Logs a failed reload and marks the host unhealthy (/health 503 with err)
+ * until the next good reload. */
+void nf_lua_reload_failed(nf_lua_app *a, const char *err);
+
+/* The files a load reads (for the watcher): the main file, every file the
+ * serving version and the last load attempt read, and the paths where they
+ * looked for a module in vain (its appearance changes what loads). Calls fn
+ * once per path. */
+void nf_lua_each_source_file(nf_lua_app *a, void (*fn)(void *ud, const char *file), void *ud);
+/* The app's directory (of app.lua, or of the single .lua file) as given. */
+const char *nf_lua_app_dir(const nf_lua_app *a);
 
 /* Shutdown begins: cancels timers and refuses new ones. Handlers already
  * running go on; the drain closes their connections as they finish. */

@@ -1,4 +1,5 @@
-/* sha1.h - SHA-1, only for the WebSocket accept key (RFC 6455 4.2.2). */
+/* sha1.h - SHA-1: the WebSocket accept key (RFC 6455 4.2.2) and the
+ * fingerprint of the app's files that hot reload compares. */
 #ifndef NF_SHA1_H
 #define NF_SHA1_H
 

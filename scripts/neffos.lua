@@ -468,6 +468,52 @@ local function shared_module(name)
   return nil
 end
 
+-- The bytes of a source file, or nil and "path: reason" (as io.open says it).
+local function read_source(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local src, rerr = f:read("a")
+  f:close()
+  if not src then return nil, path .. ": " .. tostring(rerr) end
+  return src
+end
+
+-- A file's content as the reload watcher compares it: SHA-1 from the host,
+-- the bytes themselves under a plain Lua (the specs).
+local digest = host and host.digest or function(s) return s end
+
+-- Compiles a source file in env like loadfile does (a leading BOM and "#"
+-- line skipped), from the very bytes it records the digest of in
+-- ctx.digests: a later save is compared with what was loaded, not with what
+-- the disk held a moment after.
+local function load_source(ctx, path, env)
+  local src, err = read_source(path)
+  if not src then
+    ctx.digests[path] = false
+    return nil, "cannot open " .. err
+  end
+  ctx.digests[path] = digest(src)
+  if src == "" then
+    -- What an editor that truncates, then writes, leaves in between: never
+    -- served (an empty module would load as `true`). A comment makes a
+    -- deliberately empty file.
+    return nil, path .. ": empty file (a save in progress?)"
+  end
+  src = src:gsub("^\239\187\191", "", 1):gsub("^#[^\n]*", "", 1)
+  return load(src, "@" .. path, "t", env)
+end
+
+-- True when every file in `digests` (path -> digest, false for a file that
+-- was looked for and absent) is still as it was: the save changed nothing a
+-- load would read (an editor's intermediate step, a touch, a second event).
+function M.same_files(digests)
+  for path, want in pairs(digests) do
+    local src = read_source(path)
+    if (src and digest(src) or false) ~= want then return false end
+  end
+  return true
+end
+
 local function file_exists(path)
   local f = io_open(path, "r")
   if not f then return false end
@@ -510,6 +556,7 @@ function M.new_env(ctx)
   local loaded = {}
   ctx.loaded = loaded
   ctx.files = ctx.files or {}
+  ctx.digests = ctx.digests or {}
   env.require = function(name)
     if type(name) ~= "string" then error("require: module name must be a string", 2) end
     local v = loaded[name]
@@ -527,7 +574,7 @@ function M.new_env(ctx)
     for _, pattern in ipairs(ctx.path) do
       local path = s_gsub(pattern, "%?", function() return rel end)
       if file_exists(path) then
-        local chunk, err = loadfile(path, "t", env)
+        local chunk, err = load_source(ctx, path, env)
         if not chunk then error(err, 0) end
         ctx.files[#ctx.files + 1] = path
         loading[#loading + 1] = path
@@ -538,6 +585,7 @@ function M.new_env(ctx)
         loaded[name] = r
         return r
       end
+      ctx.digests[path] = false   -- created later, it changes what loads
       tried[#tried + 1] = "\n\tno file '" .. path .. "'"
     end
     error(("module '%s' not found (apps may require Lua files beside them, neffos and cjson):%s")
@@ -556,9 +604,12 @@ end
 function M.load_app(main, dir, opts)
   opts = opts or {}
   -- The app's own directory only (neffos and cjson come from shared_module).
-  local ctx = { files = { main }, path = { dir .. "/?.lua", dir .. "/?/init.lua" } }
+  local ctx = { files = { main }, digests = {}, path = { dir .. "/?.lua", dir .. "/?/init.lua" } }
+  -- What this attempt read, kept even if it fails: the host skips a later
+  -- change event that leaves these files as they were.
+  M.last_digests = ctx.digests
   local env = M.new_env(ctx)
-  local chunk, err = loadfile(main, "t", env)
+  local chunk, err = load_source(ctx, main, env)
   if not chunk then
     error(err, 0)
   end
@@ -575,7 +626,7 @@ function M.load_app(main, dir, opts)
     configs[i] = M.endpoint_config(desc)
   end
   return { servers = servers, configs = configs, files = ctx.files, env = env, main = main,
-           loaded = ctx.loaded }
+           loaded = ctx.loaded, digests = ctx.digests }
 end
 
 return M

@@ -324,7 +324,42 @@ describe("neffos.load_app", function()
 
   it("reports a missing file", function()
     local err = raised(neffos.load_app, FIX .. "/nope/app.lua", FIX .. "/nope")
-    assert.is_truthy(err:find("nope/app.lua", 1, true), err)
+    assert.is_truthy(err:find("cannot open " .. FIX .. "/nope/app.lua", 1, true), err)
+  end)
+
+  -- The reload watcher's view (issue 12 point 10): what a load read, by content.
+  it("records what it read, and same_files tells whether a save changed any of it", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert.is_true(os.execute("mkdir " .. dir))
+    local function put(name, text)
+      local f = assert(io.open(dir .. "/" .. name, "wb"))
+      f:write(text)
+      f:close()
+    end
+    put("util.lua", "return { x = 1 }\n")
+    put("app.lua", '#!/usr/bin/env neffos\nlocal u = require "util"\n'
+      .. 'local ok = pcall(require, "later")\nreturn require("neffos").server { namespaces = { v1 = {} } }\n')
+    local v = neffos.load_app(dir .. "/app.lua", dir)
+    assert.is_string(v.digests[dir .. "/util.lua"])
+    assert.is_false(v.digests[dir .. "/later.lua"], "looked for in vain")
+    assert.equal(v.digests, neffos.last_digests)
+    assert.is_true(neffos.same_files(v.digests))
+    put("util.lua", "return { x = 1 }\n")   -- saved unchanged
+    assert.is_true(neffos.same_files(v.digests))
+    put("util.lua", "return { x = 2 }\n")
+    assert.is_false(neffos.same_files(v.digests))
+    put("util.lua", "return { x = 1 }\n")
+    put("later.lua", "return 1\n")          -- the optional module appears
+    assert.is_false(neffos.same_files(v.digests))
+    os.remove(dir .. "/later.lua")
+    -- An empty file is a save in progress: never loaded, even as a module.
+    put("util.lua", "")
+    local err = raised(neffos.load_app, dir .. "/app.lua", dir)
+    assert.is_truthy(err:find("util.lua: empty file", 1, true), err)
+    assert.is_false(neffos.same_files(v.digests))
+    assert.is_true(neffos.same_files(neffos.last_digests), "the failed attempt is recorded too")
+    os.execute("rm -r " .. dir)
   end)
 end)
 
