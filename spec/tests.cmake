@@ -86,3 +86,8 @@ if(TARGET nf_client)
 endif()
 add_test(NAME lint/symbols COMMAND sh ${NF_SPEC_DIR}/lint/symbols.sh ${NF_LIBS})
 set_tests_properties(lint/symbols PROPERTIES LABELS unit TIMEOUT 60)
+
+# The layers (docs/architecture.md): a file includes only headers of its own
+# layer or of the layers below it; host/ includes no Lua.
+add_test(NAME lint/layers COMMAND sh ${NF_SPEC_DIR}/lint/layers.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(lint/layers PROPERTIES LABELS unit TIMEOUT 60)

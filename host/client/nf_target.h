@@ -1,5 +1,5 @@
 /* nf_target.h - where the C client dials: a ws:// URL parsed (by the
- * project's one URL parser, host/url.h) and resolved once, so that dialling
+ * project's one URL parser, host/base/url.h) and resolved once, so that dialling
  * ten thousand connections does not resolve ten thousand times.
  *
  * Owns nothing: an nf_target is a plain value, copied or kept by the caller

@@ -1,5 +1,5 @@
 /* test_exchange_bus.c - the broker-independent half of scale-out
- * (host/exchange_bus.h) over a fake transport that records what would go
+ * (host/cluster/exchange_bus.h) over a fake transport that records what would go
  * to the broker: channel names, reference counting, the payload and its
  * marker, dropping our own messages, resubscription, asks across processes
  * (question after the confirmation, answer, timeout), drops while down. */

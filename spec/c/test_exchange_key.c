@@ -1,5 +1,5 @@
 /* test_exchange_key.c - connection IDs in NATS subjects and bus markers
- * (host/exchange_key.h, docs/protocol.md §17.2.5): the encoding is the documented one,
+ * (host/cluster/exchange_key.h, docs/protocol.md §17.2.5): the encoding is the documented one,
  * one-to-one, leaves Go-style IDs alone, and its output is always a legal
  * NATS subject token with no ';'. */
 #include <stdlib.h>

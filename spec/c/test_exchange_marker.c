@@ -1,4 +1,4 @@
-/* test_exchange_marker.c - field 0 of bus messages (host/exchange_marker.h):
+/* test_exchange_marker.c - field 0 of bus messages (host/cluster/exchange_marker.h):
  * our marker round-trips, and Go's field 0 values are classified as the Go
  * nodes themselves classify them (docs/protocol.md §14.5, §14.7). */
 #include <string.h>

@@ -1,4 +1,4 @@
-/* test_fdlimit.c - the descriptor budget (host/fdlimit.h): the default
+/* test_fdlimit.c - the descriptor budget (host/base/fdlimit.h): the default
  * --max-connections formula, and raising the soft RLIMIT_NOFILE. */
 #include <sys/resource.h>
 

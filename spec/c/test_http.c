@@ -7,7 +7,7 @@
 
 #include <stdlib.h>
 
-static nf_limits lim;
+static nf_http_limits lim;
 
 /* Parses a complete request given as a C string; NULL unless NF_HTTP_OK. */
 static nf_request *parse(const char *s, nf_http_status *st_out)
@@ -222,7 +222,7 @@ static void test_incomplete_byte_by_byte(void)
 
 static void test_too_large(void)
 {
-    nf_limits small = lim;
+    nf_http_limits small = lim;
     small.max_header_bytes = 64;
     char buf[200];
     memset(buf, 'a', sizeof(buf));
@@ -249,7 +249,7 @@ static void test_too_large(void)
 
 static void test_too_many_headers(void)
 {
-    nf_limits few = lim;
+    nf_http_limits few = lim;
     few.max_headers = 3;
     nf_request *r = NULL;
     size_t used;
@@ -587,7 +587,7 @@ static void test_upgrade_check(void)
 
 int main(void)
 {
-    lim = nf_limits_default();
+    lim = (nf_http_limits){ .max_header_bytes = 8192, .max_headers = 64 };
     test_simple_get();
     test_pipelined_bytes();
     test_query_headers_a05();

@@ -1,4 +1,4 @@
-/* test_nats_proto.c - the NATS protocol parser (host/nats_proto.h): every
+/* test_nats_proto.c - the NATS protocol parser (host/cluster/nats_proto.h): every
  * server operation, streaming (any split point), the size bounds, and the
  * CONNECT line. */
 #include <stdlib.h>

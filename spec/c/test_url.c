@@ -1,4 +1,4 @@
-/* test_url.c - the one URL parser (host/url.h): broker flags and ws:// URLs. */
+/* test_url.c - the one URL parser (host/base/url.h): broker flags and ws:// URLs. */
 #include <string.h>
 
 #include "test.h"

@@ -1,4 +1,4 @@
-/* test_ws.c - host/ws.c (wslay underneath) against RFC 6455, frame by frame.
+/* test_ws.c - host/ws/ws.c (wslay underneath) against RFC 6455, frame by frame.
  *
  * The server side of one connection runs on a socket bufferevent without a
  * socket: the test appends client bytes to its input, calls nf_ws_read, and

@@ -18,10 +18,10 @@ option(NF_FUZZ "Build the libFuzzer targets (needs clang)" OFF)
 
 set(NF_FUZZ_DIR ${CMAKE_SOURCE_DIR}/spec/fuzz)
 # The host sources each target exercises (compiled with coverage in NF_FUZZ mode).
-set(NF_FUZZ_SOURCES_http ${CMAKE_SOURCE_DIR}/host/http_request.c ${CMAKE_SOURCE_DIR}/host/http_upgrade.c
-    ${CMAKE_SOURCE_DIR}/host/codec.c)
-set(NF_FUZZ_SOURCES_codec ${CMAKE_SOURCE_DIR}/host/codec.c)
-set(NF_FUZZ_SOURCES_ws ${CMAKE_SOURCE_DIR}/host/ws.c)
+set(NF_FUZZ_SOURCES_http ${CMAKE_SOURCE_DIR}/host/http/http_request.c ${CMAKE_SOURCE_DIR}/host/http/http_upgrade.c
+    ${CMAKE_SOURCE_DIR}/host/base/slice.c)
+set(NF_FUZZ_SOURCES_codec ${CMAKE_SOURCE_DIR}/host/codec/codec.c ${CMAKE_SOURCE_DIR}/host/base/slice.c)
+set(NF_FUZZ_SOURCES_ws ${CMAKE_SOURCE_DIR}/host/ws/ws.c)
 
 foreach(name http codec ws)
   add_executable(fuzz_replay_${name} ${NF_FUZZ_DIR}/fuzz_${name}.c ${NF_FUZZ_DIR}/replay_main.c)
@@ -39,7 +39,7 @@ if(NF_FUZZ)
       -fno-omit-frame-pointer -g -O1)
   foreach(name http codec ws)
     add_executable(fuzz_${name} ${NF_FUZZ_DIR}/fuzz_${name}.c ${NF_FUZZ_SOURCES_${name}})
-    target_include_directories(fuzz_${name} PRIVATE ${CMAKE_SOURCE_DIR}/host ${WSLAY_INCLUDE_DIR})
+    target_include_directories(fuzz_${name} PRIVATE ${NF_HOST_INCLUDES} ${WSLAY_INCLUDE_DIR})
     target_compile_options(fuzz_${name} PRIVATE ${NF_FUZZ_FLAGS})
     target_link_options(fuzz_${name} PRIVATE ${NF_FUZZ_FLAGS})
     target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LIBEVENT ${WSLAY_LIBRARY})

@@ -1,4 +1,4 @@
-/* fuzz_codec.c - libFuzzer target for the neffos message codec (host/codec.c).
+/* fuzz_codec.c - libFuzzer target for the neffos message codec (host/codec/codec.c).
  *
  * Input: byte 0 selects the mode (low bit).
  *   parse (0): the rest is a frame. nf_msg_parse must stay inside the frame

@@ -1,6 +1,6 @@
 /* fuzz_http.c - libFuzzer target for the HTTP request-head parser.
  * Build: clang -fsanitize=fuzzer,address,undefined -Ihost spec/fuzz/fuzz_http.c
- *        host/http_request.c host/http_upgrade.c host/codec.c
+ *        host/http/http_request.c host/http/http_upgrade.c host/codec/codec.c
  * Every accessor is exercised on success so ASan sees each slice read. */
 #include "http.h"
 
@@ -15,7 +15,7 @@ static void touch(nf_slice s, volatile unsigned char *sink)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static volatile unsigned char sink;
-    nf_limits lim = nf_limits_default();
+    nf_http_limits lim = { .max_header_bytes = 8192, .max_headers = 64 };   /* the flags' defaults */
     nf_request *r = NULL;
     size_t head_len = 0;
 

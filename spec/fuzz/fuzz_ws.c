@@ -1,4 +1,4 @@
-/* fuzz_ws.c - libFuzzer target for the WebSocket frame path (host/ws.c over
+/* fuzz_ws.c - libFuzzer target for the WebSocket frame path (host/ws/ws.c over
  * wslay), exactly as a connection uses it: client bytes land in the input of
  * the connection's bufferevent, nf_ws_read parses them, the server's frames
  * go to its output.

@@ -105,7 +105,7 @@ test('out of descriptors: accepting pauses, open connections are served, CPU and
 test('the default --max-connections follows RLIMIT_NOFILE, and is logged at start', T, async (t) => {
   const s = await startServer(APP, { args: ['--no-watch'], wrapper: ['prlimit', `--nofile=${NOFILE}:${NOFILE}`, '--'] });
   t.after(() => s.stop());
-  // min(100000, max(64/2, 64 - 64 - 64/10)) = 32 (host/fdlimit.h)
+  // min(100000, max(64/2, 64 - 64 - 64/10)) = 32 (host/base/fdlimit.h)
   await eventually(() => / listening on /.test(s.logs()), 'the startup lines');
   assert.match(s.logs(), /descriptors: RLIMIT_NOFILE 64; --max-connections 32\b/);
   assert.doesNotMatch(s.logs(), /is above what RLIMIT_NOFILE/);

@@ -2,7 +2,7 @@
 // run here). Each case writes hand-made frames on a raw socket to a native-only echo app and
 // asserts what the RFC asks for: the echo / pong, or the server's close frame with its status
 // code (1002 protocol error, 1007 invalid payload, 1009 too big) and the end of the TCP
-// connection. spec/c/test_ws.c runs the same cases against host/ws.c without sockets.
+// connection. spec/c/test_ws.c runs the same cases against host/ws/ws.c without sockets.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -28,12 +28,12 @@ export function appPath(name) {
   return path.join(ROOT, 'spec', 'interop', 'apps', name);
 }
 
-/** The server's maximum message size: the default in host/nf_limits.h (one place, so the
+/** The server's maximum message size: the default in host/core/nf_limits.h (one place, so the
  *  test follows the server's documented default instead of repeating the number). */
 export function defaultMaxMessageBytes() {
-  const src = readFileSync(path.join(ROOT, 'host', 'nf_limits.h'), 'utf8');
+  const src = readFileSync(path.join(ROOT, 'host', 'core', 'nf_limits.h'), 'utf8');
   const m = /\.max_message_bytes\s*=\s*(\d+)u?\s*(?:<<\s*(\d+))?/.exec(src);
-  if (!m) throw new Error('cannot find .max_message_bytes in host/nf_limits.h');
+  if (!m) throw new Error('cannot find .max_message_bytes in host/core/nf_limits.h');
   return Number(m[1]) * 2 ** Number(m[2] || 0);
 }
 

@@ -16,7 +16,7 @@
 #ifndef NF_STATIC_FILES_H
 #define NF_STATIC_FILES_H
 
-#include "proto.h"
+#include "http.h"
 
 struct evbuffer;
 

@@ -40,11 +40,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "codec.h"
-#include "nf_limits.h"
-#include "proto.h"
+#include "slice.h"
 
 struct evbuffer;
+
+/* The HTTP upgrade request, kept per connection: one exact-size allocation
+ * (see nf_http_parse_request); freed with nf_request_free. */
+typedef struct nf_request nf_request;
+
+nf_slice nf_request_method(const nf_request *r);
+nf_slice nf_request_path(const nf_request *r);   /* without the query */
+nf_slice nf_request_query(const nf_request *r);  /* after '?', raw */
+/* Header by name, case-insensitive; the n-th value (0 = first). Includes
+ * headers carried as X-Websocket-Header-* query parameters. */
+bool nf_request_header(const nf_request *r, nf_slice name, size_t n, nf_slice *value);
+/* Iterates all headers: cursor starts at 0; returns false after the last. */
+bool nf_request_header_next(const nf_request *r, size_t *cursor, nf_slice *name, nf_slice *value);
+
+/* The bounds of a request head (the --max-header-bytes / --max-headers flags). */
+typedef struct nf_http_limits {
+    size_t max_header_bytes;   /* request line + headers + CRLFCRLF */
+    size_t max_headers;        /* header lines */
+} nf_http_limits;
 
 typedef enum nf_http_status {
     NF_HTTP_OK = 0,
@@ -66,7 +83,7 @@ typedef enum nf_http_status {
  *
  * The request is one exact-size allocation holding copies of everything, so
  * buf may be discarded. Every slice it hands out is NUL-terminated. */
-nf_http_status nf_http_parse_request(const char *buf, size_t len, const nf_limits *lim,
+nf_http_status nf_http_parse_request(const char *buf, size_t len, const nf_http_limits *lim,
                                      nf_request **out, size_t *head_len);
 
 void nf_request_free(nf_request *r);

@@ -29,7 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "codec.h"
+#include "slice.h"
 
 #define NF_MARKER_NODE_LEN 32
 

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "codec.h"
+#include "slice.h"
 
 #define NF_NATS_MAX_LINE 65536
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "http.h"
 #include "nf_limits.h"
 
 struct event_base;
@@ -30,7 +31,6 @@ typedef struct nf_endpoint nf_endpoint;     /* one neffos server mounted on one 
 typedef struct nf_conn nf_conn;             /* one WebSocket connection */
 typedef struct nf_nsconn nf_nsconn;         /* a connection's membership of one namespace */
 typedef struct nf_invocation nf_invocation; /* one run of an application handler */
-typedef struct nf_request nf_request;       /* the HTTP upgrade request, kept per connection */
 
 /* ---- what the application implements ------------------------------------ */
 
@@ -317,15 +317,6 @@ bool nf_nsconn_in_room(const nf_nsconn *nc, nf_slice room);
  * cursor; returns false after the last. */
 bool nf_nsconn_room_next(const nf_nsconn *nc, size_t *cursor, nf_slice *room);
 
-/* ---- the upgrade request ----------------------------------------------------- */
-
-nf_slice nf_request_method(const nf_request *r);
-nf_slice nf_request_path(const nf_request *r);   /* without the query */
-nf_slice nf_request_query(const nf_request *r);  /* after '?', raw */
-/* Header by name, case-insensitive; the n-th value (0 = first). Includes
- * headers carried as X-Websocket-Header-* query parameters. */
-bool nf_request_header(const nf_request *r, nf_slice name, size_t n, nf_slice *value);
-/* Iterates all headers: cursor starts at 0; returns false after the last. */
-bool nf_request_header_next(const nf_request *r, size_t *cursor, nf_slice *name, nf_slice *value);
+/* The upgrade request (nf_request and its accessors) is http.h's. */
 
 #endif

@@ -28,7 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "codec.h"
+#include "slice.h"
 
 /* Bytes nf_key_encode() writes for id: between id.len and 3 * id.len. */
 size_t nf_key_encoded_len(nf_slice id);

@@ -471,7 +471,8 @@ void nf_host_http_read(nf_conn *c)
     nf_request *req = NULL;
     size_t head_len = 0;
 
-    nf_http_status st = nf_http_parse_request(buf, take, &c->host->limits, &req, &head_len);
+    nf_http_limits hl = { c->host->limits.max_header_bytes, c->host->limits.max_headers };
+    nf_http_status st = nf_http_parse_request(buf, take, &hl, &req, &head_len);
     if (st == NF_HTTP_INCOMPLETE)
         return;
     if (st != NF_HTTP_OK) {

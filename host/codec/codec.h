@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "slice.h"
+
 #define NF_ESCAPED_SEMICOLON "@%!semicolon@%!"
 #define NF_ESCAPED_SEMICOLON_LEN 15
 
@@ -32,18 +34,6 @@
 #define NF_ERR_BAD_NAMESPACE "bad namespace"
 #define NF_ERR_BAD_ROOM      "bad room"
 #define NF_ERR_WRITE         "write closed"
-
-typedef struct nf_slice {
-    const char *ptr;
-    size_t len;
-} nf_slice;
-
-#define NF_SLICE(lit) ((nf_slice){ (lit), sizeof(lit) - 1 })
-#define NF_SLICE_EMPTY ((nf_slice){ "", 0 })
-
-static inline nf_slice nf_slice_of(const char *p, size_t n) { return (nf_slice){ p, n }; }
-bool nf_slice_eq(nf_slice a, nf_slice b);
-bool nf_slice_eq_cstr(nf_slice a, const char *s);
 
 typedef struct nf_msg {
     nf_slice wait;       /* ask/reply token, echoed byte for byte */

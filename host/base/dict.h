@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "codec.h"
+#include "slice.h"
 
 typedef struct nf_dict nf_dict;
 

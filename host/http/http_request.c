@@ -311,7 +311,7 @@ static bool query_header(nf_slice key, nf_slice val, char *name_out, size_t *nam
 /* ---- the two passes ------------------------------------------------------------ */
 
 /* Validates the head [buf, end) and measures what the request will hold. */
-static nf_http_status measure(const char *buf, const char *end, const nf_limits *lim, head *h)
+static nf_http_status measure(const char *buf, const char *end, const nf_http_limits *lim, head *h)
 {
     memset(h, 0, sizeof(*h));
     h->end = end;
@@ -404,7 +404,7 @@ static nf_request *build(const head *h)
     return r;
 }
 
-nf_http_status nf_http_parse_request(const char *buf, size_t len, const nf_limits *lim,
+nf_http_status nf_http_parse_request(const char *buf, size_t len, const nf_http_limits *lim,
                                      nf_request **out, size_t *head_len)
 {
     size_t end;
