@@ -149,7 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
     evbuffer_unfreeze(in, 0);
     evbuffer_unfreeze(out, 1);
-    nf_ws *ws = nf_ws_new(bev, MAX_MSG, &callbacks, NULL);
+    nf_ws *ws = nf_ws_new(bev, MAX_MSG, 0, &callbacks, NULL);
     bool closed = false;
     int rc = 0;
     for (size_t off = 0; off < size && rc == 0; off += chunk) {
