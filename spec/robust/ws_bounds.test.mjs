@@ -1,0 +1,157 @@
+// Memory per connection follows the configured bounds on the WebSocket layer's own paths
+// (issue 11 points 1 and 3), measured on the server process itself (VmRSS / VmHWM):
+//  - pings from a client that never reads: the pongs count against --max-outgoing-bytes, the
+//    connection stops being read and is dropped as a slow reader;
+//  - a message sent as 1-byte fragments costs the server about its payload, not a heap chunk
+//    per fragment.
+// Raw TCP sockets with hand-made frames; every loop is bounded in bytes and time, and every
+// wait is on an event (a pong, the end of TCP), not on a delay.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { ROOT, rawHttp, startServer, withTimeout } from '../interop/lib/server.mjs';
+import { RawWs, frame, OP } from './lib/raw.mjs';
+
+const APP = path.join(ROOT, 'spec', 'robust', 'apps', 'raw_echo.lua');
+const T = { timeout: 120_000 };
+const MiB = 1024 * 1024;
+// A small ASan quarantine: freed memory it holds back would otherwise count as growth.
+const ENV = { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS || ''}:quarantine_size_mb=0:thread_local_quarantine_size_kb=0` };
+
+async function serve(t, args) {
+  const s = await startServer(APP, { args: ['--no-watch', ...args], endpoint: '/raw', env: ENV });
+  t.after(() => s.stop());
+  return s;
+}
+
+/** { rss, hwm } of the server in KiB. */
+function mem(pid) {
+  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(st)[1]);
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/** Watches the server's resident memory from now on; peak() is the most it reached (KiB):
+ *  exact (VmHWM) once the high-water mark moved past where it was, else the highest sample. */
+function watchMemory(pid) {
+  const start = mem(pid);
+  let max = start.rss;
+  const timer = setInterval(() => { try { max = Math.max(max, mem(pid).rss); } catch { /* exited */ } }, 10);
+  return {
+    base: start.rss,
+    peak() {
+      clearInterval(timer);
+      const now = mem(pid);
+      return now.hwm > start.hwm ? now.hwm : Math.max(max, now.rss);
+    },
+  };
+}
+
+async function metric(s, name) {
+  const r = await rawHttp(s.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+  const line = r.body.split('\n').find((l) => l.startsWith(`${name} `));
+  assert.ok(line, `metric ${name} in /metrics`);
+  return Number(line.slice(name.length + 1));
+}
+
+/** Writes `chunk` until `stop()` or `cap` bytes, honouring the socket's back-pressure;
+ *  returns the bytes written. */
+async function writeUntil(ws, chunk, cap, stop) {
+  let sent = 0;
+  while (sent < cap && !stop()) {
+    sent += chunk.length;
+    if (!ws.sock.write(chunk)) {
+      await Promise.race([new Promise((r) => ws.sock.once('drain', r)), ws.end]);
+    }
+  }
+  return sent;
+}
+
+test('pings from a client that never reads: pongs count against --max-outgoing-bytes, the connection is dropped (1008), RSS stays near the bound', T, async (t) => {
+  const BOUND = 1 * MiB;
+  const s = await serve(t, ['--max-outgoing-bytes', String(BOUND)]);
+  const ws = await RawWs.open(t, s.port, '/raw');
+  ws.sock.pause();   // never reads: every pong stays queued somewhere
+  const m = watchMemory(s.proc.pid);
+
+  // 1,024 pings of 125 bytes per write; without a bound the server would queue a pong for each
+  // of them: 128 MiB of pings, far more than the bound plus the kernel's socket buffers.
+  const pings = Buffer.concat(Array.from({ length: 1024 }, () => frame(OP.PING, Buffer.alloc(125, 0x70))));
+  const CAP = 128 * MiB;
+  const sent = await withTimeout(writeUntil(ws, pings, CAP, () => ws.ended), 90_000, 'the ping flood');
+  await withTimeout(ws.end, 30_000, `the server dropping the connection (${sent} bytes of pings sent)`);
+  const peak = m.peak();
+  t.diagnostic(`${(sent / MiB).toFixed(1)} MiB of pings sent; server RSS ${m.base} kB -> peak ${peak} kB`);
+  assert.ok(sent < CAP, 'the server dropped the connection before the whole flood was sent');
+
+  assert.equal(await metric(s, 'neffos_limit_hits_total{limit="outgoing_queue"}'), 1);
+  assert.equal((s.logs().match(/outgoing queue full/g) || []).length, 1, 'logged once for the connection');
+  // The bound plus a constant (allocator slack, ASan's quarantine, one read of input).
+  assert.ok(peak - m.base <= BOUND / 1024 + 16 * 1024,
+    `RSS grew by ${peak - m.base} kB with --max-outgoing-bytes ${BOUND}`);
+
+  // The server goes on: a new client gets its echo and its pong.
+  const ok = await RawWs.open(t, s.port, '/raw');
+  ok.send(OP.PING, 'still there');
+  const pong = await ok.next(5000, 'the pong');
+  assert.equal(pong.opcode, OP.PONG);
+  ok.send(OP.TEXT, 'echo');
+  assert.equal((await ok.next(5000, 'the echo')).payload.toString(), 'echo');
+  s.assertAlive();
+});
+
+test('a client that pings without reading is not read while its output is over the bound; once it reads, every ping is answered', T, async (t) => {
+  // Back-pressure, not only the drop: a peer whose pings came in one burst is read again as soon
+  // as it drains its pongs, and loses none of them.
+  const BOUND = 64 * 1024;
+  const s = await serve(t, ['--max-outgoing-bytes', String(BOUND)]);
+  const ws = await RawWs.open(t, s.port, '/raw');
+  const N = 256;
+  const pings = Buffer.concat(Array.from({ length: N }, (_, i) => frame(OP.PING, Buffer.from(String(i).padStart(125, '.')))));
+  ws.write(pings);
+  for (let i = 0; i < N; i++) {
+    const f = await ws.next(5000, `pong ${i}`);
+    assert.equal(f.opcode, OP.PONG);
+    assert.equal(f.payload.toString().replace(/^\.+/, ''), String(i));
+  }
+  ws.send(OP.TEXT, 'after');
+  assert.equal((await ws.next(5000, 'the echo')).payload.toString(), 'after');
+  assert.equal(await metric(s, 'neffos_limit_hits_total{limit="outgoing_queue"}'), 0);
+});
+
+test('a 1 MiB message sent as 1-byte fragments grows the server by about its payload, not ~100x', T, async (t) => {
+  const SIZE = 1 * MiB;
+  const s = await serve(t, ['--max-message-bytes', String(2 * SIZE), '--max-outgoing-bytes', String(4 * SIZE)]);
+  const ws = await RawWs.open(t, s.port, '/raw');
+  // Warm up the path (one small fragmented message) so the baseline holds the fixed costs.
+  ws.send(OP.TEXT, 'w', { fin: false });
+  ws.send(OP.CONT, 'arm');
+  assert.equal((await ws.next(5000, 'the warm-up echo')).payload.toString(), 'warm');
+  const m = watchMemory(s.proc.pid);
+
+  // 1-byte frames (7 bytes on the wire each), 64 KiB of payload per write.
+  const letter = (i) => 0x61 + (i % 26);
+  const PER = 64 * 1024;
+  for (let off = 0; off < SIZE - 1; off += PER) {
+    const n = Math.min(PER, SIZE - 1 - off);
+    const frames = Buffer.concat(Array.from({ length: n }, (_, k) =>
+      frame(off + k === 0 ? OP.TEXT : OP.CONT, Buffer.from([letter(off + k)]), { fin: false })));
+    if (!ws.sock.write(frames)) await withTimeout(new Promise((r) => ws.sock.once('drain', r)), 30_000, 'drain');
+  }
+  // A ping behind the fragments: its pong says the server has parsed all of them.
+  ws.send(OP.PING, 'parsed');
+  const pong = await ws.next(60_000, 'the pong behind the fragments');
+  assert.equal(pong.opcode, OP.PONG);
+  const peak = m.peak();
+  t.diagnostic(`server RSS ${m.base} kB -> peak ${peak} kB while assembling ${SIZE} bytes of 1-byte fragments`);
+  assert.ok(peak - m.base <= 8 * 1024, `RSS grew by ${peak - m.base} kB for a ${SIZE}-byte message`);
+
+  // The last fragment: the message arrives whole.
+  ws.send(OP.CONT, Buffer.from([letter(SIZE - 1)]));
+  const echo = await ws.next(30_000, 'the echo of the assembled message');
+  assert.equal(echo.opcode, OP.TEXT);
+  assert.equal(echo.payload.length, SIZE);
+  for (const i of [0, 1, 25, 26, SIZE / 2, SIZE - 1]) assert.equal(echo.payload[i], letter(i), `byte ${i}`);
+});
