@@ -69,7 +69,7 @@ async function writeUntil(ws, chunk, cap, stop) {
   return sent;
 }
 
-test('pings from a client that never reads: pongs count against --max-outgoing-bytes, the connection is dropped (1008), RSS stays near the bound', T, async (t) => {
+test('pings from a client that never reads: pongs count against --max-outgoing-bytes, the connection is dropped as a slow reader, RSS stays near the bound', T, async (t) => {
   const BOUND = 1 * MiB;
   const s = await serve(t, ['--max-outgoing-bytes', String(BOUND)]);
   const ws = await RawWs.open(t, s.port, '/raw');
@@ -88,6 +88,7 @@ test('pings from a client that never reads: pongs count against --max-outgoing-b
 
   assert.equal(await metric(s, 'neffos_limit_hits_total{limit="outgoing_queue"}'), 1);
   assert.equal((s.logs().match(/outgoing queue full/g) || []).length, 1, 'logged once for the connection');
+  assert.match(s.logs(), /limit hit: outgoing queue full \(slow reader\), closing with 1008/);
   // The bound plus a constant (allocator slack, ASan's quarantine, one read of input).
   assert.ok(peak - m.base <= BOUND / 1024 + 16 * 1024,
     `RSS grew by ${peak - m.base} kB with --max-outgoing-bytes ${BOUND}`);
