@@ -525,8 +525,6 @@ static void on_output(void *ud)
 
 const nf_ws_callbacks nf_conn_ws_callbacks = { nf_conn_on_ws_message, on_activity, on_output };
 
-/* ---- socket events ---------------------------------------------------------------- */
-
 /* ---- back-pressure ------------------------------------------------------------------
  *
  * While a connection's output is over --max-outgoing-bytes its socket is not
@@ -565,6 +563,8 @@ static void resume_reading(nf_conn *c)
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
 }
+
+/* ---- socket events ---------------------------------------------------------------- */
 
 static void maybe_finish(nf_conn *c)
 {

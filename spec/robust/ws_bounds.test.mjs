@@ -103,9 +103,7 @@ test('pings from a client that never reads: pongs count against --max-outgoing-b
   s.assertAlive();
 });
 
-test('a client that pings without reading is not read while its output is over the bound; once it reads, every ping is answered', T, async (t) => {
-  // Back-pressure, not only the drop: a peer whose pings came in one burst is read again as soon
-  // as it drains its pongs, and loses none of them.
+test('a client that pings in bursts and reads is answered every ping, in order, and not dropped', T, async (t) => {
   const BOUND = 64 * 1024;
   const s = await serve(t, ['--max-outgoing-bytes', String(BOUND)]);
   const ws = await RawWs.open(t, s.port, '/raw');
@@ -120,6 +118,38 @@ test('a client that pings without reading is not read while its output is over t
   ws.send(OP.TEXT, 'after');
   assert.equal((await ws.next(5000, 'the echo')).payload.toString(), 'after');
   assert.equal(await metric(s, 'neffos_limit_hits_total{limit="outgoing_queue"}'), 0);
+});
+
+test('back-pressure: while a send from a timer holds the output over the bound, pings are not read (no pongs queued, no drop); once the client reads, every one is answered', T, async (t) => {
+  // The timer's send passes the bound on its own (it found the queue under it). Pings read now
+  // would push it further and get the client dropped as a slow reader; instead they wait unread
+  // in the kernel until the output drains below half the bound.
+  const BOUND = 256 * 1024, BIG = 16 * MiB;   // BIG: far more than the sockets' kernel buffers (~4 MiB each)
+  const s = await startServer(path.join(ROOT, 'spec', 'robust', 'apps', 'later_echo.lua'),
+    { args: ['--no-watch', '--max-outgoing-bytes', String(BOUND)], endpoint: '/raw', env: ENV });
+  t.after(() => s.stop());
+  const ws = await RawWs.open(t, s.port, '/raw');
+  ws.sock.pause();
+  ws.send(OP.TEXT, `big ${BIG}`);
+  // The frame is queued (counted in /metrics): the output is now over the bound.
+  const outs = async () => metric(s, 'neffos_messages_out_total');
+  for (let i = 0; i < 200 && (await outs()) < 1; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(await outs(), 1, 'the timer sent its frame');
+
+  const N = 1000;
+  ws.write(Buffer.concat(Array.from({ length: N }, (_, i) => frame(OP.PING, Buffer.from(String(i).padStart(125, '.'))))));
+  ws.sock.resume();
+  const big = await ws.next(60_000, 'the big frame');
+  assert.equal(big.opcode, OP.BIN);
+  assert.equal(big.payload.length, BIG);
+  for (let i = 0; i < N; i++) {
+    const f = await ws.next(10_000, `pong ${i}`);
+    assert.equal(f.opcode, OP.PONG, `frame ${i} after the big one`);
+    assert.equal(f.payload.toString().replace(/^\.+/, ''), String(i));
+  }
+  assert.equal(await metric(s, 'neffos_limit_hits_total{limit="outgoing_queue"}'), 0, 'not dropped');
+  ws.send(OP.PING, 'again');
+  assert.equal((await ws.next(5000, 'a pong after the drain')).payload.toString(), 'again');
 });
 
 test('a 1 MiB message sent as 1-byte fragments grows the server by about its payload, not ~100x', T, async (t) => {
