@@ -267,7 +267,7 @@ static size_t msg_grow_to(const nf_ws *ws, size_t need)
 
 /* Data payload, unmasked and (for text) UTF-8-checked by wslay, appended to
  * one buffer per message. wslay's own buffering keeps a heap chunk per
- * frame: a message of 1-byte fragments would cost ~100 bytes per byte. */
+ * frame: a message of 1-byte fragments cost it tens of bytes per byte. */
 static void chunk_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *arg,
                      void *user)
 {
