@@ -51,7 +51,7 @@ static const limit_flag limit_flags[] = {
     LIMIT(handshake_timeout_ms, true, "ms for the HTTP request and the \"M\" frame"),
     LIMIT(max_connections, false, "open WebSocket connections"),
     LIMIT(max_connections_per_ip, false, "connections per client address (0 = unlimited)"),
-    LIMIT(max_outgoing_bytes, false, "bytes queued for a slow reader before it is closed"),
+    LIMIT(max_outgoing_bytes, false, "bytes queued for one connection, pongs included, before it is closed"),
     LIMIT(max_incoming_queue, false, "frames waiting while a connection's handler waits"),
     LIMIT(max_incoming_bytes, false, "bytes of those frames (at least one maximum message)"),
     LIMIT(max_messages_per_sec, true, "messages per second per connection (0 = unlimited)"),

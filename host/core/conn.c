@@ -147,10 +147,12 @@ void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what)
 }
 
 /* The outgoing queue is bounded: a reader that cannot keep up is closed with
- * 1008 rather than buffered without end. */
+ * 1008 rather than buffered without end. Everything queued counts, data and
+ * wslay's control frames alike. */
 bool nf_conn_output_has_room(nf_conn *c)
 {
-    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev)) + nf_barrier_held_bytes(c);
+    /* Everything queued for this connection: output, wslay's control frames, held frames. */
+    size_t queued = c->ws ? nf_ws_queued_bytes(c->ws) : evbuffer_get_length(bufferevent_get_output(c->bev));
     if (queued <= c->host->limits.max_outgoing_bytes)
         return true;
     nf_conn_limit_hit(c, NF_LIMIT_OUTGOING, "outgoing queue full (slow reader), closing with 1008");
@@ -494,6 +496,45 @@ static void on_pong(void *ud, const uint8_t *payload, size_t len)
 
 const nf_ws_callbacks nf_conn_ws_callbacks = { nf_conn_on_ws_message, on_activity, on_output, on_pong };
 
+/* ---- back-pressure ------------------------------------------------------------------
+ *
+ * While a connection's output is over --max-outgoing-bytes its socket is not
+ * read: the frames it would bring could only ask for more output (replies,
+ * pongs). Reading resumes once the output drains below the low-water mark.
+ * A read whose own replies push the output over the bound (a peer that
+ * sends faster than it reads: pings, asks) is a slow reader and is closed
+ * with 1008, like a send that finds the queue full; reading stays off. */
+
+static size_t output_low_water(const nf_conn *c) { return c->host->limits.max_outgoing_bytes / 2; }
+
+static bool output_over(const nf_conn *c)
+{
+    return nf_ws_queued_bytes(c->ws) > c->host->limits.max_outgoing_bytes;
+}
+
+static void pause_reading(nf_conn *c)
+{
+    if (c->read_paused)
+        return;
+    c->read_paused = true;
+    bufferevent_disable(c->bev, EV_READ);
+    /* conn_write_cb runs once libevent's writes bring it down to this. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, output_low_water(c), 0);
+}
+
+static void resume_reading(nf_conn *c)
+{
+    if (!c->read_paused || c->bev == NULL ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) > output_low_water(c))
+        return;
+    c->read_paused = false;
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_READ);
+    /* What was read before the pause has waited unparsed. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+}
+
 /* ---- socket events ---------------------------------------------------------------- */
 
 static void maybe_finish(nf_conn *c)
@@ -515,6 +556,10 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
         return;
     }
+    if (c->read_paused || output_over(c)) {
+        pause_reading(c);   /* a send from outside a read (broadcast, timer) passed the bound */
+        return;
+    }
     nf_conn_ref(c);
     if (nf_ws_read(c->ws) != 0) {
         c->ws_done = true;
@@ -528,6 +573,11 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     }
     if (c->state == NF_CONN_CLOSING)
         nf_barrier_release_all(c);   /* the answering close frame must not wait for a pong */
+    if (!c->torn_down && c->ws && output_over(c)) {
+        pause_reading(c);
+        if (c->state < NF_CONN_CLOSING)
+            nf_conn_output_has_room(c);   /* closes it: a slow reader */
+    }
     if (!c->torn_down)
         maybe_finish(c);
     nf_conn_unref(c);
@@ -552,6 +602,7 @@ void nf_conn_want_flush(nf_conn *c)
 static void output_drained(nf_conn *c)
 {
     c->output_stall_ms = 0;
+    resume_reading(c);
     if (c->state == NF_CONN_CLOSING && c->ws && nf_ws_is_closing(c->ws) && !c->ws_done)
         return;   /* our close frame is out; the peer's answer may never come (sweep) */
     maybe_finish(c);
@@ -593,10 +644,15 @@ void nf_host_flush_all(nf_host *h)
     }
 }
 
-/* libevent finished a short write. */
+/* libevent finished a short write, or (reading paused) brought the output
+ * down to the low-water mark: then it goes on writing the rest. */
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     nf_conn *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        resume_reading(c);
+        return;
+    }
     c->write_armed = false;
     bufferevent_disable(bev, EV_WRITE);
     output_drained(c);

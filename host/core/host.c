@@ -368,7 +368,7 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
         http_answer(c, 503, NULL, "text/plain; charset=utf-8", "out of memory\n", false);
         return;
     }
-    c->ws = nf_ws_new(c->bev, h->limits.max_message_bytes, &nf_conn_ws_callbacks, c);
+    c->ws = nf_ws_new(c->bev, h->limits.max_message_bytes, h->limits.max_outgoing_bytes, &nf_conn_ws_callbacks, c);
     if (c->ws == NULL) {
         http_answer(c, 503, NULL, "text/plain; charset=utf-8", "out of memory\n", false);
         return;

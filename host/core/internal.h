@@ -165,6 +165,7 @@ struct nf_conn {
     bool ws_done;                    /* wslay has nothing more to read or write */
     bool answered_handshake;         /* "A" or "H" was sent */
     bool write_armed;                /* a write was short: libevent finishes it (EV_WRITE) */
+    bool read_paused;                /* output over the bound: socket not read (back-pressure) */
     nf_list flush_link;              /* in nf_host.flushq */
     char *id;
     size_t id_len;

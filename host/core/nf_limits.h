@@ -12,7 +12,7 @@ typedef struct nf_limits {
     unsigned handshake_timeout_ms;  /* HTTP request + "M" must arrive within this */
     size_t max_connections;         /* total open WebSocket connections */
     size_t max_connections_per_ip;  /* per client address */
-    size_t max_outgoing_bytes;      /* queued for one slow reader before it is closed (1008) */
+    size_t max_outgoing_bytes;      /* queued for one conn, pongs too; slow reader closed (1008) */
     size_t max_incoming_queue;      /* frames waiting while the conn's handler waits */
     size_t max_incoming_bytes;      /* their bytes, per-frame overhead included */
     unsigned max_messages_per_sec;  /* per connection; 0 = unlimited */

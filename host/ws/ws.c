@@ -22,6 +22,7 @@ typedef struct ws_slot {
 } ws_slot;
 
 #define SLOT_POOL_MAX 1024
+#define WS_MAX_HEADER 14   /* bytes of a frame header: 2 + 8 (length) + 4 (mask) */
 
 static ws_slot *slot_pool;
 static size_t slot_pool_size;
@@ -35,12 +36,22 @@ struct nf_ws {
     bool closing;
     bool in_message;      /* a fragmented data message is open */
     /* A shadow of wslay's frame-header parser (see guard_input). */
-    uint8_t hdr[14];
+    uint8_t hdr[WS_MAX_HEADER];
     uint8_t hdr_len;
     uint64_t skip;        /* payload bytes of the current frame still to pass */
     uint16_t fail_code;   /* a header was refused: answer with this close code */
     bool in_close;        /* skipping a close frame's payload (held back until whole) */
+    bool guard_in_msg;    /* the shadow parser is inside a fragmented data message */
+    uint64_t guard_msg_bytes;   /* payload announced so far by the frames of that message */
     size_t max_message_bytes;
+    size_t max_output_bytes;    /* input waits while more than this is queued; 0 = no bound */
+    /* The data message being assembled (see chunk_cb). */
+    uint8_t *msg;
+    size_t msg_len, msg_cap;
+    bool frame_is_data;   /* the frame being received belongs to a data message */
+    bool frame_fin;
+    bool msg_failed;      /* assembly failed (fail_now): nothing more is delivered */
+    uint64_t frame_left;  /* payload bytes of that frame still to come */
 };
 
 struct nf_shared_frame {
@@ -93,6 +104,28 @@ static uint16_t header_error(const uint8_t *h, unsigned have, uint64_t *payload_
     return 0;
 }
 
+/* Adds a complete data frame header to the message it belongs to; true if
+ * the message is now over the maximum. wslay, which does not buffer data
+ * messages here (see chunk_cb), only sees one frame at a time. Frames wslay
+ * refuses anyway (unmasked, RSV bits, a continuation outside a message) are
+ * left to it, so that they get its 1002. */
+static bool guard_message_too_big(nf_ws *ws, uint64_t payload_len)
+{
+    unsigned op = ws->hdr[0] & 0x7f;   /* opcode, RSV bits included */
+    bool fin = ws->hdr[0] & 0x80;
+    if (op > WSLAY_BINARY_FRAME || !(ws->hdr[1] & 0x80))
+        return false;
+    if (op == WSLAY_CONTINUATION_FRAME) {
+        if (!ws->guard_in_msg)
+            return false;
+        ws->guard_msg_bytes += payload_len;
+    } else {
+        ws->guard_msg_bytes = payload_len;
+    }
+    ws->guard_in_msg = !fin;
+    return ws->guard_msg_bytes > ws->max_message_bytes;
+}
+
 /* Scans buf[0..n) as the next bytes of the stream. Returns how many of them
  * may go to wslay: all, or those before the byte that showed a bad header
  * (then ws->fail_code is set). */
@@ -126,9 +159,10 @@ static size_t guard_input(nf_ws *ws, const uint8_t *buf, size_t n)
                 return i;
             }
             if (ws->hdr_len == header_need(ws->hdr)) {
-                /* A data frame announcing more than the maximum: 1009 now
-                 * (wslay would wait for its first payload byte). */
-                if ((ws->hdr[0] & 0x7f) <= 2 && (ws->hdr[1] & 0x80) && payload_len > ws->max_message_bytes) {
+                /* A data message announcing more than the maximum, in one
+                 * frame or as the sum of its fragments: 1009 now (wslay
+                 * would wait for the first payload byte). */
+                if (guard_message_too_big(ws, payload_len)) {
                     ws->fail_code = 1009;
                     return i;
                 }
@@ -152,12 +186,20 @@ static void fail_if_refused(nf_ws *ws)
     }
 }
 
-/* wslay pulls input from the bufferevent. */
+static bool output_over(const nf_ws *ws)
+{
+    return ws->max_output_bytes && nf_ws_queued_bytes(ws) > ws->max_output_bytes;
+}
+
+/* wslay pulls input from the bufferevent. Not while the output is over its
+ * bound: the frames read could ask for more (pongs, close echoes), and a
+ * peer that sends faster than it reads would grow the output without end.
+ * The input then waits, unparsed, for the owner (see nf_ws_read). */
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
     nf_ws *ws = ((ws_slot *)user)->ws;
     struct evbuffer *in = bufferevent_get_input(ws->bev);
-    ev_ssize_t n = ws->fail_code ? 0 : evbuffer_copyout(in, buf, len);
+    ev_ssize_t n = ws->fail_code || output_over(ws) ? 0 : evbuffer_copyout(in, buf, len);
     size_t pass = n > 0 ? guard_input(ws, buf, (size_t)n) : 0;
     if (pass == 0) {
         fail_if_refused(ws);
@@ -196,25 +238,93 @@ static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event
                            void *user)
 {
     nf_ws *ws = ((ws_slot *)user)->ws;
-    if (arg->opcode <= WSLAY_BINARY_FRAME)   /* continuation, text, binary */
+    ws->frame_is_data = arg->opcode <= WSLAY_BINARY_FRAME;   /* continuation, text, binary */
+    if (ws->frame_is_data) {
         ws->in_message = !arg->fin;
+        ws->frame_fin = arg->fin;
+        ws->frame_left = arg->payload_length;
+    }
     if (ws->cb.on_activity)
         ws->cb.on_activity(ws->ud);
+}
+
+/* Fails the connection from inside wslay's parser (a callback cannot return
+ * an error): our close frame, nothing more read, nothing delivered. */
+static void fail_now(nf_ws *ws, wslay_event_context_ptr ctx, uint16_t code)
+{
+    ws->msg_failed = true;
+    wslay_event_queue_close(ctx, code, NULL, 0);
+    wslay_event_shutdown_read(ctx);
+}
+
+/* The capacity for `need` bytes of message: doubling, so that a message
+ * sent in tiny fragments costs a few reallocations and at most twice its
+ * payload; never more than the maximum, nor more than the message's last
+ * frame will fill. Memory follows the bytes that arrived, not the lengths
+ * announced. */
+static size_t msg_grow_to(const nf_ws *ws, size_t need)
+{
+    size_t cap = ws->msg_cap > need / 2 ? ws->msg_cap * 2 : need;
+    if (cap > ws->max_message_bytes)
+        cap = ws->max_message_bytes;
+    if (ws->frame_fin && cap > need + ws->frame_left)
+        cap = need + (size_t)ws->frame_left;
+    return cap < need ? need : cap;
+}
+
+/* Data payload, unmasked and (for text) UTF-8-checked by wslay, appended to
+ * one buffer per message. wslay's own buffering keeps a heap chunk per
+ * frame: a message of 1-byte fragments cost it tens of bytes per byte. */
+static void chunk_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *arg,
+                     void *user)
+{
+    nf_ws *ws = ((ws_slot *)user)->ws;
+    if (!ws->frame_is_data || ws->msg_failed || arg->data_length == 0)
+        return;
+    ws->frame_left -= arg->data_length;
+    size_t need = ws->msg_len + arg->data_length;
+    if (need > ws->max_message_bytes) {   /* the guard refuses these first */
+        fail_now(ws, ctx, WSLAY_CODE_MESSAGE_TOO_BIG);
+        return;
+    }
+    if (need > ws->msg_cap) {
+        size_t cap = msg_grow_to(ws, need);
+        uint8_t *p = realloc(ws->msg, cap);
+        if (p == NULL) {
+            fail_now(ws, ctx, WSLAY_CODE_INTERNAL_SERVER_ERROR);
+            return;
+        }
+        ws->msg = p;
+        ws->msg_cap = cap;
+    }
+    memcpy(ws->msg + ws->msg_len, arg->data, arg->data_length);
+    ws->msg_len = need;
+}
+
+static void msg_reset(nf_ws *ws)
+{
+    free(ws->msg);
+    ws->msg = NULL;
+    ws->msg_len = ws->msg_cap = 0;
 }
 
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
     nf_ws *ws = ((ws_slot *)user)->ws;
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
-        ws->cb.on_message(ws->ud, arg->opcode == WSLAY_BINARY_FRAME, arg->msg, arg->msg_length);
-    else if (arg->opcode == WSLAY_CONNECTION_CLOSE)
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+        if (!ws->msg_failed)
+            ws->cb.on_message(ws->ud, arg->opcode == WSLAY_BINARY_FRAME, ws->msg ? ws->msg : (const uint8_t *)"",
+                              ws->msg_len);
+        msg_reset(ws);
+    } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         ws->closing = true;   /* wslay has queued the answering close frame */
-    else if (arg->opcode == WSLAY_PONG && ws->cb.on_pong)
+    } else if (arg->opcode == WSLAY_PONG && ws->cb.on_pong) {
         ws->cb.on_pong(ws->ud, arg->msg, arg->msg_length);
+    }
 }
 
 static const struct wslay_event_callbacks callbacks = {
-    recv_cb, send_cb, NULL, frame_start_cb, NULL, NULL, msg_cb
+    recv_cb, send_cb, NULL, frame_start_cb, chunk_cb, NULL, msg_cb
 };
 
 /* Lends ws a context: from the pool, or a new one. */
@@ -234,6 +344,9 @@ static int slot_attach(nf_ws *ws)
             free(slot);
             return -1;
         }
+        /* Data messages are assembled here (chunk_cb); control frames
+         * (<= 125 bytes) are still buffered by wslay. */
+        wslay_event_config_set_no_buffering(slot->ctx, 1);
     }
     /* Never wslay's default (2 GiB): a peer could make us buffer that much. */
     wslay_event_config_set_max_recv_msg_length(slot->ctx, ws->max_message_bytes);
@@ -270,12 +383,14 @@ static void slot_detach_if_idle(nf_ws *ws)
     slot_pool_size++;
 }
 
-nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, const nf_ws_callbacks *cb, void *ud)
+nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_output_bytes,
+                 const nf_ws_callbacks *cb, void *ud)
 {
     nf_ws *ws = calloc(1, sizeof *ws);
     if (ws == NULL)
         return NULL;
     ws->max_message_bytes = max_message_bytes;
+    ws->max_output_bytes = max_output_bytes;
     ws->bev = bev;
     ws->cb = *cb;
     ws->ud = ud;
@@ -287,6 +402,7 @@ void nf_ws_free(nf_ws *ws)
     if (ws) {
         if (ws->slot)
             slot_destroy(ws->slot);   /* state unknown: never back to the pool */
+        free(ws->msg);
         free(ws);
     }
 }
@@ -319,6 +435,18 @@ int nf_ws_read(nf_ws *ws)
 }
 
 bool nf_ws_is_closing(const nf_ws *ws) { return ws->closing; }
+
+size_t nf_ws_queued_bytes(const nf_ws *ws)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(ws->bev));
+    if (ws->held)
+        n += evbuffer_get_length(ws->held);   /* frames behind a ping barrier */
+    if (ws->slot) {
+        wslay_event_context_ptr ctx = ws->slot->ctx;
+        n += wslay_event_get_queued_msg_length(ctx) + wslay_event_get_queued_msg_count(ctx) * WS_MAX_HEADER;
+    }
+    return n;
+}
 
 uint16_t nf_ws_peer_close_code(const nf_ws *ws)
 {

@@ -2,7 +2,16 @@
  *
  * Knows nothing of neffos. Reading, validation (masking, reserved bits,
  * opcodes, control frames, UTF-8 fail-fast, close codes, message size) and
- * control frames go through wslay. Outgoing data frames are written
+ * control frames go through wslay; a data message is assembled here, in one
+ * buffer that grows with the bytes that arrived (at most twice the payload,
+ * never past max_message_bytes), whatever the size of its fragments.
+ *
+ * Everything queued for the peer counts against one output bound: data
+ * frames, shared frames, and wslay's own pongs and close frames. While the
+ * output is over it, input is left unparsed (see nf_ws_read), so a peer
+ * that sends pings faster than it reads cannot grow it.
+ *
+ * Outgoing data frames are written
  * directly into the bufferevent's output: a 2-10 byte header followed by the
  * payload, serialized in place or shared by reference (broadcast), so
  * nothing is copied per receiver and libevent writes everything queued in
@@ -34,14 +43,28 @@ typedef struct nf_ws_callbacks {
 /* A frame shared by many connections: refcounted, freed with the last ref. */
 typedef struct nf_shared_frame nf_shared_frame;
 
-nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes,
+/* max_message_bytes: the largest data message accepted, after reassembly
+ * (larger: close 1009, RFC 6455 7.4.1). max_output_bytes: while more than
+ * this is queued for the peer (nf_ws_queued_bytes), input is not parsed;
+ * 0 = no bound. */
+nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_output_bytes,
                  const nf_ws_callbacks *cb, void *ud);
 void nf_ws_free(nf_ws *ws);
 
 /* Feeds what is in the bufferevent's input to the parser. Returns 0 while
  * the connection goes on, -1 when it is finished (close handshake done or a
- * protocol error answered with a close frame): flush the output, then close. */
+ * protocol error answered with a close frame): flush the output, then close.
+ * Parsing stops early once the output is over max_output_bytes (it can pass
+ * it by the replies to one read of wslay's, <= 4 KiB): the rest of the input
+ * stays in the bufferevent, and the owner should stop reading the socket
+ * until the output drains. */
 int nf_ws_read(nf_ws *ws);
+
+/* Bytes queued for the peer and not yet written to the socket: the
+ * bufferevent's output, the frames held behind a ping barrier
+ * (nf_ws_hold_output) and the frames wslay still holds (headers
+ * included). */
+size_t nf_ws_queued_bytes(const nf_ws *ws);
 
 /* True once a close frame was queued or received. */
 bool nf_ws_is_closing(const nf_ws *ws);

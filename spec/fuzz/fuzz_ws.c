@@ -15,7 +15,11 @@
  *    unmasked, no RSV bits, known opcodes, control frames final and <= 125
  *    bytes, a close payload empty or a valid code (+ UTF-8 reason), nothing
  *    after the close frame;
- *  - once nf_ws_read has reported the end, no input is left buffered. */
+ *  - once nf_ws_read has reported the end, no input is left buffered;
+ *  - each input runs a second time with a small output bound and the output
+ *    drained only every fourth read (a peer that reads slowly): a read never
+ *    takes the output further past the bound than the replies to one read of
+ *    wslay's (4 KiB) and a close frame. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,6 +32,8 @@
 #include "ws.h"
 
 #define MAX_MSG 1024
+#define MAX_OUTPUT 512
+#define WSLAY_READ 4096   /* wslay's input buffer: one read's replies may pass the bound */
 
 static bool utf8_valid(const uint8_t *s, size_t n)
 {
@@ -131,14 +137,9 @@ static void check_output(struct evbuffer *out, bool *closed)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void run(struct event_base *base, const uint8_t *data, size_t size, size_t max_output)
 {
-    static struct event_base *base;
     static const nf_ws_callbacks callbacks = { on_message, on_activity, NULL, NULL };
-    if (size < 1)
-        return 0;
-    if (base == NULL)
-        base = event_base_new();
     uint8_t mode = data[0];
     size_t chunk = (mode & 0x40) ? size : (size_t)(mode & 0x3f) + 1;
     bool server_sends = mode & 0x80;
@@ -149,17 +150,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
     evbuffer_unfreeze(in, 0);
     evbuffer_unfreeze(out, 1);
-    nf_ws *ws = nf_ws_new(bev, MAX_MSG, &callbacks, NULL);
+    nf_ws *ws = nf_ws_new(bev, MAX_MSG, max_output, &callbacks, NULL);
     bool closed = false;
     int rc = 0;
+    unsigned reads = 0;
     for (size_t off = 0; off < size && rc == 0; off += chunk) {
         size_t n = size - off < chunk ? size - off : chunk;
+        size_t before = nf_ws_queued_bytes(ws);
         evbuffer_add(in, data + off, n);
         rc = nf_ws_read(ws);
+        if (max_output && nf_ws_queued_bytes(ws) > (before > max_output ? before : max_output) + WSLAY_READ + 127)
+            __builtin_trap();
         if (rc == 0 && server_sends && !nf_ws_is_closing(ws))
             nf_ws_send(ws, (off & 1) != 0, "server;frame", 12);
-        check_output(out, &closed);
+        if (max_output == 0 || ++reads % 4 == 0)
+            check_output(out, &closed);
     }
+    check_output(out, &closed);
     if (rc != 0 && evbuffer_get_length(in) != 0)
         __builtin_trap();   /* input after the end is discarded, never kept */
     nf_ws_free(ws);
@@ -167,5 +174,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* libevent 2.1 finishes freeing a bufferevent in a finalizer callback
      * run by the loop: without this, every input leaks one. */
     event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct event_base *base;
+    if (size < 1)
+        return 0;
+    if (base == NULL)
+        base = event_base_new();
+    run(base, data, size, 0);
+    run(base, data, size, MAX_OUTPUT);
     return 0;
 }
