@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,9 @@ int fake_conn_open(fake_conn *fc, nf_host *h, int sndbuf)
     int sv[2];
     memset(fc, 0, sizeof *fc);
     fc->peer = -1;
+    /* As the server does (bindings/main.c): a write to a client that is gone
+     * is an error to handle, not a signal that ends the process. */
+    signal(SIGPIPE, SIG_IGN);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
     if (sndbuf > 0) {
