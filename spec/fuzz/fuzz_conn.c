@@ -15,7 +15,10 @@
  *    5  any frame: first byte data[0],   12  server side: conn:close(4000, data)
  *       payload data[1..]                13  server side: server ask in "default"
  *    6  clock + data[0] * 100 ms, sweep      (timeout data[0] * 100 ms)
- *    7  client reads (data[0] & 1) or not  14, 15  text frame, like 1
+ *    7  client reads (data[0] & 1) or not  14  the previous record again, 1 + data[0]
+ *                                             times, without running the loop between
+ *                                             (floods in a few bytes of input)
+ *                                         15  text frame, like 1
  *
  * The app (below) answers by the first letter of the event: r reply, e
  * error, w wait, a ask the client back, j/l/d forced join/leave/disconnect,
@@ -40,6 +43,7 @@
 #include <event2/event.h>
 
 #include "fake_conn.h"
+#include "log.h"
 
 #define MAX_MSG 4096
 #define MAX_OUT 8192
@@ -315,6 +319,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fake_conn fc;
     char token[32] = "0";
 
+    static bool quiet;
+    if (!quiet) {
+        quiet = true;   /* the limit and refusal logs would cost more than the input */
+        nf_log_set_level(getenv("FUZZ_CONN_TRACE") ? NF_LOG_DEBUG : NF_LOG_OFF);
+    }
     fake_clock_install(1000000);
     struct event_base *base = event_base_new();
     nf_host *h = nf_host_new(base, limits(), &ops, &app);
@@ -324,12 +333,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fake_conn_open(&fc, h, 8192) != 0)
         __builtin_trap();
 
-    size_t off = 0;
+    size_t off = 0, prev = 0, prev_n = 0;
+    uint8_t prev_op = 0;
     while (off + 1 < size) {
         uint8_t op = data[off], len = data[off + 1];
         off += 2;
         size_t n = len <= size - off ? len : size - off;
-        run_record(&fc, &app, op, data + off, n, token);
+        if ((op & 15) == 14) {
+            for (unsigned i = 0; i <= (n ? data[off] : 0u); i++)
+                run_record(&fc, &app, prev_op, data + prev, prev_n, token);
+        } else {
+            run_record(&fc, &app, op, data + off, n, token);
+            prev_op = op;
+            prev = off;
+            prev_n = n;
+        }
         off += n;
         fake_conn_pump(&fc);
         consume_output(&fc, token, sizeof token);

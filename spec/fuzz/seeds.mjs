@@ -144,7 +144,7 @@ const rec = (op, data = Buffer.alloc(0)) => {
 const upgradeTo = (target) => rec(0, `GET ${target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
   'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
 const TEXT = 1, BIN = 2, PING = 3, CLOSE = 4, FRAME = 5, CLOCK = 6, READ = 7, FINISH = 8, ANSWER = 9,
-  TCP_CLOSE = 10, BROADCAST = 11, SERVER_CLOSE = 12, SERVER_ASK = 13;
+  TCP_CLOSE = 10, BROADCAST = 11, SERVER_CLOSE = 12, SERVER_ASK = 13, REPEAT = 14;
 const session = (...recs) => Buffer.concat([upgradeTo('/echo'), rec(TEXT, 'M'), ...recs]);
 const connect = rec(TEXT, '$1;default;;_OnNamespaceConnect;0;0;');
 out.conn.push(['session', session(connect, rec(TEXT, '$2;default;room1;_OnRoomJoin;0;0;'),
@@ -168,6 +168,9 @@ out.conn.push(['session-limits', session(connect, rec(TEXT, '$2;chat;;_OnNamespa
   rec(TEXT, '$3;deny;;_OnNamespaceConnect;0;0;'), rec(TEXT, '$4;default;a;_OnRoomJoin;0;0;'),
   rec(TEXT, '$5;default;b;_OnRoomJoin;0;0;'), rec(TEXT, '$6;default;deny;_OnRoomJoin;0;0;'),
   rec(TEXT, '$7;default;;wx;0;0;'), ...Array.from({ length: 10 }, (_, i) => rec(TEXT, `;default;;r;0;0;${i}`)))]);
+out.conn.push(['session-repeat', session(connect, rec(TEXT, '$2;default;;wx;0;0;'), rec(TEXT, ';default;;r;0;0;x'),
+  rec(REPEAT, '\x05'), rec(FINISH, '\x01'), rec(READ, '\x00'), rec(TEXT, ';default;;fz;0;0;' + 'z'.repeat(240)),
+  rec(REPEAT, '\x10'), rec(READ, '\x01'))]);
 out.conn.push(['session-fragments', session(connect, rec(FRAME, Buffer.concat([Buffer.from([0x01]), t(';default;;r')])),
   rec(PING, 'x'), rec(FRAME, Buffer.concat([Buffer.from([0x80]), t('echo;0;0;hello')])), rec(BIN, ';default;;rb;0;0;\u0001'))]);
 out.conn.push(['session-refused', Buffer.concat([upgradeTo('/echo?deny-me'), rec(TEXT, 'M'), rec(TEXT, 'M')])]);
