@@ -188,7 +188,8 @@ bool fake_conn_expect_text(fake_conn *fc, const char *s);
 bool fake_conn_expect_binary(fake_conn *fc, const void *p, size_t n);
 /* A close frame with this code and reason. */
 bool fake_conn_expect_close(fake_conn *fc, uint16_t code, const char *reason);
-/* Nothing buffered from the server (and, if want_eof, its end closed). */
+/* True when nothing from the server is buffered; otherwise prints the next
+ * frame to stderr (consuming it) and returns false. */
 bool fake_conn_quiet(fake_conn *fc);
 void fake_frame_free(fake_frame *f);
 
