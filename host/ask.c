@@ -143,9 +143,9 @@ void nf_ask_cancel_all(nf_conn *c)
     }
 }
 
-/* The sweep's check of the same deadline the timer has: whichever comes
- * first fails the ask. The timer is exact; this one follows nf_now_ms(), so
- * a manual clock (clock.h) can time asks out too. */
+/* The same deadline as the timer's, checked by nf_host_sweep: the timer is
+ * libevent's and exact; this check follows nf_now_ms(), so a manual clock
+ * (clock.h) can time asks out too. Whichever comes first fails the ask. */
 void nf_ask_expire(nf_conn *c, uint64_t now)
 {
     /* A callback may ask again or close the connection: walk from the head

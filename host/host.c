@@ -531,7 +531,12 @@ void nf_host_conn_gone(nf_host *h, nf_conn *c)
 
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
-    nf_host_sweep(arg);
+    nf_host *h = arg;
+    uint64_t now = nf_now_ms();
+    NF_LIST_FOREACH_SAFE(it, tmp, &h->conns) {
+        nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
+        nf_conn_sweep(c, now);
+    }
 }
 
 static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -706,6 +711,8 @@ int nf_host_adopt(nf_host *h, int fd, const char *remote, nf_conn **out)
     return 0;
 }
 
+/* The periodic sweep, after failing the server asks past their deadline:
+ * their exact timers are libevent's, which a manual clock cannot move. */
 void nf_host_sweep(nf_host *h)
 {
     uint64_t now = nf_now_ms();
@@ -713,10 +720,9 @@ void nf_host_sweep(nf_host *h)
         nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
         nf_conn_ref(c);   /* an ask's callback may close it */
         nf_ask_expire(c, now);
-        if (!c->torn_down)
-            nf_conn_sweep(c, now);
         nf_conn_unref(c);
     }
+    sweep_cb(-1, 0, h);
 }
 
 int nf_host_sweep_every(nf_host *h, unsigned ms)

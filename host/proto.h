@@ -115,9 +115,11 @@ int nf_host_port(const nf_host *h);
  * -EINVAL or -ENOMEM. Tests use one end of a socketpair(AF_UNIX). */
 int nf_host_adopt(nf_host *h, int fd, const char *remote, nf_conn **out);
 
-/* Runs the timeout sweep once, at nf_now_ms() (clock.h): handshake, read,
- * write and close-grace deadlines, and server asks past their deadline.
- * The host runs it every 250 ms on its own (docs/protocol.md §12.4). */
+/* Runs the timeout sweep once, at nf_now_ms() (clock.h): server asks past
+ * their deadline, then the handshake, read, write and close-grace deadlines.
+ * The host runs the latter every 250 ms on its own (docs/protocol.md §12.4),
+ * and each server ask has an exact timer of its own; this call is how a
+ * test with a manual clock fires any of them. */
 void nf_host_sweep(nf_host *h);
 /* Changes how often the host sweeps by itself; 0 stops it (a test with a
  * manual clock then calls nf_host_sweep). Returns 0 or -ENOMEM. */
