@@ -55,19 +55,6 @@ static bool fake_has_namespace(void *app, nf_endpoint *ep, nf_slice ns)
     return false;
 }
 
-static size_t fake_generate_id(void *app, nf_conn *c, char *id, size_t cap)
-{
-    fake_app *a = app;
-    (void)c;
-    if (a->id == NULL)
-        return 0;
-    size_t n = strlen(a->id);
-    if (n > cap)
-        n = cap;
-    memcpy(id, a->id, n);
-    return n;
-}
-
 static const char *key_of(const nf_invocation *inv)
 {
     switch (nf_invocation_kind_of(inv)) {
@@ -153,7 +140,12 @@ static void fake_conn_freed(void *app, nf_conn *c)
     ((fake_app *)app)->conns_freed++;
 }
 
-const nf_app_ops fake_app_ops = { fake_has_namespace, fake_generate_id, fake_invoke, fake_conn_freed };
+/* Designated: the core's default IDs (UUID v4); fields the core may add stay NULL. */
+const nf_app_ops fake_app_ops = {
+    .has_namespace = fake_has_namespace,
+    .invoke = fake_invoke,
+    .conn_freed = fake_conn_freed,
+};
 
 void fake_app_init(fake_app *a) { memset(a, 0, sizeof *a); }
 
@@ -552,12 +544,7 @@ int fake_conn_handshake(fake_conn *fc, const char *path)
     if (fake_conn_upgrade(fc, path) != 101 || fake_conn_send_text(fc, "M") != 0)
         return -1;
     fake_conn_pump(fc);
-    fake_frame f;
-    if (!fake_conn_next(fc, &f))
-        return -1;
-    bool ack = f.opcode == 1 && f.len >= 1 && f.data[0] == 'A';
-    fake_frame_free(&f);
-    return ack ? 0 : -1;
+    return fake_conn_expect_ack(fc) ? 0 : -1;
 }
 
 bool fake_conn_next(fake_conn *fc, fake_frame *f)
@@ -613,6 +600,18 @@ static bool expect_data(fake_conn *fc, uint8_t opcode, const void *p, size_t n)
 }
 
 bool fake_conn_expect_text(fake_conn *fc, const char *s) { return expect_data(fc, 0x1, s, strlen(s)); }
+
+bool fake_conn_expect_ack(fake_conn *fc)
+{
+    nf_slice id = nf_conn_id(fc->conn);
+    char ack[160];
+    if (id.len == 0 || id.len + 2 > sizeof ack)
+        return false;
+    ack[0] = 'A';
+    memcpy(ack + 1, id.ptr, id.len);
+    ack[id.len + 1] = '\0';
+    return fake_conn_expect_text(fc, ack);
+}
 bool fake_conn_expect_binary(fake_conn *fc, const void *p, size_t n) { return expect_data(fc, 0x2, p, n); }
 
 bool fake_conn_expect_close(fake_conn *fc, uint16_t code, const char *reason)

@@ -16,7 +16,7 @@
  * when the test moves the clock and calls fake_conn_tick.
  *
  * fake_app is a C nf_app_ops: it records every invocation and answers as the
- * test's rules say (reply, error, nothing, or wait to be finished later with
+ * test's rules say (IDs are the core's default) (reply, error, nothing, or wait to be finished later with
  * fake_app_finish / nf_invocation_finish). No Lua.
  *
  * Nothing here asserts: functions return what they saw, the tests check. */
@@ -84,7 +84,6 @@ typedef struct fake_call {
 
 struct fake_app {
     const char *namespaces[8];   /* declared namespaces (NULL-terminated); "" allowed */
-    const char *id;              /* the ID for new connections; NULL: the core's UUID */
     fake_rule rules[FAKE_MAX_RULES];
     size_t nrules;
     fake_call calls[FAKE_MAX_CALLS];
@@ -186,6 +185,8 @@ bool fake_conn_next(fake_conn *fc, fake_frame *f);
  * (consumed then); false otherwise (the frame is consumed anyway, printed to stderr). */
 bool fake_conn_expect_text(fake_conn *fc, const char *s);
 bool fake_conn_expect_binary(fake_conn *fc, const void *p, size_t n);
+/* The ack: "A" + the connection's ID (the core's default, a UUID v4). */
+bool fake_conn_expect_ack(fake_conn *fc);
 /* A close frame with this code and reason. */
 bool fake_conn_expect_close(fake_conn *fc, uint16_t code, const char *reason);
 /* True when nothing from the server is buffered; otherwise prints the next

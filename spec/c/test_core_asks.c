@@ -20,7 +20,6 @@ static void setup_with(const nf_limits *lim, bool connect)
     fake_app_init(&app);
     app.namespaces[0] = "default";
     app.namespaces[1] = "chat";
-    app.id = "c1";
     host = fake_host_new(lim, &app, NULL);
     CHECK(host != NULL);
     CHECK(fake_conn_open(&fc, host, 0) == 0);
@@ -198,7 +197,7 @@ static void test_pending_limit_and_close(void)
     /* Asking a closed connection fails at once. */
     answer late = { 0 };
     nf_ask_cb cb = on_answer;
-    nf_endpoint_ask(nf_conn_endpoint(fc.conn), NF_SLICE("c1"), NF_SLICE("default"), NF_SLICE_EMPTY,
+    nf_endpoint_ask(nf_conn_endpoint(fc.conn), nf_conn_id(fc.conn), NF_SLICE("default"), NF_SLICE_EMPTY,
                     NF_SLICE("q"), NF_SLICE_EMPTY, false, 0, cb, &late);
     CHECK(late.calls == 1 && late.status != NF_ASK_OK);
     teardown();
@@ -237,7 +236,7 @@ static void test_forced_connect(void)
     fake_conn_pump(&fc);
     /* "A" first, then the request (queued until after it). */
     char t[32], frame[128];
-    CHECK(fake_conn_expect_text(&fc, "Ac1"));
+    CHECK(fake_conn_expect_ack(&fc));
     CHECK(expect_ask(";chat;;_OnNamespaceConnect;0;0;", t, sizeof t));
     CHECK(forced.calls == 0);
     /* The local _OnNamespaceConnect ran first, local. */

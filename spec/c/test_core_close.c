@@ -19,7 +19,6 @@ static void setup_with(const nf_limits *lim, const nf_endpoint_config *cfg, int 
     fake_clock_install(13000000);
     fake_app_init(&app);
     app.namespaces[0] = "default";
-    app.id = "c1";
     host = fake_host_new(lim, &app, cfg);
     CHECK(host != NULL);
     CHECK(fake_conn_open(&fc, host, sndbuf) == 0);

@@ -17,7 +17,6 @@ static void setup_with(const nf_limits *lim)
     fake_clock_install(7000000);
     fake_app_init(&app);
     app.namespaces[0] = "default";
-    app.id = "c1";
     host = fake_host_new(lim, &app, NULL);
     CHECK(host != NULL);
     CHECK(fake_conn_open(&fc, host, 0) == 0);

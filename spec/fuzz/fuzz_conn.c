@@ -23,8 +23,8 @@
  * The app (below) answers by the first letter of the event: r reply, e
  * error, w wait, a ask the client back, j/l/d forced join/leave/disconnect,
  * c forced connect, b broadcast, f flood of emits, x close, n raw write.
- * "deny..." namespaces and rooms are refused; on_connect refuses IDs
- * starting with "deny" (the ID is the query string, when there is one).
+ * "deny..." namespaces and rooms are refused; on_connect refuses a query
+ * string starting with "deny", forces a connect for "force", waits for "wait".
  *
  * Invariants (a violation traps), after every record:
  *  - queued output <= --max-outgoing-bytes + one frame;
@@ -86,14 +86,6 @@ static bool has_ns(void *app, nf_endpoint *ep, nf_slice ns)
 {
     return nf_slice_eq_cstr(ns, "default") || nf_slice_eq_cstr(ns, "chat") || nf_slice_eq_cstr(ns, "") ||
            (ns.len >= 4 && memcmp(ns.ptr, "deny", 4) == 0);
-}
-
-static size_t gen_id(void *app, nf_conn *c, char *id, size_t cap)
-{
-    nf_slice q = nf_request_query(nf_conn_request(c));
-    size_t n = q.len < cap ? q.len : cap;
-    memcpy(id, q.ptr, n);
-    return n;
 }
 
 static bool starts(nf_slice s, const char *p)
@@ -163,7 +155,7 @@ static void invoke(void *app, nf_invocation *inv)
     const nf_msg *m = nf_invocation_msg(inv);
     if (nf_invocation_kind_of(inv) == NF_INVOKE_CONNECT) {
         nf_conn *c = nf_invocation_conn(inv);
-        nf_slice id = nf_conn_id(c);
+        nf_slice id = nf_request_query(nf_conn_request(c));   /* the query steers on_connect */
         if (starts(id, "deny")) {
             finish(inv, NF_RESULT_ERROR, NF_SLICE("denied"));
             return;
@@ -198,7 +190,8 @@ static void invoke(void *app, nf_invocation *inv)
 
 static void conn_freed(void *app, nf_conn *c) { ((fuzz_app *)app)->freed++; }
 
-static const nf_app_ops ops = { has_ns, gen_id, invoke, conn_freed };
+/* Designated: the core's default IDs; fields the core may add stay NULL. */
+static const nf_app_ops ops = { .has_namespace = has_ns, .invoke = invoke, .conn_freed = conn_freed };
 
 /* ---- the bounds ------------------------------------------------------------------- */
 
