@@ -1,8 +1,10 @@
 # Every test of the project, registered with ctest. One command runs them all:
 #   ctest --test-dir build --output-on-failure
 # Conventions (add a file, get a test; no list to edit):
-#   spec/c/test_*.c            C unit tests, linked with the host library
-#                              (test_lua*.c: with the Lua bindings)
+#   spec/c/test_*.c            C unit tests, linked with the host library and the
+#                              fake transport spec/c/fake_conn.c (test_core_*.c
+#                              drive the protocol core through it; test_lua*.c:
+#                              with the Lua bindings instead)
 #   spec/lua/*_spec.lua        busted specs of the Lua-side library
 #   spec/interop/*.test.mjs    Node tests driving the built server with neffos.js
 #   spec/browser/*.test.mjs    headless Chromium tests (playwright-core)
@@ -20,6 +22,13 @@ set(NF_TEST_ENV
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 
+# The fake transport of the core's C tests (spec/c/fake_conn.h): a socketpair
+# adopted by a real host, a manual clock, a C application. A static library, so
+# a test that does not use it links none of it.
+add_library(nf_fake_conn STATIC ${NF_SPEC_DIR}/c/fake_conn.c)
+target_include_directories(nf_fake_conn PUBLIC ${NF_SPEC_DIR}/c)
+target_link_libraries(nf_fake_conn PUBLIC nf_host)
+
 file(GLOB NF_C_TESTS CONFIGURE_DEPENDS ${NF_SPEC_DIR}/c/test_*.c)
 foreach(src ${NF_C_TESTS})
   get_filename_component(name ${src} NAME_WE)
@@ -28,7 +37,7 @@ foreach(src ${NF_C_TESTS})
   if(name MATCHES "^test_lua")
     target_link_libraries(${name} PRIVATE nf_bindings)   # tests of the Lua bindings
   else()
-    target_link_libraries(${name} PRIVATE nf_host)       # the host alone: no Lua
+    target_link_libraries(${name} PRIVATE nf_fake_conn nf_host)   # the host alone: no Lua
   endif()
   add_test(NAME c/${name} COMMAND ${name})
   set_tests_properties(c/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS unit TIMEOUT 120)

@@ -23,6 +23,7 @@ struct nf_pending_ask {
     nf_ask_cb cb;
     void *ud;
     struct event *timer;
+    uint64_t deadline_ms;         /* nf_now_ms() at which the sweep fails it (nf_ask_expire) */
 };
 
 size_t nf_token_next(nf_host *h, char *buf)
@@ -84,6 +85,7 @@ void nf_ask_send(nf_conn *c, nf_slice ns, nf_slice room, nf_slice event, nf_slic
     nf_list_push_back(&c->asks, &p->link);
     c->ask_count++;
     unsigned ms = timeout_ms ? timeout_ms : c->host->limits.ask_timeout_ms;
+    p->deadline_ms = nf_now_ms() + ms;
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
     evtimer_add(p->timer, &tv);
     nf_msg m = { .wait = nf_slice_of(token, tlen), .ns = ns, .room = room, .event = event, .body = body };
@@ -138,5 +140,27 @@ void nf_ask_cancel_all(nf_conn *c)
         void *ud = p->ud;
         pending_free(p);
         cb(ud, NF_ASK_CLOSED, NULL);
+    }
+}
+
+/* The same deadline as the timer's, checked by nf_host_sweep: the timer is
+ * libevent's and exact; this check follows nf_now_ms(), so a manual clock
+ * (clock.h) can time asks out too. Whichever comes first fails the ask. */
+void nf_ask_expire(nf_conn *c, uint64_t now)
+{
+    /* A callback may ask again or close the connection: walk from the head
+     * after each one, at most as many times as there were asks. */
+    for (size_t budget = c->ask_count; budget > 0; budget--) {
+        nf_pending_ask *due = NULL;
+        NF_LIST_FOREACH(it, &c->asks) {
+            nf_pending_ask *p = NF_LIST_ENTRY(it, nf_pending_ask, link);
+            if (now >= p->deadline_ms) {
+                due = p;
+                break;
+            }
+        }
+        if (due == NULL)
+            return;
+        ask_timeout(-1, 0, due);
     }
 }

@@ -24,13 +24,6 @@
 
 #define CLOSE_GRACE_MS 1000   /* after our close frame: wait this long for the peer's */
 
-uint64_t nf_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- lifetime ---------------------------------------------------------------- */
 
 void nf_conn_ref(nf_conn *c) { c->refs++; }
@@ -717,3 +710,20 @@ int nf_conn_reconnect_tries(const nf_conn *c) { return c->req ? nf_request_recon
 const char *nf_conn_remote_addr(const nf_conn *c) { return c->remote; }
 void *nf_conn_app_data(const nf_conn *c) { return c->app_data; }
 void nf_conn_set_app_data(nf_conn *c, void *data) { c->app_data = data; }
+
+void nf_conn_get_stats(const nf_conn *c, nf_conn_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->output_bytes = c->ws ? nf_ws_queued_bytes(c->ws) : c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+    out->inbox_frames = c->turn.frames;
+    out->inbox_bytes = c->turn.bytes;
+    out->namespaces = c->nsconn_count;
+    for (const nf_list *it = c->nsconns.next; it != &c->nsconns; it = it->next) {
+        const nf_nsconn *nc = NF_LIST_ENTRY(it, nf_nsconn, conn_link);
+        out->rooms += nc->room_count;
+        if (nc->room_count > out->max_rooms)
+            out->max_rooms = nc->room_count;
+    }
+    out->asks = c->ask_count;
+    out->closed = c->state == NF_CONN_CLOSED;
+}

@@ -662,3 +662,84 @@ const char *nf_endpoint_path(const nf_endpoint *ep) { return ep->path; }
 nf_host *nf_endpoint_host(nf_endpoint *ep) { return ep->host; }
 void *nf_endpoint_app_data(nf_endpoint *ep) { return ep->app_data; }
 void nf_endpoint_set_app_data(nf_endpoint *ep, void *data) { ep->app_data = data; }
+
+/* ---- the seam: adopting a socket, the sweep by hand, read-only stats --------------- */
+
+int nf_host_adopt(nf_host *h, int fd, const char *remote, nf_conn **out)
+{
+    if (out)
+        *out = NULL;
+    if (h->conn_count >= h->limits.max_connections) {
+        h->metrics.refused_limit++;
+        evutil_closesocket(fd);
+        return -EAGAIN;
+    }
+    if (evutil_make_socket_nonblocking(fd) != 0) {
+        evutil_closesocket(fd);
+        return -EINVAL;
+    }
+    struct bufferevent *bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        evutil_closesocket(fd);
+        return -ENOMEM;
+    }
+    nf_conn *c = nf_conn_new(h, bev, remote);
+    if (c == NULL) {
+        bufferevent_free(bev);
+        return -ENOMEM;
+    }
+    if (!ip_admit(h, c)) {
+        h->metrics.refused_limit++;
+        nf_info("conn %s refused: too many connections from this address", remote);
+        nf_conn_teardown(c);
+        return -EAGAIN;
+    }
+    if (out)
+        *out = c;
+    return 0;
+}
+
+/* The periodic sweep, after failing the server asks past their deadline:
+ * their exact timers are libevent's, which a manual clock cannot move. */
+void nf_host_sweep(nf_host *h)
+{
+    uint64_t now = nf_now_ms();
+    NF_LIST_FOREACH_SAFE(it, tmp, &h->conns) {
+        nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
+        nf_conn_ref(c);   /* an ask's callback may close it */
+        nf_ask_expire(c, now);
+        nf_conn_unref(c);
+    }
+    sweep_cb(-1, 0, h);
+}
+
+int nf_host_sweep_every(nf_host *h, unsigned ms)
+{
+    event_del(h->sweep);
+    if (ms == 0)
+        return 0;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    return event_add(h->sweep, &tv) == 0 ? 0 : -ENOMEM;
+}
+
+static void endpoint_stats(const nf_endpoint *ep, nf_host_stats *out)
+{
+    out->ids += nf_dict_size(ep->by_id);
+    out->namespaces += nf_dict_size(ep->namespaces);
+    size_t cur = 0;
+    nf_ns_index *idx;
+    while ((idx = nf_dict_next(ep->namespaces, &cur, NULL)) != NULL)
+        out->rooms += nf_dict_size(idx->rooms);
+}
+
+void nf_host_get_stats(const nf_host *h, nf_host_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->sockets = h->conn_count;
+    out->websockets = h->ws_count;
+    out->addresses = nf_dict_size(h->per_ip);
+    for (const nf_endpoint *ep = h->endpoints; ep; ep = ep->next)
+        endpoint_stats(ep, out);
+    for (const nf_endpoint *ep = h->retired; ep; ep = ep->next)
+        endpoint_stats(ep, out);
+}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "clock.h"
 #include "dict.h"
 #include "list.h"
 #include "metrics.h"
@@ -199,8 +200,7 @@ enum { NF_LIMIT_OUTGOING = 1, NF_LIMIT_INBOX = 2, NF_LIMIT_RATE = 4, NF_LIMIT_NA
 /* Name bounds: high bits, clear of the others. */
 enum { NF_LIMIT_NAME = 1u << 16, NF_LIMIT_NAMES_PER_CONN = 1u << 17 };
 
-/* time */
-uint64_t nf_now_ms(void);
+/* time: nf_now_ms(), see clock.h */
 
 /* conn.c */
 nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote);
@@ -286,6 +286,8 @@ void nf_ask_send(nf_conn *c, nf_slice ns, nf_slice room, nf_slice event, nf_slic
                  unsigned timeout_ms, nf_ask_cb cb, void *ud);
 bool nf_ask_deliver(nf_conn *c, const nf_msg *reply);
 void nf_ask_cancel_all(nf_conn *c);
+/* Fails with NF_ASK_TIMEOUT the asks whose deadline is <= now (the host's sweep). */
+void nf_ask_expire(nf_conn *c, uint64_t now);
 /* Writes the next server token (decimal) into buf (>= 21 bytes); returns its length. */
 size_t nf_token_next(nf_host *h, char *buf);
 

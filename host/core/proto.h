@@ -131,6 +131,36 @@ int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t err
 /* The port actually bound (useful with port 0). */
 int nf_host_port(const nf_host *h);
 
+/* Adopts an already-connected stream socket as a new connection: the accept
+ * path without accept(2) (the connection limits apply; fd is made
+ * non-blocking and owned from here on, closed on every error). The
+ * connection starts in the HTTP phase. *out (may be NULL) gets the
+ * connection, valid until it closes unless referenced (nf_conn_ref).
+ * Returns 0, -EAGAIN (over --max-connections or the per-address limit),
+ * -EINVAL or -ENOMEM. Tests use one end of a socketpair(AF_UNIX). */
+int nf_host_adopt(nf_host *h, int fd, const char *remote, nf_conn **out);
+
+/* Runs the timeout sweep once, at nf_now_ms() (clock.h): server asks past
+ * their deadline, then the handshake, read, write and close-grace deadlines.
+ * The host runs the latter every 250 ms on its own (docs/protocol.md §12.4),
+ * and each server ask has an exact timer of its own; this call is how a
+ * test with a manual clock fires any of them. */
+void nf_host_sweep(nf_host *h);
+/* Changes how often the host sweeps by itself; 0 stops it (a test with a
+ * manual clock then calls nf_host_sweep). Returns 0 or -ENOMEM. */
+int nf_host_sweep_every(nf_host *h, unsigned ms);
+
+/* What the host's tables hold now: read-only, for tests and the fuzzer. */
+typedef struct nf_host_stats {
+    size_t sockets;        /* every connection, HTTP phase included */
+    size_t websockets;     /* upgraded ones */
+    size_t addresses;      /* per-address counters (--max-connections-per-ip) */
+    size_t ids;            /* connection-ID index entries, all endpoints */
+    size_t namespaces;     /* namespace indexes with members, all endpoints */
+    size_t rooms;          /* room indexes with members, all namespaces */
+} nf_host_stats;
+void nf_host_get_stats(const nf_host *h, nf_host_stats *out);
+
 /* Serves static files from `root` for GET/HEAD requests that match no
  * endpoint. NULL disables it. */
 void nf_host_set_static_root(nf_host *h, const char *root);
@@ -251,6 +281,19 @@ bool nf_conn_is_acknowledged(const nf_conn *c);
 int nf_conn_reconnect_tries(const nf_conn *c);
 /* The peer's address as text ("127.0.0.1:53412"). */
 const char *nf_conn_remote_addr(const nf_conn *c);
+
+/* What one connection holds now: read-only, for tests and the fuzzer. */
+typedef struct nf_conn_stats {
+    size_t output_bytes;   /* queued for the socket, not yet written */
+    size_t inbox_frames;   /* parked while a handler waits (--max-incoming-queue) */
+    size_t inbox_bytes;    /* their bytes, 5 bytes of framing each included */
+    size_t namespaces;     /* connected namespaces */
+    size_t rooms;          /* joined rooms, all namespaces */
+    size_t max_rooms;      /* the most rooms joined in one namespace */
+    size_t asks;           /* server asks waiting for an answer */
+    bool closed;           /* the socket is gone */
+} nf_conn_stats;
+void nf_conn_get_stats(const nf_conn *c, nf_conn_stats *out);
 
 /* A slot the application may use (e.g. a Lua registry reference). */
 void *nf_conn_app_data(const nf_conn *c);

@@ -2,7 +2,8 @@
 #
 # Each target spec/fuzz/fuzz_<name>.c defines LLVMFuzzerTestOneInput; its seed
 # corpus is spec/fuzz/corpus/<name>/ (written by seeds.mjs from the protocol
-# vectors) and the crash inputs kept are spec/fuzz/regressions/<name>/.
+# vectors, and hand-made sessions for conn) and the crash inputs kept are
+# spec/fuzz/regressions/<name>/.
 #
 # Always (any compiler): fuzz_replay_<name>, the target linked with
 # replay_main.c and nf_host, and a ctest fuzz/<name> (label fuzz) that runs it
@@ -22,10 +23,14 @@ set(NF_FUZZ_SOURCES_http ${CMAKE_SOURCE_DIR}/host/http/http_request.c ${CMAKE_SO
     ${CMAKE_SOURCE_DIR}/host/base/slice.c)
 set(NF_FUZZ_SOURCES_codec ${CMAKE_SOURCE_DIR}/host/codec/codec.c ${CMAKE_SOURCE_DIR}/host/base/slice.c)
 set(NF_FUZZ_SOURCES_ws ${CMAKE_SOURCE_DIR}/host/ws/ws.c)
+# conn: a whole connection through the real host over the fake transport
+# (spec/c/fake_conn.c), so every host source is exercised.
+set(NF_FUZZ_SOURCES_conn ${NF_HOST_SOURCES} ${CMAKE_SOURCE_DIR}/spec/c/fake_conn.c)
+set(NF_FUZZ_TARGETS http codec ws conn)
 
-foreach(name http codec ws)
+foreach(name ${NF_FUZZ_TARGETS})
   add_executable(fuzz_replay_${name} ${NF_FUZZ_DIR}/fuzz_${name}.c ${NF_FUZZ_DIR}/replay_main.c)
-  target_link_libraries(fuzz_replay_${name} PRIVATE nf_host)
+  target_link_libraries(fuzz_replay_${name} PRIVATE nf_fake_conn nf_host)
   add_test(NAME fuzz/${name}
            COMMAND fuzz_replay_${name} ${NF_FUZZ_DIR}/corpus/${name} ${NF_FUZZ_DIR}/regressions/${name})
   set_tests_properties(fuzz/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS fuzz TIMEOUT 120)
@@ -37,11 +42,12 @@ if(NF_FUZZ)
   endif()
   set(NF_FUZZ_FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
       -fno-omit-frame-pointer -g -O1)
-  foreach(name http codec ws)
+  foreach(name ${NF_FUZZ_TARGETS})
     add_executable(fuzz_${name} ${NF_FUZZ_DIR}/fuzz_${name}.c ${NF_FUZZ_SOURCES_${name}})
-    target_include_directories(fuzz_${name} PRIVATE ${NF_HOST_INCLUDES} ${WSLAY_INCLUDE_DIR})
+    target_include_directories(fuzz_${name} PRIVATE ${NF_HOST_INCLUDES} ${NF_SPEC_DIR}/c ${WSLAY_INCLUDE_DIR})
+    target_compile_definitions(fuzz_${name} PRIVATE NF_VERSION="${PROJECT_VERSION}")
     target_compile_options(fuzz_${name} PRIVATE ${NF_FUZZ_FLAGS})
     target_link_options(fuzz_${name} PRIVATE ${NF_FUZZ_FLAGS})
-    target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LIBEVENT ${WSLAY_LIBRARY})
+    target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LIBEVENT PkgConfig::HIREDIS ${WSLAY_LIBRARY} m)
   endforeach()
 endif()

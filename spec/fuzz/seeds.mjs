@@ -10,6 +10,7 @@
 //   ws/     0x40 + the frame as a masked client WebSocket frame (see fuzz_ws.c), plus a
 //           few hand-made sequences (ping, fragments, close)
 //   http/   request heads built from the vectors' request lines and headers
+//   conn/   hand-made whole sessions in fuzz_conn.c's record format
 // The output is deterministic: rerunning it changes nothing unless the vectors changed.
 
 import { mkdirSync, readFileSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
@@ -126,6 +127,62 @@ out.http.push([name('req'), head('GET /echo', headerLines)]);
 out.http.push([name('req'), head('GET /echo', ['Origin: http://example.com', 'X-Username: alice'])]);
 out.http.push([name('req'), Buffer.from('GET /health HTTP/1.1\r\nHost: x\r\n\r\n')]);
 out.http.push([name('req'), Buffer.from('HEAD /echo HTTP/1.0\r\n\r\n')]);
+
+// conn/: whole sessions in fuzz_conn.c's record format (op, len, data): the HTTP upgrade, "M",
+// namespace and room requests, events the app answers by their first letter, server asks and
+// their answers, the clock, a client that stops reading, the close.
+out.conn = [];
+const rec = (op, data = Buffer.alloc(0)) => {
+  const b = Buffer.isBuffer(data) ? data : t(data);
+  const parts = [];
+  for (let o = 0; o === 0 || o < b.length; o += 255) {
+    const chunk = b.subarray(o, o + 255);
+    parts.push(Buffer.from([op, chunk.length]), chunk);
+  }
+  return Buffer.concat(parts);
+};
+const upgradeTo = (target) => rec(0, `GET ${target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+const TEXT = 1, BIN = 2, PING = 3, CLOSE = 4, FRAME = 5, CLOCK = 6, READ = 7, FINISH = 8, ANSWER = 9,
+  TCP_CLOSE = 10, BROADCAST = 11, SERVER_CLOSE = 12, SERVER_ASK = 13, REPEAT = 14;
+const session = (...recs) => Buffer.concat([upgradeTo('/echo'), rec(TEXT, 'M'), ...recs]);
+const connect = rec(TEXT, '$1;default;;_OnNamespaceConnect;0;0;');
+out.conn.push(['session', session(connect, rec(TEXT, '$2;default;room1;_OnRoomJoin;0;0;'),
+  rec(TEXT, ';default;room1;rchat;0;0;hello'), rec(TEXT, '$3;default;;rask;0;0;question'),
+  rec(TEXT, '$4;default;;echat;0;0;failing'), rec(TEXT, '$5;default;room1;_OnRoomLeave;0;0;'),
+  rec(TEXT, '$6;default;;_OnNamespaceDisconnect;0;0;'), rec(CLOSE, Buffer.from([0x03, 0xe8, 0x62, 0x79, 0x65])))]);
+out.conn.push(['session-wait', session(connect, rec(TEXT, '$2;default;;wslow;0;0;'),
+  rec(TEXT, ';default;;rnext;0;0;1'), rec(TEXT, '$3;default;r;_OnRoomJoin;0;0;'), rec(FINISH, '\x01done'),
+  rec(CLOCK, '\x0a'), rec(TCP_CLOSE))]);
+out.conn.push(['session-server-ask', session(connect, rec(TEXT, '$2;default;;aback;0;0;who'),
+  rec(ANSWER, ';default;;q;0;0;alice'), rec(SERVER_ASK, '\x05body'), rec(ANSWER, ';;;;;;'),
+  rec(SERVER_ASK, '\x01x'), rec(CLOCK, '\x02'), rec(ANSWER, ';;;;;;'))]);
+out.conn.push(['session-forced', Buffer.concat([upgradeTo('/echo?force1'), rec(TEXT, 'M'), rec(ANSWER, ';;;;;;'), connect,
+  rec(TEXT, ';default;;jx;0;0;r'), rec(ANSWER, ';;;;;;'), rec(BROADCAST, '\x01to room'),
+  rec(TEXT, ';default;;lx;0;0;r'), rec(ANSWER, ';;;;;;'), rec(TEXT, ';default;;dx;0;0;'), rec(ANSWER, ';;;;;;'),
+  rec(TEXT, ';default;;cx;0;0;chat'), rec(SERVER_CLOSE, 'bye')])]);
+out.conn.push(['session-slow-reader', session(connect, rec(READ, '\x00'),
+  rec(TEXT, ';default;;fflood;0;0;' + 'x'.repeat(200)), rec(TEXT, ';default;;fflood;0;0;' + 'y'.repeat(200)),
+  rec(PING, 'p'.repeat(125)), rec(PING, 'q'.repeat(125)), rec(CLOCK, '\x14'), rec(CLOCK, '\x14'), rec(READ, '\x01'))]);
+out.conn.push(['session-limits', session(connect, rec(TEXT, '$2;chat;;_OnNamespaceConnect;0;0;'),
+  rec(TEXT, '$3;deny;;_OnNamespaceConnect;0;0;'), rec(TEXT, '$4;default;a;_OnRoomJoin;0;0;'),
+  rec(TEXT, '$5;default;b;_OnRoomJoin;0;0;'), rec(TEXT, '$6;default;deny;_OnRoomJoin;0;0;'),
+  rec(TEXT, '$7;default;;wx;0;0;'), ...Array.from({ length: 10 }, (_, i) => rec(TEXT, `;default;;r;0;0;${i}`)))]);
+out.conn.push(['session-repeat', session(connect, rec(TEXT, '$2;default;;wx;0;0;'), rec(TEXT, ';default;;r;0;0;x'),
+  rec(REPEAT, '\x05'), rec(FINISH, '\x01'), rec(READ, '\x00'), rec(TEXT, ';default;;fz;0;0;' + 'z'.repeat(240)),
+  rec(REPEAT, '\x10'), rec(READ, '\x01'))]);
+out.conn.push(['session-fragments', session(connect, rec(FRAME, Buffer.concat([Buffer.from([0x01]), t(';default;;r')])),
+  rec(PING, 'x'), rec(FRAME, Buffer.concat([Buffer.from([0x80]), t('echo;0;0;hello')])), rec(BIN, ';default;;rb;0;0;\u0001'))]);
+out.conn.push(['session-refused', Buffer.concat([upgradeTo('/echo?deny-me'), rec(TEXT, 'M'), rec(TEXT, 'M')])]);
+out.conn.push(['session-wait-connect', Buffer.concat([upgradeTo('/echo?wait1'), rec(TEXT, 'M'), connect,
+  rec(TEXT, ';default;;r;0;0;held'), rec(FINISH, '\x00'), rec(TEXT, '$9;default;;rq;0;0;')])]);
+out.conn.push(['session-native', Buffer.concat([upgradeTo('/raw'), rec(TEXT, 'M'), rec(BIN, 'raw bytes'), rec(CLOSE)])]);
+out.conn.push(['session-mixed', session(rec(TEXT, '$1;;;_OnNamespaceConnect;0;0;'), rec(TEXT, 'not a message'))]);
+out.conn.push(['handshake-timeout', Buffer.concat([upgradeTo('/echo'), rec(CLOCK, '\x64'), rec(CLOCK, '\x0b')])]);
+out.conn.push(['http-partial', Buffer.concat([rec(0, 'GET /echo HTTP/1.1\r\nHost: x\r\n'), rec(CLOCK, '\x64')])]);
+out.conn.push(['http-other', Buffer.concat([rec(0, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')])]);
+out.conn.push(['http-head', Buffer.concat([rec(0, 'HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n')])]);
+out.conn.push(['http-bad', Buffer.concat([rec(0, 'GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n')])]);
 
 for (const [target, files] of Object.entries(out)) {
   const dir = path.join(outDir, target);
