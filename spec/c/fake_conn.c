@@ -547,6 +547,29 @@ int fake_conn_handshake(fake_conn *fc, const char *path)
     return fake_conn_expect_ack(fc) ? 0 : -1;
 }
 
+int fake_conn_connect_ns(fake_conn *fc, const char *ns)
+{
+    char req[256];
+    snprintf(req, sizeof req, "$0;%s;;_OnNamespaceConnect;0;0;", ns);
+    if (fake_conn_send_text(fc, req) != 0)
+        return -1;
+    fake_conn_pump(fc);
+    return fake_conn_expect_text(fc, "$0;;;;;;") ? 0 : -1;
+}
+
+int fake_setup(fake_app *app, nf_host **host, fake_conn *fc, const nf_limits *lim, const nf_endpoint_config *cfg,
+               int sndbuf, uint64_t start_ms, bool handshake)
+{
+    nf_limits def = nf_limits_default();
+    fake_clock_install(start_ms);
+    fake_app_init(app);
+    app->namespaces[0] = "default";
+    *host = fake_host_new(lim ? lim : &def, app, cfg);
+    if (*host == NULL || fake_conn_open(fc, *host, sndbuf) != 0)
+        return -1;
+    return handshake ? fake_conn_handshake(fc, "/echo") : 0;
+}
+
 bool fake_conn_next(fake_conn *fc, fake_frame *f)
 {
     size_t h;

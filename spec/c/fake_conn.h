@@ -177,6 +177,17 @@ void fake_conn_tick(fake_conn *fc, uint64_t ms);
 int fake_conn_upgrade(fake_conn *fc, const char *path);
 /* upgrade + "M" + the "A" frame: returns 0 when the ack came. */
 int fake_conn_handshake(fake_conn *fc, const char *path);
+/* Connects namespace ns ("$0;ns;;_OnNamespaceConnect;0;0;") and takes its
+ * empty reply "$0;;;;;;". Returns 0, or -1. */
+int fake_conn_connect_ns(fake_conn *fc, const char *ns);
+
+/* The usual start of a core test: the manual clock at start_ms, a recording
+ * app declaring namespace "default" (a test adds more to app->namespaces), a
+ * host with lim and cfg (NULL = defaults), one client (sndbuf, 0 = the
+ * system's) opened and, with handshake, upgraded and acknowledged on /echo.
+ * Returns 0, or -1 at the first step that failed. */
+int fake_setup(fake_app *app, nf_host **host, fake_conn *fc, const nf_limits *lim, const nf_endpoint_config *cfg,
+               int sndbuf, uint64_t start_ms, bool handshake);
 
 /* Takes the next complete server frame (pings are answered in pump and not
  * returned). Returns false when none is buffered. */

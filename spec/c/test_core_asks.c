@@ -16,19 +16,11 @@ static fake_conn fc;
 
 static void setup_with(const nf_limits *lim, bool connect)
 {
-    fake_clock_install(9000000);
-    fake_app_init(&app);
-    app.namespaces[0] = "default";
+    CHECK(fake_setup(&app, &host, &fc, lim, NULL, 0, 9000000, connect) == 0);
     app.namespaces[1] = "chat";
-    host = fake_host_new(lim, &app, NULL);
-    CHECK(host != NULL);
-    CHECK(fake_conn_open(&fc, host, 0) == 0);
     if (!connect)
         return;
-    CHECK(fake_conn_handshake(&fc, "/echo") == 0);
-    CHECK(fake_conn_send_text(&fc, "$0;default;;_OnNamespaceConnect;0;0;") == 0);
-    fake_conn_pump(&fc);
-    CHECK(fake_conn_expect_text(&fc, "$0;;;;;;"));
+    CHECK(fake_conn_connect_ns(&fc, "default") == 0);
     fake_app_clear_calls(&app);
 }
 

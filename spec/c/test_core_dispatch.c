@@ -14,14 +14,8 @@ static fake_conn fc;
 
 static void setup_with(const nf_limits *lim)
 {
-    fake_clock_install(5000000);
-    fake_app_init(&app);
-    app.namespaces[0] = "default";
+    CHECK(fake_setup(&app, &host, &fc, lim, NULL, 0, 5000000, true) == 0);
     app.namespaces[1] = "chat";
-    host = fake_host_new(lim, &app, NULL);
-    CHECK(host != NULL);
-    CHECK(fake_conn_open(&fc, host, 0) == 0);
-    CHECK(fake_conn_handshake(&fc, "/echo") == 0);
     fake_app_clear_calls(&app);
 }
 

@@ -14,13 +14,7 @@ static fake_conn fc;
 
 static void setup(const nf_limits *lim)
 {
-    nf_limits def = nf_limits_default();
-    fake_clock_install(1000000);
-    fake_app_init(&app);
-    app.namespaces[0] = "default";
-    host = fake_host_new(lim ? lim : &def, &app, NULL);
-    CHECK(host != NULL);
-    CHECK(fake_conn_open(&fc, host, 0) == 0);
+    CHECK(fake_setup(&app, &host, &fc, lim, NULL, 0, 1000000, false) == 0);
 }
 
 static void teardown(void)

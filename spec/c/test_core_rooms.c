@@ -14,16 +14,8 @@ static fake_conn fc;
 
 static void setup_with(const nf_limits *lim)
 {
-    fake_clock_install(7000000);
-    fake_app_init(&app);
-    app.namespaces[0] = "default";
-    host = fake_host_new(lim, &app, NULL);
-    CHECK(host != NULL);
-    CHECK(fake_conn_open(&fc, host, 0) == 0);
-    CHECK(fake_conn_handshake(&fc, "/echo") == 0);
-    CHECK(fake_conn_send_text(&fc, "$0;default;;_OnNamespaceConnect;0;0;") == 0);
-    fake_conn_pump(&fc);
-    CHECK(fake_conn_expect_text(&fc, "$0;;;;;;"));
+    CHECK(fake_setup(&app, &host, &fc, lim, NULL, 0, 7000000, true) == 0);
+    CHECK(fake_conn_connect_ns(&fc, "default") == 0);
     fake_app_clear_calls(&app);
 }
 

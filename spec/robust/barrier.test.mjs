@@ -6,17 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { ROOT, startServer, withTimeout } from '../interop/lib/server.mjs';
+import { ROOT, startServer, withTimeout, serveFor } from '../interop/lib/server.mjs';
 import { RawWs, OP } from './lib/raw.mjs';
 
 const APP = path.join(ROOT, 'spec', 'interop', 'apps', 'ordering.lua');
 const T = { timeout: 60_000 };
 
-async function serve(t, args = []) {
-  const s = await startServer(APP, { args: ['--no-watch', ...args] });
-  t.after(() => s.stop());
-  return s;
-}
+const serve = (t, args = [], opts = {}) => serveFor(t, APP, args, opts);
 
 const text = (f, what) => {
   assert.equal(f.opcode, OP.TEXT, `${what}: opcode ${f.opcode} ${f.payload.toString('latin1')}`);

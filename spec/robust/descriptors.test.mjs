@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { ROOT, RawClient, rawHttp, startServer, withTimeout, sleep, eventually } from '../interop/lib/server.mjs';
+import { ROOT, RawClient, rawHttp, startServer, withTimeout, sleep, eventually, rawIn } from '../interop/lib/server.mjs';
 
 const APP = path.join(ROOT, 'spec', 'robust', 'apps', 'hostile.lua');
 const NOFILE = 64;
@@ -36,11 +36,7 @@ function hog() {
   }), 5000, 'a hog connection');
 }
 
-async function v1(t, s) {
-  const c = await RawClient.connect(t, s.url());
-  assert.equal(await c.ask('$0;v1;;_OnNamespaceConnect;0;0;'), '$0;;;;;;');
-  return c;
-}
+const v1 = (t, s) => rawIn(t, s, 'v1');
 
 const acceptLines = (s) => s.logs().split('\n').filter((l) => /accept: /.test(l));
 

@@ -9,16 +9,12 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { ROOT, RawClient, startServer, withTimeout, eventually } from '../interop/lib/server.mjs';
+import { ROOT, RawClient, startServer, withTimeout, eventually, serveFor } from '../interop/lib/server.mjs';
 
 const APP = path.join(ROOT, 'spec', 'robust', 'apps', 'guards');
 const T = { timeout: 60_000 };
 
-async function serve(t, args = [], opts = {}) {
-  const s = await startServer(APP, { args: ['--no-watch', ...args], ...opts });
-  t.after(() => s.stop());
-  return s;
-}
+const serve = (t, args = [], opts = {}) => serveFor(t, APP, args, opts);
 
 /** A raw neffos client connected to namespace g. */
 async function g(t, s) {

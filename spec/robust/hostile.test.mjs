@@ -7,25 +7,15 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
-import { ROOT, RawClient, rawHttp, startServer, withTimeout, sleep, eventually, canConnect } from '../interop/lib/server.mjs';
+import { ROOT, RawClient, rawHttp, startServer, withTimeout, sleep, eventually, canConnect, serveFor, rawIn } from '../interop/lib/server.mjs';
 import { RawWs, OP } from './lib/raw.mjs';
 
 const APP = path.join(ROOT, 'spec', 'robust', 'apps', 'hostile.lua');
 const T = { timeout: 60_000 };
 
-/** Starts the hostile app with these flags; stops it when the test ends. */
-async function serve(t, args = [], opts = {}) {
-  const s = await startServer(APP, { args: ['--no-watch', ...args], ...opts });
-  t.after(() => s.stop());
-  return s;
-}
+const serve = (t, args = [], opts = {}) => serveFor(t, APP, args, opts);
 
-/** A raw neffos client connected to namespace v1. */
-async function v1(t, s) {
-  const c = await RawClient.connect(t, s.url());
-  assert.equal(await c.ask('$0;v1;;_OnNamespaceConnect;0;0;'), '$0;;;;;;');
-  return c;
-}
+const v1 = (t, s) => rawIn(t, s, 'v1');
 
 async function echoWorks(t, s, what) {
   const c = await v1(t, s);

@@ -5,31 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { ROOT, RawClient, rawHttp, startServer, dial } from '../interop/lib/server.mjs';
+import { ROOT, RawClient, rawHttp, startServer, dial, serveFor, rawIn, metricOf } from '../interop/lib/server.mjs';
 
 const APP = path.join(ROOT, 'spec', 'robust', 'apps', 'names.lua');
 const T = { timeout: 60_000 };
 const MAX = 256;   // the documented default of --max-name-bytes
 
-async function serve(t, args = []) {
-  const s = await startServer(APP, { args: ['--no-watch', ...args] });
-  t.after(() => s.stop());
-  return s;
-}
+const serve = (t, args = [], opts = {}) => serveFor(t, APP, args, opts);
 
-async function v1(t, s) {
-  const c = await RawClient.connect(t, s.url());
-  assert.equal(await c.ask('$0;v1;;_OnNamespaceConnect;0;0;'), '$0;;;;;;');
-  return c;
-}
+const v1 = (t, s) => rawIn(t, s, 'v1');
 
-async function metric(s, name) {
-  const r = await rawHttp(s.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
-  assert.equal(r.status, 200);
-  const line = r.body.split('\n').find((l) => l.startsWith(`${name} `));
-  assert.ok(line, `metric ${name} in /metrics`);
-  return Number(line.slice(name.length + 1));
-}
+const metric = metricOf;
 
 const logLines = (s, re) => s.logs().split('\n').filter((l) => re.test(l));
 

@@ -6,30 +6,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { ROOT, RawClient, rawHttp, startServer } from '../interop/lib/server.mjs';
+import { ROOT, RawClient, rawHttp, startServer, serveFor, rawIn, metricOf } from '../interop/lib/server.mjs';
 
 const APP = path.join(ROOT, 'spec', 'robust', 'apps', 'hostile.lua');
 const T = { timeout: 60_000 };
 
-async function serve(t, args = []) {
-  const s = await startServer(APP, { args: ['--no-watch', ...args] });
-  t.after(() => s.stop());
-  return s;
-}
+const serve = (t, args = [], opts = {}) => serveFor(t, APP, args, opts);
 
-async function v1(t, s) {
-  const c = await RawClient.connect(t, s.url());
-  assert.equal(await c.ask('$0;v1;;_OnNamespaceConnect;0;0;'), '$0;;;;;;');
-  return c;
-}
+const v1 = (t, s) => rawIn(t, s, 'v1');
 
-async function limitHits(s, limit) {
-  const r = await rawHttp(s.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
-  const name = `neffos_limit_hits_total{limit="${limit}"} `;
-  const line = r.body.split('\n').find((l) => l.startsWith(name));
-  assert.ok(line, `${name} in /metrics`);
-  return Number(line.slice(name.length));
-}
+const limitHits = (s, limit) => metricOf(s, `neffos_limit_hits_total{limit="${limit}"}`);
 
 /** Parks `n` frames of `size` bytes behind a handler that sleeps; returns the close info. */
 async function park(t, s, n, size) {

@@ -7,16 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
-import { ROOT, startServer, rawHttp, withTimeout, eventually } from '../interop/lib/server.mjs';
+import { ROOT, startServer, rawHttp, withTimeout, eventually, serveFor } from '../interop/lib/server.mjs';
 
 const APP = path.join(ROOT, 'spec', 'robust', 'apps', 'hostile.lua');
 const T = { timeout: 60_000 };
 
-async function serve(t, args = []) {
-  const s = await startServer(APP, { args: ['--no-watch', ...args] });
-  t.after(() => s.stop());
-  return s;
-}
+const serve = (t, args = [], opts = {}) => serveFor(t, APP, args, opts);
 
 const upgrade = (extra = '') => 'GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
   `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;

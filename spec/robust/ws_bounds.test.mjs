@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
-import { ROOT, rawHttp, startServer, withTimeout } from '../interop/lib/server.mjs';
+import { ROOT, rawHttp, startServer, withTimeout, serveFor, metricOf } from '../interop/lib/server.mjs';
 import { RawWs, frame, OP } from './lib/raw.mjs';
 
 const APP = path.join(ROOT, 'spec', 'robust', 'apps', 'raw_echo.lua');
@@ -20,11 +20,7 @@ const MiB = 1024 * 1024;
 // A small ASan quarantine: freed memory it holds back would otherwise count as growth.
 const ENV = { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS || ''}:quarantine_size_mb=0:thread_local_quarantine_size_kb=0` };
 
-async function serve(t, args) {
-  const s = await startServer(APP, { args: ['--no-watch', ...args], endpoint: '/raw', env: ENV });
-  t.after(() => s.stop());
-  return s;
-}
+const serve = (t, args) => serveFor(t, APP, args, { endpoint: '/raw', env: ENV });
 
 /** { rss, hwm } of the server in KiB. */
 function mem(pid) {
@@ -49,12 +45,7 @@ function watchMemory(pid) {
   };
 }
 
-async function metric(s, name) {
-  const r = await rawHttp(s.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
-  const line = r.body.split('\n').find((l) => l.startsWith(`${name} `));
-  assert.ok(line, `metric ${name} in /metrics`);
-  return Number(line.slice(name.length + 1));
-}
+const metric = metricOf;
 
 /** Writes `chunk` until `stop()` or `cap` bytes, honouring the socket's back-pressure;
  *  returns the bytes written. */

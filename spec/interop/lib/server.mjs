@@ -184,6 +184,31 @@ export function useServer(app, opts) {
   return handle;
 }
 
+/** Starts `app` with `--no-watch` and `args` for test `t`; stopped when `t` ends. */
+export async function serveFor(t, app, args = [], opts = {}) {
+  const s = await startServer(app, { ...opts, args: ['--no-watch', ...args] });
+  t.after(() => s.stop());
+  return s;
+}
+
+/** A RawClient of test `t` connected to namespace `ns` of server `s` (its empty reply checked). */
+export async function rawIn(t, s, ns = 'v1') {
+  const c = await RawClient.connect(t, s.url());
+  const reply = await c.ask(`$0;${ns};;_OnNamespaceConnect;0;0;`);
+  if (reply !== '$0;;;;;;') throw new Error(`connect ${ns}: ${reply}`);
+  return c;
+}
+
+/** One series of the server's /metrics as a number; `name` may carry labels
+ *  (`neffos_limit_hits_total{limit="rooms"}`). Fails if the series is missing. */
+export async function metricOf(s, name) {
+  const r = await rawHttp(s.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+  if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
+  const line = r.body.split('\n').find((l) => l.startsWith(`${name} `));
+  if (!line) throw new Error(`${name} is not in /metrics`);
+  return Number(line.slice(name.length + 1));
+}
+
 /** neffos.js dial, bounded, closed when test `t` ends (pass null to close it yourself).
  *  Rejections are always Errors. */
 export async function dial(t, url, handlers = {}, options = undefined, ms = 5000) {
