@@ -570,6 +570,21 @@ int fake_setup(fake_app *app, nf_host **host, fake_conn *fc, const nf_limits *li
     return handshake ? fake_conn_handshake(fc, "/echo") : 0;
 }
 
+int fake_teardown(fake_app *app, nf_host *host, fake_conn *fc)
+{
+    fake_conn_free(fc);
+    nf_host_stats st;
+    nf_host_get_stats(host, &st);
+    fake_host_free(host);
+    if (st.sockets || st.websockets || st.ids || st.namespaces || st.rooms || app->conns_freed != 1 || app->nwaiting) {
+        fprintf(stderr, "teardown: left sockets=%zu websockets=%zu ids=%zu namespaces=%zu rooms=%zu; "
+                "conns freed %d, handlers waiting %zu\n", (size_t)st.sockets, (size_t)st.websockets, (size_t)st.ids,
+                (size_t)st.namespaces, (size_t)st.rooms, (int)app->conns_freed, (size_t)app->nwaiting);
+        return -1;
+    }
+    return 0;
+}
+
 bool fake_conn_next(fake_conn *fc, fake_frame *f)
 {
     size_t h;

@@ -188,6 +188,11 @@ int fake_conn_connect_ns(fake_conn *fc, const char *ns);
  * Returns 0, or -1 at the first step that failed. */
 int fake_setup(fake_app *app, nf_host **host, fake_conn *fc, const nf_limits *lim, const nf_endpoint_config *cfg,
                int sndbuf, uint64_t start_ms, bool handshake);
+/* The usual end: closes the client and frees the host. Returns 0 when the
+ * host held nothing any more (no socket, WebSocket, ID, namespace or room),
+ * the app saw its one connection freed and no handler is left waiting;
+ * else -1 (what was left is printed). */
+int fake_teardown(fake_app *app, nf_host *host, fake_conn *fc);
 
 /* Takes the next complete server frame (pings are answered in pump and not
  * returned). Returns false when none is buffered. */

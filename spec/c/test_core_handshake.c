@@ -19,13 +19,7 @@ static void setup(const nf_limits *lim)
 
 static void teardown(void)
 {
-    fake_conn_free(&fc);
-    nf_host_stats st;
-    nf_host_get_stats(host, &st);
-    CHECK(st.sockets == 0 && st.websockets == 0 && st.ids == 0 && st.namespaces == 0);
-    fake_host_free(host);
-    CHECK(app.conns_freed == 1);
-    CHECK(app.nwaiting == 0);
+    CHECK(fake_teardown(&app, host, &fc) == 0);
 }
 
 /* docs/protocol.md §3.1, §4.2: 101 with the RFC 6455 sample accept key, nothing before

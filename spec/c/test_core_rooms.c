@@ -19,19 +19,11 @@ static void setup_with(const nf_limits *lim)
     fake_app_clear_calls(&app);
 }
 
-static void setup(void)
-{
-    nf_limits lim = nf_limits_default();
-    setup_with(&lim);
-}
+static void setup(void) { setup_with(NULL); }
 
 static void teardown(void)
 {
-    fake_conn_free(&fc);
-    nf_host_stats st;
-    nf_host_get_stats(host, &st);
-    CHECK(st.sockets == 0 && st.namespaces == 0 && st.rooms == 0);
-    fake_host_free(host);
+    CHECK(fake_teardown(&app, host, &fc) == 0);
 }
 
 static void send(const char *frame)
