@@ -53,7 +53,9 @@ return neffos.server {
         return tostring(#ns:rooms())
       end,
       members = function(ns, msg)
-        return table.concat(ns.server:members("default", msg.body), ",")
+        local ids = {}
+        for i, member in ipairs(ns.server:members("default", msg.body)) do ids[i] = member.id end
+        return table.concat(ids, ",")
       end,
       askme = function(ns, msg)   -- the server asks this very client by ID
         local answer, err = ns.server:ask { to = ns.id, namespace = "default", event = "question", body = msg.body, timeout = 2 }
