@@ -12,7 +12,7 @@ local M = {}
 -- the string table is shared with apps, and a path must not be computed with
 -- a function an app replaced (docs/lua-api.md, "Sandbox").
 local s_find, s_gsub = string.find, string.gsub
-local io_open, loadfile = io.open, loadfile
+local io_open = io.open
 
 local ok_host, host = pcall(require, "neffos.host")
 if not ok_host or type(host) ~= "table" then
