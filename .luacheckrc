@@ -1,19 +1,10 @@
 -- luacheck configuration (Debian's lua-check; `luacheck .`, run by ctest as lint/luacheck).
 --
 -- The standard "neffos_app" is what app code may use: the globals of the sandbox an app runs in
--- (docs/lua-api.md, "Sandbox"), so that a handler using io, debug, package, dofile, loadfile or
--- os.execute is flagged in the editor and in CI instead of failing at run time. The neffos API
+-- (scripts/luacheck/neffos_app.lua, installed for apps outside this repository). The neffos API
 -- itself comes from `require "neffos"`; its fields and methods are annotated for LuaLS in
 -- scripts/meta/neffos.lua (spec/lua/meta_spec.lua keeps that file complete).
-stds.neffos_app = {
-  read_globals = {
-    "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen", "rawset",
-    "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "xpcall", "_VERSION",
-    "print", "load", "collectgarbage", "require", "_G",
-    "string", "table", "math", "utf8", "coroutine",
-    os = { fields = { "time", "date", "clock", "difftime", "getenv" } },
-  },
-}
+stds.neffos_app = dofile("scripts/luacheck/neffos_app.lua")
 
 std = "neffos_app"
 max_line_length = 160

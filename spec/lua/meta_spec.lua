@@ -170,3 +170,17 @@ describe("scripts/meta/neffos.lua (LuaLS annotations)", function()
     assert(load(src, "@" .. META))   -- valid Lua
   end)
 end)
+
+describe("scripts/luacheck/neffos_app.lua (the luacheck standard of apps)", function()
+  it("allows exactly the globals of the sandbox, and of os only what the sandbox keeps", function()
+    local std = dofile("scripts/luacheck/neffos_app.lua")
+    local globals, os_fields = {}, {}
+    for k, v in pairs(std.read_globals) do
+      if type(k) == "number" then globals[v] = true else globals[k] = true end
+    end
+    for _, f in ipairs(std.read_globals.os.fields) do os_fields[f] = true end
+    local env = require("neffos").new_env({})
+    assert.are.same(sorted_keys(env), sorted_keys(globals))
+    assert.are.same(sorted_keys(env.os), sorted_keys(os_fields))
+  end)
+end)
