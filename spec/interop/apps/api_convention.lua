@@ -48,8 +48,14 @@ return neffos.server {
       -- What a kept ns / conn answers once its connection is gone.
       stale = function(_, msg)
         local ns = kept[msg.body]
+        -- Wait (bounded) until the host freed that connection: then its ns has no id.
+        for _ = 1, 500 do
+          if ns.id == nil then break end
+          neffos.sleep(0.01)
+        end
         local function two(...) local t = pack(...); return { tostring(t[1]), tostring(t[2]) } end
         return json.encode {
+          gone = ns.id == nil,
           emit = two(ns:emit("x", "y")),
           ask = two(ns:ask("x", "y", { timeout = 1 })),
           broadcast = two(ns:broadcast("x", "y")),
