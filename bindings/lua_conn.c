@@ -165,11 +165,6 @@ static int conn_field(lua_State *L, nf_conn *c, const char *k)
         lua_pushinteger(L, c ? nf_conn_reconnect_tries(c) : 0);
         return 1;
     }
-    if (strcmp(k, "remote_addr") == 0) {
-        if (!c) return 0;
-        lua_pushstring(L, nf_conn_remote_addr(c));
-        return 1;
-    }
     return 0;
 }
 
@@ -386,19 +381,26 @@ static int conn_close(lua_State *L)
         return luaL_argerror(L, 3, "close reason must be UTF-8 (RFC 6455 5.5.1)");
     if (c)
         nf_conn_close(c, (uint16_t)code, reason);
-    return 0;
-}
-
-static int write_raw(lua_State *L, bool binary)
-{
-    nf_conn *c = open_conn(L);
-    nf_slice s = lcheck_slice(L, 2);
-    lua_pushboolean(L, c && nf_conn_write_raw(c, binary, s.ptr, s.len) == 0);
+    lua_pushboolean(L, 1);   /* closing a closed connection is what was asked */
     return 1;
 }
 
-static int conn_write_text(lua_State *L) { return write_raw(L, false); }
-static int conn_write_binary(lua_State *L) { return write_raw(L, true); }
+/* conn:write(body [, { binary }]): one native frame, no neffos framing;
+ * true, or nil, "write closed" (closed, or the outgoing queue is full). */
+static int conn_write(lua_State *L)
+{
+    static const char *const known[] = { "binary", NULL };
+    nf_conn *c = open_conn(L);
+    nf_slice s = lcheck_slice(L, 2);
+    lopts_check(L, 3, "conn:write", known);
+    if (!c || nf_conn_write_raw(c, lopts_bool(L, 3, "binary"), s.ptr, s.len) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, NF_ERR_WRITE);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
 
 static int conn_is_closed(lua_State *L)
 {
@@ -417,8 +419,7 @@ void lconn_open(lua_State *L)
         { "namespaces", conn_namespaces },
         { "connect", conn_connect },
         { "close", conn_close },
-        { "write_text", conn_write_text },
-        { "write_binary", conn_write_binary },
+        { "write", conn_write },
         { "is_closed", conn_is_closed },
         { NULL, NULL },
     };

@@ -9,7 +9,8 @@
  *   lua_timer.c    neffos.after / every / sleep on the event loop
  *   lua_sandbox.c  the capped allocator and the instruction budget
  *   lua_pattern.c  Lua's pattern functions, metered
- *   lua_hostlib.c  the "neffos.host" module that scripts/neffos.lua uses */
+ *   lua_hostlib.c  the "neffos.host" module that scripts/neffos.lua uses
+ *   lua_opts.c     the options tables of the API ({ binary =, timeout =, ... }) */
 #ifndef NF_LUA_INTERNAL_H
 #define NF_LUA_INTERNAL_H
 
@@ -176,6 +177,18 @@ void ltimer_cancel_all(nf_lua_app *a);
 
 /* ---- lua_hostlib.c ---- */
 void lhost_open(lua_State *L);                     /* sets package.loaded["neffos.host"] */
+
+/* ---- lua_opts.c ---- */
+/* Raises "what: unknown option k (known: ...)" unless the value at idx is
+ * nil, none, or a table whose keys are all in `known` (NULL-terminated). */
+void lopts_check(lua_State *L, int idx, const char *what, const char *const known[]);
+/* Field k of the options at idx (nil/none: the default). */
+bool lopts_bool(lua_State *L, int idx, const char *k);
+unsigned lopts_timeout_ms(lua_State *L, int idx);   /* `timeout` seconds as ms, 0 = default */
+/* A string field; pushes one value (the anchor) whatever happens. */
+nf_slice lopts_string(lua_State *L, int idx, const char *what, const char *k);
+/* The `except` field (a conn, an ns or an ID) into b; pushes one value. */
+void lopts_except(lua_State *L, int idx, const char *what, nf_broadcast *b);
 
 /* ---- lua_app.c ---- */
 lendpoint *lapp_endpoint(nf_lua_app *a, nf_endpoint *ep);

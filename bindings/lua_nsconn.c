@@ -4,8 +4,8 @@
  * An ns object holds its connection object and the namespace name, never an
  * nf_nsconn pointer: those die when the namespace disconnects, which can
  * happen while a handler waits. Every method looks the namespace up again;
- * when it is gone the object behaves as closed (emit returns false, ask
- * returns nil, "write closed"). A room object holds its ns object and name. */
+ * when it is gone the object behaves as closed (emit and ask return nil,
+ * "write closed"). A room object holds its ns object and name. */
 #include <string.h>
 
 #include "log.h"
@@ -88,46 +88,68 @@ static void push_ns_of(lua_State *T, lwait *w)
 
 /* ---- emit, ask, broadcast ------------------------------------------------------ */
 
-static int emit(lua_State *L, int self, nf_slice room, bool binary)
-{
-    nsref n = ns_check(L, self);
-    nf_slice event = lcheck_slice(L, self + 1);
-    nf_slice body = lopt_slice(L, self + 2);
-    lua_pushboolean(L, n.nc && nf_nsconn_emit(n.nc, room, event, body, binary) == 0);
-    return 1;
-}
+/* The options each sending method knows (docs/lua-api.md, "Conventions"). */
+static const char *const EMIT_OPTS[] = { "binary", NULL };
+static const char *const ASK_OPTS[] = { "binary", "timeout", NULL };
+static const char *const BROADCAST_OPTS[] = { "binary", "except", "to", "room", NULL };
+static const char *const ROOM_BROADCAST_OPTS[] = { "binary", "except", "to", NULL };
 
-static int ns_emit(lua_State *L) { return emit(L, 1, NF_SLICE_EMPTY, false); }
-static int ns_emit_binary(lua_State *L) { return emit(L, 1, NF_SLICE_EMPTY, true); }
-
-static int ask(lua_State *L, nf_slice room)
+/* ns:emit / room:emit (event, body [, { binary }]): true, or nil, "write
+ * closed" (connection closed, namespace disconnected, queue full). */
+static int emit(lua_State *L, nf_slice room, const char *what)
 {
     nsref n = ns_check(L, 1);
     nf_slice event = lcheck_slice(L, 2);
     nf_slice body = lopt_slice(L, 3);
-    unsigned timeout = lopt_ms(L, 4);
+    lopts_check(L, 4, what, EMIT_OPTS);
+    bool binary = lopts_bool(L, 4, "binary");
+    if (!n.nc || nf_nsconn_emit(n.nc, room, event, body, binary) != 0)
+        return push_write_closed(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int ns_emit(lua_State *L) { return emit(L, NF_SLICE_EMPTY, "ns:emit"); }
+
+/* ns:ask / room:ask (event, body [, { timeout, binary }]): the answer msg,
+ * or nil, err. */
+static int ask(lua_State *L, nf_slice room, const char *what)
+{
+    nsref n = ns_check(L, 1);
+    nf_slice event = lcheck_slice(L, 2);
+    nf_slice body = lopt_slice(L, 3);
+    lopts_check(L, 4, what, ASK_OPTS);
+    unsigned timeout = lopts_timeout_ms(L, 4);
+    bool binary = lopts_bool(L, 4, "binary");
     if (!n.nc)
         return push_write_closed(L);
-    lwait *w = lwait_begin(L, "ns:ask", n.c, n.name, room);
+    lwait *w = lwait_begin(L, what, n.c, n.name, room);
     lrun *r = w->r;   /* w may be gone once the action completes */
-    nf_nsconn_ask(n.nc, w->room, event, body, false, timeout, lrun_ask_done, w);
+    nf_nsconn_ask(n.nc, w->room, event, body, binary, timeout, lrun_ask_done, w);
     return lrun_wait(L, r);
 }
 
-static int ns_ask(lua_State *L) { return ask(L, NF_SLICE_EMPTY); }
+static int ns_ask(lua_State *L) { return ask(L, NF_SLICE_EMPTY, "ns:ask"); }
 
-static int broadcast(lua_State *L, bool others)
+/* ns:broadcast (event, body [, { binary, except, to, room }]) and
+ * room:broadcast (the same without `room`): to every connection of this
+ * namespace (or of one room of it, joined by this connection or not), this
+ * one included unless `except` says otherwise; the number of local
+ * receivers, or nil, err. */
+static int broadcast(lua_State *L, const nf_slice *room, const char *what)
 {
     nsref n = ns_check(L, 1);
     nf_broadcast b = { 0 };
     b.ns = n.name;
     b.event = lcheck_slice(L, 2);
     b.body = lopt_slice(L, 3);
-    b.except = others ? n.c : NULL;
-    if (!n.c) {
-        lua_pushinteger(L, 0);
-        return 1;
-    }
+    lopts_check(L, 4, what, room ? ROOM_BROADCAST_OPTS : BROADCAST_OPTS);
+    b.room = room ? *room : lopts_string(L, 4, what, "room");   /* anchored on the stack */
+    b.binary = lopts_bool(L, 4, "binary");
+    b.to = lopts_string(L, 4, what, "to");   /* anchored on the stack */
+    lopts_except(L, 4, what, &b);
+    if (!n.c)   /* a kept ns whose connection is gone: no endpoint to broadcast on */
+        return push_write_closed(L);
     if (nf_ns_check_names(nf_endpoint_host(nf_conn_endpoint(n.c)), b.ns, b.room, b.event) != 0) {
         lua_pushnil(L);
         lua_pushliteral(L, NF_ERR_NAME_TOO_LONG);
@@ -137,8 +159,7 @@ static int broadcast(lua_State *L, bool others)
     return 1;
 }
 
-static int ns_broadcast(lua_State *L) { return broadcast(L, false); }
-static int ns_broadcast_others(lua_State *L) { return broadcast(L, true); }
+static int ns_broadcast(lua_State *L) { return broadcast(L, NULL, "ns:broadcast"); }
 
 /* ---- rooms ---------------------------------------------------------------------- */
 
@@ -360,13 +381,12 @@ static nf_slice room_to_ns(lua_State *L, int at)
     return lslice(L, at);
 }
 
-static int room_emit(lua_State *L) { nf_slice room = room_to_ns(L, 4); return emit(L, 1, room, false); }
-static int room_emit_binary(lua_State *L) { nf_slice room = room_to_ns(L, 4); return emit(L, 1, room, true); }
-
-static int room_ask(lua_State *L)
+static int room_emit(lua_State *L) { nf_slice room = room_to_ns(L, 5); return emit(L, room, "room:emit"); }
+static int room_ask(lua_State *L) { nf_slice room = room_to_ns(L, 5); return ask(L, room, "room:ask"); }
+static int room_broadcast(lua_State *L)
 {
     nf_slice room = room_to_ns(L, 5);
-    return ask(L, room);
+    return broadcast(L, &room, "room:broadcast");
 }
 
 static int room_leave(lua_State *L)
@@ -430,7 +450,6 @@ void lns_open(lua_State *L)
 {
     static const luaL_Reg ns_methods[] = {
         { "emit", ns_emit },
-        { "emit_binary", ns_emit_binary },
         { "ask", ns_ask },
         { "join_room", ns_join_room },
         { "room", ns_room },
@@ -438,14 +457,13 @@ void lns_open(lua_State *L)
         { "leave_all", ns_leave_all },
         { "disconnect", ns_disconnect },
         { "broadcast", ns_broadcast },
-        { "broadcast_others", ns_broadcast_others },
         { "is_connected", ns_is_connected },
         { NULL, NULL },
     };
     static const luaL_Reg room_methods[] = {
         { "emit", room_emit },
-        { "emit_binary", room_emit_binary },
         { "ask", room_ask },
+        { "broadcast", room_broadcast },
         { "leave", room_leave },
         { NULL, NULL },
     };

@@ -43,45 +43,28 @@ static nf_endpoint *check_server(lua_State *L)
     return ((lserver *)luaL_checkudata(L, 1, SERVER_MT))->ep;
 }
 
-/* Reads t[k] as a string slice; the value stays on the stack (anchor). */
-static nf_slice opt_field(lua_State *L, int t, const char *k)
-{
-    int type = lua_getfield(L, t, k);
-    if (type == LUA_TNIL)
-        return NF_SLICE_EMPTY;
-    if (type != LUA_TSTRING && type != LUA_TNUMBER)
-        luaL_error(L, "field '%s' must be a string (got %s)", k, lua_typename(L, type));
-    return lslice(L, -1);
-}
+/* server:broadcast and server:ask take one table shaped like a neffos
+ * message (docs/lua-api.md, "Conventions"). */
+static const char *const BROADCAST_FIELDS[] = { "namespace", "room", "event", "body", "binary", "to", "except", NULL };
+static const char *const ASK_FIELDS[] = { "namespace", "room", "event", "body", "binary", "to", "timeout", NULL };
 
+/* The number of local receivers (0 once unmounted: an empty server), or
+ * nil, err. */
 static int server_broadcast(lua_State *L)
 {
     nf_endpoint *ep = check_server(L);
     luaL_checktype(L, 2, LUA_TTABLE);
+    lopts_check(L, 2, "server:broadcast", BROADCAST_FIELDS);
     nf_broadcast b = { 0 };
-    b.ns = opt_field(L, 2, "namespace");
-    b.room = opt_field(L, 2, "room");
-    b.event = opt_field(L, 2, "event");
-    b.body = opt_field(L, 2, "body");
-    b.to = opt_field(L, 2, "to");
-    lua_getfield(L, 2, "binary");
-    b.binary = lua_toboolean(L, -1);
+    b.ns = lopts_string(L, 2, "server:broadcast", "namespace");   /* each anchored on the stack */
+    b.room = lopts_string(L, 2, "server:broadcast", "room");
+    b.event = lopts_string(L, 2, "server:broadcast", "event");
+    b.body = lopts_string(L, 2, "server:broadcast", "body");
+    b.to = lopts_string(L, 2, "server:broadcast", "to");
+    b.binary = lopts_bool(L, 2, "binary");
     if (b.event.len == 0)
         return luaL_error(L, "server:broadcast: field 'event' is required");
-    switch (lua_getfield(L, 2, "except")) {
-    case LUA_TNIL:
-        break;
-    case LUA_TSTRING:
-        b.except_id = lslice(L, -1);
-        break;
-    case LUA_TUSERDATA:
-        b.except = lconn_test(L, -1);
-        if (!b.except)
-            b.except = lns_test_conn(L, -1);
-        break;
-    default:
-        return luaL_error(L, "server:broadcast: field 'except' must be a conn, an ns or an ID");
-    }
+    lopts_except(L, 2, "server:broadcast", &b);
     if (ep && nf_ns_check_names(nf_endpoint_host(ep), b.ns, b.room, b.event) != 0) {
         lua_pushnil(L);
         lua_pushliteral(L, NF_ERR_NAME_TOO_LONG);
@@ -95,15 +78,14 @@ static int server_ask(lua_State *L)
 {
     nf_endpoint *ep = check_server(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    nf_slice to = opt_field(L, 2, "to");
-    nf_slice ns = opt_field(L, 2, "namespace");
-    nf_slice room = opt_field(L, 2, "room");
-    nf_slice event = opt_field(L, 2, "event");
-    nf_slice body = opt_field(L, 2, "body");
-    lua_getfield(L, 2, "binary");
-    bool binary = lua_toboolean(L, -1);
-    lua_getfield(L, 2, "timeout");
-    unsigned timeout = lopt_ms(L, -1);
+    lopts_check(L, 2, "server:ask", ASK_FIELDS);
+    nf_slice to = lopts_string(L, 2, "server:ask", "to");
+    nf_slice ns = lopts_string(L, 2, "server:ask", "namespace");
+    nf_slice room = lopts_string(L, 2, "server:ask", "room");
+    nf_slice event = lopts_string(L, 2, "server:ask", "event");
+    nf_slice body = lopts_string(L, 2, "server:ask", "body");
+    bool binary = lopts_bool(L, 2, "binary");
+    unsigned timeout = lopts_timeout_ms(L, 2);
     if (to.len == 0 || event.len == 0)
         return luaL_error(L, "server:ask: fields 'to' and 'event' are required");
     if (ep && nf_ns_check_names(nf_endpoint_host(ep), ns, room, event) != 0) {
@@ -137,24 +119,14 @@ static bool collect_conn(void *ud, nf_conn *c)
     return true;
 }
 
-static int connections_next(lua_State *L)
-{
-    lua_Integer i = lua_tointeger(L, lua_upvalueindex(2)) + 1;
-    lua_pushinteger(L, i);
-    lua_replace(L, lua_upvalueindex(2));
-    lua_rawgeti(L, lua_upvalueindex(1), i);
-    return 1;
-}
-
-/* for conn in server:connections() do ... end, over a snapshot. */
+/* server:connections(): a list of every open conn (the Server.Do
+ * equivalent), a snapshot like every listing of the API. */
 static int server_connections(lua_State *L)
 {
     nf_endpoint *ep = check_server(L);
     lua_newtable(L);
     if (ep)
         nf_endpoint_each(ep, collect_conn, L);
-    lua_pushinteger(L, 0);
-    lua_pushcclosure(L, connections_next, 2);
     return 1;
 }
 
@@ -182,10 +154,13 @@ static int server_get_all(lua_State *L)
     return 1;
 }
 
+/* A member is a namespace connection: its ns object (ns.id is the ID). */
 static bool collect_member(void *ud, nf_nsconn *nc)
 {
     lua_State *L = ud;
-    lpush_slice(L, nf_conn_id(nf_nsconn_conn(nc)));
+    lconn_push(L, nf_nsconn_conn(nc));
+    lns_push(L, -1, nf_nsconn_name(nc));
+    lua_remove(L, -2);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     return true;
 }

@@ -169,11 +169,13 @@ int ltimer_sleep_lua(lua_State *L)
 
 void ltimer_open(lua_State *L)
 {
+    static const luaL_Reg methods[] = {
+        { "cancel", timer_cancel },
+        { NULL, NULL },
+    };
     luaL_newmetatable(L, TIMER_MT);
     lsb_lock_metatable(L, -1);
-    lua_newtable(L);
-    lua_pushcfunction(L, timer_cancel);
-    lua_setfield(L, -2, "cancel");
+    luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, timer_gc);
     lua_setfield(L, -2, "__gc");

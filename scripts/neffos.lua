@@ -12,7 +12,7 @@ local M = {}
 -- the string table is shared with apps, and a path must not be computed with
 -- a function an app replaced (docs/lua-api.md, "Sandbox").
 local s_find, s_gsub = string.find, string.gsub
-local io_open, loadfile = io.open, loadfile
+local io_open = io.open
 
 local ok_host, host = pcall(require, "neffos.host")
 if not ok_host or type(host) ~= "table" then
@@ -70,10 +70,33 @@ end
 -- ---------------------------------------------------------------------------
 -- JSON through lua-cjson when it is installed.
 
+-- Like every function of the API that can fail, encode and decode return
+-- nil, err (cjson's message) instead of raising: bad JSON from a client is
+-- input, not a bug. An error that must reach the host (the instruction budget
+-- ran out) is raised again.
+local json_over_budget -- set below, once the host's over_budget is known
+
+local function json_result(ok, ...)
+  if ok then return ... end
+  local err = ...
+  if json_over_budget() then error(err, 0) end
+  return nil, tostring(err)
+end
+
 do
   local ok, cjson = pcall(require, "cjson")
   if ok then
-    M.json = { encode = cjson.encode, decode = cjson.decode, null = cjson.null }
+    local encode, decode = cjson.encode, cjson.decode
+    M.json = {
+      encode = function(value) return json_result(pcall(encode, value)) end,
+      decode = function(text)
+        if type(text) ~= "string" then
+          return nil, ("neffos.json.decode: want a string (got %s)"):format(type(text))
+        end
+        return json_result(pcall(decode, text))
+      end,
+      null = cjson.null,
+    }
   else
     local function missing() error("neffos.json: lua-cjson is not installed", 2) end
     M.json = { encode = missing, decode = missing }
@@ -353,6 +376,7 @@ local pack, unpack = table.pack, table.unpack
 -- After a handler ran past its instruction budget, the error must reach the
 -- host even through the app's pcall: these rethrow it.
 local over_budget = host and host.over_budget or function() return false end
+json_over_budget = over_budget
 
 local function rethrow_if_over(r)
   if not r[1] and over_budget() then

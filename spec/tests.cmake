@@ -100,3 +100,15 @@ set_tests_properties(lint/symbols PROPERTIES LABELS unit TIMEOUT 60)
 # layer or of the layers below it; host/ includes no Lua.
 add_test(NAME lint/layers COMMAND sh ${NF_SPEC_DIR}/lint/layers.sh ${CMAKE_SOURCE_DIR})
 set_tests_properties(lint/layers PROPERTIES LABELS unit TIMEOUT 60)
+
+# luacheck (Debian's lua-check) with the repository's .luacheckrc: every example, every app and
+# spec of the test suites and scripts/*.lua are clean, and app code that reaches for what the
+# sandbox hides (io, debug, os.execute...) is flagged (label unit).
+find_program(LUACHECK luacheck)
+if(LUACHECK)
+  add_test(NAME lint/luacheck COMMAND ${LUACHECK} --no-color --formatter plain --codes .
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+else()
+  add_test(NAME lint/luacheck COMMAND sh -c "echo 'luacheck not found: install lua-check (.ci/setup)' >&2; exit 1")
+endif()
+set_tests_properties(lint/luacheck PROPERTIES LABELS unit TIMEOUT 120)

@@ -58,17 +58,15 @@ return neffos.server {
 
       -- As in examples/chat: JSON {"text": ...} to the other members of the sender's room.
       chat = function(ns, msg)
-        if msg.room == "" or not ns:room(msg.room) then
+        local room = msg.room ~= "" and ns:room(msg.room)
+        if not room then
           return nil, "join a room first"
         end
-        local ok, m = pcall(neffos.json.decode, msg.body)
-        if not ok or type(m) ~= "table" or type(m.text) ~= "string" then
+        local m = neffos.json.decode(msg.body)
+        if type(m) ~= "table" or type(m.text) ~= "string" then
           return nil, 'chat: the body must be JSON {"text": "..."}'
         end
-        ns.server:broadcast {
-          namespace = "default", room = msg.room, event = "chat", except = ns,
-          body = neffos.json.encode { from = ns.id, text = m.text },
-        }
+        room:broadcast("chat", neffos.json.encode { from = ns.id, text = m.text }, { except = ns })
       end,
     },
   },

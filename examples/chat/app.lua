@@ -11,9 +11,10 @@ local neffos = require "neffos"
 
 local NS = "default"
 
--- Tells the other members of `room` what `ns` did.
+-- Tells the other members of `room` what `ns` did (in OnRoomLeft the room is already left,
+-- so by name: ns:broadcast knows its namespace, the option names the room).
 local function notify(ns, room, text)
-  ns.server:broadcast { namespace = NS, room = room, event = "notify", body = text, except = ns }
+  ns:broadcast("notify", text, { room = room, except = ns })
 end
 
 return neffos.server {
@@ -46,17 +47,15 @@ return neffos.server {
 
       chat = function(ns, msg)
         -- Only to a room the sender is in: an empty room would reach the whole namespace.
-        if msg.room == "" or not ns:room(msg.room) then
+        local room = msg.room ~= "" and ns:room(msg.room)
+        if not room then
           return nil, "join a room first"
         end
-        local ok, m = pcall(neffos.json.decode, msg.body)
-        if not ok or type(m) ~= "table" or type(m.text) ~= "string" then
+        local m = neffos.json.decode(msg.body)
+        if type(m) ~= "table" or type(m.text) ~= "string" then
           return nil, 'chat: the body must be JSON {"text": "..."}'
         end
-        ns.server:broadcast {
-          namespace = NS, room = msg.room, event = "chat", except = ns,
-          body = neffos.json.encode { from = ns.id, text = m.text },
-        }
+        room:broadcast("chat", neffos.json.encode { from = ns.id, text = m.text }, { except = ns })
       end,
     },
   },

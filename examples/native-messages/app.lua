@@ -11,12 +11,10 @@ return neffos.server {
     [""] = {
       [neffos.OnNativeMessage] = function(ns, msg)
         neffos.log.info("[%s] got: %s", ns.id, msg.binary and ("%d bytes"):format(#msg.body) or msg.body)
-        if msg.binary then
-          ns.conn:write_binary(msg.body)
-        else
-          -- The return value of a native-only handler is ignored: write the answer ourselves.
-          ns.conn:write_text(msg.body == "ping" and "pong" or msg.body)
-        end
+        -- The return value of a native-only handler is ignored: write the answer ourselves,
+        -- in the frame type the message came in.
+        local answer = (not msg.binary and msg.body == "ping") and "pong" or msg.body
+        ns.conn:write(answer, { binary = msg.binary })
       end,
     },
   },

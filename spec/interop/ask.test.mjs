@@ -207,7 +207,7 @@ test('raw: a binary request gets a binary reply with the exact bytes; text stays
   assert.equal(await c.ask('$5;default;;kind;0;0;'), '$5;default;;kind;0;0;text');
 });
 
-test('raw: ns:emit_binary sends a binary frame with the exact bytes', T, async (t) => {
+test('raw: ns:emit { binary = true } sends a binary frame with the exact bytes', T, async (t) => {
   const c = await rawDefault(t);
   const body = Buffer.from([0x00, 0xfe, 0x3b, 0x80, 0x7f]);
   c.sendBinary(Buffer.concat([Buffer.from(';default;;emitbin;0;0;'), body]));

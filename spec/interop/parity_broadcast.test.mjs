@@ -31,7 +31,7 @@ test('to a namespace: every connection of it, the sender included, and nobody el
   assert.equal(await askBody(d.ns, 'all', 'x'), '1');
 });
 
-test('shout to all but the sender: except = conn, ns, ID string, and ns:broadcast_others', T, async (t) => {
+test('shout to all but the sender: except = conn, ns, ID string, and ns:broadcast { except = ns }', T, async (t) => {
   const [a, b, c] = await many(t, ['sh-a', 'sh-b', 'sh-c']);
   assert.equal(await askBody(a.ns, 'shout_conn', '1'), '2');
   assert.equal(await askBody(a.ns, 'shout_ns', '2'), '2');

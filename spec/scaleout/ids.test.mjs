@@ -84,7 +84,7 @@ for (const kind of ['nats', 'redis']) {
     await c1.saw(`news - ${body3}`);
     await asker.saw(`news - ${body3}`);
     await sleep(QUIET_MS);
-    assert.equal(c0.has(`news - ${body3}`), false, 'the sender got its own broadcast_others');
+    assert.equal(c0.has(`news - ${body3}`), false, 'the sender got its own broadcast { except = ns }');
     // server:ask: both tabs are asked, the first answer wins (the local one, here on node 1).
     assert.match(await ask(asker, { to: id }), /^answer: tab on node [01]$/);
     const fromNode0 = await client(t, n0, uniq('asker0'));

@@ -2,7 +2,7 @@
 local neffos = require "neffos"
 
 local function ask_client(ns, msg, timeout)
-  local answer, err = ns:ask("question", msg.body, timeout)
+  local answer, err = ns:ask("question", msg.body, { timeout = timeout })
   if not answer then
     return nil, "ask failed: " .. tostring(err)
   end
@@ -40,7 +40,7 @@ return neffos.server {
         return msg.binary and "binary" or "text"
       end,
       emitbin = function(ns, msg)
-        ns:emit_binary("binout", msg.body:reverse())
+        ns:emit("binout", msg.body:reverse(), { binary = true })
       end,
       slow = function(ns, msg)
         neffos.sleep(tonumber(msg.body))

@@ -11,15 +11,15 @@
 --   question                  counts calls: an ask's late answer must never land here
 --   stats                     {question = calls}
 --   get / get_all  (body: ID) the X-Tab header of server:get(id) / of each server:get_all(id)
---   members                   server:members("default") as JSON
+--   members                   the IDs of server:members("default") as JSON
 local neffos = require "neffos"
 local json = neffos.json
 
 local questions = 0
 
 local function decode(body)
-  local ok, t = pcall(json.decode, body)
-  if ok and type(t) == "table" then return t end
+  local t = json.decode(body)
+  if type(t) == "table" then return t end
   return {}
 end
 
@@ -71,7 +71,11 @@ return neffos.server {
         for _, c in ipairs(ns.server:get_all(msg.body)) do t[#t + 1] = tab(c) end
         return table.concat(t, ",")
       end,
-      members = function(ns) return json.encode(ns.server:members("default")) end,
+      members = function(ns)
+        local ids = {}
+        for i, member in ipairs(ns.server:members("default")) do ids[i] = member.id end
+        return json.encode(ids)
+      end,
     },
   },
 }

@@ -25,7 +25,7 @@ return neffos.server {
       nap = function(ns, msg) neffos.sleep(tonumber(msg.body)); return "rested" end,
       shout = function(ns, msg) ns:broadcast("news", msg.body); return "ok" end,
       quiz = function(ns, msg)
-        local answer, err = ns:ask("q", "", tonumber(msg.body))
+        local answer, err = ns:ask("q", "", { timeout = tonumber(msg.body) })
         return answer and answer.body or err
       end,
       -- Asks the connection whose ID is the body.

@@ -39,18 +39,18 @@ return neffos.server {
       -- ask-back: "timeout|question" to this handler's own client
       askback = function(ns, msg)
         local timeout, question = split(msg.body)
-        return result(ns:ask("question", question, tonumber(timeout)))
+        return result(ns:ask("question", question, { timeout = tonumber(timeout) }))
       end,
       -- ask-back that reports how the answer came: "binary" or "text", and its bytes
       askback_kind = function(ns, msg)
-        local answer, err = ns:ask("question", msg.body, 2)
+        local answer, err = ns:ask("question", msg.body, { timeout = 2 })
         if not answer then return "ask failed: " .. tostring(err) end
         return (answer.binary and "binary:" or "text:") .. answer.body
       end,
       -- two ask-backs in a row, then an answer built from both
       askback_twice = function(ns, msg)
-        local a = assert(ns:ask("question", msg.body .. "-1", 2))
-        local b = assert(ns:ask("question", msg.body .. "-2", 2))
+        local a = assert(ns:ask("question", msg.body .. "-1", { timeout = 2 }))
+        local b = assert(ns:ask("question", msg.body .. "-2", { timeout = 2 }))
         return a.body .. "+" .. b.body
       end,
       echo = function(ns, msg) return "echo: " .. msg.body end,

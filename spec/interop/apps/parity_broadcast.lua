@@ -26,7 +26,7 @@ return neffos.server {
         return tostring(ns.server:broadcast { namespace = "bc", event = "shout", body = ns.id .. ": " .. msg.body, except = ns.id })
       end,
       shout_others = function(ns, msg)
-        ns:broadcast_others("shout", ns.id .. ": " .. msg.body)
+        ns:broadcast("shout", ns.id .. ": " .. msg.body, { except = ns })
       end,
       -- a client emit that is relayed to all but the sender (no reply: 1,000 emits stay one-way)
       relay = function(ns, msg)

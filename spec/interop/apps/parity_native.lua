@@ -13,17 +13,17 @@ return neffos.server {
       [neffos.OnNativeMessage] = function(ns, msg)
         local body = msg.body
         if msg.binary then
-          ns.conn:write_binary(body:reverse())
+          ns.conn:write(body:reverse(), { binary = true })
         elseif body:sub(1, 4) == "all:" then
           -- the Server.Do equivalent: a raw frame to every connection
-          for c in ns.server:connections() do c:write_text(body:sub(5)) end
+          for _, c in ipairs(ns.server:connections()) do c:write(body:sub(5)) end
         elseif body == "info" then
-          ns.conn:write_text(("native=%s event=%s ns=[%s] connects=%d count=%d"):format(
+          ns.conn:write(("native=%s event=%s ns=[%s] connects=%d count=%d"):format(
             tostring(msg.is_native), msg.event, msg.namespace, state.connects, ns.server:count()))
         elseif body == "return" then
           return "ignored"   -- a native handler's result is not sent (docs/protocol.md §11.1)
         else
-          ns.conn:write_text("echo: " .. body)
+          ns.conn:write("echo: " .. body)
         end
       end,
     },

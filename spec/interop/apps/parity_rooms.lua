@@ -64,7 +64,9 @@ return neffos.server {
         return table.concat(state.log[msg.body] or {}, "\n")
       end,
       members = function(ns, msg)
-        return sorted(ns.server:members("chat", msg.body))
+        local ids = {}
+        for i, member in ipairs(ns.server:members("chat", msg.body)) do ids[i] = member.id end
+        return sorted(ids)
       end,
       -- the Lua room API
       lua_join = function(ns, msg)
@@ -99,7 +101,7 @@ return neffos.server {
         local name, text = split(msg.body)
         local room = ns:room(name)
         if room == nil then return nil, "no room " .. name end
-        local answer, err = room:ask("roomq", text, 2)
+        local answer, err = room:ask("roomq", text, { timeout = 2 })
         if not answer then return nil, err end
         return answer.room .. ":" .. answer.body
       end,

@@ -21,7 +21,7 @@ return neffos.server {
       -- the Server.Do equivalent: every open connection, with its namespaces
       ids = function(ns)
         local ids = {}
-        for conn in ns.server:connections() do ids[#ids + 1] = conn.id end
+        for _, conn in ipairs(ns.server:connections()) do ids[#ids + 1] = conn.id end
         return sorted(ids)
       end,
       get = function(ns, msg)
@@ -34,7 +34,9 @@ return neffos.server {
       -- "ns|room" (room optional)
       members = function(ns, msg)
         local name, room = split(msg.body)
-        return sorted(ns.server:members(name, room ~= "" and room or nil))
+        local ids = {}
+        for i, member in ipairs(ns.server:members(name, room ~= "" and room or nil)) do ids[i] = member.id end
+        return sorted(ids)
       end,
       endpoint = function(ns) return ns.server.endpoint .. " " .. tostring(ns.server == neffos.servers()["/echo"]) end,
       -- "n|seconds": a timer that broadcasts `tick` n times to the namespace, then cancels itself

@@ -26,8 +26,8 @@ return neffos.server {
         local conn = ns.conn
         local timer
         timer = neffos.every(0.2, function()
-          local ns = conn:namespace("default")
-          if ns then ns:emit("tick", "") else timer:cancel() end
+          local now = conn:namespace("default")
+          if now then now:emit("tick", "") else timer:cancel() end
         end)
       end,
     },

@@ -15,7 +15,7 @@ return neffos.server {
       end,
       -- Allocates without end: the memory cap must abort it.
       hog = function(ns, msg)
-        local t = {}
+        local t = {} -- luacheck: ignore 241
         local i = 0
         while true do
           i = i + 1

@@ -12,7 +12,7 @@ return neffos.server {
         local n = tonumber(msg.body:match("^big (%d+)$"))
         if n then
           neffos.sleep(0.01)
-          ns.conn:write_binary(string.rep("x", n))
+          ns.conn:write(string.rep("x", n), { binary = true })
         end
       end,
     },

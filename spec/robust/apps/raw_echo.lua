@@ -9,11 +9,7 @@ return neffos.server {
   namespaces = {
     [""] = {
       [neffos.OnNativeMessage] = function(ns, msg)
-        if msg.binary then
-          ns.conn:write_binary(msg.body)
-        else
-          ns.conn:write_text(msg.body)
-        end
+        ns.conn:write(msg.body, { binary = msg.binary })
       end,
     },
   },

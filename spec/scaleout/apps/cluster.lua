@@ -5,8 +5,8 @@ local neffos = require "neffos"
 local NS = "default"
 
 local function decode(body)
-  local ok, t = pcall(neffos.json.decode, body)
-  if ok and type(t) == "table" then return t end
+  local t = neffos.json.decode(body)
+  if type(t) == "table" then return t end
 end
 
 return neffos.server {

@@ -53,7 +53,9 @@ return neffos.server {
         return tostring(#ns:rooms())
       end,
       members = function(ns, msg)
-        return table.concat(ns.server:members("default", msg.body), ",")
+        local ids = {}
+        for i, member in ipairs(ns.server:members("default", msg.body)) do ids[i] = member.id end
+        return table.concat(ids, ",")
       end,
       askme = function(ns, msg)   -- the server asks this very client by ID
         local answer, err = ns.server:ask { to = ns.id, namespace = "default", event = "question", body = msg.body, timeout = 2 }
@@ -61,7 +63,6 @@ return neffos.server {
         return "you said " .. answer.body
       end,
       nap = function(ns, msg)
-        local t0 = os.clock()
         neffos.sleep(0.05)
         return "rested"
       end,
@@ -71,11 +72,12 @@ return neffos.server {
         return "escaped"
       end,
       hog = function()
-        local t = {}
+        -- t only grows: the memory cap must stop it
+        local t = {} -- luacheck: ignore 241
         for i = 1, 1e8 do t[i] = ("x"):rep(1000) .. i end
       end,
-      sandbox = function()
-        return table.concat({ tostring(io), tostring(os.execute), tostring(debug), tostring(require == nil) }, ",")
+      sandbox = function() -- what the sandbox hides, on purpose:
+        return table.concat({ tostring(io), tostring(os.execute), tostring(debug), tostring(require == nil) }, ",") -- luacheck: ignore 113 143
       end,
       after = function(ns, msg)
         local id = ns.id
