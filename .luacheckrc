@@ -17,6 +17,6 @@ files["scripts/meta/neffos.lua"] = { std = "lua54", ignore = { "212", "241" } } 
 files["spec/lua/*_spec.lua"] = { std = "lua54+busted" }
 
 exclude_files = {
-  "build/**", "node_modules/**", ".git/**",
+  "build/**", "build-*/**", "node_modules/**", ".git/**", ".ci/node/**",
   "spec/lua/fixtures/syntax/**",   -- a syntax error on purpose (neffos --check reports it)
 }
