@@ -26,8 +26,9 @@ test('neffos --version names the versions of Lua, libevent, wslay and hiredis', 
   }
 });
 
-test('the installed files are in their FHS places: Lua library, examples, docs, man page, systemd unit', () => {
-  for (const f of ['/usr/share/neffos/lua/neffos.lua', '/usr/share/neffos/examples/chat/app.lua',
+test('the installed files are in their FHS places: Lua library, editor annotations, luacheck standard, examples, docs, man page, systemd unit', () => {
+  for (const f of ['/usr/share/neffos/lua/neffos.lua', '/usr/share/neffos/meta/neffos.lua',
+    '/usr/share/neffos/luacheck/neffos_app.lua', '/usr/share/neffos/examples/chat/app.lua',
     '/usr/share/neffos/examples/chat/public/neffos.min.js', '/usr/share/doc/neffos/README.md',
     '/usr/share/doc/neffos/CHANGELOG.md', '/usr/share/man/man1/neffos.1', '/usr/lib/systemd/system/neffos.service']) {
     assert.ok(existsSync(f), `${f} is missing`);
