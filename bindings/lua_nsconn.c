@@ -92,7 +92,9 @@ static int emit(lua_State *L, int self, nf_slice room, bool binary)
 {
     nsref n = ns_check(L, self);
     nf_slice event = lcheck_slice(L, self + 1);
-    nf_slice body = lopt_slice(L, self + 2);
+    nf_slice body;
+    if (lcodec_body(L, self + 2, n.c ? nf_conn_endpoint(n.c) : NULL, &body, &binary) != 0)
+        return 2;   /* nil, err: the table could not be encoded */
     lua_pushboolean(L, n.nc && nf_nsconn_emit(n.nc, room, event, body, binary) == 0);
     return 1;
 }
@@ -104,7 +106,9 @@ static int ask(lua_State *L, nf_slice room)
 {
     nsref n = ns_check(L, 1);
     nf_slice event = lcheck_slice(L, 2);
-    nf_slice body = lopt_slice(L, 3);
+    nf_slice body;
+    if (lcodec_body(L, 3, n.c ? nf_conn_endpoint(n.c) : NULL, &body, NULL) != 0)
+        return 2;
     unsigned timeout = lopt_ms(L, 4);
     if (!n.nc)
         return push_write_closed(L);
@@ -122,7 +126,8 @@ static int broadcast(lua_State *L, bool others)
     nf_broadcast b = { 0 };
     b.ns = n.name;
     b.event = lcheck_slice(L, 2);
-    b.body = lopt_slice(L, 3);
+    if (lcodec_body(L, 3, n.c ? nf_conn_endpoint(n.c) : NULL, &b.body, &b.binary) != 0)
+        return 2;
     b.except = others ? n.c : NULL;
     if (!n.c) {
         lua_pushinteger(L, 0);

@@ -54,6 +54,14 @@ static nf_slice opt_field(lua_State *L, int t, const char *k)
     return lslice(L, -1);
 }
 
+/* t.body as the message body: a table is encoded with ep's codec (which may
+ * make it binary). Returns 0, or -1 with nil, err pushed. */
+static int body_field(lua_State *L, int t, nf_endpoint *ep, nf_slice *body, bool *binary)
+{
+    lua_getfield(L, t, "body");
+    return lcodec_body(L, -1, ep, body, binary);
+}
+
 static int server_broadcast(lua_State *L)
 {
     nf_endpoint *ep = check_server(L);
@@ -62,10 +70,11 @@ static int server_broadcast(lua_State *L)
     b.ns = opt_field(L, 2, "namespace");
     b.room = opt_field(L, 2, "room");
     b.event = opt_field(L, 2, "event");
-    b.body = opt_field(L, 2, "body");
     b.to = opt_field(L, 2, "to");
     lua_getfield(L, 2, "binary");
     b.binary = lua_toboolean(L, -1);
+    if (body_field(L, 2, ep, &b.body, &b.binary) != 0)
+        return 2;
     if (b.event.len == 0)
         return luaL_error(L, "server:broadcast: field 'event' is required");
     switch (lua_getfield(L, 2, "except")) {
@@ -99,9 +108,11 @@ static int server_ask(lua_State *L)
     nf_slice ns = opt_field(L, 2, "namespace");
     nf_slice room = opt_field(L, 2, "room");
     nf_slice event = opt_field(L, 2, "event");
-    nf_slice body = opt_field(L, 2, "body");
     lua_getfield(L, 2, "binary");
     bool binary = lua_toboolean(L, -1);
+    nf_slice body;
+    if (body_field(L, 2, ep, &body, &binary) != 0)
+        return 2;
     lua_getfield(L, 2, "timeout");
     unsigned timeout = lopt_ms(L, -1);
     if (to.len == 0 || event.len == 0)
