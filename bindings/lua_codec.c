@@ -1,6 +1,6 @@
 /* lua_codec.c - bodies through the server's codec (Go's neffos.Marshal and
  * Message.Unmarshal; docs/lua-api.md, "Tables as bodies"). A body argument
- * that is not a string, a number or nil is encoded by scripts/neffos/codec.lua
+ * that is a table is encoded by scripts/neffos/codec.lua
  * (encode_body) with the codec of the connection's server; received messages
  * get that server's message metatable (msg:unmarshal()). The codec itself is
  * Lua: this file only finds it and anchors the encoded bytes. */
@@ -33,10 +33,9 @@ static void push_desc(lua_State *L, nf_endpoint *ep)
         lua_pushnil(L);
 }
 
-static bool plain_body(int t)
-{
-    return t == LUA_TNONE || t == LUA_TNIL || t == LUA_TSTRING || t == LUA_TNUMBER;
-}
+/* Only tables are encoded: a string is the body's bytes, and a boolean is
+ * more likely a mistake (`return ns:emit(...)`) than a value to send. */
+static bool plain_body(int t) { return t != LUA_TTABLE; }
 
 int lcodec_body(lua_State *L, int idx, nf_endpoint *ep, nf_slice *body, bool *binary)
 {

@@ -144,8 +144,8 @@ lwait *lwait_begin(lua_State *L, const char *what, nf_conn *c, nf_slice ns, nf_s
 void lwait_free(lwait *w);
 
 /* ---- lua_codec.c ---- */
-/* The body argument at idx: a string or number as it is, nil as ""; any
- * other value (a table) encoded with ep's codec, the bytes anchored in its
+/* The body argument at idx: a string or number as it is, nil as "" (others
+ * raise, as before); a table encoded with ep's codec, the bytes anchored in its
  * place; *binary is set when the codec makes binary frames (binary may be
  * NULL). Returns 0, or -1 with nil, err pushed (the encoding failed). */
 int lcodec_body(lua_State *L, int idx, nf_endpoint *ep, nf_slice *body, bool *binary);
