@@ -108,6 +108,7 @@ test('on_upgrade_error: told every refused request with the request, the reason 
   assert.equal(origin[3], 'http://evil.example');
   assert.match(got.find((r) => r[0] === 'on_connect')[1], /refused by the app/);
   assert.equal(got.find((r) => r[0] === 'id')[1], 'empty connection ID');
+  assert.equal(got.find((r) => r[0] === 'bad_request')[1], '400 expected a WebSocket upgrade');
 });
 
 test('conn.was_reconnected: false on the first dial, true with the tries after neffos.js reconnected', { timeout: 60_000 }, async (t) => {
