@@ -66,6 +66,12 @@ test('JSON codec: msg:unmarshal() reads a table, a returned table and ns:emit(ta
   await assert.rejects(nsc.ask('echo', '{not json'), (e) => /^decode: /.test(String(e?.message ?? e)));
   await assert.rejects(nsc.ask('bad', ''), (e) => /^encode: /.test(String(e?.message ?? e)));
   assert.deepEqual(JSON.parse((await nsc.ask('marshal', '')).Body), { a: 1 });
+  // Rooms and both broadcasts encode tables the same way.
+  const spread = await connect(t, 'json', { events: ['in_room', 'all'] });
+  spread.nsc.emit('spread', '');
+  await eventually(() => spread.got.length === 3, 'the room emit and two broadcasts');
+  assert.deepEqual(spread.got.map(([e, b]) => [e, JSON.parse(b)]).sort((x, y) => JSON.stringify(x) < JSON.stringify(y) ? -1 : 1),
+    [['all', { from: 'ns' }], ['all', { from: 'server' }], ['in_room', { room: 'r' }]]);
 });
 
 test('a binary codec: a table emitted goes out as a binary frame in its encoding, and decodes', T, async (t) => {

@@ -74,6 +74,12 @@ return {
           return ns:emit("never", { f = print })     -- JSON cannot encode a function: nil, err
         end,
         marshal = function() return neffos.marshal { a = 1 } end,
+        spread = function(ns)
+          local room = assert(ns:join_room("r"))
+          assert(room:emit("in_room", { room = room.name }))
+          ns:broadcast("all", { from = "ns" })
+          ns.server:broadcast { namespace = "json", event = "all", body = { from = "server" } }
+        end,
       },
       status = {
         status = function(ns)
