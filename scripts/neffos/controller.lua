@@ -79,10 +79,11 @@ function M.controller(methods, opts)
     local key = store_key(ns)
     local self = conn and conn:get(key)
     if self then return self end
-    local fields, err = {}, nil
+    local fields = {}
     if new then
-      fields, err = new(ns)
-      if fields == nil then return nil, err end
+      local made, err = new(ns)
+      if made == nil and err ~= nil then return nil, err end
+      fields = made or {}   -- nothing returned: an instance without fields of its own
       if type(fields) ~= "table" then
         error(("neffos.controller: new returned a %s (want a table, or nil, err)"):format(type(fields)), 0)
       end

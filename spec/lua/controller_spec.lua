@@ -45,6 +45,17 @@ describe("neffos.controller", function()
     assert.equal("no seats", r2)
   end)
 
+  it("makes an empty instance when new returns nothing, and keeps it", function()
+    local made = 0
+    local events = neffos.controller({ n = function(self) self.k = (self.k or 0) + 1; return self.k end },
+      { new = function() made = made + 1 end })
+    local ns = fake_ns(fake_conn("a"))
+    assert.is_nil(events._OnNamespaceConnect(ns, {}))
+    assert.equal(1, events.n(ns, {}))
+    assert.equal(2, events.n(ns, {}))
+    assert.equal(1, made)
+  end)
+
   it("drops the instance when the namespace disconnects, and makes a new one on the next connect", function()
     local made = 0
     local events = neffos.controller({ n = function(self) return self.serial end },
