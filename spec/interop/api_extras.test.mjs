@@ -11,7 +11,7 @@ import {
 } from './lib/server.mjs';
 
 const APP = appPath('api_extras.lua');
-const h = useServer(APP, { args: ['--no-watch', '--allowed-origins', 'http://good.example'] });
+const h = useServer(APP, { args: ['--no-watch', '--allowed-origins', 'http://good.example', '--handshake-timeout-ms', '2000'] });
 
 /** neffos.js connected to `ns`; `got` collects [event, body] of what the server sends. */
 async function connect(t, ns, { path = '/echo', headers, events = [] } = {}) {
@@ -104,10 +104,13 @@ test('on_upgrade_error: told every refused request with the request, the reason 
   assert.equal(await refused.handshake(), 'Hrefused by the app');
   const noId = await RawClient.open(t, h.server.url(), { headers: { 'X-Empty-Id': '1' } });
   assert.equal(await noId.handshake(), 'Hempty connection ID');
-  const all = await eventually(async () => { const r = await refusals(t); return r.length >= before + 4 && r; },
-    'four refusals told');
+  const silent = await RawClient.open(t, h.server.url());   // upgraded, never sends "M"
+  assert.equal((await silent.waitClose(10_000)).code, 1008);
+  const all = await eventually(async () => { const r = await refusals(t); return r.length >= before + 5 && r; },
+    'five refusals told');
   const got = all.slice(before).map((l) => l.split('|'));
-  assert.deepEqual(got.map((r) => r[0]).sort(), ['bad_request', 'id', 'on_connect', 'origin']);
+  assert.deepEqual(got.map((r) => r[0]).sort(), ['bad_request', 'handshake_timeout', 'id', 'on_connect', 'origin']);
+  assert.equal(got.find((r) => r[0] === 'handshake_timeout')[1], 'handshake timeout (no "M")');
   const origin = got.find((r) => r[0] === 'origin');
   assert.equal(origin[1], 'origin http://evil.example not allowed');
   assert.equal(origin[2], '/echo');
