@@ -542,6 +542,7 @@ const nf_app_ops *nf_lua_ops(void)
         .invoke = lrun_invoke,
         .conn_freed = app_conn_freed,
         .current = app_current,
+        .refused = lrun_refused,
     };
     return &ops;
 }

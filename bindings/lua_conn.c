@@ -165,6 +165,10 @@ static int conn_field(lua_State *L, nf_conn *c, const char *k)
         lua_pushinteger(L, c ? nf_conn_reconnect_tries(c) : 0);
         return 1;
     }
+    if (strcmp(k, "was_reconnected") == 0) {   /* Go's Conn.WasReconnected (docs/protocol.md §3.3) */
+        lua_pushboolean(L, c && nf_conn_reconnect_tries(c) > 0);
+        return 1;
+    }
     return 0;
 }
 

@@ -144,6 +144,22 @@ lwait *lwait_new(lrun *r, nf_conn *c, nf_slice ns, nf_slice room);
 lwait *lwait_begin(lua_State *L, const char *what, nf_conn *c, nf_slice ns, nf_slice room);
 void lwait_free(lwait *w);
 
+/* ---- lua_codec.c ---- */
+/* The body argument at idx: a string or number as it is, nil as "" (others
+ * raise, as before); a table encoded with ep's codec, the bytes anchored in its
+ * place; *binary is set when the codec makes binary frames (binary may be
+ * NULL). Returns 0, or -1 with nil, err pushed (the encoding failed). */
+int lcodec_body(lua_State *L, int idx, nf_endpoint *ep, nf_slice *body, bool *binary);
+/* A handler's results from index first to the top: a table first result is
+ * encoded with ep's codec into the reply bytes, or becomes nil, err. */
+void lcodec_returned(lua_State *L, int first, nf_endpoint *ep);
+/* Gives the msg table on top ep's message metatable (msg:unmarshal()). */
+void lcodec_attach(lua_State *L, nf_endpoint *ep);
+
+/* ---- lua_upgrade_error.c ---- */
+/* nf_app_ops.refused: calls the description's on_upgrade_error(req, reason, text). */
+void lrun_refused(void *app, nf_endpoint *ep, nf_conn *c, const char *reason, const char *what);
+
 /* ---- lua_conn.c ---- */
 void lconn_open(lua_State *L);                 /* metatables */
 void lconn_push(lua_State *L, nf_conn *c);     /* the conn userdata (made on first use) */

@@ -270,6 +270,10 @@ static int run_msgh(lua_State *L)
 static int run_body_done(lua_State *L, int status, lua_KContext ctx)
 {
     (void)ctx;
+    if (status == LUA_OK || status == LUA_YIELD) {   /* a table answer: encoded here, under the budget */
+        lrun *r = lapp_of(L)->current;
+        lcodec_returned(L, 2, r && r->conn ? nf_conn_endpoint(r->conn) : NULL);
+    }
     lua_pushboolean(L, status == LUA_OK || status == LUA_YIELD);
     lua_replace(L, 1);   /* over the message handler */
     return lua_gettop(L);
@@ -614,6 +618,7 @@ void lrun_invoke(void *app, nf_invocation *inv)
         lua_remove(r->co, -2);
         lrun_push_msg(r->co, m, nf_invocation_is_binary(inv), nf_invocation_is_local(inv),
                       nf_invocation_is_forced(inv), nf_invocation_is_native(inv));
+        lcodec_attach(r->co, nf_conn_endpoint(c));
         nargs = 2;
     } else {
         lconn_push(r->co, c);
@@ -777,6 +782,7 @@ void lrun_ask_done(void *ud, nf_ask_status st, const nf_msg *reply)
     int n;
     if (st == NF_ASK_OK) {
         lrun_push_msg(T, reply, reply->binary, false, false, false);
+        lcodec_attach(T, w->c ? nf_conn_endpoint(w->c) : NULL);
         n = 1;
     } else {
         n = lrun_push_ask_failure(T, st, reply);

@@ -100,9 +100,11 @@ static int emit(lua_State *L, nf_slice room, const char *what)
 {
     nsref n = ns_check(L, 1);
     nf_slice event = lcheck_slice(L, 2);
-    nf_slice body = lopt_slice(L, 3);
     lopts_check(L, 4, what, EMIT_OPTS);
     bool binary = lopts_bool(L, 4, "binary");
+    nf_slice body;
+    if (lcodec_body(L, 3, n.c ? nf_conn_endpoint(n.c) : NULL, &body, &binary) != 0)
+        return 2;   /* nil, err: the table could not be encoded */
     if (!n.nc || nf_nsconn_emit(n.nc, room, event, body, binary) != 0)
         return push_write_closed(L);
     lua_pushboolean(L, 1);
@@ -117,10 +119,12 @@ static int ask(lua_State *L, nf_slice room, const char *what)
 {
     nsref n = ns_check(L, 1);
     nf_slice event = lcheck_slice(L, 2);
-    nf_slice body = lopt_slice(L, 3);
     lopts_check(L, 4, what, ASK_OPTS);
     unsigned timeout = lopts_timeout_ms(L, 4);
     bool binary = lopts_bool(L, 4, "binary");
+    nf_slice body;
+    if (lcodec_body(L, 3, n.c ? nf_conn_endpoint(n.c) : NULL, &body, NULL) != 0)
+        return 2;
     if (!n.nc)
         return push_write_closed(L);
     lwait *w = lwait_begin(L, what, n.c, n.name, room);
@@ -142,10 +146,11 @@ static int broadcast(lua_State *L, const nf_slice *room, const char *what)
     nf_broadcast b = { 0 };
     b.ns = n.name;
     b.event = lcheck_slice(L, 2);
-    b.body = lopt_slice(L, 3);
     lopts_check(L, 4, what, room ? ROOM_BROADCAST_OPTS : BROADCAST_OPTS);
     b.room = room ? *room : lopts_string(L, 4, what, "room");   /* anchored on the stack */
     b.binary = lopts_bool(L, 4, "binary");
+    if (lcodec_body(L, 3, n.c ? nf_conn_endpoint(n.c) : NULL, &b.body, &b.binary) != 0)
+        return 2;   /* the encoded body stays anchored on the stack */
     b.to = lopts_string(L, 4, what, "to");   /* anchored on the stack */
     lopts_except(L, 4, what, &b);
     if (!n.c)   /* a kept ns whose connection is gone: no endpoint to broadcast on */

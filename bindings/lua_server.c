@@ -48,6 +48,14 @@ static nf_endpoint *check_server(lua_State *L)
 static const char *const BROADCAST_FIELDS[] = { "namespace", "room", "event", "body", "binary", "to", "except", NULL };
 static const char *const ASK_FIELDS[] = { "namespace", "room", "event", "body", "binary", "to", "timeout", NULL };
 
+/* t.body as the message body: a table is encoded with ep's codec (which may
+ * make it binary). Returns 0, or -1 with nil, err pushed. */
+static int body_field(lua_State *L, int t, nf_endpoint *ep, nf_slice *body, bool *binary)
+{
+    lua_getfield(L, t, "body");
+    return lcodec_body(L, -1, ep, body, binary);
+}
+
 /* The number of local receivers (0 once unmounted: an empty server), or
  * nil, err. */
 static int server_broadcast(lua_State *L)
@@ -59,9 +67,10 @@ static int server_broadcast(lua_State *L)
     b.ns = lopts_string(L, 2, "server:broadcast", "namespace");   /* each anchored on the stack */
     b.room = lopts_string(L, 2, "server:broadcast", "room");
     b.event = lopts_string(L, 2, "server:broadcast", "event");
-    b.body = lopts_string(L, 2, "server:broadcast", "body");
     b.to = lopts_string(L, 2, "server:broadcast", "to");
     b.binary = lopts_bool(L, 2, "binary");
+    if (body_field(L, 2, ep, &b.body, &b.binary) != 0)
+        return 2;
     if (b.event.len == 0)
         return luaL_error(L, "server:broadcast: field 'event' is required");
     lopts_except(L, 2, "server:broadcast", &b);
@@ -83,8 +92,10 @@ static int server_ask(lua_State *L)
     nf_slice ns = lopts_string(L, 2, "server:ask", "namespace");
     nf_slice room = lopts_string(L, 2, "server:ask", "room");
     nf_slice event = lopts_string(L, 2, "server:ask", "event");
-    nf_slice body = lopts_string(L, 2, "server:ask", "body");
     bool binary = lopts_bool(L, 2, "binary");
+    nf_slice body;
+    if (body_field(L, 2, ep, &body, &binary) != 0)
+        return 2;
     unsigned timeout = lopts_timeout_ms(L, 2);
     if (to.len == 0 || event.len == 0)
         return luaL_error(L, "server:ask: fields 'to' and 'event' are required");

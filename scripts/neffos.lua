@@ -103,6 +103,11 @@ do
   end
 end
 
+-- Controllers (Go's NewStruct) and the body codec (Go's Marshal/Unmarshal).
+for k, v in pairs(require "neffos.controller") do M[k] = v end
+local codec = require "neffos.codec"
+M.marshal, M.unmarshal = codec.marshal, codec.unmarshal
+
 -- ---------------------------------------------------------------------------
 -- Host services: timers and waiting. Only meaningful inside the server.
 
@@ -150,7 +155,7 @@ end
 local SERVER_FIELDS = {
   endpoint = "string", namespaces = "table", id = "function",
   on_connect = "function", on_disconnect = "function", on_reload = "function",
-  timeouts = "table", native_only = "boolean",
+  timeouts = "table", native_only = "boolean", codec = "table", on_upgrade_error = "function",
 }
 
 local function field_list()
@@ -203,6 +208,10 @@ local function check_server(desc)
         return ("%s must be a function (got %s)"):format(ewhere, type(fn)), event
       end
     end
+  end
+  if desc.codec ~= nil then
+    local cerr = codec.check(desc.codec)
+    if cerr then return cerr, "codec" end
   end
   local t = desc.timeouts
   if t then
@@ -466,7 +475,7 @@ end
 local PUBLIC = { "OnNamespaceConnect", "OnNamespaceConnected", "OnNamespaceDisconnect", "OnRoomJoin",
   "OnRoomJoined", "OnRoomLeave", "OnRoomLeft", "OnAnyEvent", "OnNativeMessage", "ErrBadNamespace", "ErrBadRoom",
   "ErrWrite", "_VERSION", "state", "log", "json", "after", "every", "sleep", "servers", "server", "is_server",
-  "scale_out" }
+  "scale_out", "controller", "prefix_matcher", "trim_prefix_matcher", "marshal", "unmarshal" }
 local api
 
 function M.public()
@@ -648,6 +657,7 @@ function M.load_app(main, dir, opts)
   for i, desc in ipairs(servers) do
     desc.endpoint = desc.endpoint or opts.default_endpoint or "/echo"
     configs[i] = M.endpoint_config(desc)
+    codec.prepare(desc)
   end
   return { servers = servers, configs = configs, files = ctx.files, env = env, main = main,
            loaded = ctx.loaded, digests = ctx.digests }

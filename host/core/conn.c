@@ -247,7 +247,7 @@ static void handshake_done(nf_invocation *inv, nf_result result, const char *dat
             data = "error";
             len = 5;
         }
-        nf_refusal(c->host, NF_REFUSED_ON_CONNECT, c->remote, "conn %s: %.*s", c->id_shown,
+        nf_refusal_conn(c, c->ep, NF_REFUSED_ON_CONNECT, "conn %s: %.*s", c->id_shown,
                    (int)(len > 200 ? 200 : len), data);
         if (c->ep->cfg.native_only) {
             nf_conn_close(c, 1008, nf_slice_of(data, len > 123 ? 123 : len));
@@ -271,6 +271,7 @@ static void start_handshake(nf_conn *c)
         c->host->metrics.refused_id++;
         nf_info("conn %s refused: %s (from the app's id function; --max-id-bytes is %zu)", c->remote,
                 c->id_refusal, c->host->limits.max_id_bytes);
+        nf_refusal_tell(c, c->ep, "id", c->id_refusal);
         if (!c->ep->cfg.native_only)
             send_text(c, 'H', nf_slice_of(c->id_refusal, strlen(c->id_refusal)));
         nf_conn_close(c, 1008, nf_slice_of(c->id_refusal, strlen(c->id_refusal)));
@@ -671,7 +672,7 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
     /* HTTP request or "M" still missing (on_connect itself is not timed). */
     if ((c->state == NF_CONN_HTTP || c->state == NF_CONN_OPEN) &&
         now - c->opened_ms >= lim->handshake_timeout_ms) {
-        nf_refusal(c->host, NF_REFUSED_HANDSHAKE_TIMEOUT, c->remote, "handshake timeout (%s)",
+        nf_refusal_conn(c, c->state == NF_CONN_OPEN ? c->ep : NULL, NF_REFUSED_HANDSHAKE_TIMEOUT, "handshake timeout (%s)",
                    c->state == NF_CONN_HTTP ? "no HTTP request" : "no \"M\"");
         if (c->state == NF_CONN_HTTP)
             nf_conn_teardown(c);

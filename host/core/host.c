@@ -346,7 +346,7 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
 
     int rc = nf_http_upgrade_check(c->req, &up, &why);
     if (rc != 0) {
-        nf_refusal(h, NF_REFUSED_BAD_REQUEST, c->remote, "%d %s", -rc, why);
+        nf_refusal_conn(c, ep, NF_REFUSED_BAD_REQUEST, "%d %s", -rc, why);
         snprintf(body, sizeof body, "%s\n", why);
         http_answer(c, -rc, rc == -426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, "text/plain; charset=utf-8",
                     body, false);
@@ -354,7 +354,7 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
     }
     if (!origin_allowed(h, &up)) {
         /* Bounded: the origin is the client's text (the log escapes it). */
-        nf_refusal(h, NF_REFUSED_ORIGIN, c->remote, "origin %.*s not allowed", (int)(up.origin.len > 200 ? 200 : up.origin.len),
+        nf_refusal_conn(c, ep, NF_REFUSED_ORIGIN, "origin %.*s not allowed", (int)(up.origin.len > 200 ? 200 : up.origin.len),
                    up.origin.ptr);
         http_answer(c, 403, NULL, "text/plain; charset=utf-8", "origin not allowed\n", false);
         return;

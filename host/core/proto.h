@@ -84,6 +84,15 @@ typedef struct nf_app_ops {
      * one asked from anywhere else waits for the connection's turn. May be
      * NULL: every forced action then waits for the turn. */
     nf_invocation *(*current)(void *app);
+
+    /* A connection whose request reached endpoint ep was refused (a bad
+     * upgrade, its origin, its ID, on_connect, no "M" in time): reason is the
+     * refusal's metric label (neffos_refusals_total{reason}), what the text
+     * logged. Called for every refusal, after it was counted; c is closing
+     * and must not be used beyond its request. May be NULL. Refusals before
+     * a request is read (connection limits at accept) name no endpoint and
+     * are not told. */
+    void (*refused)(void *app, nf_endpoint *ep, nf_conn *c, const char *reason, const char *what);
 } nf_app_ops;
 
 /* ---- invocations ----------------------------------------------------------- */

@@ -23,21 +23,17 @@ static uint64_t *counter_of(nf_metrics *m, nf_refusal_reason why)
     }
 }
 
-void nf_refusal(nf_host *h, nf_refusal_reason why, const char *remote, const char *fmt, ...)
+/* Counts and logs (rate-limited) a refusal whose text is already made. */
+static void refusal_text(nf_host *h, nf_refusal_reason why, const char *remote, const char *what)
 {
     nf_refusal_log *rl = &h->refusal_log[why];
     uint64_t now = nf_now_ms();
-    char what[256];
-    va_list ap;
 
     (*counter_of(&h->metrics, why))++;
     if (rl->ever && now - rl->logged_ms < REFUSAL_LOG_EVERY_MS) {
         rl->left_out++;
         return;
     }
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     if (rl->left_out)
         nf_info("refused %s from %s: %s (and %llu more %s refusals not logged before this one)", reason_names[why],
                 remote, what, (unsigned long long)rl->left_out, reason_names[why]);
@@ -46,6 +42,34 @@ void nf_refusal(nf_host *h, nf_refusal_reason why, const char *remote, const cha
     rl->ever = true;
     rl->logged_ms = now;
     rl->left_out = 0;
+}
+
+void nf_refusal(nf_host *h, nf_refusal_reason why, const char *remote, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    refusal_text(h, why, remote, what);
+}
+
+void nf_refusal_tell(nf_conn *c, nf_endpoint *ep, const char *reason, const char *what)
+{
+    nf_host *h = c->host;
+    if (ep && h->ops->refused)
+        h->ops->refused(h->app, ep, c, reason, what);
+}
+
+void nf_refusal_conn(nf_conn *c, nf_endpoint *ep, nf_refusal_reason why, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    refusal_text(c->host, why, c->remote, what);
+    nf_refusal_tell(c, ep, reason_names[why], what);
 }
 
 void nf_refusal_sweep(nf_host *h, uint64_t now_ms)

@@ -35,6 +35,19 @@ struct nf_host;
 void nf_refusal(struct nf_host *h, nf_refusal_reason why, const char *remote, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+struct nf_conn;
+struct nf_endpoint;
+
+/* The same for a connection whose request named endpoint ep (NULL: none),
+ * which is then told to the application (nf_app_ops.refused) with the
+ * reason's metric name ("origin", ...) and the text: every time, not
+ * rate-limited like the log. */
+void nf_refusal_conn(struct nf_conn *c, struct nf_endpoint *ep, nf_refusal_reason why, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Only tells the application (a refusal counted elsewhere: the ID's). */
+void nf_refusal_tell(struct nf_conn *c, struct nf_endpoint *ep, const char *reason, const char *what);
+
 /* Logs the number of refusals left out by a reason whose second is over
  * (called by the host's sweep). */
 void nf_refusal_sweep(struct nf_host *h, uint64_t now_ms);

@@ -19,6 +19,12 @@
 ---@field is_local boolean raised by the server itself (a forced join's OnRoomJoin...)
 ---@field is_forced boolean a server-forced action
 ---@field is_native boolean a raw frame (OnNativeMessage)
+local Msg = {}
+
+---Decodes the body with the server's codec (JSON unless the server says otherwise).
+---@return any|nil value
+---@return string? err
+function Msg:unmarshal() end
 
 ---@class neffos.SendOptions
 ---@field binary boolean? send a binary frame
@@ -152,6 +158,7 @@ function Room:leave() end
 ---@field server neffos.Server
 ---@field request neffos.Request
 ---@field reconnect_tries integer what the client said in its handshake
+---@field was_reconnected boolean Go's WasReconnected: reconnect_tries > 0
 local Conn = {}
 
 ---Stores a value in the per-connection store.
@@ -296,6 +303,17 @@ function Timer:cancel() end
 ---@field on_reload fun(old: neffos.ReloadInfo)?
 ---@field timeouts neffos.Timeouts?
 ---@field native_only boolean?
+---@field codec neffos.Codec? how tables become bodies and back (default: JSON)
+---@field on_upgrade_error fun(req: neffos.Request, reason: string, text: string)? Go's OnUpgradeError
+
+---@class neffos.Codec
+---@field encode fun(value: any): string|nil, string?
+---@field decode fun(bytes: string): any, string?
+---@field binary boolean? encoded bodies go in binary frames
+
+---@class neffos.ControllerOptions
+---@field matcher (fun(event: string): string|nil)? maps an incoming event to a method name (nil: not ours)
+---@field new (fun(ns: neffos.NS): table|nil, string?)? the per-connection instance (nil, err refuses the connect)
 
 ---@class neffos.ScaleOut
 ---@field redis string? redis://host:port
@@ -376,5 +394,34 @@ function neffos.is_server(t) end
 ---Scale out over Redis or NATS from the app (read once at start; the flags win).
 ---@param opts neffos.ScaleOut
 function neffos.scale_out(opts) end
+
+---Go's NewStruct: a namespace's handler table from a table of methods, called as (self, msg)
+---with one instance per namespace connection (self.ns, self.conn, self.id set).
+---@param methods table
+---@param opts neffos.ControllerOptions?
+---@return table handlers
+function neffos.controller(methods, opts) end
+
+---Go's EventPrefixMatcher: events starting with p, method name unchanged.
+---@param p string
+---@return fun(event: string): string|nil
+function neffos.prefix_matcher(p) end
+
+---Go's EventTrimPrefixMatcher: events starting with p, method name without it.
+---@param p string
+---@return fun(event: string): string|nil
+function neffos.trim_prefix_matcher(p) end
+
+---Go's neffos.Marshal with the default codec (JSON).
+---@param value any
+---@return string|nil bytes
+---@return string? err
+function neffos.marshal(value) end
+
+---Go's Message.Unmarshal with the default codec (JSON).
+---@param bytes string
+---@return any|nil value
+---@return string? err
+function neffos.unmarshal(bytes) end
 
 return neffos

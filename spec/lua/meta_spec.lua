@@ -135,6 +135,9 @@ describe("scripts/meta/neffos.lua (LuaLS annotations)", function()
     assert(msg, "lrun_push_msg not found in bindings/")
     names = {}
     for k in msg:gmatch('set_%a+%(L,%s*"([%w_]+)"') do names[#names + 1] = k end
+    -- The message metatable's methods (scripts/neffos/codec.lua: "name = function(msg)").
+    local codec = read("scripts/neffos/codec.lua")
+    for k in codec:gmatch('\n%s+([%w_]+)%s*=%s*function%(msg%)') do names[#names + 1] = k end
     add("neffos.Msg", names)
   end)
 

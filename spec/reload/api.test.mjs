@@ -103,7 +103,7 @@ test('neffos.json round trip', T, async (t) => {
 test('result mapping: non-string errors, bad returns, empty errors never go out empty', T, async (t) => {
   const ns = await connect(t);
   assert.equal(await askErr(ns, 'raise_table'), '(error object is a table value)');
-  assert.match(await askErr(ns, 'bad_return'), /handler returned a table/);
+  assert.match(await askErr(ns, 'bad_return'), /handler returned a boolean/);
   assert.equal(await askErr(ns, 'empty_error'), 'error');
 });
 

@@ -93,7 +93,7 @@ return neffos.server {
         return neffos.json.encode(t)
       end,
       raise_table = function() error({ code = 1 }) end,
-      bad_return = function() return {} end,
+      bad_return = function() return true end,
       empty_error = function() return nil, "" end,
     },
   },
