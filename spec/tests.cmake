@@ -25,10 +25,11 @@ set(NF_TEST_ENV
 # Node.js: the one .ci/setup installed into .ci/node when the system's is too
 # old for the test dependencies (Debian 12's own is 18), else the system's. It
 # goes first in the Node tests' PATH too, so a script they run gets the same.
-set(NF_NODE_BIN ${CMAKE_SOURCE_DIR}/.ci/node/node_modules/.bin)
-if(EXISTS ${NF_NODE_BIN}/node)
-  set(NODE ${NF_NODE_BIN}/node)
-  set(NF_NODE_PATH "PATH=path_list_prepend:${NF_NODE_BIN}")
+file(GLOB NF_OWN_NODE ${CMAKE_SOURCE_DIR}/.ci/node/node_modules/node-linux-*/bin/node)
+if(NF_OWN_NODE)
+  list(GET NF_OWN_NODE 0 NODE)
+  get_filename_component(NF_OWN_NODE_DIR ${NODE} DIRECTORY)
+  set(NF_NODE_PATH "PATH=path_list_prepend:${NF_OWN_NODE_DIR}")
 else()
   find_program(NODE node)
 endif()
