@@ -12,6 +12,7 @@
 #   spec/robust/*.test.mjs     hostile clients, limits, signals
 #   spec/bench/*.test.mjs      the load generator still works (correctness only)
 #   spec/package/*.test.mjs    the installed Debian package (.ci/package installs it first)
+#   spec/lint/                 checks of the build and the setup (listed at the end)
 
 set(NF_SPEC_DIR ${CMAKE_SOURCE_DIR}/spec)
 set(NF_TEST_ENV
@@ -107,6 +108,12 @@ if(TARGET nf_client)
 endif()
 add_test(NAME lint/symbols COMMAND sh ${NF_SPEC_DIR}/lint/symbols.sh ${NF_LIBS})
 set_tests_properties(lint/symbols PROPERTIES LABELS unit TIMEOUT 60)
+
+# The Node.js of the tests satisfies the engines of every pinned test
+# dependency (on Debian 12's own 18, only with the one .ci/setup installs).
+add_test(NAME lint/node_engines COMMAND ${NODE} --test --test-reporter=spec ${NF_SPEC_DIR}/lint/node_engines.test.mjs
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(lint/node_engines PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS unit TIMEOUT 60)
 
 # The layers (docs/architecture.md): a file includes only headers of its own
 # layer or of the layers below it; host/ includes no Lua.
