@@ -12,6 +12,7 @@
 #   spec/robust/*.test.mjs     hostile clients, limits, signals
 #   spec/bench/*.test.mjs      the load generator still works (correctness only)
 #   spec/package/*.test.mjs    the installed Debian package (.ci/package installs it first)
+#   spec/lint/                 checks of the build and the setup (listed at the end)
 
 set(NF_SPEC_DIR ${CMAKE_SOURCE_DIR}/spec)
 set(NF_TEST_ENV
@@ -21,6 +22,18 @@ set(NF_TEST_ENV
   NEFFOS_VECTORS=${CMAKE_SOURCE_DIR}/spec/vectors/neffos-protocol-vectors.txt
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+
+# Node.js: the one .ci/setup installed into .ci/node when the system's is too
+# old for the test dependencies (Debian 12's own is 18), else the system's. It
+# goes first in the Node tests' PATH too, so a script they run gets the same.
+file(GLOB NF_OWN_NODE ${CMAKE_SOURCE_DIR}/.ci/node/node_modules/node-linux-*/bin/node)
+if(NF_OWN_NODE)
+  list(GET NF_OWN_NODE 0 NODE)
+  get_filename_component(NF_OWN_NODE_DIR ${NODE} DIRECTORY)
+  set(NF_NODE_PATH "PATH=path_list_prepend:${NF_OWN_NODE_DIR}")
+else()
+  find_program(NODE node)
+endif()
 
 # The fake transport of the core's C tests (spec/c/fake_conn.h): a socketpair
 # adopted by a real host, a manual clock, a C application. A static library, so
@@ -54,7 +67,6 @@ foreach(spec ${NF_LUA_SPECS})
   set_tests_properties(lua/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS unit TIMEOUT 60)
 endforeach()
 
-find_program(NODE node)
 foreach(kind interop browser scaleout robust reload examples bench package)
   file(GLOB NF_NODE_TESTS CONFIGURE_DEPENDS ${NF_SPEC_DIR}/${kind}/*.test.mjs)
   foreach(t ${NF_NODE_TESTS})
@@ -63,7 +75,8 @@ foreach(kind interop browser scaleout robust reload examples bench package)
     add_test(NAME ${kind}/${name}
              COMMAND ${NODE} --test --test-reporter=spec ${t}
              WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
-    set_tests_properties(${kind}/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS ${kind} TIMEOUT 300)
+    set_tests_properties(${kind}/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS ${kind} TIMEOUT 300
+                         ENVIRONMENT_MODIFICATION "${NF_NODE_PATH}")
   endforeach()
 endforeach()
 
@@ -84,7 +97,7 @@ find_program(VALGRIND valgrind)
 if(VALGRIND)
   add_test(NAME valgrind/interop COMMAND sh ${NF_SPEC_DIR}/robust/valgrind.sh WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(valgrind/interop PROPERTIES LABELS long TIMEOUT 1500
-    ENVIRONMENT "VALGRIND_BUILD=${CMAKE_BINARY_DIR}/valgrind-build")
+    ENVIRONMENT "VALGRIND_BUILD=${CMAKE_BINARY_DIR}/valgrind-build" ENVIRONMENT_MODIFICATION "${NF_NODE_PATH}")
 endif()
 
 # Lint of the build itself (label unit): no global symbol defined twice across
@@ -95,6 +108,12 @@ if(TARGET nf_client)
 endif()
 add_test(NAME lint/symbols COMMAND sh ${NF_SPEC_DIR}/lint/symbols.sh ${NF_LIBS})
 set_tests_properties(lint/symbols PROPERTIES LABELS unit TIMEOUT 60)
+
+# The Node.js of the tests satisfies the engines of every pinned test
+# dependency (on Debian 12's own 18, only with the one .ci/setup installs).
+add_test(NAME lint/node_engines COMMAND ${NODE} --test --test-reporter=spec ${NF_SPEC_DIR}/lint/node_engines.test.mjs
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(lint/node_engines PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS unit TIMEOUT 60)
 
 # The layers (docs/architecture.md): a file includes only headers of its own
 # layer or of the layers below it; host/ includes no Lua.

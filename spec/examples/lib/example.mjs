@@ -30,7 +30,7 @@ export async function startExample(name, readyMs = 10_000) {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const ex = {
-    port, out: '', exit: null,
+    port, pid: proc.pid, out: '', exit: null,
     url: (p = '/echo') => `ws://127.0.0.1:${port}${p}`,
     httpUrl: (p = '/') => `http://127.0.0.1:${port}${p}`,
     logs: () => ex.out,
@@ -45,6 +45,11 @@ export async function startExample(name, readyMs = 10_000) {
     },
   };
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve(ex.exit = { code, signal })));
+  // A test process that ends abruptly (process.exit: playwright-core does so when it refuses the
+  // Node.js it runs on) never runs its `after` hooks: the server must not outlive it.
+  const reap = () => { if (!ex.exit) proc.kill('SIGKILL'); };
+  process.once('exit', reap);
+  exited.then(() => process.off('exit', reap));
   for (const s of [proc.stdout, proc.stderr]) s.setEncoding('utf8').on('data', (d) => { ex.out += d; });
   const end = Date.now() + readyMs;
   while (!/listening on/.test(ex.out)) {
