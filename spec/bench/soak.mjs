@@ -7,7 +7,8 @@
 // A Markdown summary on stdout, the JSON last line. Exit 1 if a legit ask was lost or the server died.
 //
 // Environment: NEFFOS_BIN (build-release/neffos), SOAK_SECONDS (60), LEGIT (20), HOSTILE (4),
-// NOFILE (512: the server's descriptor limit, below what the descriptor attack opens).
+// NOFILE (512: the server's descriptor limit, below what the descriptor attack opens), SERVER_ARGS
+// (more server flags, e.g. "--max-connections 100000" for accept() to meet EMFILE).
 
 import net from 'node:net';
 import path from 'node:path';
@@ -39,7 +40,8 @@ async function metrics(port) {
 const documentedMiB = () => Number(/worst case per connection ≈ ([\d.]+) MiB/.exec(readFileSync(path.join(ROOT, 'README.md'), 'utf8'))[1]);
 
 const server = await startServer(APP, {
-  args: ['--no-watch', '--log-level', 'error', '--handshake-timeout-ms', '2000'],
+  args: ['--no-watch', '--log-level', 'error', '--handshake-timeout-ms', '2000',
+    ...(process.env.SERVER_ARGS || '').split(' ').filter(Boolean)],
   wrapper: ['prlimit', `--nofile=${NOFILE}:${NOFILE}`, '--'],
 });
 const pid = server.proc.pid;
@@ -152,9 +154,9 @@ const ATTACKS = {
     await Promise.race([ws.end, sleep(3000)]);
     ws.destroy();
   },
-  async garbage(port) {       // bytes that are not frames: 1002
+  async garbage(port) {       // text that is no neffos message (dropped), then bytes that are no frame: 1002
     const ws = await nsConn(port);
-    ws.write(frame(0x3, 'reserved opcode'), Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) & 0xff)));
+    ws.write(text('not;a;neffos;message'), text('\u0000\u0001'), text(';;;;;;;;;;'), frame(0x3, 'reserved opcode'), Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) & 0xff)));
     await untilEnd(ws, 5000);
   },
 };
@@ -187,7 +189,13 @@ clearInterval(sampler);
 const elapsed = (Date.now() - t0) / 1000;
 
 let up = !server.exit, health = 0, m = {};
-try { health = (await rawHttp(server.port, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n', 5000)).status; m = await metrics(server.port); } catch { up = false; }
+// Up: /health answers 200 (a few tries: the last attack's sockets may still sit in the backlog).
+for (let i = 0; i < 10 && health !== 200 && !server.exit; i++) {
+  try {
+    health = (await rawHttp(server.port, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n', 3000)).status;
+    m = await metrics(server.port);
+  } catch (e) { process.stderr.write(`/health: ${e.message}\n`); await sleep(500); }
+}
 up = up && health === 200 && !server.exit;
 for (const l of legit) l.conn.close();
 try { await server.stop(); } catch (e) { up = false; process.stderr.write(`${e.message}\n`); }
