@@ -8,7 +8,8 @@
 //
 // Environment: NEFFOS_BIN (build-release/neffos), SOAK_SECONDS (60), LEGIT (20), HOSTILE (4),
 // NOFILE (512: the server's descriptor limit, below what the descriptor attack opens), SERVER_ARGS
-// (more server flags, e.g. "--max-connections 100000" for accept() to meet EMFILE).
+// (more server flags, e.g. "--max-connections 100000" for accept() to meet EMFILE), ATTACKS (a comma list
+// of attack names, default all: to find which one costs the legitimate clients what).
 
 import net from 'node:net';
 import path from 'node:path';
@@ -161,7 +162,7 @@ const ATTACKS = {
   },
 };
 async function hostile(k) {
-  const names = Object.keys(ATTACKS);
+  const names = process.env.ATTACKS ? process.env.ATTACKS.split(',') : Object.keys(ATTACKS);
   for (let n = k; !stop; n++) {
     const name = names[n % names.length];
     attacksRun[name] = (attacksRun[name] || 0) + 1;
@@ -210,7 +211,7 @@ const other = Object.fromEntries(Object.entries(m).filter(([k]) => /refusals_tot
 const r = {
   seconds: Math.round(elapsed), legit_conns: LEGIT, hostile_workers: HOSTILE, nofile: NOFILE,
   asks_sent: asksSent, asks_answered: asksAnswered, ask_errors: askErrors,
-  p50_us: Math.round(pct(0.5)), p99_us: Math.round(pct(0.99)),
+  p50_us: Math.round(pct(0.5)), p99_us: Math.round(pct(0.99)), p999_us: Math.round(pct(0.999)), max_us: Math.round(lat.length ? lat[lat.length - 1] : 0),
   broadcasts: shouts, deliveries: delivered, deliveries_expected: expected, deliveries_lost: expected - delivered,
   rss_base_kb: baseRss, rss_peak_kb: peakRss, hostile_conns_peak: hostilePeak, worst_case_per_conn_mib: perConn,
   rss_bound_kb: Math.round(baseRss + hostilePeak * perConn * 1024),
@@ -221,7 +222,7 @@ const fmt = (x) => x.toLocaleString('en-US');
 console.log(`| soak, ${r.seconds} s, ${LEGIT} legit neffos.js clients, ${HOSTILE} hostile workers, server nofile ${NOFILE} | |
 |---|---|
 | legit asks sent / answered / failed | ${fmt(asksSent)} / ${fmt(asksAnswered)} / ${askErrors} |
-| legit ask latency p50 / p99 | ${(r.p50_us / 1000).toFixed(2)} / ${(r.p99_us / 1000).toFixed(2)} ms |
+| legit ask latency p50 / p99 / p99.9 / max | ${[r.p50_us, r.p99_us, r.p999_us, r.max_us].map((u) => (u / 1000).toFixed(2)).join(' / ')} ms |
 | broadcasts: delivered / expected (lost) | ${fmt(delivered)} / ${fmt(expected)} (${expected - delivered}) |
 | server RSS: base → peak | ${(baseRss / 1024).toFixed(1)} → ${(peakRss / 1024).toFixed(1)} MiB |
 | documented bound: base + ${hostilePeak} hostile conns × ${perConn} MiB | ${(r.rss_bound_kb / 1024).toFixed(1)} MiB |

@@ -10,6 +10,7 @@
 #   SOAK_SECONDS=10 LEGIT=10 HOSTILE=2 spec/bench/soak.sh
 #
 # Environment: SOAK_SECONDS=60 LEGIT=20 HOSTILE=4 NOFILE=512 (the server's descriptor limit)
+#   ATTACKS (comma list, default all: pingFlood,parked,fragments,longNames,descriptors,slowloris,pattern,garbage)
 #   SERVER_ARGS (more server flags, e.g. "--max-connections 100000": accept() then meets EMFILE)
 #   BUILD (build-release)  SKIP_BUILD=1 to use the binary already built  NEFFOS_BIN to pick one
 # Output: a Markdown table and a JSON last line on stdout (also in $BUILD/soak.md).
