@@ -95,9 +95,8 @@ void nf_conn_teardown(nf_conn *c)
         c->host->metrics.closed++;
         nf_debug("conn %s closed (state %d)", c->id_shown ? c->id_shown : "", (int)was);
         if (c->on_connect_ran) {
-            nf_invocation *inv = nf_invocation_new(NF_INVOKE_DISCONNECT, c, NULL, NULL);
+            nf_invocation *inv = nf_invocation_new(NF_INVOKE_DISCONNECT, c, NULL, NF_INV_LOCAL | NF_INV_FORCED);
             if (inv) {
-                nf_invocation_set(inv, true, true, false, false);
                 nf_invocation_run(inv);
             }
         }
@@ -276,14 +275,13 @@ static void start_handshake(nf_conn *c)
         nf_conn_close(c, 1008, nf_slice_of(c->id_refusal, strlen(c->id_refusal)));
         return;
     }
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_CONNECT, c, NULL, NULL);
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_CONNECT, c, NULL, 0);
     if (inv == NULL) {
         nf_conn_close(c, 1011, NF_SLICE("out of memory"));
         return;
     }
     c->state = NF_CONN_CONNECTING;
     c->on_connect_ran = true;
-    nf_invocation_set(inv, false, false, false, false);
     nf_invocation_set_cont(inv, handshake_done, NULL);
     nf_invocation_run(inv);
 }
@@ -312,7 +310,7 @@ void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep)
 static void event_done(nf_invocation *inv, nf_result result, const char *data, size_t len)
 {
     nf_conn *c = nf_invocation_conn(inv);
-    const nf_msg *in = nf_invocation_saved_msg(inv);
+    const nf_msg *in = nf_invocation_msg(inv);
     if (result != NF_RESULT_NONE && !nf_invocation_is_native(inv)) {
         /* Do not answer an error with an error: two peers whose handlers
          * both fail would bounce frames forever (docs/protocol.md §6). */
@@ -328,10 +326,9 @@ static void event_done(nf_invocation *inv, nf_result result, const char *data, s
 
 static void run_event(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary, bool native)
 {
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, nc, m);
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, m, (native ? NF_INV_NATIVE : 0) | (binary ? NF_INV_BINARY : 0));
     if (inv == NULL)
         return;
-    nf_invocation_set(inv, false, false, native, binary);
     nf_invocation_set_cont(inv, event_done, NULL);
     nf_invocation_run(inv);
 }

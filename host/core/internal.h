@@ -293,15 +293,17 @@ size_t nf_token_next(nf_host *h, char *buf);
 
 /* invocation.c */
 typedef void (*nf_invocation_cont)(nf_invocation *inv, nf_result result, const char *data, size_t len);
-nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, nf_nsconn *nc, const nf_msg *m);
-void nf_invocation_set(nf_invocation *inv, bool is_local, bool is_forced, bool is_native, bool binary);
+/* A handler run on c of the message m (NULL for hooks: empty), flags a set
+ * of nf_invocation_flag (proto.h; a call site names them, NF_INV_LOCAL |
+ * NF_INV_FORCED, instead of a row of positional booleans). The invocation keeps copies of m's token and names
+ * and lends its body (valid during invoke() only); it holds a reference to
+ * c until nf_invocation_finish() frees it. Returns NULL when out of memory. */
+nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, const nf_msg *m, unsigned flags);
 void nf_invocation_set_cont(nf_invocation *inv, nf_invocation_cont cont, void *cont_ud);
 void *nf_invocation_cont_ud(const nf_invocation *inv);
-const nf_msg *nf_invocation_saved_msg(const nf_invocation *inv);
 void nf_invocation_run(nf_invocation *inv);
-/* Fires a notification event: result ignored. */
-void nf_notify(nf_conn *c, nf_nsconn *nc, nf_slice ns, nf_slice room, const char *event,
-               bool is_local, bool is_forced);
+/* Fires a notification event (result ignored); flags as nf_invocation_new. */
+void nf_notify(nf_conn *c, nf_slice ns, nf_slice room, const char *event, unsigned flags);
 
 extern const nf_ws_callbacks nf_conn_ws_callbacks;
 

@@ -18,7 +18,7 @@ struct nf_invocation {
     nf_conn *conn;                 /* referenced */
     nf_endpoint *ep;
     nf_msg msg;                    /* names point into storage */
-    bool is_local, is_forced, is_native, binary;
+    unsigned flags;                /* nf_invocation_flag */
     nf_invocation_cont cont;
     void *cont_ud;
     char storage[];
@@ -76,7 +76,7 @@ static char *keep(char *w, nf_slice s, nf_slice *out)
     return w + s.len;
 }
 
-nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, nf_nsconn *nc, const nf_msg *m)
+nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, const nf_msg *m, unsigned flags)
 {
     static const nf_msg none;
     if (m == NULL)
@@ -87,6 +87,7 @@ nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, nf_nsconn 
         return NULL;
     memset(inv, 0, sizeof *inv);
     inv->kind = kind;
+    inv->flags = flags;
     inv->conn = c;
     inv->ep = c->ep;
     nf_conn_ref(c);
@@ -98,16 +99,7 @@ nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, nf_nsconn 
     inv->msg.body = m->body;
     inv->msg.is_error = m->is_error;
     inv->msg.is_noop = m->is_noop;
-    (void)nc;
     return inv;
-}
-
-void nf_invocation_set(nf_invocation *inv, bool is_local, bool is_forced, bool is_native, bool binary)
-{
-    inv->is_local = is_local;
-    inv->is_forced = is_forced;
-    inv->is_native = is_native;
-    inv->binary = binary;
 }
 
 void nf_invocation_set_cont(nf_invocation *inv, nf_invocation_cont cont, void *cont_ud)
@@ -117,7 +109,6 @@ void nf_invocation_set_cont(nf_invocation *inv, nf_invocation_cont cont, void *c
 }
 
 void *nf_invocation_cont_ud(const nf_invocation *inv) { return inv->cont_ud; }
-const nf_msg *nf_invocation_saved_msg(const nf_invocation *inv) { return &inv->msg; }
 
 static uint64_t monotonic_us(void)
 {
@@ -162,14 +153,12 @@ void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data
     inv_free(inv, storage_of(inv));
 }
 
-void nf_notify(nf_conn *c, nf_nsconn *nc, nf_slice ns, nf_slice room, const char *event,
-               bool is_local, bool is_forced)
+void nf_notify(nf_conn *c, nf_slice ns, nf_slice room, const char *event, unsigned flags)
 {
     nf_msg m = { .ns = ns, .room = room, .event = nf_slice_of(event, strlen(event)) };
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, nc, &m);
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, &m, flags);
     if (inv == NULL)
         return;
-    nf_invocation_set(inv, is_local, is_forced, false, false);
     nf_invocation_run(inv);
 }
 
@@ -177,10 +166,11 @@ nf_invocation_kind nf_invocation_kind_of(const nf_invocation *inv) { return inv-
 nf_conn *nf_invocation_conn(const nf_invocation *inv) { return inv->conn; }
 nf_endpoint *nf_invocation_endpoint(const nf_invocation *inv) { return inv->ep; }
 const nf_msg *nf_invocation_msg(const nf_invocation *inv) { return &inv->msg; }
-bool nf_invocation_is_local(const nf_invocation *inv) { return inv->is_local; }
-bool nf_invocation_is_forced(const nf_invocation *inv) { return inv->is_forced; }
-bool nf_invocation_is_native(const nf_invocation *inv) { return inv->is_native; }
-bool nf_invocation_is_binary(const nf_invocation *inv) { return inv->binary; }
+unsigned nf_invocation_flags(const nf_invocation *inv) { return inv->flags; }
+bool nf_invocation_is_local(const nf_invocation *inv) { return inv->flags & NF_INV_LOCAL; }
+bool nf_invocation_is_forced(const nf_invocation *inv) { return inv->flags & NF_INV_FORCED; }
+bool nf_invocation_is_native(const nf_invocation *inv) { return inv->flags & NF_INV_NATIVE; }
+bool nf_invocation_is_binary(const nf_invocation *inv) { return inv->flags & NF_INV_BINARY; }
 bool nf_invocation_wants_result(const nf_invocation *inv) { return inv->cont != NULL; }
 
 nf_nsconn *nf_invocation_nsconn(const nf_invocation *inv)

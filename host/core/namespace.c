@@ -175,8 +175,8 @@ static void leave_rooms_forced(nf_nsconn *nc, bool is_local)
             return;
         memcpy(name, m->room->name, n);
         nf_slice room = nf_slice_of(name, n);
-        nf_notify(c, nc, ns, room, NF_ON_ROOM_LEAVE, is_local, true);
-        nf_notify(c, nc, ns, room, NF_ON_ROOM_LEFT, is_local, true);
+        nf_notify(c, ns, room, NF_ON_ROOM_LEAVE, (is_local ? NF_INV_LOCAL : 0) | NF_INV_FORCED);
+        nf_notify(c, ns, room, NF_ON_ROOM_LEFT, (is_local ? NF_INV_LOCAL : 0) | NF_INV_FORCED);
         /* A handler may have left it already; look it up again. */
         m = find_member(nc, room);
         if (m)
@@ -191,8 +191,8 @@ void nf_ns_close_all(nf_conn *c)
     while (!nf_list_empty(&c->nsconns)) {
         nf_nsconn *nc = NF_LIST_ENTRY(c->nsconns.next, nf_nsconn, conn_link);
         leave_rooms_forced(nc, true);
-        nf_notify(c, nc, nf_slice_of(nc->index->name, nc->index->name_len), NF_SLICE_EMPTY,
-                  NF_ON_NAMESPACE_DISCONNECT, true, true);
+        nf_notify(c, nf_slice_of(nc->index->name, nc->index->name_len), NF_SLICE_EMPTY, NF_ON_NAMESPACE_DISCONNECT,
+                  NF_INV_LOCAL | NF_INV_FORCED);
         nf_ns_disconnected(nc);   /* its share of the namespace's broker channel */
         detach(nc);
     }
@@ -232,15 +232,14 @@ static void system_decided(nf_invocation *inv, nf_result result, const char *dat
     /* Still in the request's turn: the notification fn starts (e.g.
      * OnNamespaceConnected) belongs to it, and the next frame waits for it. */
     if (c->state == NF_CONN_READY)
-        fn(c, nf_invocation_saved_msg(inv), result, nf_slice_of(data, len), nf_invocation_is_binary(inv));
+        fn(c, nf_invocation_msg(inv), result, nf_slice_of(data, len), nf_invocation_is_binary(inv));
 }
 
 static void decide(nf_conn *c, nf_nsconn *nc, const nf_msg *req, bool binary, decided_fn fn)
 {
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, nc, req);
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, req, (binary ? NF_INV_BINARY : 0));
     if (inv == NULL)
         return;
-    nf_invocation_set(inv, false, false, false, binary);
     nf_invocation_set_cont(inv, system_decided, (void *)fn);
     nf_invocation_run(inv);
 }
@@ -262,7 +261,7 @@ static void connect_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice
     nf_conn_send_empty_reply(c, req->wait);
     nf_barrier_add(c);
     nf_ns_connected(nc);
-    nf_notify(c, nc, req->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, false, false);
+    nf_notify(c, req->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, 0);
 }
 
 void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary)
@@ -343,7 +342,7 @@ static void join_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice er
         return;
     nf_conn_send_empty_reply(c, req->wait);
     nf_barrier_add(c);
-    nf_notify(c, nc, req->ns, req->room, NF_ON_ROOM_JOINED, false, false);
+    nf_notify(c, req->ns, req->room, NF_ON_ROOM_JOINED, 0);
 }
 
 void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
@@ -380,7 +379,7 @@ static void leave_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice e
     if (mem)
         room_remove(nc, mem);
     nf_conn_send_empty_reply(c, req->wait);
-    nf_notify(c, nc, req->ns, req->room, NF_ON_ROOM_LEFT, false, false);
+    nf_notify(c, req->ns, req->room, NF_ON_ROOM_LEFT, 0);
 }
 
 void nf_ns_handle_leave(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
@@ -501,7 +500,7 @@ static void connect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
             err = NF_ERR_NAMES_TOO_LONG;
         } else if (nc) {
             nf_ns_connected(nc);
-            nf_notify(c, nc, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, true, false);
+            nf_notify(c, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, NF_INV_LOCAL);
         }
     }
     forced_done(f, err);
@@ -538,12 +537,11 @@ static void start_forced_connect(forced *f)
     }
     /* The local _OnNamespaceConnect runs first and may refuse (docs/protocol.md §7.3). */
     nf_msg m = { .ns = f->ns, .event = NF_SLICE(NF_ON_NAMESPACE_CONNECT) };
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, NULL, &m);
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, &m, NF_INV_LOCAL);
     if (inv == NULL) {
         forced_done(f, "out of memory");
         return;
     }
-    nf_invocation_set(inv, true, false, false, false);
     nf_invocation_set_cont(inv, connect_locally_decided, f);
     nf_invocation_run(inv);
 }
@@ -622,7 +620,7 @@ static void disconnect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     nf_nsconn *nc = nf_conn_namespace(c, f->ns);
     if (nc && !nf_conn_is_closed(c)) {
         leave_rooms_forced(nc, true);
-        nf_notify(c, nc, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_DISCONNECT, true, false);
+        nf_notify(c, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_DISCONNECT, NF_INV_LOCAL);
         nc = nf_conn_namespace(c, f->ns);
         if (nc) {
             nf_ns_disconnected(nc);
@@ -666,11 +664,11 @@ static void join_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     const char *err = ask_error(st, reply, buf, sizeof buf);
     nf_nsconn *nc = nf_conn_namespace(f->c, f->ns);
     if (err == NULL && nc && !find_member(nc, f->room)) {
-        nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_JOIN, true, false);
+        nf_notify(f->c, f->ns, f->room, NF_ON_ROOM_JOIN, NF_INV_LOCAL);
         nc = nf_conn_namespace(f->c, f->ns);
         int rc = nc && !find_member(nc, f->room) ? room_add(nc, f->room) : -ENOENT;
         if (rc == 0) {
-            nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_JOINED, true, false);
+            nf_notify(f->c, f->ns, f->room, NF_ON_ROOM_JOINED, NF_INV_LOCAL);
         } else if (rc == -ENAMETOOLONG) {   /* other joins came first */
             names_refused(f->c);
             err = NF_ERR_NAMES_TOO_LONG;
@@ -728,12 +726,12 @@ static void leave_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     const char *err = st == NF_ASK_OK ? NULL : ask_error(st, reply, buf, sizeof buf);
     nf_nsconn *nc = nf_conn_namespace(f->c, f->ns);
     if (nc && find_member(nc, f->room) && !nf_conn_is_closed(f->c)) {
-        nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_LEAVE, true, false);
+        nf_notify(f->c, f->ns, f->room, NF_ON_ROOM_LEAVE, NF_INV_LOCAL);
         nc = nf_conn_namespace(f->c, f->ns);
         nf_room_member *m = nc ? find_member(nc, f->room) : NULL;
         if (m) {
             room_remove(nc, m);
-            nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_LEFT, true, false);
+            nf_notify(f->c, f->ns, f->room, NF_ON_ROOM_LEFT, NF_INV_LOCAL);
         }
     }
     forced_done(f, err);

@@ -96,6 +96,14 @@ nf_nsconn *nf_invocation_nsconn(const nf_invocation *inv);
 nf_endpoint *nf_invocation_endpoint(const nf_invocation *inv);
 /* The message: ns, room, event, body, wait, is_error. Empty for hooks. */
 const nf_msg *nf_invocation_msg(const nf_invocation *inv);
+/* How the run came about, by name: a set of these bits. */
+typedef enum nf_invocation_flag {
+    NF_INV_LOCAL = 1,                /* asked by the server (a forced action), not by the client */
+    NF_INV_FORCED = 2,               /* part of a close: the handler's answer is ignored */
+    NF_INV_NATIVE = 4,               /* a raw WebSocket message of a native client (docs/protocol.md §8) */
+    NF_INV_BINARY = 8                /* the message came in a binary frame */
+} nf_invocation_flag;
+unsigned nf_invocation_flags(const nf_invocation *inv);
 bool nf_invocation_is_local(const nf_invocation *inv);
 bool nf_invocation_is_forced(const nf_invocation *inv);
 bool nf_invocation_is_native(const nf_invocation *inv);
