@@ -111,7 +111,7 @@ static int snapshot_take(snapshot *s, nf_list *head, size_t count, size_t link_o
     s->n = 0;
     s->conns = count ? malloc(count * sizeof *s->conns) : NULL;
     if (count && s->conns == NULL)
-        return -1;
+        return NF_ENOMEM;
     NF_LIST_FOREACH(it, head) {
         if (s->n == count)
             break;

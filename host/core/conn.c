@@ -181,10 +181,11 @@ static void fill_msg(void *ctx, char *dst) { nf_msg_serialize(ctx, dst); }
 int nf_conn_send_msg(nf_conn *c, const nf_msg *m, bool binary)
 {
     if (!nf_conn_can_write(c) || !nf_conn_output_has_room(c))
-        return -1;
+        return NF_EPIPE;
     size_t len = nf_msg_serialized_len(m);
-    if (nf_ws_send_with(c->ws, binary, len, fill_msg, (void *)m) != 0)
-        return -1;
+    int rc = nf_ws_send_with(c->ws, binary, len, fill_msg, (void *)m);
+    if (rc != 0)
+        return rc;
     c->host->metrics.messages_out++;
     c->host->metrics.bytes_out += len;
     return 0;
@@ -198,10 +199,11 @@ int nf_conn_send_empty_reply(nf_conn *c, nf_slice token)
 {
     token_ctx t = { token };
     if (!nf_conn_can_write(c) || !nf_conn_output_has_room(c))
-        return -1;
+        return NF_EPIPE;
     /* Empty replies are always text (docs/protocol.md §17.1.4). */
-    if (nf_ws_send_with(c->ws, false, nf_empty_reply_len(token), fill_empty_reply, &t) != 0)
-        return -1;
+    int rc = nf_ws_send_with(c->ws, false, nf_empty_reply_len(token), fill_empty_reply, &t);
+    if (rc != 0)
+        return rc;
     c->host->metrics.messages_out++;
     return 0;
 }
@@ -209,9 +211,10 @@ int nf_conn_send_empty_reply(nf_conn *c, nf_slice token)
 int nf_conn_write_raw(nf_conn *c, bool binary, const char *data, size_t len)
 {
     if (!nf_conn_can_write(c) || !nf_conn_output_has_room(c))
-        return -1;
-    if (nf_ws_send(c->ws, binary, data, len) != 0)
-        return -1;
+        return NF_EPIPE;
+    int rc = nf_ws_send(c->ws, binary, data, len);
+    if (rc != 0)
+        return rc;
     c->host->metrics.messages_out++;
     c->host->metrics.bytes_out += len;
     return 0;
@@ -224,7 +227,7 @@ static int send_text(nf_conn *c, char prefix, nf_slice rest)
     char stack[256];
     char *buf = rest.len + 1 <= sizeof stack ? stack : malloc(rest.len + 1);
     if (buf == NULL)
-        return -1;
+        return NF_ENOMEM;
     buf[0] = prefix;
     memcpy(buf + 1, rest.ptr, rest.len);
     int r = nf_ws_send(c->ws, false, buf, rest.len + 1);
@@ -551,7 +554,10 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         return;
     }
     nf_conn_ref(c);
-    if (nf_ws_read(c->ws) != 0) {
+    int rc = nf_ws_read(c->ws);
+    if (rc != 0) {
+        if (rc != NF_EOF)   /* not the end of the close handshake: a failure of ours */
+            nf_warn("conn %.*s (%s): %s, closing", (int)c->id_len, c->id ? c->id : "-", c->remote, nf_strerror(rc));
         c->ws_done = true;
         if (c->state < NF_CONN_CLOSING) {
             c->state = NF_CONN_CLOSING;

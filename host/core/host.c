@@ -293,7 +293,7 @@ int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t err
     int rc = getaddrinfo(host, portstr, &hints, &res);
     if (rc != 0) {
         snprintf(err, errcap, "%s:%d: %s", host, port, gai_strerror(rc));
-        return -1;
+        return rc == EAI_MEMORY ? NF_ENOMEM : NF_EINVAL;
     }
     h->listener = evconnlistener_new_bind(h->base, accept_cb, h,
                                           LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
@@ -303,7 +303,7 @@ int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t err
     if (h->listener == NULL) {
         snprintf(err, errcap, "%s:%d: %s", host, port,
                  saved == EADDRINUSE ? "address already in use" : strerror(saved));
-        return -1;
+        return saved > 0 ? -saved : NF_EIO;
     }
     evconnlistener_set_error_cb(h->listener, accept_error_cb);
     struct sockaddr_storage ss;

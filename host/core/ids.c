@@ -99,7 +99,7 @@ int nf_ids_assign(nf_conn *c)
     size_t cap = c->host->limits.max_id_bytes;
     char *id = malloc(cap + 1 > UUID_LEN + 1 ? cap + 1 : UUID_LEN + 1);
     if (id == NULL)
-        return -1;
+        return NF_ENOMEM;
     long n = c->host->ops->generate_id ? c->host->ops->generate_id(c->host->app, c, id, cap) : NF_ID_DEFAULT;
     if (n > (long)cap)
         n = NF_ID_TOO_LONG;
@@ -108,7 +108,7 @@ int nf_ids_assign(nf_conn *c)
     if (n == NF_ID_DEFAULT) {
         if (!uuid_v4(id)) {
             free(id);
-            return -1;
+            return NF_ENOMEM;
         }
         n = UUID_LEN;
     } else if (n < 0) {
@@ -121,7 +121,7 @@ int nf_ids_assign(nf_conn *c)
     c->id_len = (size_t)n;
     c->id_shown = shown(id, (size_t)n);
     if (c->id_shown == NULL)
-        return -1;
+        return NF_ENOMEM;
     return 0;
 }
 
@@ -132,7 +132,7 @@ int nf_ids_add(nf_conn *c)
     nf_id_group *g = nf_dict_get(ep->by_id, id);
     if (g == NULL) {
         if ((g = malloc(sizeof *g + id.len + 1)) == NULL)
-            return -1;
+            return NF_ENOMEM;
         nf_list_init(&g->conns);
         g->count = 0;
         g->id_len = id.len;
@@ -140,7 +140,7 @@ int nf_ids_add(nf_conn *c)
         g->id[id.len] = '\0';
         if (nf_dict_set(ep->by_id, nf_slice_of(g->id, g->id_len), g) != 0) {
             free(g);
-            return -1;
+            return NF_ENOMEM;
         }
     }
     nf_list_push_back(&g->conns, &c->id_link);

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "dict.h"
+#include "errors.h"
 #include "list.h"
 #include "metrics.h"
 #include "proto.h"
@@ -208,6 +209,10 @@ void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep);
 void nf_conn_on_ws_message(void *ud, bool binary, const uint8_t *data, size_t len);
 void nf_conn_teardown(nf_conn *c);
 void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what);
+/* Send a message (docs/protocol.md §4) / the empty reply to a wait token
+ * (§17.1.4). Return 0; NF_EPIPE when the connection cannot write (not open,
+ * closing, or its output over --max-outgoing-bytes: it is then closing with
+ * 1008); NF_ENOMEM. */
 int nf_conn_send_msg(nf_conn *c, const nf_msg *m, bool binary);
 int nf_conn_send_empty_reply(nf_conn *c, nf_slice token);
 void nf_conn_sweep(nf_conn *c, uint64_t now);
@@ -236,9 +241,10 @@ void nf_endpoint_drop_index(nf_endpoint *ep, nf_ns_index *idx);
 
 /* ids.c: connection IDs */
 /* Asks the app for c's ID (c->ep set); a refused ID leaves an empty one and
- * c->id_refusal. Returns 0, or -1 when out of memory. */
+ * c->id_refusal. Returns 0, or NF_ENOMEM. */
 int nf_ids_assign(nf_conn *c);
-/* Adds c to / removes it from its endpoint's index (remove: if it is in). */
+/* Adds c to / removes it from its endpoint's index (remove: if it is in).
+ * nf_ids_add returns 0 or NF_ENOMEM. */
 int nf_ids_add(nf_conn *c);
 void nf_ids_remove(nf_conn *c);
 
@@ -248,8 +254,9 @@ bool nf_turn_busy(const nf_conn *c);
 void nf_turn_hold(nf_conn *c);
 /* Ends one hold; the turn ends with the last, and what waits starts. */
 void nf_turn_release(nf_conn *c);
-/* Parks a frame of the client. Returns 0, or -1 when a bound is hit (the
- * connection is then closing with 1008 "incoming queue full"). */
+/* Parks a frame of the client. Returns 0; NF_ENOBUFS when a bound is hit
+ * (the connection is then closing with 1008 "incoming queue full");
+ * NF_ENOMEM (closing with 1011). */
 int nf_turn_park_frame(nf_conn *c, bool binary, const uint8_t *data, size_t len);
 /* Runs fn(ud, true) with the turn held for it: now if the turn is free,
  * else when its turn comes. fn(ud, false) if it has waited ask_timeout_ms

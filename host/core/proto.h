@@ -12,7 +12,11 @@
  * reference (nf_conn_ref / nf_conn_unref); a closed connection stays valid
  * (nf_conn_is_closed() is true) until its last reference goes. An nf_nsconn
  * pointer is valid only until the namespace disconnects: look it up again
- * with nf_conn_namespace() after anything that waited. */
+ * with nf_conn_namespace() after anything that waited.
+ *
+ * Errors (docs/architecture.md, "Errors"): a function that can fail returns
+ * 0 or a negative NF_E* code (errors.h, nf_strerror names it), as its
+ * comment lists; predicates return bool, counts a size_t. */
 #ifndef NF_PROTO_H
 #define NF_PROTO_H
 
@@ -21,6 +25,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "errors.h"
 #include "http.h"
 #include "nf_limits.h"
 
@@ -132,9 +137,10 @@ void nf_host_free(nf_host *h);
 struct event_base *nf_host_base(nf_host *h);
 const nf_limits *nf_host_limits(const nf_host *h);
 
-/* Listens on HOST:PORT (IPv4, IPv6 in brackets, or a name). On failure
- * returns -1 and writes a message such as "127.0.0.1:8080: address already
- * in use" into err. */
+/* Listens on HOST:PORT (IPv4, IPv6 in brackets, or a name). Returns 0; on
+ * failure a negative errno value (NF_EINVAL for a name that does not
+ * resolve, -EADDRINUSE, -EACCES ...) and a message such as "127.0.0.1:8080:
+ * address already in use" in err. */
 int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t errcap);
 /* The port actually bound (useful with port 0). */
 int nf_host_port(const nf_host *h);
@@ -322,8 +328,8 @@ void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud);
  * events and on_disconnect run once the connection is gone. */
 void nf_conn_close(nf_conn *c, uint16_t code, nf_slice reason);
 
-/* Writes a raw (native) frame, no neffos framing. Returns 0, or -1 if closed
- * or the outgoing queue is full. */
+/* Writes a raw (native) frame, no neffos framing. Returns 0; NF_EPIPE if
+ * closed or the outgoing queue is full (errors.h); NF_ENOMEM. */
 int nf_conn_write_raw(nf_conn *c, bool binary, const char *data, size_t len);
 
 /* ---- namespace connections ------------------------------------------------------- */
