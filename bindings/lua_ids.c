@@ -6,35 +6,18 @@
 #include "log.h"
 #include "lua_internal.h"
 
-/* The core asks for an ID before it attaches the connection to its
- * endpoint; the request path names the endpoint then. */
-static nf_endpoint *endpoint_of_new_conn(nf_lua_app *a, nf_conn *c)
-{
-    nf_endpoint *ep = nf_conn_endpoint(c);
-    const nf_request *req = nf_conn_request(c);
-    if (ep || !req || !a->host)
-        return ep;
-    char path[512];
-    nf_slice p = nf_request_path(req);
-    if (p.len >= sizeof path)
-        return NULL;
-    memcpy(path, p.ptr, p.len);
-    path[p.len] = '\0';
-    return nf_host_find_endpoint(a->host, path);
-}
-
 /* The app's id(req): a string (or number) is the ID, as it is; nil means
  * the default. What cannot be an ID refuses the connection (the core sends
  * the "H" text), never a random ID in its place: an app that names its
  * users must not see one of them become somebody else. */
-long lids_generate(void *app, nf_conn *c, char *id, size_t cap)
+long lids_generate(void *app, nf_endpoint *ep, nf_conn *c, char *id, size_t cap)
 {
     nf_lua_app *a = app;
     lua_State *L = a->L;
     int top = lua_gettop(L);
     long rc = NF_ID_DEFAULT;
 
-    lapp_push_desc(a, endpoint_of_new_conn(a, c));
+    lapp_push_desc(a, ep);
     if (lua_type(L, -1) != LUA_TTABLE || lapp_rawget_str(L, -1, "id", 2) != LUA_TFUNCTION) {
         lua_settop(L, top);
         return NF_ID_DEFAULT;

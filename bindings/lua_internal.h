@@ -137,7 +137,7 @@ void linvoke_run(void *app, nf_invocation *inv);
 bool linvoke_has_namespace(void *app, nf_endpoint *ep, nf_slice ns);
 
 /* ---- lua_ids.c: nf_app_ops.generate_id ---- */
-long lids_generate(void *app, nf_conn *c, char *id, size_t cap);
+long lids_generate(void *app, nf_endpoint *ep, nf_conn *c, char *id, size_t cap);
 
 /* ---- lua_message.c ---- */
 /* Builds the msg table of m; flags a set of nf_invocation_flag (binary,

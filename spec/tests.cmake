@@ -100,3 +100,9 @@ set_tests_properties(lint/symbols PROPERTIES LABELS unit TIMEOUT 60)
 # layer or of the layers below it; host/ includes no Lua.
 add_test(NAME lint/layers COMMAND sh ${NF_SPEC_DIR}/lint/layers.sh ${CMAKE_SOURCE_DIR})
 set_tests_properties(lint/layers PROPERTIES LABELS unit TIMEOUT 60)
+
+# One owner per concept in the protocol core: a function's prefix names its
+# file, no literal deadlines, host.c asks conn.c instead of reaching into a
+# connection (spec/lint/owners.sh).
+add_test(NAME lint/owners COMMAND sh ${NF_SPEC_DIR}/lint/owners.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(lint/owners PROPERTIES LABELS unit TIMEOUT 60)

@@ -26,7 +26,7 @@ struct nf_pending_ask {
     uint64_t deadline_ms;         /* nf_now_ms() at which the sweep fails it (nf_ask_expire) */
 };
 
-size_t nf_token_next(nf_host *h, char *buf)
+size_t nf_ask_token_next(nf_host *h, char *buf)
 {
     return (size_t)snprintf(buf, 21, "%" PRIu64, h->next_token++);
 }
@@ -75,7 +75,7 @@ void nf_ask_send(nf_conn *c, nf_slice ns, nf_slice room, nf_slice event, nf_slic
     p->cb = cb;
     p->ud = ud;
     p->token = c->host->next_token;
-    size_t tlen = nf_token_next(c->host, token);
+    size_t tlen = nf_ask_token_next(c->host, token);
     p->timer = evtimer_new(c->host->base, ask_timeout, p);
     if (p->timer == NULL) {
         free(p);

@@ -94,13 +94,13 @@ static const char *refusal_text(long code)
     }
 }
 
-int nf_ids_assign(nf_conn *c)
+int nf_ids_assign(nf_conn *c, nf_endpoint *ep)
 {
     size_t cap = c->host->limits.max_id_bytes;
     char *id = malloc(cap + 1 > UUID_LEN + 1 ? cap + 1 : UUID_LEN + 1);
     if (id == NULL)
         return NF_ENOMEM;
-    long n = c->host->ops->generate_id ? c->host->ops->generate_id(c->host->app, c, id, cap) : NF_ID_DEFAULT;
+    long n = c->host->ops->generate_id ? c->host->ops->generate_id(c->host->app, ep, c, id, cap) : NF_ID_DEFAULT;
     if (n > (long)cap)
         n = NF_ID_TOO_LONG;
     else if (n > 0 && !utf8_valid((const unsigned char *)id, (size_t)n))
@@ -161,7 +161,7 @@ void nf_ids_remove(nf_conn *c)
     }
 }
 
-nf_conn *nf_endpoint_find(nf_endpoint *ep, nf_slice id)
+nf_conn *nf_ids_find(nf_endpoint *ep, nf_slice id)
 {
     nf_id_group *g = nf_dict_get(ep->by_id, id);
     if (g == NULL)
@@ -176,7 +176,7 @@ nf_conn *nf_endpoint_find(nf_endpoint *ep, nf_slice id)
     return NULL;
 }
 
-void nf_endpoint_each_with_id(nf_endpoint *ep, nf_slice id, bool (*fn)(void *ud, nf_conn *c), void *ud)
+void nf_ids_each(nf_endpoint *ep, nf_slice id, bool (*fn)(void *ud, nf_conn *c), void *ud)
 {
     nf_id_group *g = nf_dict_get(ep->by_id, id);
     nf_conn *stack[8], **all = stack;

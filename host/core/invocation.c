@@ -110,25 +110,6 @@ void nf_invocation_set_cont(nf_invocation *inv, nf_invocation_cont cont, void *c
 
 void *nf_invocation_cont_ud(const nf_invocation *inv) { return inv->cont_ud; }
 
-static uint64_t monotonic_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-void nf_host_handler_enter(nf_host *h)
-{
-    if (h->handler_depth++ == 0)
-        h->handler_since_us = monotonic_us();
-}
-
-void nf_host_handler_leave(nf_host *h)
-{
-    if (h->handler_depth > 0 && --h->handler_depth == 0)
-        h->metrics.handler_us_total += monotonic_us() - h->handler_since_us;
-}
-
 void nf_invocation_run(nf_invocation *inv)
 {
     nf_host *h = inv->conn->host;
@@ -153,7 +134,7 @@ void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data
     inv_free(inv, storage_of(inv));
 }
 
-void nf_notify(nf_conn *c, nf_slice ns, nf_slice room, const char *event, unsigned flags)
+void nf_invocation_notify(nf_conn *c, nf_slice ns, nf_slice room, const char *event, unsigned flags)
 {
     nf_msg m = { .ns = ns, .room = room, .event = nf_slice_of(event, strlen(event)) };
     nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, &m, flags);

@@ -67,7 +67,7 @@ static nf_ns_index *index_get(nf_endpoint *ep, nf_slice ns, bool create)
     return idx;
 }
 
-void nf_endpoint_drop_index(nf_endpoint *ep, nf_ns_index *idx)
+static void index_drop(nf_endpoint *ep, nf_ns_index *idx)
 {
     nf_dict_delete(ep->namespaces, nf_slice_of(idx->name, idx->name_len));
     nf_dict_free(idx->rooms);
@@ -100,7 +100,7 @@ static void detach(nf_nsconn *nc)
     c->nsconn_count--;
     c->name_bytes -= idx->name_len;
     if (--idx->count == 0)
-        nf_endpoint_drop_index(c->ep, idx);
+        index_drop(c->ep, idx);
     free(nc);
 }
 
@@ -175,8 +175,8 @@ static void leave_rooms_forced(nf_nsconn *nc, bool is_local)
             return;
         memcpy(name, m->room->name, n);
         nf_slice room = nf_slice_of(name, n);
-        nf_notify(c, ns, room, NF_ON_ROOM_LEAVE, (is_local ? NF_INV_LOCAL : 0) | NF_INV_FORCED);
-        nf_notify(c, ns, room, NF_ON_ROOM_LEFT, (is_local ? NF_INV_LOCAL : 0) | NF_INV_FORCED);
+        nf_invocation_notify(c, ns, room, NF_ON_ROOM_LEAVE, (is_local ? NF_INV_LOCAL : 0) | NF_INV_FORCED);
+        nf_invocation_notify(c, ns, room, NF_ON_ROOM_LEFT, (is_local ? NF_INV_LOCAL : 0) | NF_INV_FORCED);
         /* A handler may have left it already; look it up again. */
         m = find_member(nc, room);
         if (m)
@@ -191,9 +191,9 @@ void nf_ns_close_all(nf_conn *c)
     while (!nf_list_empty(&c->nsconns)) {
         nf_nsconn *nc = NF_LIST_ENTRY(c->nsconns.next, nf_nsconn, conn_link);
         leave_rooms_forced(nc, true);
-        nf_notify(c, nf_slice_of(nc->index->name, nc->index->name_len), NF_SLICE_EMPTY, NF_ON_NAMESPACE_DISCONNECT,
+        nf_invocation_notify(c, nf_slice_of(nc->index->name, nc->index->name_len), NF_SLICE_EMPTY, NF_ON_NAMESPACE_DISCONNECT,
                   NF_INV_LOCAL | NF_INV_FORCED);
-        nf_ns_disconnected(nc);   /* its share of the namespace's broker channel */
+        nf_broadcast_ns_disconnected(nc);   /* its share of the namespace's broker channel */
         detach(nc);
     }
 }
@@ -260,8 +260,8 @@ static void connect_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice
      * what follows waits for the client's pong (barrier.c). */
     nf_conn_send_empty_reply(c, req->wait);
     nf_barrier_add(c);
-    nf_ns_connected(nc);
-    nf_notify(c, req->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, 0);
+    nf_broadcast_ns_connected(nc);
+    nf_invocation_notify(c, req->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, 0);
 }
 
 void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary)
@@ -306,7 +306,7 @@ static void disconnect_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_sl
         return;
     }
     leave_rooms_forced(nc, false);
-    nf_ns_disconnected(nc);
+    nf_broadcast_ns_disconnected(nc);
     detach(nc);
     nf_conn_send_empty_reply(c, req->wait);
 }
@@ -342,7 +342,7 @@ static void join_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice er
         return;
     nf_conn_send_empty_reply(c, req->wait);
     nf_barrier_add(c);
-    nf_notify(c, req->ns, req->room, NF_ON_ROOM_JOINED, 0);
+    nf_invocation_notify(c, req->ns, req->room, NF_ON_ROOM_JOINED, 0);
 }
 
 void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
@@ -379,7 +379,7 @@ static void leave_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice e
     if (mem)
         room_remove(nc, mem);
     nf_conn_send_empty_reply(c, req->wait);
-    nf_notify(c, req->ns, req->room, NF_ON_ROOM_LEFT, 0);
+    nf_invocation_notify(c, req->ns, req->room, NF_ON_ROOM_LEFT, 0);
 }
 
 void nf_ns_handle_leave(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
@@ -499,8 +499,8 @@ static void connect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
             names_refused(c);
             err = NF_ERR_NAMES_TOO_LONG;
         } else if (nc) {
-            nf_ns_connected(nc);
-            nf_notify(c, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, NF_INV_LOCAL);
+            nf_broadcast_ns_connected(nc);
+            nf_invocation_notify(c, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, NF_INV_LOCAL);
         }
     }
     forced_done(f, err);
@@ -560,7 +560,7 @@ static const char *forced_name_error(nf_conn *c, nf_slice name)
     return NULL;
 }
 
-void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud)
+void nf_ns_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud)
 {
     const char *err = forced_name_error(c, ns);
     if (err) {
@@ -620,10 +620,10 @@ static void disconnect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     nf_nsconn *nc = nf_conn_namespace(c, f->ns);
     if (nc && !nf_conn_is_closed(c)) {
         leave_rooms_forced(nc, true);
-        nf_notify(c, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_DISCONNECT, NF_INV_LOCAL);
+        nf_invocation_notify(c, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_DISCONNECT, NF_INV_LOCAL);
         nc = nf_conn_namespace(c, f->ns);
         if (nc) {
-            nf_ns_disconnected(nc);
+            nf_broadcast_ns_disconnected(nc);
             detach(nc);
         }
     }
@@ -664,11 +664,11 @@ static void join_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     const char *err = ask_error(st, reply, buf, sizeof buf);
     nf_nsconn *nc = nf_conn_namespace(f->c, f->ns);
     if (err == NULL && nc && !find_member(nc, f->room)) {
-        nf_notify(f->c, f->ns, f->room, NF_ON_ROOM_JOIN, NF_INV_LOCAL);
+        nf_invocation_notify(f->c, f->ns, f->room, NF_ON_ROOM_JOIN, NF_INV_LOCAL);
         nc = nf_conn_namespace(f->c, f->ns);
         int rc = nc && !find_member(nc, f->room) ? room_add(nc, f->room) : -ENOENT;
         if (rc == 0) {
-            nf_notify(f->c, f->ns, f->room, NF_ON_ROOM_JOINED, NF_INV_LOCAL);
+            nf_invocation_notify(f->c, f->ns, f->room, NF_ON_ROOM_JOINED, NF_INV_LOCAL);
         } else if (rc == -ENAMETOOLONG) {   /* other joins came first */
             names_refused(f->c);
             err = NF_ERR_NAMES_TOO_LONG;
@@ -726,12 +726,12 @@ static void leave_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     const char *err = st == NF_ASK_OK ? NULL : ask_error(st, reply, buf, sizeof buf);
     nf_nsconn *nc = nf_conn_namespace(f->c, f->ns);
     if (nc && find_member(nc, f->room) && !nf_conn_is_closed(f->c)) {
-        nf_notify(f->c, f->ns, f->room, NF_ON_ROOM_LEAVE, NF_INV_LOCAL);
+        nf_invocation_notify(f->c, f->ns, f->room, NF_ON_ROOM_LEAVE, NF_INV_LOCAL);
         nc = nf_conn_namespace(f->c, f->ns);
         nf_room_member *m = nc ? find_member(nc, f->room) : NULL;
         if (m) {
             room_remove(nc, m);
-            nf_notify(f->c, f->ns, f->room, NF_ON_ROOM_LEFT, NF_INV_LOCAL);
+            nf_invocation_notify(f->c, f->ns, f->room, NF_ON_ROOM_LEFT, NF_INV_LOCAL);
         }
     }
     forced_done(f, err);
@@ -763,21 +763,6 @@ void nf_nsconn_leave_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud)
 
 /* ---- accessors ------------------------------------------------------------------ */
 
-nf_nsconn *nf_conn_namespace(nf_conn *c, nf_slice ns)
-{
-    NF_LIST_FOREACH(it, &c->nsconns) {
-        nf_nsconn *nc = NF_LIST_ENTRY(it, nf_nsconn, conn_link);
-        if (nf_slice_eq(nf_slice_of(nc->index->name, nc->index->name_len), ns))
-            return nc;
-    }
-    return NULL;
-}
-
-nf_nsconn *nf_conn_namespace_next(nf_conn *c, nf_nsconn *prev)
-{
-    nf_list *next = prev ? prev->conn_link.next : c->nsconns.next;
-    return next == &c->nsconns ? NULL : NF_LIST_ENTRY(next, nf_nsconn, conn_link);
-}
 
 nf_conn *nf_nsconn_conn(nf_nsconn *nc) { return nc->conn; }
 nf_slice nf_nsconn_name(const nf_nsconn *nc) { return nf_slice_of(nc->index->name, nc->index->name_len); }

@@ -70,10 +70,12 @@ typedef struct nf_app_ops {
     /* Writes a connection ID for a new connection into id[0..cap) and returns
      * its length, or NF_ID_DEFAULT (a random UUID v4), or a negative NF_ID_*
      * code: the connection is then refused with a clear "H" text (docs/protocol.md
-     * §17.2.5). The request is available through nf_conn_request(c), the
-     * endpoint through nf_conn_endpoint(c). Any bytes are an ID, used as they
-     * are (the core refuses invalid UTF-8); IDs need not be unique. */
-    long (*generate_id)(void *app, nf_conn *c, char *id, size_t cap);
+     * §17.2.5). It runs before the upgrade: ep is the endpoint the request
+     * names (c joins it only once upgraded, so nf_conn_endpoint(c) is still
+     * NULL); the request is available through nf_conn_request(c). Any bytes
+     * are an ID, used as they are (the core refuses invalid UTF-8); IDs need
+     * not be unique. */
+    long (*generate_id)(void *app, nf_endpoint *ep, nf_conn *c, char *id, size_t cap);
 
     /* Runs a handler. The application MUST call nf_invocation_finish() exactly
      * once for every invocation, synchronously or later (a waiting coroutine).

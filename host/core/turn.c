@@ -91,18 +91,18 @@ int nf_turn_park_frame(nf_conn *c, bool binary, const uint8_t *data, size_t len)
     const nf_limits *lim = &c->host->limits;
     if (t->frames >= lim->max_incoming_queue) {
         nf_conn_limit_hit(c, NF_LIMIT_INBOX, "incoming queue full while a handler waits, closing with 1008");
-        nf_conn_close(c, 1008, NF_SLICE("incoming queue full"));
+        nf_conn_close(c, NF_WS_CLOSE_POLICY, NF_SLICE("incoming queue full"));
         return NF_ENOBUFS;
     }
     if (t->bytes + sizeof(nf_job) + len > bytes_bound(lim)) {
         nf_conn_limit_hit(c, NF_LIMIT_INBOX_BYTES,
                           "incoming queue bytes full while a handler waits, closing with 1008");
-        nf_conn_close(c, 1008, NF_SLICE("incoming queue full"));
+        nf_conn_close(c, NF_WS_CLOSE_POLICY, NF_SLICE("incoming queue full"));
         return NF_ENOBUFS;
     }
     nf_job *j = malloc(sizeof *j + len);
     if (j == NULL) {
-        nf_conn_close(c, 1011, NF_SLICE("out of memory"));
+        nf_conn_close(c, NF_WS_CLOSE_INTERNAL, NF_SLICE("out of memory"));
         return NF_ENOMEM;
     }
     memset(j, 0, sizeof *j);

@@ -99,6 +99,14 @@ int nf_ws_ping(nf_ws *ws, const void *payload, size_t len);
  * held bytes to the output when it wants them written. */
 void nf_ws_hold_output(nf_ws *ws, struct evbuffer *held);
 
+/* The close status codes the server sends (RFC 6455 7.4.1). */
+enum {
+    NF_WS_CLOSE_NORMAL = 1000,       /* the purpose is fulfilled (a refused handshake) */
+    NF_WS_CLOSE_GOING_AWAY = 1001,   /* shutdown, endpoint removed, read timeout */
+    NF_WS_CLOSE_POLICY = 1008,       /* a limit or the protocol was broken */
+    NF_WS_CLOSE_INTERNAL = 1011      /* the server failed (out of memory) */
+};
+
 /* Queues a close frame (code, reason <= 123 bytes). */
 void nf_ws_close(nf_ws *ws, uint16_t code, const char *reason, size_t reason_len);
 
