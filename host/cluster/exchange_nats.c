@@ -366,11 +366,13 @@ static void nats_unsubscribe(void *t, nf_slice subject)
 static int nats_publish(void *t, nf_slice subject, nf_slice payload)
 {
     nats_x *x = t;
-    if (x->state != NATS_UP || payload.len > x->server_max_payload)
-        return -1;
+    if (x->state != NATS_UP)
+        return NF_EAGAIN;
+    if (payload.len > x->server_max_payload)
+        return NF_EINVAL;
     struct evbuffer *out = bufferevent_get_output(x->bev);
     if (evbuffer_get_length(out) > NF_BUS_MAX_PENDING_BYTES)
-        return -1;
+        return NF_EAGAIN;
     evbuffer_add_printf(out, "PUB %.*s %zu\r\n", (int)subject.len, subject.ptr, payload.len);
     evbuffer_add(out, payload.ptr, payload.len);
     evbuffer_add(out, "\r\n", 2);

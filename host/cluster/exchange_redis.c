@@ -211,9 +211,9 @@ static int redis_publish(void *t, nf_slice channel, nf_slice payload)
 {
     redis_x *x = t;
     if (!x->pub.up || sdslen(x->pub.ac->c.obuf) > NF_BUS_MAX_PENDING_BYTES)
-        return -1;
+        return NF_EAGAIN;
     return redisAsyncCommand(x->pub.ac, NULL, NULL, "PUBLISH %b %b", channel.ptr, channel.len, payload.ptr,
-                             payload.len) == REDIS_OK ? 0 : -1;
+                             payload.len) == REDIS_OK ? 0 : NF_EAGAIN;
 }
 
 static void redis_free(void *t)
