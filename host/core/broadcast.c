@@ -30,19 +30,19 @@ static bool excluded(const nf_broadcast *b, const nf_conn *c)
 {
     if (b->except == c)
         return true;
-    return b->except_id.len && nf_slice_eq(b->except_id, nf_slice_of(c->id, c->id_len));
+    return b->except_id.len && nf_slice_eq(b->except_id, nf_conn_id(c));
 }
 
 static void deliver(fanout *f, nf_conn *c)
 {
-    if (excluded(f->b, c) || !nf_conn_can_write(c) || c->state != NF_CONN_READY || !nf_conn_output_has_room(c))
+    if (excluded(f->b, c) || !nf_conn_can_write(c) || !nf_conn_is_acknowledged(c) || !nf_conn_output_has_room(c))
         return;
     if (f->frame == NULL) {
         f->frame = nf_shared_frame_new(f->binary, nf_msg_serialized_len(&f->msg), fill_msg, &f->msg);
         if (f->frame == NULL)
             return;
     }
-    if (nf_ws_send_shared(c->ws, f->frame) == 0)
+    if (nf_ws_send_shared(nf_conn_ws(c), f->frame) == 0)
         f->delivered++;
 }
 
@@ -265,14 +265,14 @@ void nf_broadcast_ask(nf_endpoint *ep, bool remote, nf_slice to, nf_slice ns, nf
 
 void nf_broadcast_ns_connected(nf_nsconn *nc)
 {
-    nf_exchange *x = nc->conn->host->exchange;
+    nf_exchange *x = nf_conn_host(nc->conn)->exchange;
     if (x)
-        nf_exchange_subscribe(x, nc->conn->ep, nf_nsconn_name(nc));
+        nf_exchange_subscribe(x, nf_conn_endpoint(nc->conn), nf_nsconn_name(nc));
 }
 
 void nf_broadcast_ns_disconnected(nf_nsconn *nc)
 {
-    nf_exchange *x = nc->conn->host->exchange;
+    nf_exchange *x = nf_conn_host(nc->conn)->exchange;
     if (x)
-        nf_exchange_unsubscribe(x, nc->conn->ep, nf_nsconn_name(nc));
+        nf_exchange_unsubscribe(x, nf_conn_endpoint(nc->conn), nf_nsconn_name(nc));
 }

@@ -775,8 +775,10 @@ nf_nsconn *nf_conn_namespace_next(nf_conn *c, nf_nsconn *prev)
 void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud) { nf_ns_connect(c, ns, cb, ud); }
 
 struct evbuffer *nf_conn_input(nf_conn *c) { return bufferevent_get_input(c->bev); }
-struct evbuffer *nf_conn_output(nf_conn *c) { return bufferevent_get_output(c->bev); }
+struct evbuffer *nf_conn_output(nf_conn *c) { return c->bev ? bufferevent_get_output(c->bev) : NULL; }
 nf_host *nf_conn_host(const nf_conn *c) { return c->host; }
+nf_ws *nf_conn_ws(const nf_conn *c) { return c->ws; }
+bool nf_conn_is_handshaking(const nf_conn *c) { return c->state == NF_CONN_OPEN || c->state == NF_CONN_CONNECTING; }
 
 void nf_conn_set_request(nf_conn *c, nf_request *req)
 {

@@ -96,11 +96,11 @@ static const char *refusal_text(long code)
 
 int nf_ids_assign(nf_conn *c, nf_endpoint *ep)
 {
-    size_t cap = c->host->limits.max_id_bytes;
+    size_t cap = nf_conn_host(c)->limits.max_id_bytes;
     char *id = malloc(cap + 1 > UUID_LEN + 1 ? cap + 1 : UUID_LEN + 1);
     if (id == NULL)
         return NF_ENOMEM;
-    long n = c->host->ops->generate_id ? c->host->ops->generate_id(c->host->app, ep, c, id, cap) : NF_ID_DEFAULT;
+    long n = nf_conn_host(c)->ops->generate_id ? nf_conn_host(c)->ops->generate_id(nf_conn_host(c)->app, ep, c, id, cap) : NF_ID_DEFAULT;
     if (n > (long)cap)
         n = NF_ID_TOO_LONG;
     else if (n > 0 && !utf8_valid((const unsigned char *)id, (size_t)n))
@@ -127,7 +127,7 @@ int nf_ids_assign(nf_conn *c, nf_endpoint *ep)
 
 int nf_ids_add(nf_conn *c)
 {
-    nf_endpoint *ep = c->ep;
+    nf_endpoint *ep = nf_conn_endpoint(c);
     nf_slice id = nf_slice_of(c->id, c->id_len);
     nf_id_group *g = nf_dict_get(ep->by_id, id);
     if (g == NULL) {
@@ -153,10 +153,10 @@ void nf_ids_remove(nf_conn *c)
     if (!nf_list_linked(&c->id_link))
         return;
     nf_slice id = nf_slice_of(c->id, c->id_len);
-    nf_id_group *g = nf_dict_get(c->ep->by_id, id);
+    nf_id_group *g = nf_dict_get(nf_conn_endpoint(c)->by_id, id);
     nf_list_remove(&c->id_link);
     if (g && --g->count == 0) {
-        nf_dict_delete(c->ep->by_id, id);
+        nf_dict_delete(nf_conn_endpoint(c)->by_id, id);
         free(g);
     }
 }

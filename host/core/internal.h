@@ -227,8 +227,13 @@ void nf_conn_drain(nf_conn *c);
 void nf_conn_shutdown(nf_conn *c);
 /* The HTTP phase (host.c) reads and answers through these. */
 struct evbuffer *nf_conn_input(nf_conn *c);
+/* The socket's output; NULL once the socket is gone (teardown). */
 struct evbuffer *nf_conn_output(nf_conn *c);
 nf_host *nf_conn_host(const nf_conn *c);
+/* The WebSocket, NULL before the upgrade and after teardown. */
+nf_ws *nf_conn_ws(const nf_conn *c);
+/* Upgraded, handshake not done: waiting for "M" or running on_connect. */
+bool nf_conn_is_handshaking(const nf_conn *c);
 /* c keeps req (freed with c). */
 void nf_conn_set_request(nf_conn *c, nf_request *req);
 /* Frames pipelined behind the upgrade request: read them (deferred). */
@@ -299,6 +304,10 @@ void nf_turn_clear(nf_conn *c);
 /* Is the handler running now one of c's (a forced action it asks for is
  * part of its turn)? */
 bool nf_turn_is_current(nf_conn *c);
+/* Around a forced action's completion callback: what it asks of c next is
+ * part of the turn (nf_turn_is_current). */
+void nf_turn_completion_begin(nf_conn *c);
+void nf_turn_completion_end(nf_conn *c);
 
 /* barrier.c: output held after a connect/join reply until the pong */
 void nf_barrier_add(nf_conn *c);

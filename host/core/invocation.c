@@ -89,7 +89,7 @@ nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, const nf_m
     inv->kind = kind;
     inv->flags = flags;
     inv->conn = c;
-    inv->ep = c->ep;
+    inv->ep = nf_conn_endpoint(c);
     nf_conn_ref(c);
     char *w = inv->storage;
     w = keep(w, m->wait, &inv->msg.wait);
@@ -112,7 +112,7 @@ void *nf_invocation_cont_ud(const nf_invocation *inv) { return inv->cont_ud; }
 
 void nf_invocation_run(nf_invocation *inv)
 {
-    nf_host *h = inv->conn->host;
+    nf_host *h = nf_conn_host(inv->conn);
     h->metrics.handler_runs++;
     nf_turn_hold(inv->conn);       /* every run holds its connection's turn (turn.c) */
     nf_host_handler_enter(h);
@@ -126,7 +126,7 @@ void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data
     /* The body was lent for invoke() only; a late finish must not see it. */
     inv->msg.body = NF_SLICE_EMPTY;
     if (result == NF_RESULT_ERROR)
-        c->host->metrics.handler_errors++;
+        nf_conn_host(c)->metrics.handler_errors++;
     if (inv->cont)
         inv->cont(inv, result, data, len);   /* may chain a run into the same turn */
     nf_turn_release(c);

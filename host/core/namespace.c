@@ -33,7 +33,7 @@ static void name_refused(nf_conn *c)
 /* Would a connection holding `len` more bytes of names stay in bounds? */
 static bool names_fit(const nf_conn *c, size_t len)
 {
-    return len <= c->host->limits.max_name_bytes_per_conn - c->name_bytes;
+    return len <= nf_conn_host(c)->limits.max_name_bytes_per_conn - c->name_bytes;
 }
 
 static void names_refused(nf_conn *c)
@@ -76,7 +76,7 @@ static void index_drop(nf_endpoint *ep, nf_ns_index *idx)
 
 nf_nsconn *nf_ns_attach(nf_conn *c, nf_slice ns)
 {
-    nf_ns_index *idx = index_get(c->ep, ns, true);
+    nf_ns_index *idx = index_get(nf_conn_endpoint(c), ns, true);
     nf_nsconn *nc = idx ? calloc(1, sizeof *nc) : NULL;
     if (nc == NULL)
         return NULL;
@@ -100,7 +100,7 @@ static void detach(nf_nsconn *nc)
     c->nsconn_count--;
     c->name_bytes -= idx->name_len;
     if (--idx->count == 0)
-        index_drop(c->ep, idx);
+        index_drop(nf_conn_endpoint(c), idx);
     free(nc);
 }
 
@@ -209,7 +209,7 @@ static void reply_error(nf_conn *c, const nf_msg *req, nf_slice text, bool binar
 
 bool nf_ns_admit_names(nf_conn *c, const nf_msg *m, bool binary)
 {
-    if (nf_ns_check_names(c->host, m->ns, m->room, m->event) == 0)
+    if (nf_ns_check_names(nf_conn_host(c), m->ns, m->room, m->event) == 0)
         return true;
     name_refused(c);
     /* Answered like the other refusals ("too many rooms") when the client
@@ -231,7 +231,7 @@ static void system_decided(nf_invocation *inv, nf_result result, const char *dat
     decided_fn fn = (decided_fn)nf_invocation_cont_ud(inv);
     /* Still in the request's turn: the notification fn starts (e.g.
      * OnNamespaceConnected) belongs to it, and the next frame waits for it. */
-    if (c->state == NF_CONN_READY)
+    if (nf_conn_is_acknowledged(c))
         fn(c, nf_invocation_msg(inv), result, nf_slice_of(data, len), nf_invocation_is_binary(inv));
 }
 
@@ -272,11 +272,11 @@ void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary)
         nf_conn_send_empty_reply(c, m->wait);
         return;
     }
-    if (!c->host->ops->has_namespace(c->host->app, c->ep, m->ns)) {
+    if (!nf_conn_host(c)->ops->has_namespace(nf_conn_host(c)->app, nf_conn_endpoint(c), m->ns)) {
         reply_error(c, m, NF_SLICE(NF_ERR_BAD_NAMESPACE), binary);
         return;
     }
-    if (c->nsconn_count >= c->host->limits.max_namespaces_per_conn) {
+    if (c->nsconn_count >= nf_conn_host(c)->limits.max_namespaces_per_conn) {
         nf_conn_limit_hit(c, NF_LIMIT_NAMESPACES, "namespaces per connection");
         reply_error(c, m, NF_SLICE("too many namespaces"), binary);
         return;
@@ -353,7 +353,7 @@ void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
         nf_conn_send_empty_reply(c, m->wait);
         return;
     }
-    if (nc->room_count >= c->host->limits.max_rooms_per_conn) {
+    if (nc->room_count >= nf_conn_host(c)->limits.max_rooms_per_conn) {
         nf_conn_limit_hit(c, NF_LIMIT_ROOMS, "rooms per namespace connection");
         reply_error(c, m, NF_SLICE("too many rooms"), binary);
         return;
@@ -437,10 +437,10 @@ static void forced_done(forced *f, const char *err)
     nf_conn *c = f->c;
     /* What the callback asks of c next (ns:leave_all's next leave) is part
      * of this turn too: nf_turn_is_current says so. */
-    c->turn.completing++;
+    nf_turn_completion_begin(c);
     if (f->cb)
         f->cb(f->ud, err, err ? strlen(err) : 0);
-    c->turn.completing--;
+    nf_turn_completion_end(c);
     if (f->held)
         nf_turn_release(c);
     nf_conn_unref(c);
@@ -491,7 +491,7 @@ static void connect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     char buf[512];
     const char *err = ask_error(st, reply, buf, sizeof buf);
     nf_conn *c = f->c;
-    if (err == NULL && c->state == NF_CONN_READY && nf_conn_namespace(c, f->ns) == NULL) {
+    if (err == NULL && nf_conn_is_acknowledged(c) && nf_conn_namespace(c, f->ns) == NULL) {
         /* Checked when asked for, but other connects may have come first. */
         bool fits = names_fit(c, f->ns.len);
         nf_nsconn *nc = fits ? nf_ns_attach(c, f->ns) : NULL;
@@ -516,7 +516,7 @@ static void connect_locally_decided(nf_invocation *inv, nf_result result, const 
         forced_done(f, len ? buf : "error");
         return;
     }
-    if (c->state != NF_CONN_READY) {
+    if (!nf_conn_is_acknowledged(c)) {
         forced_done(f, NF_ERR_WRITE);
         return;
     }
@@ -527,7 +527,7 @@ static void connect_locally_decided(nf_invocation *inv, nf_result result, const 
 static void start_forced_connect(forced *f)
 {
     nf_conn *c = f->c;
-    if (c->state != NF_CONN_READY) {
+    if (!nf_conn_is_acknowledged(c)) {
         forced_done(f, NF_ERR_WRITE);
         return;
     }
@@ -549,7 +549,7 @@ static void start_forced_connect(forced *f)
 /* The bounds of a name a forced action would add: NULL or the error text. */
 static const char *forced_name_error(nf_conn *c, nf_slice name)
 {
-    if (name.len > c->host->limits.max_name_bytes) {
+    if (name.len > nf_conn_host(c)->limits.max_name_bytes) {
         name_refused(c);
         return NF_ERR_NAME_TOO_LONG;
     }
@@ -574,7 +574,7 @@ void nf_ns_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud)
             cb(ud, "out of memory", 13);
         return;
     }
-    if (c->state < NF_CONN_READY && c->state != NF_CONN_HTTP) {
+    if (nf_conn_is_handshaking(c)) {
         /* Before "A": sent right after it (docs/protocol.md §17.2.6). Keep call order. */
         forced **tail = (forced **)&c->deferred;
         while (*tail)
@@ -691,7 +691,7 @@ static void start_forced_join(forced *f)
         forced_done(f, NULL);
         return;
     }
-    if (nc->room_count >= c->host->limits.max_rooms_per_conn) {
+    if (nc->room_count >= nf_conn_host(c)->limits.max_rooms_per_conn) {
         nf_conn_limit_hit(c, NF_LIMIT_ROOMS, "rooms per namespace connection");
         forced_done(f, "too many rooms");
         return;
