@@ -203,7 +203,9 @@ typedef struct nf_endpoint_config {
     unsigned write_timeout_ms;   /* 0 = none; output pending longer than this closes the conn */
 } nf_endpoint_config;
 
-/* Mounts an endpoint at path (e.g. "/echo"). Returns NULL if the path is taken. */
+/* Mounts an endpoint at path (e.g. "/echo"). Returns NULL if the path is
+ * taken or memory ran out (an exception to errors.h's rule, kept for its
+ * callers; nf_host_find_endpoint tells the two apart). */
 nf_endpoint *nf_host_add_endpoint(nf_host *h, const char *path, const nf_endpoint_config *cfg);
 nf_endpoint *nf_host_find_endpoint(nf_host *h, const char *path);
 /* Changes an endpoint's configuration in place (used by reload). */
@@ -341,7 +343,8 @@ nf_slice nf_nsconn_name(const nf_nsconn *nc);
 void *nf_nsconn_app_data(const nf_nsconn *nc);
 void nf_nsconn_set_app_data(nf_nsconn *nc, void *data);
 
-/* Sends ";ns;room;event;0;0;body". Returns 0 or -1 (closed, queue full). */
+/* Sends ";ns;room;event;0;0;body" (docs/protocol.md §4). Returns 0, NF_EPIPE
+ * (closed, or the outgoing queue full: then closing with 1008), NF_ENOMEM. */
 int nf_nsconn_emit(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, bool binary);
 
 /* Asks the client: sends "N;ns;room;event;0;0;body" with a server token and
