@@ -1,6 +1,7 @@
 /* watch.c - see watch.h. */
 #include "watch.h"
 
+#include "clock.h"
 #include "errors.h"
 
 #include <errno.h>
@@ -406,7 +407,7 @@ static void on_quiet(evutil_socket_t fd, short what, void *ud)
      * several files in a row): its close will start a new quiet period.
      * Check again then, or when the oldest write is too old to wait for. */
     if (nf_watch_writing(w)) {
-        struct timeval tv = { NF_WATCH_MAX_WRITE_MS / 1000, (NF_WATCH_MAX_WRITE_MS % 1000) * 1000 };
+        struct timeval tv = nf_clock_timeval(NF_WATCH_MAX_WRITE_MS);
         event_add(w->debounce, &tv);
         return;
     }

@@ -31,6 +31,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clock.h"
 #include "exchange_bus.h"
 #include "internal.h"
 #include "log.h"
@@ -76,7 +77,7 @@ static void nats_connect(nats_x *x);
 
 static void arm(struct event *ev, unsigned ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct timeval tv = nf_clock_timeval(ms);
     evtimer_add(ev, &tv);
 }
 

@@ -27,6 +27,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
 #include "exchange_bus.h"
 #include "internal.h"
 #include "log.h"
@@ -64,7 +65,7 @@ static void update_connected(redis_x *x) { nf_bus_set_connected(x->bus, x->sub.u
 
 static void arm(redis_link *l, unsigned ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct timeval tv = nf_clock_timeval(ms);
     evtimer_add(l->timer, &tv);
 }
 

@@ -86,7 +86,7 @@ void nf_ask_send(nf_conn *c, nf_slice ns, nf_slice room, nf_slice event, nf_slic
     c->ask_count++;
     unsigned ms = timeout_ms ? timeout_ms : nf_conn_host(c)->limits.ask_timeout_ms;
     p->deadline_ms = nf_now_ms() + ms;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    struct timeval tv = nf_clock_timeval(ms);
     evtimer_add(p->timer, &tv);
     nf_msg m = { .wait = nf_slice_of(token, tlen), .ns = ns, .room = room, .event = event, .body = body };
     nf_conn_host(c)->metrics.asks_sent++;

@@ -70,7 +70,7 @@ nf_host *nf_host_new(struct event_base *base, const nf_limits *limits, const nf_
         nf_host_free(h);
         return NULL;
     }
-    struct timeval tv = { 0, SWEEP_INTERVAL_MS * 1000 };
+    struct timeval tv = nf_clock_timeval(SWEEP_INTERVAL_MS);
     event_add(h->sweep, &tv);
     return h;
 }
@@ -321,7 +321,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
         h->metrics.accept_other++;
     evconnlistener_disable(l);
     h->metrics.accept_paused = 1;
-    struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+    struct timeval tv = nf_clock_timeval(ACCEPT_PAUSE_MS);
     event_add(h->accept_resume, &tv);
     h->accept_failures++;
     uint64_t now = nf_now_ms();
@@ -594,7 +594,7 @@ void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *
     NF_LIST_FOREACH_SAFE(it, tmp, &h->conns) {
         nf_conn_shutdown(NF_LIST_ENTRY(it, nf_conn, host_link));
     }
-    struct timeval tv = { (time_t)(grace_ms / 1000), (suseconds_t)(grace_ms % 1000) * 1000 };
+    struct timeval tv = nf_clock_timeval(grace_ms);
     if (h->ws_count == 0)
         tv = (struct timeval){ 0, 0 };
     evtimer_add(h->drain_timer, &tv);
@@ -700,7 +700,7 @@ int nf_host_sweep_every(nf_host *h, unsigned ms)
     event_del(h->sweep);
     if (ms == 0)
         return 0;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    struct timeval tv = nf_clock_timeval(ms);
     return event_add(h->sweep, &tv) == 0 ? 0 : -ENOMEM;
 }
 

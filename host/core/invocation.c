@@ -6,7 +6,13 @@
  * the reply, mark the namespace connected, send "A", and so on. The
  * invocation keeps its own copies of the token and names, since the frame it
  * came from is gone by the time a waiting handler finishes; the body is only
- * lent for the duration of invoke(). */
+ * lent for the duration of invoke().
+ *
+ * Owns: nf_invocation (opaque to everything else), from nf_invocation_new
+ * to nf_invocation_finish, which frees it (back to a small pool). An
+ * invocation holds a reference to its connection and one hold of the
+ * connection's turn while it runs; finish gives both back. How it came
+ * about is a set of named flags (NF_INV_*), fixed at creation. */
 #include "internal.h"
 
 #include <stdlib.h>
