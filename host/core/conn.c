@@ -371,9 +371,10 @@ static void event_done(nf_invocation *inv, nf_result result, const char *data, s
     }
 }
 
-static void run_event(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary, bool native)
+/* flags: NF_INV_NATIVE, NF_INV_BINARY (the client's event: never local). */
+static void run_event(nf_conn *c, const nf_msg *m, unsigned flags)
 {
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, m, (native ? NF_INV_NATIVE : 0) | (binary ? NF_INV_BINARY : 0));
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, m, flags);
     if (inv == NULL)
         return;
     nf_invocation_set_cont(inv, event_done, NULL);
@@ -388,7 +389,7 @@ static void run_native(nf_conn *c, bool binary, const char *data, size_t len)
         return;
     }
     nf_msg m = { .ns = NF_SLICE_EMPTY, .event = NF_SLICE(NF_ON_NATIVE_MESSAGE), .body = nf_slice_of(data, len) };
-    run_event(c, nc, &m, binary, true);
+    run_event(c, &m, NF_INV_NATIVE | (binary ? NF_INV_BINARY : 0));
 }
 
 static bool is_event(const nf_msg *m, const char *name) { return nf_slice_eq_cstr(m->event, name); }
@@ -445,7 +446,7 @@ void nf_conn_dispatch(nf_conn *c, bool binary, const char *data, size_t len)
         }
         return;
     }
-    run_event(c, nc, &m, binary, false);
+    run_event(c, &m, binary ? NF_INV_BINARY : 0);
 }
 
 /* The turn has ended (or may have): start what waits. */

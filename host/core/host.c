@@ -516,7 +516,8 @@ void nf_host_http_read(nf_conn *c)
         return;
     if (st != NF_HTTP_OK) {
         int code = nf_http_status_code(st);
-        nf_refusal(h, NF_REFUSED_BAD_REQUEST, nf_conn_remote_addr(c), "bad HTTP request (%d %s)", code, nf_http_reason(code));
+        nf_refusal(h, NF_REFUSED_BAD_REQUEST, nf_conn_remote_addr(c), "bad HTTP request (%d %s)", code,
+                   nf_http_reason(code));
         evbuffer_drain(in, avail);
         http_answer(c, code, NULL, "text/plain; charset=utf-8", nf_http_reason(code), false);
         return;

@@ -96,11 +96,12 @@ static const char *refusal_text(long code)
 
 int nf_ids_assign(nf_conn *c, nf_endpoint *ep)
 {
-    size_t cap = nf_conn_host(c)->limits.max_id_bytes;
+    nf_host *h = nf_conn_host(c);
+    size_t cap = h->limits.max_id_bytes;
     char *id = malloc(cap + 1 > UUID_LEN + 1 ? cap + 1 : UUID_LEN + 1);
     if (id == NULL)
         return NF_ENOMEM;
-    long n = nf_conn_host(c)->ops->generate_id ? nf_conn_host(c)->ops->generate_id(nf_conn_host(c)->app, ep, c, id, cap) : NF_ID_DEFAULT;
+    long n = h->ops->generate_id ? h->ops->generate_id(h->app, ep, c, id, cap) : NF_ID_DEFAULT;
     if (n > (long)cap)
         n = NF_ID_TOO_LONG;
     else if (n > 0 && !utf8_valid((const unsigned char *)id, (size_t)n))

@@ -191,8 +191,8 @@ void nf_ns_close_all(nf_conn *c)
     while (!nf_list_empty(&c->nsconns)) {
         nf_nsconn *nc = NF_LIST_ENTRY(c->nsconns.next, nf_nsconn, conn_link);
         leave_rooms_forced(nc, true);
-        nf_invocation_notify(c, nf_slice_of(nc->index->name, nc->index->name_len), NF_SLICE_EMPTY, NF_ON_NAMESPACE_DISCONNECT,
-                  NF_INV_LOCAL | NF_INV_FORCED);
+        nf_invocation_notify(c, nf_slice_of(nc->index->name, nc->index->name_len), NF_SLICE_EMPTY,
+                             NF_ON_NAMESPACE_DISCONNECT, NF_INV_LOCAL | NF_INV_FORCED);
         nf_broadcast_ns_disconnected(nc);   /* its share of the namespace's broker channel */
         detach(nc);
     }
@@ -235,9 +235,9 @@ static void system_decided(nf_invocation *inv, nf_result result, const char *dat
         fn(c, nf_invocation_msg(inv), result, nf_slice_of(data, len), nf_invocation_is_binary(inv));
 }
 
-static void decide(nf_conn *c, nf_nsconn *nc, const nf_msg *req, bool binary, decided_fn fn)
+static void decide(nf_conn *c, const nf_msg *req, bool binary, decided_fn fn)
 {
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, req, (binary ? NF_INV_BINARY : 0));
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, req, binary ? NF_INV_BINARY : 0);
     if (inv == NULL)
         return;
     nf_invocation_set_cont(inv, system_decided, (void *)fn);
@@ -291,7 +291,7 @@ void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary)
     nf_nsconn *nc = nf_ns_attach(c, m->ns);
     if (nc == NULL)
         return;
-    decide(c, nc, m, binary, connect_decided);
+    decide(c, m, binary, connect_decided);
 }
 
 static void disconnect_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
@@ -320,7 +320,7 @@ void nf_ns_handle_disconnect(nf_conn *c, const nf_msg *m, bool binary)
         nf_conn_send_empty_reply(c, m->wait);
         return;
     }
-    decide(c, nc, m, binary, disconnect_decided);
+    decide(c, m, binary, disconnect_decided);
 }
 
 static void join_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
@@ -363,7 +363,7 @@ void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
         reply_error(c, m, NF_SLICE(NF_ERR_NAMES_TOO_LONG), binary);
         return;
     }
-    decide(c, nc, m, binary, join_decided);
+    decide(c, m, binary, join_decided);
 }
 
 static void leave_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
@@ -394,7 +394,7 @@ void nf_ns_handle_leave(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
      * that decides is _OnRoomLeave. */
     nf_msg req = *m;
     req.event = NF_SLICE(NF_ON_ROOM_LEAVE);
-    decide(c, nc, &req, binary, leave_decided);
+    decide(c, &req, binary, leave_decided);
 }
 
 /* ---- server-forced actions ---------------------------------------------------------- */
