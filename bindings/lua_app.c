@@ -537,9 +537,9 @@ static nf_invocation *app_current(void *app) { return lrun_current_invocation(ap
 const nf_app_ops *nf_lua_ops(void)
 {
     static const nf_app_ops ops = {
-        .has_namespace = lrun_has_namespace,
-        .generate_id = lrun_generate_id,
-        .invoke = lrun_invoke,
+        .has_namespace = linvoke_has_namespace,
+        .generate_id = lids_generate,
+        .invoke = linvoke_run,
         .conn_freed = app_conn_freed,
         .current = app_current,
         .refused = lrun_refused,

@@ -288,7 +288,7 @@ static void connect_done(void *ud, const char *err, size_t errlen)
     lua_State *T = lrun_result_state(r);
     int n;
     if (err) {
-        n = lrun_push_error(T, err, errlen);
+        n = lmsg_push_error(T, err, errlen);
     } else {
         lconn_push(T, w->c);
         lns_push(T, -1, w->ns);

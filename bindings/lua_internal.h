@@ -2,7 +2,11 @@
  *
  * Files, one idea each:
  *   lua_app.c      state, load + validate + swap, reload, endpoints
- *   lua_invoke.c   nf_app_ops: handler runs in coroutines, waits, results
+ *   lua_run.c      the coroutine engine: runs of app code, waits, results
+ *   lua_invoke.c   nf_app_ops: which handler an event runs, and starting it
+ *   lua_ids.c      connection IDs from the app's id(req)
+ *   lua_message.c  the msg table, nil + err results
+ *   lua_ask.c      the end of a Lua ask: resumes its handler
  *   lua_conn.c     the conn userdata, the request table, the per-conn store
  *   lua_nsconn.c   the ns and room userdata
  *   lua_server.c   the server userdata (one per endpoint)
@@ -89,11 +93,15 @@ void lsb_lock_metatable(lua_State *L, int idx);
 void lpat_open(lua_State *L);
 static inline nf_lua_app *lapp_of(lua_State *L) { return *(nf_lua_app **)lua_getextraspace(L); }
 
-/* ---- lua_invoke.c ---- */
+/* ---- lua_run.c: the coroutine engine ---- */
 extern char lrun_yield_tag;   /* its address tags host waits */
-void lrun_invoke(void *app, nf_invocation *inv);
-long lrun_generate_id(void *app, nf_conn *c, char *id, size_t cap);
-bool lrun_has_namespace(void *app, nf_endpoint *ep, nf_slice ns);
+/* A run of app code in a coroutine from the pool: inv (NULL for timers) is
+ * finished exactly once when the run ends; c (or NULL) is referenced while
+ * it lives. `label` names it in logs. NULL when out of memory. */
+lrun *lrun_new(nf_lua_app *a, nf_invocation *inv, nf_conn *c, const char *label, size_t labellen);
+/* The run's thread: push the function, then its nargs arguments, on it. */
+lua_State *lrun_thread(lrun *r);
+void lrun_start(lrun *r, int nargs);
 /* Starts fn (at the top of a's main stack, popped) in a new run without an
  * invocation: timers. `label` names it in logs. */
 void lrun_spawn(nf_lua_app *a, const char *label);
@@ -124,13 +132,35 @@ void lrun_set_sleep(lrun *r, struct event *ev);
 void lrun_abort_sleepers(nf_lua_app *a);
 void lrun_pool_free(nf_lua_app *a);
 void lrun_forget_all(nf_lua_app *a);   /* after the host is freed */
-/* Builds the msg table for a reply of an ask. */
-void lrun_push_msg(lua_State *L, const nf_msg *m, bool binary, bool local, bool forced, bool native);
-/* Pushes nil, text for an ask that failed. */
-int lrun_push_ask_failure(lua_State *L, nf_ask_status st, const nf_msg *reply);
+
+/* ---- lua_invoke.c: nf_app_ops.invoke / has_namespace ---- */
+void linvoke_run(void *app, nf_invocation *inv);
+bool linvoke_has_namespace(void *app, nf_endpoint *ep, nf_slice ns);
+
+/* ---- lua_ids.c: nf_app_ops.generate_id ---- */
+long lids_generate(void *app, nf_endpoint *ep, nf_conn *c, char *id, size_t cap);
+
+/* ---- lua_message.c ---- */
+/* Builds the msg table of m; flags a set of nf_invocation_flag (binary,
+ * is_local, is_forced, is_native). */
+void lmsg_push(lua_State *L, const nf_msg *m, unsigned flags);
+/* Pushes nil, text for an ask that failed; returns 2. */
+int lmsg_push_ask_failure(lua_State *L, nf_ask_status st, const nf_msg *reply);
 /* Pushes nil, err (an empty err becomes "error"); returns 2. */
-int lrun_push_error(lua_State *L, const char *err, size_t errlen);
-void lrun_ask_done(void *ud, nf_ask_status st, const nf_msg *reply);
+int lmsg_push_error(lua_State *L, const char *err, size_t errlen);
+
+/* ---- lua_ask.c ---- */
+/* The nf_ask_cb of every Lua ask; ud is its lwait (freed here). */
+void lask_done(void *ud, nf_ask_status st, const nf_msg *reply);
+
+/* Fields of app tables are read raw: a metamethod would run app code
+ * outside any protected call. Pushes the field; returns its type. */
+static inline int lapp_rawget_str(lua_State *L, int idx, const char *k, size_t len)
+{
+    idx = lua_absindex(L, idx);
+    lua_pushlstring(L, k, len);
+    return lua_rawget(L, idx);
+}
 
 /* An operation in flight: what its callback needs to build the results.
  * Holds a reference on the connection until freed. */

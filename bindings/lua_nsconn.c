@@ -129,7 +129,7 @@ static int ask(lua_State *L, nf_slice room, const char *what)
         return push_write_closed(L);
     lwait *w = lwait_begin(L, what, n.c, n.name, room);
     lrun *r = w->r;   /* w may be gone once the action completes */
-    nf_nsconn_ask(n.nc, w->room, event, body, binary, timeout, lrun_ask_done, w);
+    nf_nsconn_ask(n.nc, w->room, event, body, binary, timeout, lask_done, w);
     return lrun_wait(L, r);
 }
 
@@ -175,7 +175,7 @@ static void join_done(void *ud, const char *err, size_t errlen)
     lua_State *T = lrun_result_state(r);
     int n = 1;
     if (err) {
-        n = lrun_push_error(T, err, errlen);
+        n = lmsg_push_error(T, err, errlen);
     } else {
         push_ns_of(T, w);
         lroom_push(T, -1, w->room);
@@ -238,7 +238,7 @@ static void leave_done_common(void *ud, const char *err, size_t errlen, bool all
     if (err || !all) {
         lua_State *T = lrun_result_state(r);
         int n = 1;
-        if (err) n = lrun_push_error(T, err, errlen);
+        if (err) n = lmsg_push_error(T, err, errlen);
         else lua_pushboolean(T, 1);
         lwait_free(w);
         lrun_deliver(r, n);
@@ -268,7 +268,7 @@ static void leave_next(lwait *w, bool all)
     lwait_free(w);
     if (!next) {
         lua_State *T = lrun_result_state(r);
-        lrun_deliver(r, lrun_push_error(T, "out of memory", 13));
+        lrun_deliver(r, lmsg_push_error(T, "out of memory", 13));
         return;
     }
     nf_nsconn_leave_room(nc, next->room, all ? leave_all_done : leave_one_done, next);
@@ -295,7 +295,7 @@ static void disconnect_done(void *ud, const char *err, size_t errlen)
     lrun *r = w->r;
     lua_State *T = lrun_result_state(r);
     int n = 1;
-    if (err) n = lrun_push_error(T, err, errlen);
+    if (err) n = lmsg_push_error(T, err, errlen);
     else lua_pushboolean(T, 1);
     lwait_free(w);
     lrun_deliver(r, n);

@@ -18,7 +18,7 @@
  *    own metatables are locked (lsb_lock_metatable), since Lua runs __gc
  *    with hooks off at whatever moment the collector picks;
  *  - __close handlers: a handler runs under a pcall inside its coroutine
- *    (lua_invoke.c), so they run during the unwind, inside the slice; a run
+ *    (lua_run.c), so they run during the unwind, inside the slice; a run
  *    abandoned while it waits is closed under a fresh slice.
  * What still cannot be interrupted (one long C call) is the watchdog's. */
 #include <stdlib.h>

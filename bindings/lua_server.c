@@ -111,7 +111,7 @@ static int server_ask(lua_State *L)
     }
     lwait *w = lwait_begin(L, "server:ask", NULL, NF_SLICE_EMPTY, NF_SLICE_EMPTY);
     lrun *r = w->r;   /* w may be gone once the action completes */
-    nf_endpoint_ask(ep, to, ns, room, event, body, binary, timeout, lrun_ask_done, w);
+    nf_endpoint_ask(ep, to, ns, room, event, body, binary, timeout, lask_done, w);
     return lrun_wait(L, r);
 }
 

@@ -131,3 +131,9 @@ else()
   add_test(NAME lint/luacheck COMMAND sh -c "echo 'luacheck not found: install lua-check (.ci/setup)' >&2; exit 1")
 endif()
 set_tests_properties(lint/luacheck PROPERTIES LABELS unit TIMEOUT 120)
+
+# One owner per concept in the protocol core: a function's prefix names its
+# file, no literal deadlines, host.c asks conn.c instead of reaching into a
+# connection (spec/lint/owners.sh).
+add_test(NAME lint/owners COMMAND sh ${NF_SPEC_DIR}/lint/owners.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(lint/owners PROPERTIES LABELS unit TIMEOUT 60)

@@ -21,3 +21,8 @@ void nf_clock_set(nf_clock_fn fn, void *ud)
     clock_fn = fn;
     clock_ud = ud;
 }
+
+struct timeval nf_clock_timeval(uint64_t ms)
+{
+    return (struct timeval){ (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+}

@@ -11,6 +11,7 @@
 #define NF_CLOCK_H
 
 #include <stdint.h>
+#include <sys/time.h>
 
 /* Returns "now" in milliseconds; must never go backwards. */
 typedef uint64_t (*nf_clock_fn)(void *ud);
@@ -22,5 +23,8 @@ uint64_t nf_now_ms(void);
  * restores CLOCK_MONOTONIC. Meant for tests: set it before the first
  * connection and keep it until the last is gone. */
 void nf_clock_set(nf_clock_fn fn, void *ud);
+
+/* ms milliseconds as the struct timeval libevent's timers take. */
+struct timeval nf_clock_timeval(uint64_t ms);
 
 #endif

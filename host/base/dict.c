@@ -2,6 +2,8 @@
  * (no tombstones, so lookups stay short under connection churn). */
 #include "dict.h"
 
+#include "errors.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +90,7 @@ static int grow(nf_dict *d)
 int nf_dict_set(nf_dict *d, nf_slice key, void *value)
 {
     if ((d->size + 1) * 4 > d->cap * 3 && grow(d) != 0)
-        return -1;
+        return NF_ENOMEM;
     uint64_t h = hash_bytes(key);
     size_t i = find(d, key, h);
     if (d->slots[i].hash == 0)

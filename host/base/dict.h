@@ -14,7 +14,8 @@ nf_dict *nf_dict_new(void);
 void nf_dict_free(nf_dict *d);
 size_t nf_dict_size(const nf_dict *d);
 void *nf_dict_get(const nf_dict *d, nf_slice key);
-/* Inserts or replaces; returns 0, or -1 on allocation failure. */
+/* Inserts or replaces; returns 0, or NF_ENOMEM (errors.h). The key's bytes
+ * are not copied: they must live as long as the entry. */
 int nf_dict_set(nf_dict *d, nf_slice key, void *value);
 /* Removes key; returns the value it had, or NULL. */
 void *nf_dict_delete(nf_dict *d, nf_slice key);

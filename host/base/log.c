@@ -1,6 +1,8 @@
 /* log.c - see log.h. */
 #include "log.h"
 
+#include "errors.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +24,7 @@ int nf_log_parse_level(const char *name)
             return i;
     if (strcmp(name, "warning") == 0)
         return NF_LOG_WARN;
-    return -1;
+    return NF_EINVAL;
 }
 
 static void json_escape(FILE *f, const char *s)

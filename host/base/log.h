@@ -11,7 +11,8 @@ typedef enum nf_log_level { NF_LOG_DEBUG, NF_LOG_INFO, NF_LOG_WARN, NF_LOG_ERROR
 void nf_log_set_level(nf_log_level level);
 nf_log_level nf_log_get_level(void);
 void nf_log_set_json(bool json);
-/* Parses "debug", "info", "warn", "error", "off"; returns -1 if unknown. */
+/* Parses "debug", "info", "warn", "error", "off": returns the level (>= 0),
+ * or NF_EINVAL (errors.h) if unknown. */
 int nf_log_parse_level(const char *name);
 
 void nf_log(nf_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,6 +1,9 @@
 /* watch.c - see watch.h. */
 #include "watch.h"
 
+#include "clock.h"
+#include "errors.h"
+
 #include <errno.h>
 #include <event2/event.h>
 #include <limits.h>
@@ -190,7 +193,8 @@ static int join(char *out, size_t cap, const char *a, const char *b, size_t n)
     return 0;
 }
 
-int nf_watch_follow(nf_watch *w, const char *from, const char *rel)
+/* nf_watch_follow's walk: 0, or -1 with errno set. */
+static int follow(nf_watch *w, const char *from, const char *rel)
 {
     char dir[PATH_MAX], next[PATH_MAX], rest[PATH_MAX], target[PATH_MAX];
     if (!realpath(from, dir))
@@ -261,6 +265,14 @@ int nf_watch_follow(nf_watch *w, const char *from, const char *rel)
         d->source = true;
         return dir_add_name(d, c, n, false);
     }
+}
+
+int nf_watch_follow(nf_watch *w, const char *from, const char *rel)
+{
+    errno = 0;
+    if (follow(w, from, rel) == 0)
+        return 0;
+    return errno > 0 ? -errno : NF_EIO;
 }
 
 /* ---- events -------------------------------------------------------------------- */
@@ -395,7 +407,7 @@ static void on_quiet(evutil_socket_t fd, short what, void *ud)
      * several files in a row): its close will start a new quiet period.
      * Check again then, or when the oldest write is too old to wait for. */
     if (nf_watch_writing(w)) {
-        struct timeval tv = { NF_WATCH_MAX_WRITE_MS / 1000, (NF_WATCH_MAX_WRITE_MS % 1000) * 1000 };
+        struct timeval tv = nf_clock_timeval(NF_WATCH_MAX_WRITE_MS);
         event_add(w->debounce, &tv);
         return;
     }

@@ -50,8 +50,9 @@ void nf_watch_begin(nf_watch *w);
  * directory `from`, which is expected to stay (it is watched for rel's
  * first component, not followed itself). Symlinks are resolved one by one
  * (at most 40, like the kernel); a path that does not resolve yet is
- * watched up to where it stops, so its appearance counts. 0, or -1 (errno)
- * when a directory cannot be watched (ENOSPC: fs.inotify.max_user_watches). */
+ * watched up to where it stops, so its appearance counts. Returns 0, or a
+ * negative errno value (errno set too) when a directory cannot be watched
+ * (-ENOSPC: fs.inotify.max_user_watches; -ENAMETOOLONG; -ENOENT for `from`). */
 int nf_watch_follow(nf_watch *w, const char *from, const char *rel);
 /* Ends the set: directories no followed path needs any more are dropped. */
 void nf_watch_end(nf_watch *w);

@@ -28,6 +28,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "exchange_key.h"
 #include "exchange_marker.h"
 #include "internal.h"
@@ -438,7 +439,7 @@ static void *bus_ask_op(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice n
     nf_list_push_back(&b->asks, &a->link);
     b->ask_count++;
     unsigned ms = timeout_ms ? timeout_ms : b->host->limits.ask_timeout_ms;
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct timeval tv = nf_clock_timeval(ms);
     evtimer_add(a->timer, &tv);
     chan_subscribe(b, a->chan);
     return a;

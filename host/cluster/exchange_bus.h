@@ -34,7 +34,8 @@ typedef enum nf_bus_sub {
 typedef struct nf_bus_transport_ops {
     nf_bus_sub (*subscribe)(void *t, nf_slice channel);
     void (*unsubscribe)(void *t, nf_slice channel);        /* no-op when down */
-    /* 0 = handed to the broker connection; -1 = dropped (down, output full). */
+    /* 0 = handed to the broker connection; NF_EAGAIN = dropped (down,
+     * output full), NF_EINVAL = over the broker's maximum payload. */
     int (*publish)(void *t, nf_slice channel, nf_slice payload);
     /* Optional: false for a name the broker would refuse. */
     bool (*valid)(nf_slice channel);

@@ -1,6 +1,8 @@
 /* exchange_key.c - see exchange_key.h. */
 #include "exchange_key.h"
 
+#include "errors.h"
+
 #include <string.h>
 
 static const char HEX[] = "0123456789ABCDEF";
@@ -50,17 +52,17 @@ long nf_key_decode(nf_slice in, char *out)
         unsigned char ch = (unsigned char)in.ptr[i];
         if (ch == '%') {
             if (in.len - i < 3)
-                return -1;
+                return NF_EINVAL;
             int h = hex_value(in.ptr[i + 1]), l = hex_value(in.ptr[i + 2]);
             if (h < 0 || l < 0)
-                return -1;
+                return NF_EINVAL;
             unsigned char v = (unsigned char)(h << 4 | l);
             if (!must_encode(v))
-                return -1;      /* "%41" for "A": not what encoding writes */
+                return NF_EINVAL;      /* "%41" for "A": not what encoding writes */
             out[n++] = (char)v;
             i += 2;
         } else if (must_encode(ch)) {
-            return -1;
+            return NF_EINVAL;
         } else {
             out[n++] = (char)ch;
         }

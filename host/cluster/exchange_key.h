@@ -38,8 +38,8 @@ size_t nf_key_encoded_len(nf_slice id);
 size_t nf_key_encode(nf_slice id, char *out);
 
 /* Decodes in into out (at most in.len bytes; out may be in.ptr). Returns the
- * decoded length, or -1 if in is not an encoding: a byte that must be
- * encoded, or a '%' without two upper-case hex digits after it. */
+ * decoded length, or NF_EINVAL (errors.h) if in is not an encoding: a byte
+ * that must be encoded, or a '%' without two upper-case hex digits after it. */
 long nf_key_decode(nf_slice in, char *out);
 
 /* True when encoding changes nothing (a Go node can address this ID). */

@@ -2,6 +2,9 @@
 #include "exchange_marker.h"
 
 #include "exchange_key.h"
+#include "errors.h"
+
+#include <errno.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -103,7 +106,7 @@ int nf_marker_new_node(char out[NF_MARKER_NODE_LEN + 1])
 {
     unsigned char b[NF_MARKER_NODE_LEN / 2];
     if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-        return -1;
+        return errno > 0 ? -errno : NF_EIO;
     for (size_t i = 0; i < sizeof b; i++)
         sprintf(out + 2 * i, "%02x", b[i]);
     return 0;

@@ -55,7 +55,8 @@ size_t nf_marker_write(const nf_marker *m, char *out);
  * except_id, decoded, into buf (field0.len bytes are enough). */
 nf_marker_kind nf_marker_parse(nf_slice field0, nf_marker *out, char *buf);
 
-/* A fresh random node id (NF_MARKER_NODE_LEN hex digits, NUL-terminated). */
+/* A fresh random node id (NF_MARKER_NODE_LEN hex digits, NUL-terminated).
+ * Returns 0, or a negative errno value of getrandom(2). */
 int nf_marker_new_node(char out[NF_MARKER_NODE_LEN + 1]);
 
 #endif

@@ -31,6 +31,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clock.h"
 #include "exchange_bus.h"
 #include "internal.h"
 #include "log.h"
@@ -76,7 +77,7 @@ static void nats_connect(nats_x *x);
 
 static void arm(struct event *ev, unsigned ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct timeval tv = nf_clock_timeval(ms);
     evtimer_add(ev, &tv);
 }
 
@@ -366,11 +367,13 @@ static void nats_unsubscribe(void *t, nf_slice subject)
 static int nats_publish(void *t, nf_slice subject, nf_slice payload)
 {
     nats_x *x = t;
-    if (x->state != NATS_UP || payload.len > x->server_max_payload)
-        return -1;
+    if (x->state != NATS_UP)
+        return NF_EAGAIN;
+    if (payload.len > x->server_max_payload)
+        return NF_EINVAL;
     struct evbuffer *out = bufferevent_get_output(x->bev);
     if (evbuffer_get_length(out) > NF_BUS_MAX_PENDING_BYTES)
-        return -1;
+        return NF_EAGAIN;
     evbuffer_add_printf(out, "PUB %.*s %zu\r\n", (int)subject.len, subject.ptr, payload.len);
     evbuffer_add(out, payload.ptr, payload.len);
     evbuffer_add(out, "\r\n", 2);

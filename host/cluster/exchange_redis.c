@@ -27,6 +27,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
 #include "exchange_bus.h"
 #include "internal.h"
 #include "log.h"
@@ -64,7 +65,7 @@ static void update_connected(redis_x *x) { nf_bus_set_connected(x->bus, x->sub.u
 
 static void arm(redis_link *l, unsigned ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct timeval tv = nf_clock_timeval(ms);
     evtimer_add(l->timer, &tv);
 }
 
@@ -211,9 +212,9 @@ static int redis_publish(void *t, nf_slice channel, nf_slice payload)
 {
     redis_x *x = t;
     if (!x->pub.up || sdslen(x->pub.ac->c.obuf) > NF_BUS_MAX_PENDING_BYTES)
-        return -1;
+        return NF_EAGAIN;
     return redisAsyncCommand(x->pub.ac, NULL, NULL, "PUBLISH %b %b", channel.ptr, channel.len, payload.ptr,
-                             payload.len) == REDIS_OK ? 0 : -1;
+                             payload.len) == REDIS_OK ? 0 : NF_EAGAIN;
 }
 
 static void redis_free(void *t)

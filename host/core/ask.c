@@ -26,7 +26,7 @@ struct nf_pending_ask {
     uint64_t deadline_ms;         /* nf_now_ms() at which the sweep fails it (nf_ask_expire) */
 };
 
-size_t nf_token_next(nf_host *h, char *buf)
+size_t nf_ask_token_next(nf_host *h, char *buf)
 {
     return (size_t)snprintf(buf, 21, "%" PRIu64, h->next_token++);
 }
@@ -46,7 +46,7 @@ static void ask_timeout(evutil_socket_t fd, short what, void *arg)
     nf_ask_cb cb = p->cb;
     void *ud = p->ud;
     nf_conn *c = p->c;
-    c->host->metrics.ask_timeouts++;
+    nf_conn_host(c)->metrics.ask_timeouts++;
     nf_conn_ref(c);
     pending_free(p);
     cb(ud, NF_ASK_TIMEOUT, NULL);
@@ -57,11 +57,11 @@ void nf_ask_send(nf_conn *c, nf_slice ns, nf_slice room, nf_slice event, nf_slic
                  unsigned timeout_ms, nf_ask_cb cb, void *ud)
 {
     char token[24];
-    if (!nf_conn_can_write(c) || c->state != NF_CONN_READY) {
+    if (!nf_conn_can_write(c) || !nf_conn_is_acknowledged(c)) {
         cb(ud, NF_ASK_CLOSED, NULL);
         return;
     }
-    if (c->ask_count >= c->host->limits.max_pending_asks) {
+    if (c->ask_count >= nf_conn_host(c)->limits.max_pending_asks) {
         nf_conn_limit_hit(c, NF_LIMIT_ASKS, "pending server asks per connection");
         cb(ud, NF_ASK_CLOSED, NULL);
         return;
@@ -74,9 +74,9 @@ void nf_ask_send(nf_conn *c, nf_slice ns, nf_slice room, nf_slice event, nf_slic
     p->c = c;
     p->cb = cb;
     p->ud = ud;
-    p->token = c->host->next_token;
-    size_t tlen = nf_token_next(c->host, token);
-    p->timer = evtimer_new(c->host->base, ask_timeout, p);
+    p->token = nf_conn_host(c)->next_token;
+    size_t tlen = nf_ask_token_next(nf_conn_host(c), token);
+    p->timer = evtimer_new(nf_conn_host(c)->base, ask_timeout, p);
     if (p->timer == NULL) {
         free(p);
         cb(ud, NF_ASK_CLOSED, NULL);
@@ -84,12 +84,12 @@ void nf_ask_send(nf_conn *c, nf_slice ns, nf_slice room, nf_slice event, nf_slic
     }
     nf_list_push_back(&c->asks, &p->link);
     c->ask_count++;
-    unsigned ms = timeout_ms ? timeout_ms : c->host->limits.ask_timeout_ms;
+    unsigned ms = timeout_ms ? timeout_ms : nf_conn_host(c)->limits.ask_timeout_ms;
     p->deadline_ms = nf_now_ms() + ms;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    struct timeval tv = nf_clock_timeval(ms);
     evtimer_add(p->timer, &tv);
     nf_msg m = { .wait = nf_slice_of(token, tlen), .ns = ns, .room = room, .event = event, .body = body };
-    c->host->metrics.asks_sent++;
+    nf_conn_host(c)->metrics.asks_sent++;
     if (nf_conn_send_msg(c, &m, binary) != 0) {
         pending_free(p);
         cb(ud, NF_ASK_CLOSED, NULL);

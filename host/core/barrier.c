@@ -68,16 +68,16 @@ void nf_barrier_add(nf_conn *c)
     if (b->count == 0) {
         if (b->held == NULL && (b->held = evbuffer_new()) == NULL)
             return;
-        if (nf_ws_ping(c->ws, payload, sizeof payload) != 0)
+        if (nf_ws_ping(nf_conn_ws(c), payload, sizeof payload) != 0)
             return;
-        nf_ws_hold_output(c->ws, b->held);
+        nf_ws_hold_output(nf_conn_ws(c), b->held);
         b->seq[0] = seq;
         b->count = 1;
         b->since_ms = nf_now_ms();
         return;
     }
     /* Already holding: this ping goes to the held bytes, behind the reply. */
-    if (nf_ws_ping(c->ws, payload, sizeof payload) != 0)
+    if (nf_ws_ping(nf_conn_ws(c), payload, sizeof payload) != 0)
         return;
     size_t since_last = evbuffer_get_length(b->held) - held_in_barriers(b);
     if (b->count < NF_BARRIERS_MAX) {
@@ -96,12 +96,12 @@ void nf_barrier_add(nf_conn *c)
 static void release_through(nf_conn *c, unsigned i)
 {
     nf_barrier *b = &c->barrier;
-    struct evbuffer *out = c->bev ? bufferevent_get_output(c->bev) : NULL;
+    struct evbuffer *out = nf_conn_output(c);
     if (i + 1 >= b->count) {
         if (out)
             evbuffer_add_buffer(out, b->held);
-        if (c->ws)
-            nf_ws_hold_output(c->ws, NULL);
+        if (nf_conn_ws(c))
+            nf_ws_hold_output(nf_conn_ws(c), NULL);
         b->count = 0;
     } else {
         size_t n = 0;
@@ -146,10 +146,10 @@ void nf_barrier_sweep(nf_conn *c, uint64_t now)
     nf_barrier *b = &c->barrier;
     if (b->count == 0 || now - b->since_ms < NF_BARRIER_TIMEOUT_MS)
         return;
-    if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+    if (nf_conn_output(c) && evbuffer_get_length(nf_conn_output(c)) > 0)
         return;   /* the ping has not left yet: a slow reader, not a silent one */
     nf_info("conn %.*s (%s): no pong within %d ms, sending held frames; no more ping barriers",
-            (int)c->id_len, c->id ? c->id : "-", c->remote, NF_BARRIER_TIMEOUT_MS);
+            (int)nf_conn_id(c).len, nf_conn_id(c).ptr, nf_conn_remote_addr(c), NF_BARRIER_TIMEOUT_MS);
     b->off = true;
     nf_barrier_release_all(c);
 }

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "exchange.h"
 #include "log.h"
 
@@ -31,19 +30,19 @@ static bool excluded(const nf_broadcast *b, const nf_conn *c)
 {
     if (b->except == c)
         return true;
-    return b->except_id.len && nf_slice_eq(b->except_id, nf_slice_of(c->id, c->id_len));
+    return b->except_id.len && nf_slice_eq(b->except_id, nf_conn_id(c));
 }
 
 static void deliver(fanout *f, nf_conn *c)
 {
-    if (excluded(f->b, c) || !nf_conn_can_write(c) || c->state != NF_CONN_READY || !nf_conn_output_has_room(c))
+    if (excluded(f->b, c) || !nf_conn_can_write(c) || !nf_conn_is_acknowledged(c) || !nf_conn_output_has_room(c))
         return;
     if (f->frame == NULL) {
         f->frame = nf_shared_frame_new(f->binary, nf_msg_serialized_len(&f->msg), fill_msg, &f->msg);
         if (f->frame == NULL)
             return;
     }
-    if (nf_ws_send_shared(c->ws, f->frame) == 0)
+    if (nf_ws_send_shared(nf_conn_ws(c), f->frame) == 0)
         f->delivered++;
 }
 
@@ -83,7 +82,7 @@ size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b)
     return f.delivered;
 }
 
-size_t nf_endpoint_broadcast(nf_endpoint *ep, const nf_broadcast *b)
+size_t nf_broadcast_publish(nf_endpoint *ep, const nf_broadcast *b)
 {
     /* No connection can be in a namespace or room with a longer name; not
      * hashed, not published (the other processes would drop it too). */
@@ -111,7 +110,7 @@ static int snapshot_take(snapshot *s, nf_list *head, size_t count, size_t link_o
     s->n = 0;
     s->conns = count ? malloc(count * sizeof *s->conns) : NULL;
     if (count && s->conns == NULL)
-        return -1;
+        return NF_ENOMEM;
     NF_LIST_FOREACH(it, head) {
         if (s->n == count)
             break;
@@ -129,7 +128,7 @@ static void snapshot_release(snapshot *s)
     free(s->conns);
 }
 
-void nf_endpoint_each(nf_endpoint *ep, bool (*fn)(void *ud, nf_conn *c), void *ud)
+void nf_broadcast_each(nf_endpoint *ep, bool (*fn)(void *ud, nf_conn *c), void *ud)
 {
     snapshot s;
     if (snapshot_take(&s, &ep->conns, ep->count, offsetof(nf_conn, ep_link)) != 0)
@@ -140,8 +139,8 @@ void nf_endpoint_each(nf_endpoint *ep, bool (*fn)(void *ud, nf_conn *c), void *u
     snapshot_release(&s);
 }
 
-void nf_endpoint_each_member(nf_endpoint *ep, nf_slice ns, nf_slice room,
-                             bool (*fn)(void *ud, nf_nsconn *nc), void *ud)
+void nf_broadcast_each_member(nf_endpoint *ep, nf_slice ns, nf_slice room,
+                              bool (*fn)(void *ud, nf_nsconn *nc), void *ud)
 {
     nf_ns_index *idx = nf_dict_get(ep->namespaces, ns);
     snapshot s = { NULL, 0 };
@@ -178,8 +177,6 @@ void nf_endpoint_each_member(nf_endpoint *ep, nf_slice ns, nf_slice room,
     }
     snapshot_release(&s);
 }
-
-size_t nf_endpoint_connection_count(const nf_endpoint *ep) { return ep->count; }
 
 /* ---- asks by ID ------------------------------------------------------------------ */
 
@@ -244,7 +241,7 @@ static bool group_ask_one(void *ud, nf_conn *c)
     return true;
 }
 
-static void ask_by_id(nf_endpoint *ep, bool remote, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+void nf_broadcast_ask(nf_endpoint *ep, bool remote, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
                       nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
 {
     ask_group *g = calloc(1, sizeof *g);
@@ -254,7 +251,7 @@ static void ask_by_id(nf_endpoint *ep, bool remote, nf_slice to, nf_slice ns, nf
     }
     *g = (ask_group){ .cb = cb, .ud = ud, .ns = ns, .room = room, .event = event, .body = body,
                       .binary = binary, .timeout_ms = timeout_ms, .legs = 1, .failure = NF_ASK_NOT_FOUND };
-    nf_endpoint_each_with_id(ep, to, group_ask_one, g);
+    nf_ids_each(ep, to, group_ask_one, g);
     if (remote && ep->host->exchange) {
         g->x = ep->host->exchange;
         g->legs++;
@@ -263,30 +260,19 @@ static void ask_by_id(nf_endpoint *ep, bool remote, nf_slice to, nf_slice ns, nf
     group_leg_done(g, NF_ASK_NOT_FOUND, NULL);   /* the starting reference */
 }
 
-void nf_endpoint_ask(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
-                     nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
-{
-    ask_by_id(ep, true, to, ns, room, event, body, binary, timeout_ms, cb, ud);
-}
-
-void nf_endpoint_ask_local(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
-                           nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
-{
-    ask_by_id(ep, false, to, ns, room, event, body, binary, timeout_ms, cb, ud);
-}
 
 /* ---- scale-out subscriptions ------------------------------------------------------ */
 
-void nf_ns_connected(nf_nsconn *nc)
+void nf_broadcast_ns_connected(nf_nsconn *nc)
 {
-    nf_exchange *x = nc->conn->host->exchange;
+    nf_exchange *x = nf_conn_host(nc->conn)->exchange;
     if (x)
-        nf_exchange_subscribe(x, nc->conn->ep, nf_nsconn_name(nc));
+        nf_exchange_subscribe(x, nf_conn_endpoint(nc->conn), nf_nsconn_name(nc));
 }
 
-void nf_ns_disconnected(nf_nsconn *nc)
+void nf_broadcast_ns_disconnected(nf_nsconn *nc)
 {
-    nf_exchange *x = nc->conn->host->exchange;
+    nf_exchange *x = nf_conn_host(nc->conn)->exchange;
     if (x)
-        nf_exchange_unsubscribe(x, nc->conn->ep, nf_nsconn_name(nc));
+        nf_exchange_unsubscribe(x, nf_conn_endpoint(nc->conn), nf_nsconn_name(nc));
 }

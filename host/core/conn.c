@@ -6,7 +6,17 @@
  * While the connection's turn is held (a handler waits in an ask, a sleep,
  * a forced action), later frames are parked there (bounded) and dispatched
  * when it ends. Answers to the server's own asks bypass it, otherwise a
- * handler asking its own client would wait for itself. */
+ * handler asking its own client would wait for itself.
+ *
+ * Owns: the nf_conn struct and its lifecycle, the one place that moves a
+ * connection between states (HTTP -> OPEN -> CONNECTING -> READY ->
+ * CLOSING -> CLOSED, never back) and sets the deadline of the closing state
+ * (begin_closing; the grace periods are named at the top). host.c runs the
+ * HTTP phase through nf_conn_input/output/end_http/upgrade, never through
+ * the struct. Frees: the request, the ID, the WebSocket and the bufferevent
+ * (at teardown), the struct itself with the last reference (nf_conn_unref).
+ * The modules of a connection's parts (turn.c, barrier.c, ask.c, ids.c,
+ * namespace.c) keep their state in it and free it at teardown. */
 #include "internal.h"
 
 #include <errno.h>
@@ -22,9 +32,25 @@
 #include "http.h"
 #include "log.h"
 
-#define CLOSE_GRACE_MS 1000   /* after our close frame: wait this long for the peer's */
+#include "exchange.h"
+
+/* How long a closing connection may take to flush before it is dropped.
+ * These are the only deadlines of the closing state; every path to it goes
+ * through begin_closing(). */
+#define CLOSE_GRACE_MS 1000          /* after our close frame: wait this long for the peer's */
+#define HTTP_ANSWER_GRACE_MS 5000    /* an HTTP answer (status, /health, /metrics) to be written */
+#define STATIC_FILE_GRACE_MS 30000   /* a static file, which can be large, to be written */
+#define RATE_WINDOW_MS 1000          /* --max-messages-per-sec counts per window of this length */
 
 /* ---- lifetime ---------------------------------------------------------------- */
+
+/* The one way into NF_CONN_CLOSING: nothing more is read or dispatched, the
+ * output is flushed, and the sweep drops the connection after grace_ms. */
+static void begin_closing(nf_conn *c, unsigned grace_ms)
+{
+    c->state = NF_CONN_CLOSING;
+    c->close_deadline_ms = nf_now_ms() + grace_ms;
+}
 
 void nf_conn_ref(nf_conn *c) { c->refs++; }
 
@@ -63,7 +89,7 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
     nf_list_push_back(&h->conns, &c->host_link);
     h->conn_count++;
     bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    /* Reading only: writes are ours (nf_host_flush_all), EV_WRITE is armed
+    /* Reading only: writes are ours (nf_conn_flush_all), EV_WRITE is armed
      * only after a short write. */
     bufferevent_enable(bev, EV_READ);
     return c;
@@ -89,15 +115,13 @@ void nf_conn_teardown(nf_conn *c)
         nf_ns_close_all(c);
         nf_ask_cancel_all(c);
         nf_ids_remove(c);
-        nf_list_remove(&c->ep_link);
-        ep->count--;
+        nf_endpoint_leave(ep, c);
         c->host->ws_count--;
         c->host->metrics.closed++;
         nf_debug("conn %s closed (state %d)", c->id_shown ? c->id_shown : "", (int)was);
         if (c->on_connect_ran) {
-            nf_invocation *inv = nf_invocation_new(NF_INVOKE_DISCONNECT, c, NULL, NULL);
+            nf_invocation *inv = nf_invocation_new(NF_INVOKE_DISCONNECT, c, NULL, NF_INV_LOCAL | NF_INV_FORCED);
             if (inv) {
-                nf_invocation_set(inv, true, true, false, false);
                 nf_invocation_run(inv);
             }
         }
@@ -109,6 +133,8 @@ void nf_conn_teardown(nf_conn *c)
     nf_turn_clear(c);
     nf_barrier_free(c);
     nf_ns_free_deferred(c);
+    if (c->ep && c->host->exchange && c->id && c->id_refusal == NULL)
+        nf_exchange_conn_removed(c->host->exchange, c->ep, nf_slice_of(c->id, c->id_len));
     nf_host_conn_gone(c->host, c);
     c->refs--;          /* the loop's reference; ours, taken above, keeps c alive */
     nf_conn_unref(c);   /* ours */
@@ -149,7 +175,7 @@ bool nf_conn_output_has_room(nf_conn *c)
     if (queued <= c->host->limits.max_outgoing_bytes)
         return true;
     nf_conn_limit_hit(c, NF_LIMIT_OUTGOING, "outgoing queue full (slow reader), closing with 1008");
-    nf_conn_close(c, 1008, NF_SLICE("outgoing queue full"));
+    nf_conn_close(c, NF_WS_CLOSE_POLICY, NF_SLICE("outgoing queue full"));
     return false;
 }
 
@@ -171,8 +197,14 @@ void nf_conn_close(nf_conn *c, uint16_t code, nf_slice reason)
     }
     nf_barrier_release_all(c);   /* what was held goes out before the close frame */
     nf_ws_close(c->ws, code, reason.ptr, reason.len);
-    c->state = NF_CONN_CLOSING;
-    c->close_deadline_ms = nf_now_ms() + CLOSE_GRACE_MS;
+    begin_closing(c, CLOSE_GRACE_MS);
+}
+
+void nf_conn_end_http(nf_conn *c, nf_conn_answer kind)
+{
+    begin_closing(c, kind == NF_CONN_ANSWER_FILE ? STATIC_FILE_GRACE_MS : HTTP_ANSWER_GRACE_MS);
+    bufferevent_disable(c->bev, EV_READ);
+    nf_conn_want_flush(c);
 }
 
 /* ---- writing ----------------------------------------------------------------- */
@@ -182,10 +214,11 @@ static void fill_msg(void *ctx, char *dst) { nf_msg_serialize(ctx, dst); }
 int nf_conn_send_msg(nf_conn *c, const nf_msg *m, bool binary)
 {
     if (!nf_conn_can_write(c) || !nf_conn_output_has_room(c))
-        return -1;
+        return NF_EPIPE;
     size_t len = nf_msg_serialized_len(m);
-    if (nf_ws_send_with(c->ws, binary, len, fill_msg, (void *)m) != 0)
-        return -1;
+    int rc = nf_ws_send_with(c->ws, binary, len, fill_msg, (void *)m);
+    if (rc != 0)
+        return rc;
     c->host->metrics.messages_out++;
     c->host->metrics.bytes_out += len;
     return 0;
@@ -199,10 +232,11 @@ int nf_conn_send_empty_reply(nf_conn *c, nf_slice token)
 {
     token_ctx t = { token };
     if (!nf_conn_can_write(c) || !nf_conn_output_has_room(c))
-        return -1;
+        return NF_EPIPE;
     /* Empty replies are always text (docs/protocol.md §17.1.4). */
-    if (nf_ws_send_with(c->ws, false, nf_empty_reply_len(token), fill_empty_reply, &t) != 0)
-        return -1;
+    int rc = nf_ws_send_with(c->ws, false, nf_empty_reply_len(token), fill_empty_reply, &t);
+    if (rc != 0)
+        return rc;
     c->host->metrics.messages_out++;
     return 0;
 }
@@ -210,9 +244,10 @@ int nf_conn_send_empty_reply(nf_conn *c, nf_slice token)
 int nf_conn_write_raw(nf_conn *c, bool binary, const char *data, size_t len)
 {
     if (!nf_conn_can_write(c) || !nf_conn_output_has_room(c))
-        return -1;
-    if (nf_ws_send(c->ws, binary, data, len) != 0)
-        return -1;
+        return NF_EPIPE;
+    int rc = nf_ws_send(c->ws, binary, data, len);
+    if (rc != 0)
+        return rc;
     c->host->metrics.messages_out++;
     c->host->metrics.bytes_out += len;
     return 0;
@@ -225,7 +260,7 @@ static int send_text(nf_conn *c, char prefix, nf_slice rest)
     char stack[256];
     char *buf = rest.len + 1 <= sizeof stack ? stack : malloc(rest.len + 1);
     if (buf == NULL)
-        return -1;
+        return NF_ENOMEM;
     buf[0] = prefix;
     memcpy(buf + 1, rest.ptr, rest.len);
     int r = nf_ws_send(c->ws, false, buf, rest.len + 1);
@@ -250,10 +285,10 @@ static void handshake_done(nf_invocation *inv, nf_result result, const char *dat
         nf_refusal_conn(c, c->ep, NF_REFUSED_ON_CONNECT, "conn %s: %.*s", c->id_shown,
                    (int)(len > 200 ? 200 : len), data);
         if (c->ep->cfg.native_only) {
-            nf_conn_close(c, 1008, nf_slice_of(data, len > 123 ? 123 : len));
+            nf_conn_close(c, NF_WS_CLOSE_POLICY, nf_slice_of(data, len > 123 ? 123 : len));
         } else {
             send_text(c, 'H', nf_slice_of(data, len));
-            nf_conn_close(c, 1000, NF_SLICE("refused"));
+            nf_conn_close(c, NF_WS_CLOSE_NORMAL, NF_SLICE("refused"));
         }
         return;
     }
@@ -274,32 +309,42 @@ static void start_handshake(nf_conn *c)
         nf_refusal_tell(c, c->ep, "id", c->id_refusal);
         if (!c->ep->cfg.native_only)
             send_text(c, 'H', nf_slice_of(c->id_refusal, strlen(c->id_refusal)));
-        nf_conn_close(c, 1008, nf_slice_of(c->id_refusal, strlen(c->id_refusal)));
+        nf_conn_close(c, NF_WS_CLOSE_POLICY, nf_slice_of(c->id_refusal, strlen(c->id_refusal)));
         return;
     }
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_CONNECT, c, NULL, NULL);
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_CONNECT, c, NULL, 0);
     if (inv == NULL) {
-        nf_conn_close(c, 1011, NF_SLICE("out of memory"));
+        nf_conn_close(c, NF_WS_CLOSE_INTERNAL, NF_SLICE("out of memory"));
         return;
     }
     c->state = NF_CONN_CONNECTING;
     c->on_connect_ran = true;
-    nf_invocation_set(inv, false, false, false, false);
     nf_invocation_set_cont(inv, handshake_done, NULL);
     nf_invocation_run(inv);
 }
 
-/* Called by the host once the 101 answer is queued. */
+int nf_conn_upgrade(nf_conn *c, nf_endpoint *ep)
+{
+    int rc = nf_ids_assign(c, ep);
+    if (rc != 0)
+        return rc;
+    const nf_limits *lim = &c->host->limits;
+    c->ws = nf_ws_new(c->bev, lim->max_message_bytes, lim->max_outgoing_bytes, &nf_conn_ws_callbacks, c);
+    return c->ws ? 0 : NF_ENOMEM;
+}
+
+/* Called by the host once the 101 answer is queued: c joins ep. */
 void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep)
 {
     c->ep = ep;
     c->state = NF_CONN_OPEN;
     c->last_read_ms = nf_now_ms();
-    nf_list_push_back(&ep->conns, &c->ep_link);
-    ep->count++;
+    nf_endpoint_join(ep, c);
     c->host->ws_count++;
     if (c->id_refusal == NULL && nf_ids_add(c) != 0)
         c->id_refusal = "cannot assign a connection ID";   /* out of memory: refused at "M" */
+    if (c->host->exchange && c->id_refusal == NULL)
+        nf_exchange_conn_added(c->host->exchange, ep, nf_slice_of(c->id, c->id_len));
     if (ep->cfg.native_only) {
         /* Native-only endpoints have no handshake (docs/protocol.md §4.7): namespace ""
          * is connected from the start and on_connect runs right away. */
@@ -313,7 +358,7 @@ void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep)
 static void event_done(nf_invocation *inv, nf_result result, const char *data, size_t len)
 {
     nf_conn *c = nf_invocation_conn(inv);
-    const nf_msg *in = nf_invocation_saved_msg(inv);
+    const nf_msg *in = nf_invocation_msg(inv);
     if (result != NF_RESULT_NONE && !nf_invocation_is_native(inv)) {
         /* Do not answer an error with an error: two peers whose handlers
          * both fail would bounce frames forever (docs/protocol.md §6). */
@@ -327,12 +372,12 @@ static void event_done(nf_invocation *inv, nf_result result, const char *data, s
     }
 }
 
-static void run_event(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary, bool native)
+/* flags: NF_INV_NATIVE, NF_INV_BINARY (the client's event: never local). */
+static void run_event(nf_conn *c, const nf_msg *m, unsigned flags)
 {
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, nc, m);
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, m, flags);
     if (inv == NULL)
         return;
-    nf_invocation_set(inv, false, false, native, binary);
     nf_invocation_set_cont(inv, event_done, NULL);
     nf_invocation_run(inv);
 }
@@ -345,7 +390,7 @@ static void run_native(nf_conn *c, bool binary, const char *data, size_t len)
         return;
     }
     nf_msg m = { .ns = NF_SLICE_EMPTY, .event = NF_SLICE(NF_ON_NATIVE_MESSAGE), .body = nf_slice_of(data, len) };
-    run_event(c, nc, &m, binary, true);
+    run_event(c, &m, NF_INV_NATIVE | (binary ? NF_INV_BINARY : 0));
 }
 
 static bool is_event(const nf_msg *m, const char *name) { return nf_slice_eq_cstr(m->event, name); }
@@ -402,16 +447,24 @@ void nf_conn_dispatch(nf_conn *c, bool binary, const char *data, size_t len)
         }
         return;
     }
-    run_event(c, nc, &m, binary, false);
+    run_event(c, &m, binary ? NF_INV_BINARY : 0);
 }
 
 /* The turn has ended (or may have): start what waits. */
+void nf_conn_shutdown(nf_conn *c)
+{
+    if (c->ws && !nf_turn_busy(c))
+        nf_conn_close(c, NF_WS_CLOSE_GOING_AWAY, NF_SLICE("going away"));
+    else if (c->state == NF_CONN_HTTP)
+        nf_conn_teardown(c);
+}
+
 void nf_conn_drain(nf_conn *c)
 {
     if (c->host->draining && !nf_turn_busy(c) && c->ws && c->state <= NF_CONN_READY) {
         /* Shutting down: the handler that held this connection open has
          * finished; what is still parked is not started. */
-        nf_conn_close(c, 1001, NF_SLICE("going away"));
+        nf_conn_close(c, NF_WS_CLOSE_GOING_AWAY, NF_SLICE("going away"));
         return;
     }
     nf_turn_pump(c);
@@ -436,14 +489,14 @@ static bool rate_allows(nf_conn *c)
     if (max == 0)
         return true;
     uint64_t now = nf_now_ms();
-    if (now - c->rate_window_ms >= 1000) {
+    if (now - c->rate_window_ms >= RATE_WINDOW_MS) {
         c->rate_window_ms = now;
         c->rate_count = 0;
     }
     if (++c->rate_count <= max)
         return true;
     nf_conn_limit_hit(c, NF_LIMIT_RATE, "incoming message rate limit, closing with 1008");
-    nf_conn_close(c, 1008, NF_SLICE("message rate limit"));
+    nf_conn_close(c, NF_WS_CLOSE_POLICY, NF_SLICE("message rate limit"));
     return false;
 }
 
@@ -555,15 +608,15 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         return;
     }
     nf_conn_ref(c);
-    if (nf_ws_read(c->ws) != 0) {
+    int rc = nf_ws_read(c->ws);
+    if (rc != 0) {
+        if (rc != NF_EOF)   /* not the end of the close handshake: a failure of ours */
+            nf_warn("conn %.*s (%s): %s, closing", (int)c->id_len, c->id ? c->id : "-", c->remote, nf_strerror(rc));
         c->ws_done = true;
-        if (c->state < NF_CONN_CLOSING) {
-            c->state = NF_CONN_CLOSING;
-            c->close_deadline_ms = nf_now_ms() + CLOSE_GRACE_MS;
-        }
+        if (c->state < NF_CONN_CLOSING)
+            begin_closing(c, CLOSE_GRACE_MS);
     } else if (nf_ws_is_closing(c->ws) && c->state < NF_CONN_CLOSING) {
-        c->state = NF_CONN_CLOSING;
-        c->close_deadline_ms = nf_now_ms() + CLOSE_GRACE_MS;
+        begin_closing(c, CLOSE_GRACE_MS);
     }
     if (c->state == NF_CONN_CLOSING)
         nf_barrier_release_all(c);   /* the answering close frame must not wait for a pong */
@@ -580,7 +633,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 /* ---- writing: one flush per connection per loop iteration ---------------------
  *
  * Everything a loop iteration queues for a connection (replies, broadcasts,
- * pongs) leaves with one writev from nf_host_flush_all, which runs after the
+ * pongs) leaves with one writev from nf_conn_flush_all, which runs after the
  * iteration's reads. EV_WRITE is armed only when that write was short, so a
  * connection that keeps up costs no epoll_ctl per message (bufferevents
  * would enable and disable it around every flush). */
@@ -626,7 +679,7 @@ static void conn_flush(nf_conn *c)
     output_drained(c);
 }
 
-void nf_host_flush_all(nf_host *h)
+void nf_conn_flush_all(nf_host *h)
 {
     while (!nf_list_empty(&h->flushq)) {
         nf_conn *c = NF_LIST_ENTRY(h->flushq.next, nf_conn, flush_link);
@@ -677,7 +730,7 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
         if (c->state == NF_CONN_HTTP)
             nf_conn_teardown(c);
         else
-            nf_conn_close(c, 1008, NF_SLICE("handshake timeout"));
+            nf_conn_close(c, NF_WS_CLOSE_POLICY, NF_SLICE("handshake timeout"));
         return;
     }
     if (c->ep == NULL || c->bev == NULL)
@@ -687,7 +740,7 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
     const nf_endpoint_config *cfg = &c->ep->cfg;
     if (cfg->read_timeout_ms && now - c->last_read_ms >= cfg->read_timeout_ms) {
         nf_info("conn %s: read timeout (%u ms idle), closing", c->id_shown, cfg->read_timeout_ms);
-        nf_conn_close(c, 1001, NF_SLICE("read timeout"));
+        nf_conn_close(c, NF_WS_CLOSE_GOING_AWAY, NF_SLICE("read timeout"));
         return;
     }
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
@@ -701,6 +754,45 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
 }
 
 /* ---- accessors ------------------------------------------------------------------- */
+
+/* The connection's namespaces: it holds the list (nf_nsconn.conn_link);
+ * namespace.c makes and drops its entries. */
+nf_nsconn *nf_conn_namespace(nf_conn *c, nf_slice ns)
+{
+    NF_LIST_FOREACH(it, &c->nsconns) {
+        nf_nsconn *nc = NF_LIST_ENTRY(it, nf_nsconn, conn_link);
+        if (nf_slice_eq(nf_slice_of(nc->index->name, nc->index->name_len), ns))
+            return nc;
+    }
+    return NULL;
+}
+
+nf_nsconn *nf_conn_namespace_next(nf_conn *c, nf_nsconn *prev)
+{
+    nf_list *next = prev ? prev->conn_link.next : c->nsconns.next;
+    return next == &c->nsconns ? NULL : NF_LIST_ENTRY(next, nf_nsconn, conn_link);
+}
+
+/* Forced connect (docs/protocol.md §7.4): namespace.c runs the procedure. */
+void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud) { nf_ns_connect(c, ns, cb, ud); }
+
+struct evbuffer *nf_conn_input(nf_conn *c) { return bufferevent_get_input(c->bev); }
+struct evbuffer *nf_conn_output(nf_conn *c) { return c->bev ? bufferevent_get_output(c->bev) : NULL; }
+nf_host *nf_conn_host(const nf_conn *c) { return c->host; }
+nf_ws *nf_conn_ws(const nf_conn *c) { return c->ws; }
+bool nf_conn_is_handshaking(const nf_conn *c) { return c->state == NF_CONN_OPEN || c->state == NF_CONN_CONNECTING; }
+
+void nf_conn_set_request(nf_conn *c, nf_request *req)
+{
+    nf_request_free(c->req);
+    c->req = req;
+}
+
+void nf_conn_read_pipelined(nf_conn *c)
+{
+    if (c->ws && c->state == NF_CONN_OPEN && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+}
 
 nf_slice nf_conn_id(const nf_conn *c) { return nf_slice_of(c->id ? c->id : "", c->id_len); }
 nf_endpoint *nf_conn_endpoint(nf_conn *c) { return c->ep; }

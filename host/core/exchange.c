@@ -4,13 +4,6 @@
 
 #include "internal.h"
 
-void nf_host_set_exchange(nf_host *h, nf_exchange *x)
-{
-    if (h->exchange && h->exchange->ops->free)
-        h->exchange->ops->free(h->exchange);
-    h->exchange = x;
-    h->metrics.exchange_connected = x ? 0 : -1;
-}
 
 void nf_exchange_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b) { x->ops->publish(x, ep, b); }
 void nf_exchange_subscribe(nf_exchange *x, nf_endpoint *ep, nf_slice ns) { x->ops->subscribe_ns(x, ep, ns); }

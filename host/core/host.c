@@ -1,6 +1,14 @@
 /* host.c - the process: listener, the HTTP phase of every connection
- * (upgrade, HEAD probe, /health, /metrics, static files, 404), endpoints,
- * the coarse timeout sweep, and draining on shutdown. */
+ * (upgrade, HEAD probe, /health, /metrics, static files, 404), the mount
+ * list of endpoints, the coarse timeout sweep, and draining on shutdown.
+ *
+ * Owns: nf_host and what hangs off it (the listener, the list of every
+ * connection, per-address counts, the sweep and flush events, metrics), all
+ * freed by nf_host_free. Every socket enters through admit() (accept and
+ * nf_host_adopt alike), leaves through nf_host_conn_gone. It never touches a
+ * connection's fields: answers go through conn.c (nf_conn_end_http closes
+ * after the write, nf_conn_upgrade makes the WebSocket), and each endpoint is
+ * endpoint.c's. */
 #include "internal.h"
 
 #include <arpa/inet.h>
@@ -33,7 +41,7 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg);
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-    nf_host_flush_all(arg);
+    nf_conn_flush_all(arg);
 }
 
 nf_host *nf_host_new(struct event_base *base, const nf_limits *limits, const nf_app_ops *ops, void *app)
@@ -62,7 +70,7 @@ nf_host *nf_host_new(struct event_base *base, const nf_limits *limits, const nf_
         nf_host_free(h);
         return NULL;
     }
-    struct timeval tv = { 0, SWEEP_INTERVAL_MS * 1000 };
+    struct timeval tv = nf_clock_timeval(SWEEP_INTERVAL_MS);
     event_add(h->sweep, &tv);
     return h;
 }
@@ -85,10 +93,7 @@ void nf_host_free(nf_host *h)
         while (*list) {
             nf_endpoint *ep = *list;
             *list = ep->next;
-            nf_dict_free(ep->by_id);
-            nf_dict_free(ep->namespaces);
-            free(ep->path);
-            free(ep);
+            nf_endpoint_free(ep);
         }
     }
     nf_host_set_exchange(h, NULL);
@@ -132,6 +137,35 @@ void nf_host_set_unhealthy(nf_host *h, const char *reason)
     h->unhealthy = reason ? strdup(reason) : NULL;
 }
 
+void nf_host_set_exchange(nf_host *h, nf_exchange *x)
+{
+    if (h->exchange && h->exchange->ops->free)
+        h->exchange->ops->free(h->exchange);
+    h->exchange = x;
+    h->metrics.exchange_connected = x ? 0 : -1;
+}
+
+static uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The time spent in handler code (neffos_handler_seconds_total): the
+ * outermost of nested slices counts. */
+void nf_host_handler_enter(nf_host *h)
+{
+    if (h->handler_depth++ == 0)
+        h->handler_since_us = monotonic_us();
+}
+
+void nf_host_handler_leave(nf_host *h)
+{
+    if (h->handler_depth > 0 && --h->handler_depth == 0)
+        h->metrics.handler_us_total += monotonic_us() - h->handler_since_us;
+}
+
 void nf_host_count_reload(nf_host *h, bool ok)
 {
     if (ok)
@@ -157,12 +191,16 @@ static void ip_of(const char *remote, char *ip, size_t cap)
     ip[n] = '\0';
 }
 
-static bool ip_admit(nf_host *h, nf_conn *c)
+/* Counts a new socket from `remote` against --max-connections-per-ip; false
+ * when its address is at the limit (or memory ran out). Invariant: while
+ * the limit is on, every connection was counted here, once, before it was
+ * made, and is released once, in nf_host_conn_gone. */
+static bool ip_admit(nf_host *h, const char *remote)
 {
     char ip[INET6_ADDRSTRLEN];
     if (h->limits.max_connections_per_ip == 0)
         return true;
-    ip_of(c->remote, ip, sizeof ip);
+    ip_of(remote, ip, sizeof ip);
     ip_count *ic = nf_dict_get(h->per_ip, nf_slice_of(ip, strlen(ip)));
     if (ic && ic->count >= h->limits.max_connections_per_ip)
         return false;
@@ -174,16 +212,15 @@ static bool ip_admit(nf_host *h, nf_conn *c)
         nf_dict_set(h->per_ip, nf_slice_of(ic->ip, strlen(ic->ip)), ic);
     }
     ic->count++;
-    c->counted_ip = true;
     return true;
 }
 
-static void ip_release(nf_host *h, nf_conn *c)
+static void ip_release(nf_host *h, const char *remote)
 {
     char ip[INET6_ADDRSTRLEN];
-    if (!c->counted_ip)
+    if (h->limits.max_connections_per_ip == 0)
         return;
-    ip_of(c->remote, ip, sizeof ip);
+    ip_of(remote, ip, sizeof ip);
     ip_count *ic = nf_dict_get(h->per_ip, nf_slice_of(ip, strlen(ip)));
     if (ic && --ic->count == 0) {
         nf_dict_delete(h->per_ip, nf_slice_of(ip, strlen(ip)));
@@ -209,39 +246,61 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
     }
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
-{
-    nf_host *h = arg;
-    char remote[64];
-    int one = 1;
 
-    /* Nothing is accepted while draining: nf_host_drain closes the listener. */
+/* Admission of a connected socket, the one path for accept(2) and
+ * nf_host_adopt: the connection limits, then a connection in the HTTP
+ * phase. Returns 0 (*out the connection, if out), or NF_EAGAIN (refused by
+ * a limit: counted and logged), NF_EINVAL, NF_ENOMEM; fd is closed on
+ * failure. */
+static int admit(nf_host *h, evutil_socket_t fd, const char *remote, nf_conn **out)
+{
+    int one = 1;
+    if (out)
+        *out = NULL;
     /* Sockets still in the HTTP phase count too: a flood of half-open
      * requests must not use up descriptors until the handshake timeout. */
-    format_addr(sa, remote, sizeof remote);
     if (h->conn_count >= h->limits.max_connections) {
         nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections (--max-connections %zu)",
                    h->limits.max_connections);
         evutil_closesocket(fd);
-        return;
+        return NF_EAGAIN;
+    }
+    if (!ip_admit(h, remote)) {
+        nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections from this address (--max-connections-per-ip %zu)",
+                   h->limits.max_connections_per_ip);
+        evutil_closesocket(fd);
+        return NF_EAGAIN;
+    }
+    if (evutil_make_socket_nonblocking(fd) != 0) {
+        ip_release(h, remote);
+        evutil_closesocket(fd);
+        return NF_EINVAL;
     }
     /* libevent leaves Nagle on; small frames must not wait for it. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct bufferevent *bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
+        ip_release(h, remote);
         evutil_closesocket(fd);
-        return;
+        return NF_ENOMEM;
     }
     nf_conn *c = nf_conn_new(h, bev, remote);
     if (c == NULL) {
+        ip_release(h, remote);
         bufferevent_free(bev);
-        return;
+        return NF_ENOMEM;
     }
-    if (!ip_admit(h, c)) {
-        nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections from this address (--max-connections-per-ip %zu)",
-                   h->limits.max_connections_per_ip);
-        nf_conn_teardown(c);
-    }
+    if (out)
+        *out = c;
+    return 0;
+}
+
+/* Nothing is accepted while draining: nf_host_drain closes the listener. */
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    char remote[64];
+    format_addr(sa, remote, sizeof remote);
+    admit(arg, fd, remote, NULL);
 }
 
 /* accept() failed for want of a resource: descriptors (EMFILE, ENFILE) or
@@ -262,7 +321,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
         h->metrics.accept_other++;
     evconnlistener_disable(l);
     h->metrics.accept_paused = 1;
-    struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+    struct timeval tv = nf_clock_timeval(ACCEPT_PAUSE_MS);
     event_add(h->accept_resume, &tv);
     h->accept_failures++;
     uint64_t now = nf_now_ms();
@@ -293,7 +352,7 @@ int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t err
     int rc = getaddrinfo(host, portstr, &hints, &res);
     if (rc != 0) {
         snprintf(err, errcap, "%s:%d: %s", host, port, gai_strerror(rc));
-        return -1;
+        return rc == EAI_MEMORY ? NF_ENOMEM : NF_EINVAL;
     }
     h->listener = evconnlistener_new_bind(h->base, accept_cb, h,
                                           LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
@@ -303,7 +362,7 @@ int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t err
     if (h->listener == NULL) {
         snprintf(err, errcap, "%s:%d: %s", host, port,
                  saved == EADDRINUSE ? "address already in use" : strerror(saved));
-        return -1;
+        return saved > 0 ? -saved : NF_EIO;
     }
     evconnlistener_set_error_cb(h->listener, accept_error_cb);
     struct sockaddr_storage ss;
@@ -319,12 +378,8 @@ int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t err
 /* Sends a complete answer; the connection closes once it is flushed. */
 static void http_answer(nf_conn *c, int status, const char *extra, const char *ctype, const char *body, bool head)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    nf_http_respond(out, status, extra, ctype, body, body ? strlen(body) : 0, head);
-    c->state = NF_CONN_CLOSING;
-    c->close_deadline_ms = nf_now_ms() + 5000;
-    bufferevent_disable(c->bev, EV_READ);
-    nf_conn_want_flush(c);
+    nf_http_respond(nf_conn_output(c), status, extra, ctype, body, body ? strlen(body) : 0, head);
+    nf_conn_end_http(c, NF_CONN_ANSWER_SHORT);
 }
 
 static bool origin_allowed(nf_host *h, const nf_upgrade *up)
@@ -339,12 +394,12 @@ static bool origin_allowed(nf_host *h, const nf_upgrade *up)
 
 static void upgrade(nf_conn *c, nf_endpoint *ep)
 {
-    nf_host *h = c->host;
+    nf_host *h = nf_conn_host(c);
     nf_upgrade up;
     const char *why = NULL;
     char body[80];
 
-    int rc = nf_http_upgrade_check(c->req, &up, &why);
+    int rc = nf_http_upgrade_check(nf_conn_request(c), &up, &why);
     if (rc != 0) {
         nf_refusal_conn(c, ep, NF_REFUSED_BAD_REQUEST, "%d %s", -rc, why);
         snprintf(body, sizeof body, "%s\n", why);
@@ -359,23 +414,13 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
         http_answer(c, 403, NULL, "text/plain; charset=utf-8", "origin not allowed\n", false);
         return;
     }
-    /* The id generator may look at the endpoint (nf_conn_endpoint); the
-     * connection only joins it in nf_conn_upgraded. */
-    c->ep = ep;
-    int id_rc = nf_ids_assign(c);
-    c->ep = NULL;
-    if (id_rc != 0) {
-        http_answer(c, 503, NULL, "text/plain; charset=utf-8", "out of memory\n", false);
-        return;
-    }
-    c->ws = nf_ws_new(c->bev, h->limits.max_message_bytes, h->limits.max_outgoing_bytes, &nf_conn_ws_callbacks, c);
-    if (c->ws == NULL) {
+    if (nf_conn_upgrade(c, ep) != 0) {
         http_answer(c, 503, NULL, "text/plain; charset=utf-8", "out of memory\n", false);
         return;
     }
     char accept[29];
     nf_ws_accept_key(up.key.ptr, up.key.len, accept);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = nf_conn_output(c);
     evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                              "Sec-WebSocket-Accept: %s\r\n", accept);
     /* Browsers refuse a handshake that selects none of the subprotocols they
@@ -386,13 +431,11 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
     nf_conn_want_flush(c);
     h->metrics.upgrades++;
     nf_conn_upgraded(c, ep);
-    if (h->exchange && c->id_refusal == NULL)
-        nf_exchange_conn_added(h->exchange, ep, nf_slice_of(c->id, c->id_len));
 }
 
 static void answer_health(nf_conn *c, bool head)
 {
-    nf_host *h = c->host;
+    nf_host *h = nf_conn_host(c);
     if (h->unhealthy) {
         char body[600];
         snprintf(body, sizeof body, "%.*s\n", 500, h->unhealthy);
@@ -403,7 +446,7 @@ static void answer_health(nf_conn *c, bool head)
 
 static void answer_metrics(nf_conn *c, bool head)
 {
-    nf_host *h = c->host;
+    nf_host *h = nf_conn_host(c);
     size_t eps = 0;
     for (nf_endpoint *ep = h->endpoints; ep; ep = ep->next)
         eps++;
@@ -412,21 +455,18 @@ static void answer_metrics(nf_conn *c, bool head)
         return;
     nf_metrics_render(&h->metrics, h->ws_count, eps, body);
     size_t len = evbuffer_get_length(body);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = nf_conn_output(c);
     nf_http_write_head(out, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", len);
     if (!head)
         evbuffer_add_buffer(out, body);
     evbuffer_free(body);
-    c->state = NF_CONN_CLOSING;
-    c->close_deadline_ms = nf_now_ms() + 5000;
-    bufferevent_disable(c->bev, EV_READ);
-    nf_conn_want_flush(c);
+    nf_conn_end_http(c, NF_CONN_ANSWER_SHORT);
 }
 
 static void route(nf_conn *c)
 {
-    nf_host *h = c->host;
-    const nf_request *req = c->req;
+    nf_host *h = nf_conn_host(c);
+    const nf_request *req = nf_conn_request(c);
     nf_slice method = nf_request_method(req), path = nf_request_path(req);
     bool head = nf_slice_eq_cstr(method, "HEAD"), get = nf_slice_eq_cstr(method, "GET");
 
@@ -452,11 +492,8 @@ static void route(nf_conn *c)
         return;
     }
     if (h->static_root) {
-        nf_static_respond(h->static_root, req, bufferevent_get_output(c->bev));
-        c->state = NF_CONN_CLOSING;
-        c->close_deadline_ms = nf_now_ms() + 30000;
-        bufferevent_disable(c->bev, EV_READ);
-        nf_conn_want_flush(c);
+        nf_static_respond(h->static_root, req, nf_conn_output(c));
+        nf_conn_end_http(c, NF_CONN_ANSWER_FILE);
         return;
     }
     http_answer(c, 404, NULL, "text/plain; charset=utf-8", "404 page not found\n", head);
@@ -464,31 +501,31 @@ static void route(nf_conn *c)
 
 void nf_host_http_read(nf_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    nf_host *h = nf_conn_host(c);
+    struct evbuffer *in = nf_conn_input(c);
     size_t avail = evbuffer_get_length(in);
-    size_t take = avail < c->host->limits.max_header_bytes + 1 ? avail : c->host->limits.max_header_bytes + 1;
+    size_t take = avail < h->limits.max_header_bytes + 1 ? avail : h->limits.max_header_bytes + 1;
     const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
     nf_request *req = NULL;
     size_t head_len = 0;
 
-    nf_http_limits hl = { c->host->limits.max_header_bytes, c->host->limits.max_headers };
+    nf_http_limits hl = { h->limits.max_header_bytes, h->limits.max_headers };
     nf_http_status st = nf_http_parse_request(buf, take, &hl, &req, &head_len);
     if (st == NF_HTTP_INCOMPLETE)
         return;
     if (st != NF_HTTP_OK) {
         int code = nf_http_status_code(st);
-        nf_refusal(c->host, NF_REFUSED_BAD_REQUEST, c->remote, "bad HTTP request (%d %s)", code, nf_http_reason(code));
+        nf_refusal(h, NF_REFUSED_BAD_REQUEST, nf_conn_remote_addr(c), "bad HTTP request (%d %s)", code,
+                   nf_http_reason(code));
         evbuffer_drain(in, avail);
         http_answer(c, code, NULL, "text/plain; charset=utf-8", nf_http_reason(code), false);
         return;
     }
     evbuffer_drain(in, head_len);
-    c->req = req;
+    nf_conn_set_request(c, req);
     nf_conn_ref(c);
     route(c);
-    /* Frames pipelined right behind the upgrade request. */
-    if (c->ws && c->state == NF_CONN_OPEN && evbuffer_get_length(in) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+    nf_conn_read_pipelined(c);   /* frames right behind the upgrade request */
     nf_conn_unref(c);
 }
 
@@ -496,9 +533,7 @@ void nf_host_conn_gone(nf_host *h, nf_conn *c)
 {
     nf_list_remove(&c->host_link);
     h->conn_count--;
-    ip_release(h, c);
-    if (c->ep && h->exchange && c->id && c->id_refusal == NULL)
-        nf_exchange_conn_removed(h->exchange, c->ep, nf_slice_of(c->id, c->id_len));
+    ip_release(h, nf_conn_remote_addr(c));
     if (h->draining && h->ws_count == 0 && h->drain_timer) {
         struct timeval now = { 0, 0 };
         event_add(h->drain_timer, &now);   /* finish from the loop, not from inside a teardown */
@@ -526,9 +561,9 @@ static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
         /* Handlers still waiting lose their connection now. */
         NF_LIST_FOREACH_SAFE(it, tmp, &h->conns) {
             nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
-            nf_conn_close(c, 1001, NF_SLICE("going away"));
+            nf_conn_close(c, NF_WS_CLOSE_GOING_AWAY, NF_SLICE("going away"));
         }
-        nf_host_flush_all(h);
+        nf_conn_flush_all(h);
     }
     void (*done)(void *) = h->drain_done;
     h->drain_done = NULL;
@@ -557,40 +592,23 @@ void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *
      * is closed when that handler finishes (nf_conn_drain), or when the
      * grace period ends; the others right away. */
     NF_LIST_FOREACH_SAFE(it, tmp, &h->conns) {
-        nf_conn *c = NF_LIST_ENTRY(it, nf_conn, host_link);
-        if (c->ws && !nf_turn_busy(c))
-            nf_conn_close(c, 1001, NF_SLICE("going away"));
-        else if (c->state == NF_CONN_HTTP)
-            nf_conn_teardown(c);
+        nf_conn_shutdown(NF_LIST_ENTRY(it, nf_conn, host_link));
     }
-    struct timeval tv = { (time_t)(grace_ms / 1000), (suseconds_t)(grace_ms % 1000) * 1000 };
+    struct timeval tv = nf_clock_timeval(grace_ms);
     if (h->ws_count == 0)
         tv = (struct timeval){ 0, 0 };
     evtimer_add(h->drain_timer, &tv);
 }
 
-/* ---- endpoints ------------------------------------------------------------------------- */
+/* ---- the mount list of endpoints (endpoint.c owns each endpoint) ---------------------- */
 
 nf_endpoint *nf_host_add_endpoint(nf_host *h, const char *path, const nf_endpoint_config *cfg)
 {
     if (nf_host_find_endpoint(h, path))
         return NULL;
-    nf_endpoint *ep = calloc(1, sizeof *ep);
+    nf_endpoint *ep = nf_endpoint_new(h, path, cfg);
     if (ep == NULL)
         return NULL;
-    ep->host = h;
-    ep->path = strdup(path);
-    ep->cfg = *cfg;
-    ep->by_id = nf_dict_new();
-    ep->namespaces = nf_dict_new();
-    nf_list_init(&ep->conns);
-    if (ep->path == NULL || ep->by_id == NULL || ep->namespaces == NULL) {
-        nf_dict_free(ep->by_id);
-        nf_dict_free(ep->namespaces);
-        free(ep->path);
-        free(ep);
-        return NULL;
-    }
     nf_endpoint **tail = &h->endpoints;
     while (*tail)
         tail = &(*tail)->next;
@@ -611,8 +629,6 @@ nf_endpoint *nf_host_endpoint_next(nf_host *h, nf_endpoint *prev)
     return prev ? prev->next : h->endpoints;
 }
 
-void nf_endpoint_configure(nf_endpoint *ep, const nf_endpoint_config *cfg) { ep->cfg = *cfg; }
-
 void nf_host_remove_endpoint(nf_host *h, nf_endpoint *ep)
 {
     /* Unmounted at once; its connections get 1001. The struct itself stays
@@ -626,8 +642,7 @@ void nf_host_remove_endpoint(nf_host *h, nf_endpoint *ep)
     }
     ep->next = h->retired;
     h->retired = ep;
-    NF_LIST_FOREACH_SAFE(it, tmp, &ep->conns)
-        nf_conn_close(NF_LIST_ENTRY(it, nf_conn, ep_link), 1001, NF_SLICE("endpoint removed"));
+    nf_endpoint_close_all(ep, NF_WS_CLOSE_GOING_AWAY, NF_SLICE("endpoint removed"));
 }
 
 void nf_host_set_allowed_origins(nf_host *h, const char *csv)
@@ -658,45 +673,12 @@ void nf_host_set_allowed_origins(nf_host *h, const char *csv)
     }
 }
 
-const char *nf_endpoint_path(const nf_endpoint *ep) { return ep->path; }
-nf_host *nf_endpoint_host(nf_endpoint *ep) { return ep->host; }
-void *nf_endpoint_app_data(nf_endpoint *ep) { return ep->app_data; }
-void nf_endpoint_set_app_data(nf_endpoint *ep, void *data) { ep->app_data = data; }
-
 /* ---- the seam: adopting a socket, the sweep by hand, read-only stats --------------- */
+
 
 int nf_host_adopt(nf_host *h, int fd, const char *remote, nf_conn **out)
 {
-    if (out)
-        *out = NULL;
-    if (h->conn_count >= h->limits.max_connections) {
-        h->metrics.refused_limit++;
-        evutil_closesocket(fd);
-        return -EAGAIN;
-    }
-    if (evutil_make_socket_nonblocking(fd) != 0) {
-        evutil_closesocket(fd);
-        return -EINVAL;
-    }
-    struct bufferevent *bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        evutil_closesocket(fd);
-        return -ENOMEM;
-    }
-    nf_conn *c = nf_conn_new(h, bev, remote);
-    if (c == NULL) {
-        bufferevent_free(bev);
-        return -ENOMEM;
-    }
-    if (!ip_admit(h, c)) {
-        h->metrics.refused_limit++;
-        nf_info("conn %s refused: too many connections from this address", remote);
-        nf_conn_teardown(c);
-        return -EAGAIN;
-    }
-    if (out)
-        *out = c;
-    return 0;
+    return admit(h, fd, remote, out);
 }
 
 /* The periodic sweep, after failing the server asks past their deadline:
@@ -718,19 +700,10 @@ int nf_host_sweep_every(nf_host *h, unsigned ms)
     event_del(h->sweep);
     if (ms == 0)
         return 0;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    struct timeval tv = nf_clock_timeval(ms);
     return event_add(h->sweep, &tv) == 0 ? 0 : -ENOMEM;
 }
 
-static void endpoint_stats(const nf_endpoint *ep, nf_host_stats *out)
-{
-    out->ids += nf_dict_size(ep->by_id);
-    out->namespaces += nf_dict_size(ep->namespaces);
-    size_t cur = 0;
-    nf_ns_index *idx;
-    while ((idx = nf_dict_next(ep->namespaces, &cur, NULL)) != NULL)
-        out->rooms += nf_dict_size(idx->rooms);
-}
 
 void nf_host_get_stats(const nf_host *h, nf_host_stats *out)
 {
@@ -739,7 +712,7 @@ void nf_host_get_stats(const nf_host *h, nf_host_stats *out)
     out->websockets = h->ws_count;
     out->addresses = nf_dict_size(h->per_ip);
     for (const nf_endpoint *ep = h->endpoints; ep; ep = ep->next)
-        endpoint_stats(ep, out);
+        nf_endpoint_add_stats(ep, out);
     for (const nf_endpoint *ep = h->retired; ep; ep = ep->next)
-        endpoint_stats(ep, out);
+        nf_endpoint_add_stats(ep, out);
 }

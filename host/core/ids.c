@@ -94,13 +94,14 @@ static const char *refusal_text(long code)
     }
 }
 
-int nf_ids_assign(nf_conn *c)
+int nf_ids_assign(nf_conn *c, nf_endpoint *ep)
 {
-    size_t cap = c->host->limits.max_id_bytes;
+    nf_host *h = nf_conn_host(c);
+    size_t cap = h->limits.max_id_bytes;
     char *id = malloc(cap + 1 > UUID_LEN + 1 ? cap + 1 : UUID_LEN + 1);
     if (id == NULL)
-        return -1;
-    long n = c->host->ops->generate_id ? c->host->ops->generate_id(c->host->app, c, id, cap) : NF_ID_DEFAULT;
+        return NF_ENOMEM;
+    long n = h->ops->generate_id ? h->ops->generate_id(h->app, ep, c, id, cap) : NF_ID_DEFAULT;
     if (n > (long)cap)
         n = NF_ID_TOO_LONG;
     else if (n > 0 && !utf8_valid((const unsigned char *)id, (size_t)n))
@@ -108,7 +109,7 @@ int nf_ids_assign(nf_conn *c)
     if (n == NF_ID_DEFAULT) {
         if (!uuid_v4(id)) {
             free(id);
-            return -1;
+            return NF_ENOMEM;
         }
         n = UUID_LEN;
     } else if (n < 0) {
@@ -121,18 +122,18 @@ int nf_ids_assign(nf_conn *c)
     c->id_len = (size_t)n;
     c->id_shown = shown(id, (size_t)n);
     if (c->id_shown == NULL)
-        return -1;
+        return NF_ENOMEM;
     return 0;
 }
 
 int nf_ids_add(nf_conn *c)
 {
-    nf_endpoint *ep = c->ep;
+    nf_endpoint *ep = nf_conn_endpoint(c);
     nf_slice id = nf_slice_of(c->id, c->id_len);
     nf_id_group *g = nf_dict_get(ep->by_id, id);
     if (g == NULL) {
         if ((g = malloc(sizeof *g + id.len + 1)) == NULL)
-            return -1;
+            return NF_ENOMEM;
         nf_list_init(&g->conns);
         g->count = 0;
         g->id_len = id.len;
@@ -140,7 +141,7 @@ int nf_ids_add(nf_conn *c)
         g->id[id.len] = '\0';
         if (nf_dict_set(ep->by_id, nf_slice_of(g->id, g->id_len), g) != 0) {
             free(g);
-            return -1;
+            return NF_ENOMEM;
         }
     }
     nf_list_push_back(&g->conns, &c->id_link);
@@ -153,15 +154,15 @@ void nf_ids_remove(nf_conn *c)
     if (!nf_list_linked(&c->id_link))
         return;
     nf_slice id = nf_slice_of(c->id, c->id_len);
-    nf_id_group *g = nf_dict_get(c->ep->by_id, id);
+    nf_id_group *g = nf_dict_get(nf_conn_endpoint(c)->by_id, id);
     nf_list_remove(&c->id_link);
     if (g && --g->count == 0) {
-        nf_dict_delete(c->ep->by_id, id);
+        nf_dict_delete(nf_conn_endpoint(c)->by_id, id);
         free(g);
     }
 }
 
-nf_conn *nf_endpoint_find(nf_endpoint *ep, nf_slice id)
+nf_conn *nf_ids_find(nf_endpoint *ep, nf_slice id)
 {
     nf_id_group *g = nf_dict_get(ep->by_id, id);
     if (g == NULL)
@@ -176,7 +177,7 @@ nf_conn *nf_endpoint_find(nf_endpoint *ep, nf_slice id)
     return NULL;
 }
 
-void nf_endpoint_each_with_id(nf_endpoint *ep, nf_slice id, bool (*fn)(void *ud, nf_conn *c), void *ud)
+void nf_ids_each(nf_endpoint *ep, nf_slice id, bool (*fn)(void *ud, nf_conn *c), void *ud)
 {
     nf_id_group *g = nf_dict_get(ep->by_id, id);
     nf_conn *stack[8], **all = stack;

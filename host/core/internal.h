@@ -1,6 +1,17 @@
-/* internal.h - the protocol core's private structures, shared by the files
- * that implement proto.h (host.c, conn.c, namespace.c, ask.c, broadcast.c,
- * invocation.c). Nothing outside host/ includes this. */
+/* internal.h - the protocol core's private structures and functions, shared
+ * by the files that implement proto.h. Nothing outside host/ includes this.
+ *
+ * Who owns what (a struct's fields are written by its owner only):
+ *   nf_host                      host.c (invocation.c: the handler timing)
+ *   nf_endpoint                  endpoint.c (endpoint.h)
+ *   nf_conn                      conn.c; its parts: turn (turn.c), barrier
+ *                                (barrier.c), asks (ask.c), id (ids.c),
+ *                                nsconns / deferred (namespace.c)
+ *   nf_nsconn, nf_ns_index,
+ *   nf_room_index, nf_room_member namespace.c
+ *   nf_id_group                  ids.c
+ *   nf_invocation                invocation.c (opaque)
+ * Errors follow errors.h: 0 or a negative NF_E* code. */
 #ifndef NF_INTERNAL_H
 #define NF_INTERNAL_H
 
@@ -9,6 +20,8 @@
 
 #include "clock.h"
 #include "dict.h"
+#include "endpoint.h"
+#include "errors.h"
 #include "list.h"
 #include "metrics.h"
 #include "proto.h"
@@ -86,18 +99,6 @@ typedef struct nf_room_member {
     nf_list room_link;               /* in nf_room_index.members */
     nf_list nc_link;                 /* in nf_nsconn.rooms, join order */
 } nf_room_member;
-
-struct nf_endpoint {
-    nf_host *host;
-    nf_endpoint *next;
-    char *path;
-    nf_endpoint_config cfg;
-    void *app_data;
-    nf_list conns;                   /* open WebSocket conns (ep_link) */
-    size_t count;
-    nf_dict *by_id;                  /* id -> nf_id_group */
-    nf_dict *namespaces;             /* name -> nf_ns_index */
-};
 
 struct nf_nsconn {
     nf_conn *conn;
@@ -208,17 +209,50 @@ void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep);
 void nf_conn_on_ws_message(void *ud, bool binary, const uint8_t *data, size_t len);
 void nf_conn_teardown(nf_conn *c);
 void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what);
+/* Send a message (docs/protocol.md §4) / the empty reply to a wait token
+ * (§17.1.4). Return 0; NF_EPIPE when the connection cannot write (not open,
+ * closing, or its output over --max-outgoing-bytes: it is then closing with
+ * 1008); NF_ENOMEM. */
 int nf_conn_send_msg(nf_conn *c, const nf_msg *m, bool binary);
 int nf_conn_send_empty_reply(nf_conn *c, nf_slice token);
 void nf_conn_sweep(nf_conn *c, uint64_t now);
 bool nf_conn_can_write(nf_conn *c);
 /* False (and the connection closing with 1008) once its output queue is over the limit. */
 bool nf_conn_output_has_room(nf_conn *c);
+/* After a handler ended: closes c with 1001 if the host drains and nothing
+ * holds it any more, else starts what waits for its turn. */
 void nf_conn_drain(nf_conn *c);
+/* The host starts draining: closes c with 1001 unless a handler holds it
+ * (nf_conn_drain closes it when that ends); drops it in the HTTP phase. */
+void nf_conn_shutdown(nf_conn *c);
+/* The HTTP phase (host.c) reads and answers through these. */
+struct evbuffer *nf_conn_input(nf_conn *c);
+/* The socket's output; NULL once the socket is gone (teardown). */
+struct evbuffer *nf_conn_output(nf_conn *c);
+nf_host *nf_conn_host(const nf_conn *c);
+/* The WebSocket, NULL before the upgrade and after teardown. */
+nf_ws *nf_conn_ws(const nf_conn *c);
+/* Upgraded, handshake not done: waiting for "M" or running on_connect. */
+bool nf_conn_is_handshaking(const nf_conn *c);
+/* c keeps req (freed with c). */
+void nf_conn_set_request(nf_conn *c, nf_request *req);
+/* Frames pipelined behind the upgrade request: read them (deferred). */
+void nf_conn_read_pipelined(nf_conn *c);
 /* Dispatches one client frame (docs/protocol.md §6); the caller holds the turn. */
 void nf_conn_dispatch(nf_conn *c, bool binary, const char *data, size_t len);
 void nf_conn_want_flush(nf_conn *c);
-void nf_host_flush_all(nf_host *h);
+/* Writes the output of every connection that asked (nf_conn_want_flush):
+ * one writev each, once per loop iteration (the host's flush event). */
+void nf_conn_flush_all(nf_host *h);
+/* The HTTP answer is in the output: stop reading, close once it is written,
+ * or when the deadline of `kind` passed (a client that does not read it). */
+typedef enum nf_conn_answer { NF_CONN_ANSWER_SHORT, NF_CONN_ANSWER_FILE } nf_conn_answer;
+void nf_conn_end_http(nf_conn *c, nf_conn_answer kind);
+/* Upgrade of an HTTP connection to ep (RFC 6455 4.2.2): asks the app for
+ * its ID (generate_id sees ep), then makes the WebSocket. Returns 0, or
+ * NF_ENOMEM (the connection stays in the HTTP phase: answer it 503). The
+ * caller queues the 101 answer, then calls nf_conn_upgraded. */
+int nf_conn_upgrade(nf_conn *c, nf_endpoint *ep);
 
 /* namespace.c: namespaces and rooms, client requests and forced actions */
 /* False (the frame answered with an error if it waits, else dropped) when
@@ -232,15 +266,20 @@ void nf_ns_close_all(nf_conn *c);
 nf_nsconn *nf_ns_attach(nf_conn *c, nf_slice ns);
 void nf_ns_run_deferred(nf_conn *c);
 void nf_ns_free_deferred(nf_conn *c);
-void nf_endpoint_drop_index(nf_endpoint *ep, nf_ns_index *idx);
+/* The forced connect of nf_conn_connect (proto.h). */
+void nf_ns_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud);
 
 /* ids.c: connection IDs */
-/* Asks the app for c's ID (c->ep set); a refused ID leaves an empty one and
- * c->id_refusal. Returns 0, or -1 when out of memory. */
-int nf_ids_assign(nf_conn *c);
-/* Adds c to / removes it from its endpoint's index (remove: if it is in). */
+/* Asks the app for c's ID on ep (generate_id); a refused ID leaves an empty
+ * one and c->id_refusal. Returns 0, or NF_ENOMEM. */
+int nf_ids_assign(nf_conn *c, nf_endpoint *ep);
+/* Adds c to / removes it from its endpoint's index (remove: if it is in).
+ * nf_ids_add returns 0 or NF_ENOMEM. */
 int nf_ids_add(nf_conn *c);
 void nf_ids_remove(nf_conn *c);
+/* nf_endpoint_find / nf_endpoint_each_with_id (proto.h) over the index. */
+nf_conn *nf_ids_find(nf_endpoint *ep, nf_slice id);
+void nf_ids_each(nf_endpoint *ep, nf_slice id, bool (*fn)(void *ud, nf_conn *c), void *ud);
 
 /* turn.c: one handler at a time per connection (docs/architecture.md, "Ordering") */
 typedef void (*nf_turn_call)(void *ud, bool go);   /* go: the turn is held for you; !go: give up */
@@ -248,8 +287,9 @@ bool nf_turn_busy(const nf_conn *c);
 void nf_turn_hold(nf_conn *c);
 /* Ends one hold; the turn ends with the last, and what waits starts. */
 void nf_turn_release(nf_conn *c);
-/* Parks a frame of the client. Returns 0, or -1 when a bound is hit (the
- * connection is then closing with 1008 "incoming queue full"). */
+/* Parks a frame of the client. Returns 0; NF_ENOBUFS when a bound is hit
+ * (the connection is then closing with 1008 "incoming queue full");
+ * NF_ENOMEM (closing with 1011). */
 int nf_turn_park_frame(nf_conn *c, bool binary, const uint8_t *data, size_t len);
 /* Runs fn(ud, true) with the turn held for it: now if the turn is free,
  * else when its turn comes. fn(ud, false) if it has waited ask_timeout_ms
@@ -264,6 +304,10 @@ void nf_turn_clear(nf_conn *c);
 /* Is the handler running now one of c's (a forced action it asks for is
  * part of its turn)? */
 bool nf_turn_is_current(nf_conn *c);
+/* Around a forced action's completion callback: what it asks of c next is
+ * part of the turn (nf_turn_is_current). */
+void nf_turn_completion_begin(nf_conn *c);
+void nf_turn_completion_end(nf_conn *c);
 
 /* barrier.c: output held after a connect/join reply until the pong */
 void nf_barrier_add(nf_conn *c);
@@ -273,13 +317,18 @@ void nf_barrier_sweep(nf_conn *c, uint64_t now);
 size_t nf_barrier_held_bytes(const nf_conn *c);
 void nf_barrier_free(nf_conn *c);
 
-/* broadcast.c: fan-out, and the scale-out subscription hooks */
-void nf_ns_connected(nf_nsconn *nc);      /* after a namespace connected */
-void nf_ns_disconnected(nf_nsconn *nc);   /* before it is detached */
+/* broadcast.c: fan-out, listings, asks by ID, and the scale-out
+ * subscription hooks; the nf_endpoint_* entries of proto.h call these. */
+void nf_broadcast_ns_connected(nf_nsconn *nc);      /* after a namespace connected */
+void nf_broadcast_ns_disconnected(nf_nsconn *nc);   /* before it is detached */
 size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b);
-/* nf_endpoint_ask without the other processes (for an ask that came from one). */
-void nf_endpoint_ask_local(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
-                           nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud);
+size_t nf_broadcast_publish(nf_endpoint *ep, const nf_broadcast *b);
+void nf_broadcast_each(nf_endpoint *ep, bool (*fn)(void *ud, nf_conn *c), void *ud);
+void nf_broadcast_each_member(nf_endpoint *ep, nf_slice ns, nf_slice room,
+                              bool (*fn)(void *ud, nf_nsconn *nc), void *ud);
+/* remote: also ask the other processes (false for an ask that came from one). */
+void nf_broadcast_ask(nf_endpoint *ep, bool remote, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                      nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud);
 
 /* ask.c */
 void nf_ask_send(nf_conn *c, nf_slice ns, nf_slice room, nf_slice event, nf_slice body, bool binary,
@@ -289,19 +338,21 @@ void nf_ask_cancel_all(nf_conn *c);
 /* Fails with NF_ASK_TIMEOUT the asks whose deadline is <= now (the host's sweep). */
 void nf_ask_expire(nf_conn *c, uint64_t now);
 /* Writes the next server token (decimal) into buf (>= 21 bytes); returns its length. */
-size_t nf_token_next(nf_host *h, char *buf);
+size_t nf_ask_token_next(nf_host *h, char *buf);
 
 /* invocation.c */
 typedef void (*nf_invocation_cont)(nf_invocation *inv, nf_result result, const char *data, size_t len);
-nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, nf_nsconn *nc, const nf_msg *m);
-void nf_invocation_set(nf_invocation *inv, bool is_local, bool is_forced, bool is_native, bool binary);
+/* A handler run on c of the message m (NULL for hooks: empty), flags a set
+ * of nf_invocation_flag (proto.h; a call site names them, NF_INV_LOCAL |
+ * NF_INV_FORCED, instead of a row of positional booleans). The invocation keeps copies of m's token and names
+ * and lends its body (valid during invoke() only); it holds a reference to
+ * c until nf_invocation_finish() frees it. Returns NULL when out of memory. */
+nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, const nf_msg *m, unsigned flags);
 void nf_invocation_set_cont(nf_invocation *inv, nf_invocation_cont cont, void *cont_ud);
 void *nf_invocation_cont_ud(const nf_invocation *inv);
-const nf_msg *nf_invocation_saved_msg(const nf_invocation *inv);
 void nf_invocation_run(nf_invocation *inv);
-/* Fires a notification event: result ignored. */
-void nf_notify(nf_conn *c, nf_nsconn *nc, nf_slice ns, nf_slice room, const char *event,
-               bool is_local, bool is_forced);
+/* Fires a notification event (result ignored); flags as nf_invocation_new. */
+void nf_invocation_notify(nf_conn *c, nf_slice ns, nf_slice room, const char *event, unsigned flags);
 
 extern const nf_ws_callbacks nf_conn_ws_callbacks;
 

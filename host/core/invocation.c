@@ -6,7 +6,13 @@
  * the reply, mark the namespace connected, send "A", and so on. The
  * invocation keeps its own copies of the token and names, since the frame it
  * came from is gone by the time a waiting handler finishes; the body is only
- * lent for the duration of invoke(). */
+ * lent for the duration of invoke().
+ *
+ * Owns: nf_invocation (opaque to everything else), from nf_invocation_new
+ * to nf_invocation_finish, which frees it (back to a small pool). An
+ * invocation holds a reference to its connection and one hold of the
+ * connection's turn while it runs; finish gives both back. How it came
+ * about is a set of named flags (NF_INV_*), fixed at creation. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -18,7 +24,7 @@ struct nf_invocation {
     nf_conn *conn;                 /* referenced */
     nf_endpoint *ep;
     nf_msg msg;                    /* names point into storage */
-    bool is_local, is_forced, is_native, binary;
+    unsigned flags;                /* nf_invocation_flag */
     nf_invocation_cont cont;
     void *cont_ud;
     char storage[];
@@ -76,7 +82,7 @@ static char *keep(char *w, nf_slice s, nf_slice *out)
     return w + s.len;
 }
 
-nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, nf_nsconn *nc, const nf_msg *m)
+nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, const nf_msg *m, unsigned flags)
 {
     static const nf_msg none;
     if (m == NULL)
@@ -87,8 +93,9 @@ nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, nf_nsconn 
         return NULL;
     memset(inv, 0, sizeof *inv);
     inv->kind = kind;
+    inv->flags = flags;
     inv->conn = c;
-    inv->ep = c->ep;
+    inv->ep = nf_conn_endpoint(c);
     nf_conn_ref(c);
     char *w = inv->storage;
     w = keep(w, m->wait, &inv->msg.wait);
@@ -98,16 +105,7 @@ nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, nf_nsconn 
     inv->msg.body = m->body;
     inv->msg.is_error = m->is_error;
     inv->msg.is_noop = m->is_noop;
-    (void)nc;
     return inv;
-}
-
-void nf_invocation_set(nf_invocation *inv, bool is_local, bool is_forced, bool is_native, bool binary)
-{
-    inv->is_local = is_local;
-    inv->is_forced = is_forced;
-    inv->is_native = is_native;
-    inv->binary = binary;
 }
 
 void nf_invocation_set_cont(nf_invocation *inv, nf_invocation_cont cont, void *cont_ud)
@@ -117,30 +115,10 @@ void nf_invocation_set_cont(nf_invocation *inv, nf_invocation_cont cont, void *c
 }
 
 void *nf_invocation_cont_ud(const nf_invocation *inv) { return inv->cont_ud; }
-const nf_msg *nf_invocation_saved_msg(const nf_invocation *inv) { return &inv->msg; }
-
-static uint64_t monotonic_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-void nf_host_handler_enter(nf_host *h)
-{
-    if (h->handler_depth++ == 0)
-        h->handler_since_us = monotonic_us();
-}
-
-void nf_host_handler_leave(nf_host *h)
-{
-    if (h->handler_depth > 0 && --h->handler_depth == 0)
-        h->metrics.handler_us_total += monotonic_us() - h->handler_since_us;
-}
 
 void nf_invocation_run(nf_invocation *inv)
 {
-    nf_host *h = inv->conn->host;
+    nf_host *h = nf_conn_host(inv->conn);
     h->metrics.handler_runs++;
     nf_turn_hold(inv->conn);       /* every run holds its connection's turn (turn.c) */
     nf_host_handler_enter(h);
@@ -154,7 +132,7 @@ void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data
     /* The body was lent for invoke() only; a late finish must not see it. */
     inv->msg.body = NF_SLICE_EMPTY;
     if (result == NF_RESULT_ERROR)
-        c->host->metrics.handler_errors++;
+        nf_conn_host(c)->metrics.handler_errors++;
     if (inv->cont)
         inv->cont(inv, result, data, len);   /* may chain a run into the same turn */
     nf_turn_release(c);
@@ -162,14 +140,12 @@ void nf_invocation_finish(nf_invocation *inv, nf_result result, const char *data
     inv_free(inv, storage_of(inv));
 }
 
-void nf_notify(nf_conn *c, nf_nsconn *nc, nf_slice ns, nf_slice room, const char *event,
-               bool is_local, bool is_forced)
+void nf_invocation_notify(nf_conn *c, nf_slice ns, nf_slice room, const char *event, unsigned flags)
 {
     nf_msg m = { .ns = ns, .room = room, .event = nf_slice_of(event, strlen(event)) };
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, nc, &m);
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, &m, flags);
     if (inv == NULL)
         return;
-    nf_invocation_set(inv, is_local, is_forced, false, false);
     nf_invocation_run(inv);
 }
 
@@ -177,10 +153,11 @@ nf_invocation_kind nf_invocation_kind_of(const nf_invocation *inv) { return inv-
 nf_conn *nf_invocation_conn(const nf_invocation *inv) { return inv->conn; }
 nf_endpoint *nf_invocation_endpoint(const nf_invocation *inv) { return inv->ep; }
 const nf_msg *nf_invocation_msg(const nf_invocation *inv) { return &inv->msg; }
-bool nf_invocation_is_local(const nf_invocation *inv) { return inv->is_local; }
-bool nf_invocation_is_forced(const nf_invocation *inv) { return inv->is_forced; }
-bool nf_invocation_is_native(const nf_invocation *inv) { return inv->is_native; }
-bool nf_invocation_is_binary(const nf_invocation *inv) { return inv->binary; }
+unsigned nf_invocation_flags(const nf_invocation *inv) { return inv->flags; }
+bool nf_invocation_is_local(const nf_invocation *inv) { return inv->flags & NF_INV_LOCAL; }
+bool nf_invocation_is_forced(const nf_invocation *inv) { return inv->flags & NF_INV_FORCED; }
+bool nf_invocation_is_native(const nf_invocation *inv) { return inv->flags & NF_INV_NATIVE; }
+bool nf_invocation_is_binary(const nf_invocation *inv) { return inv->flags & NF_INV_BINARY; }
 bool nf_invocation_wants_result(const nf_invocation *inv) { return inv->cont != NULL; }
 
 nf_nsconn *nf_invocation_nsconn(const nf_invocation *inv)

@@ -33,7 +33,7 @@ static void name_refused(nf_conn *c)
 /* Would a connection holding `len` more bytes of names stay in bounds? */
 static bool names_fit(const nf_conn *c, size_t len)
 {
-    return len <= c->host->limits.max_name_bytes_per_conn - c->name_bytes;
+    return len <= nf_conn_host(c)->limits.max_name_bytes_per_conn - c->name_bytes;
 }
 
 static void names_refused(nf_conn *c)
@@ -67,7 +67,7 @@ static nf_ns_index *index_get(nf_endpoint *ep, nf_slice ns, bool create)
     return idx;
 }
 
-void nf_endpoint_drop_index(nf_endpoint *ep, nf_ns_index *idx)
+static void index_drop(nf_endpoint *ep, nf_ns_index *idx)
 {
     nf_dict_delete(ep->namespaces, nf_slice_of(idx->name, idx->name_len));
     nf_dict_free(idx->rooms);
@@ -76,7 +76,7 @@ void nf_endpoint_drop_index(nf_endpoint *ep, nf_ns_index *idx)
 
 nf_nsconn *nf_ns_attach(nf_conn *c, nf_slice ns)
 {
-    nf_ns_index *idx = index_get(c->ep, ns, true);
+    nf_ns_index *idx = index_get(nf_conn_endpoint(c), ns, true);
     nf_nsconn *nc = idx ? calloc(1, sizeof *nc) : NULL;
     if (nc == NULL)
         return NULL;
@@ -100,7 +100,7 @@ static void detach(nf_nsconn *nc)
     c->nsconn_count--;
     c->name_bytes -= idx->name_len;
     if (--idx->count == 0)
-        nf_endpoint_drop_index(c->ep, idx);
+        index_drop(nf_conn_endpoint(c), idx);
     free(nc);
 }
 
@@ -175,8 +175,8 @@ static void leave_rooms_forced(nf_nsconn *nc, bool is_local)
             return;
         memcpy(name, m->room->name, n);
         nf_slice room = nf_slice_of(name, n);
-        nf_notify(c, nc, ns, room, NF_ON_ROOM_LEAVE, is_local, true);
-        nf_notify(c, nc, ns, room, NF_ON_ROOM_LEFT, is_local, true);
+        nf_invocation_notify(c, ns, room, NF_ON_ROOM_LEAVE, (is_local ? NF_INV_LOCAL : 0) | NF_INV_FORCED);
+        nf_invocation_notify(c, ns, room, NF_ON_ROOM_LEFT, (is_local ? NF_INV_LOCAL : 0) | NF_INV_FORCED);
         /* A handler may have left it already; look it up again. */
         m = find_member(nc, room);
         if (m)
@@ -191,9 +191,9 @@ void nf_ns_close_all(nf_conn *c)
     while (!nf_list_empty(&c->nsconns)) {
         nf_nsconn *nc = NF_LIST_ENTRY(c->nsconns.next, nf_nsconn, conn_link);
         leave_rooms_forced(nc, true);
-        nf_notify(c, nc, nf_slice_of(nc->index->name, nc->index->name_len), NF_SLICE_EMPTY,
-                  NF_ON_NAMESPACE_DISCONNECT, true, true);
-        nf_ns_disconnected(nc);   /* its share of the namespace's broker channel */
+        nf_invocation_notify(c, nf_slice_of(nc->index->name, nc->index->name_len), NF_SLICE_EMPTY,
+                             NF_ON_NAMESPACE_DISCONNECT, NF_INV_LOCAL | NF_INV_FORCED);
+        nf_broadcast_ns_disconnected(nc);   /* its share of the namespace's broker channel */
         detach(nc);
     }
 }
@@ -209,7 +209,7 @@ static void reply_error(nf_conn *c, const nf_msg *req, nf_slice text, bool binar
 
 bool nf_ns_admit_names(nf_conn *c, const nf_msg *m, bool binary)
 {
-    if (nf_ns_check_names(c->host, m->ns, m->room, m->event) == 0)
+    if (nf_ns_check_names(nf_conn_host(c), m->ns, m->room, m->event) == 0)
         return true;
     name_refused(c);
     /* Answered like the other refusals ("too many rooms") when the client
@@ -231,16 +231,15 @@ static void system_decided(nf_invocation *inv, nf_result result, const char *dat
     decided_fn fn = (decided_fn)nf_invocation_cont_ud(inv);
     /* Still in the request's turn: the notification fn starts (e.g.
      * OnNamespaceConnected) belongs to it, and the next frame waits for it. */
-    if (c->state == NF_CONN_READY)
-        fn(c, nf_invocation_saved_msg(inv), result, nf_slice_of(data, len), nf_invocation_is_binary(inv));
+    if (nf_conn_is_acknowledged(c))
+        fn(c, nf_invocation_msg(inv), result, nf_slice_of(data, len), nf_invocation_is_binary(inv));
 }
 
-static void decide(nf_conn *c, nf_nsconn *nc, const nf_msg *req, bool binary, decided_fn fn)
+static void decide(nf_conn *c, const nf_msg *req, bool binary, decided_fn fn)
 {
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, nc, req);
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, req, binary ? NF_INV_BINARY : 0);
     if (inv == NULL)
         return;
-    nf_invocation_set(inv, false, false, false, binary);
     nf_invocation_set_cont(inv, system_decided, (void *)fn);
     nf_invocation_run(inv);
 }
@@ -261,8 +260,8 @@ static void connect_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice
      * what follows waits for the client's pong (barrier.c). */
     nf_conn_send_empty_reply(c, req->wait);
     nf_barrier_add(c);
-    nf_ns_connected(nc);
-    nf_notify(c, nc, req->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, false, false);
+    nf_broadcast_ns_connected(nc);
+    nf_invocation_notify(c, req->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, 0);
 }
 
 void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary)
@@ -273,11 +272,11 @@ void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary)
         nf_conn_send_empty_reply(c, m->wait);
         return;
     }
-    if (!c->host->ops->has_namespace(c->host->app, c->ep, m->ns)) {
+    if (!nf_conn_host(c)->ops->has_namespace(nf_conn_host(c)->app, nf_conn_endpoint(c), m->ns)) {
         reply_error(c, m, NF_SLICE(NF_ERR_BAD_NAMESPACE), binary);
         return;
     }
-    if (c->nsconn_count >= c->host->limits.max_namespaces_per_conn) {
+    if (c->nsconn_count >= nf_conn_host(c)->limits.max_namespaces_per_conn) {
         nf_conn_limit_hit(c, NF_LIMIT_NAMESPACES, "namespaces per connection");
         reply_error(c, m, NF_SLICE("too many namespaces"), binary);
         return;
@@ -292,7 +291,7 @@ void nf_ns_handle_connect(nf_conn *c, const nf_msg *m, bool binary)
     nf_nsconn *nc = nf_ns_attach(c, m->ns);
     if (nc == NULL)
         return;
-    decide(c, nc, m, binary, connect_decided);
+    decide(c, m, binary, connect_decided);
 }
 
 static void disconnect_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
@@ -307,7 +306,7 @@ static void disconnect_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_sl
         return;
     }
     leave_rooms_forced(nc, false);
-    nf_ns_disconnected(nc);
+    nf_broadcast_ns_disconnected(nc);
     detach(nc);
     nf_conn_send_empty_reply(c, req->wait);
 }
@@ -321,7 +320,7 @@ void nf_ns_handle_disconnect(nf_conn *c, const nf_msg *m, bool binary)
         nf_conn_send_empty_reply(c, m->wait);
         return;
     }
-    decide(c, nc, m, binary, disconnect_decided);
+    decide(c, m, binary, disconnect_decided);
 }
 
 static void join_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
@@ -343,7 +342,7 @@ static void join_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice er
         return;
     nf_conn_send_empty_reply(c, req->wait);
     nf_barrier_add(c);
-    nf_notify(c, nc, req->ns, req->room, NF_ON_ROOM_JOINED, false, false);
+    nf_invocation_notify(c, req->ns, req->room, NF_ON_ROOM_JOINED, 0);
 }
 
 void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
@@ -354,7 +353,7 @@ void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
         nf_conn_send_empty_reply(c, m->wait);
         return;
     }
-    if (nc->room_count >= c->host->limits.max_rooms_per_conn) {
+    if (nc->room_count >= nf_conn_host(c)->limits.max_rooms_per_conn) {
         nf_conn_limit_hit(c, NF_LIMIT_ROOMS, "rooms per namespace connection");
         reply_error(c, m, NF_SLICE("too many rooms"), binary);
         return;
@@ -364,7 +363,7 @@ void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
         reply_error(c, m, NF_SLICE(NF_ERR_NAMES_TOO_LONG), binary);
         return;
     }
-    decide(c, nc, m, binary, join_decided);
+    decide(c, m, binary, join_decided);
 }
 
 static void leave_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
@@ -380,7 +379,7 @@ static void leave_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice e
     if (mem)
         room_remove(nc, mem);
     nf_conn_send_empty_reply(c, req->wait);
-    nf_notify(c, nc, req->ns, req->room, NF_ON_ROOM_LEFT, false, false);
+    nf_invocation_notify(c, req->ns, req->room, NF_ON_ROOM_LEFT, 0);
 }
 
 void nf_ns_handle_leave(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
@@ -395,7 +394,7 @@ void nf_ns_handle_leave(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
      * that decides is _OnRoomLeave. */
     nf_msg req = *m;
     req.event = NF_SLICE(NF_ON_ROOM_LEAVE);
-    decide(c, nc, &req, binary, leave_decided);
+    decide(c, &req, binary, leave_decided);
 }
 
 /* ---- server-forced actions ---------------------------------------------------------- */
@@ -438,10 +437,10 @@ static void forced_done(forced *f, const char *err)
     nf_conn *c = f->c;
     /* What the callback asks of c next (ns:leave_all's next leave) is part
      * of this turn too: nf_turn_is_current says so. */
-    c->turn.completing++;
+    nf_turn_completion_begin(c);
     if (f->cb)
         f->cb(f->ud, err, err ? strlen(err) : 0);
-    c->turn.completing--;
+    nf_turn_completion_end(c);
     if (f->held)
         nf_turn_release(c);
     nf_conn_unref(c);
@@ -492,7 +491,7 @@ static void connect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     char buf[512];
     const char *err = ask_error(st, reply, buf, sizeof buf);
     nf_conn *c = f->c;
-    if (err == NULL && c->state == NF_CONN_READY && nf_conn_namespace(c, f->ns) == NULL) {
+    if (err == NULL && nf_conn_is_acknowledged(c) && nf_conn_namespace(c, f->ns) == NULL) {
         /* Checked when asked for, but other connects may have come first. */
         bool fits = names_fit(c, f->ns.len);
         nf_nsconn *nc = fits ? nf_ns_attach(c, f->ns) : NULL;
@@ -500,8 +499,8 @@ static void connect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
             names_refused(c);
             err = NF_ERR_NAMES_TOO_LONG;
         } else if (nc) {
-            nf_ns_connected(nc);
-            nf_notify(c, nc, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, true, false);
+            nf_broadcast_ns_connected(nc);
+            nf_invocation_notify(c, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_CONNECTED, NF_INV_LOCAL);
         }
     }
     forced_done(f, err);
@@ -517,7 +516,7 @@ static void connect_locally_decided(nf_invocation *inv, nf_result result, const 
         forced_done(f, len ? buf : "error");
         return;
     }
-    if (c->state != NF_CONN_READY) {
+    if (!nf_conn_is_acknowledged(c)) {
         forced_done(f, NF_ERR_WRITE);
         return;
     }
@@ -528,7 +527,7 @@ static void connect_locally_decided(nf_invocation *inv, nf_result result, const 
 static void start_forced_connect(forced *f)
 {
     nf_conn *c = f->c;
-    if (c->state != NF_CONN_READY) {
+    if (!nf_conn_is_acknowledged(c)) {
         forced_done(f, NF_ERR_WRITE);
         return;
     }
@@ -538,12 +537,11 @@ static void start_forced_connect(forced *f)
     }
     /* The local _OnNamespaceConnect runs first and may refuse (docs/protocol.md §7.3). */
     nf_msg m = { .ns = f->ns, .event = NF_SLICE(NF_ON_NAMESPACE_CONNECT) };
-    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, NULL, &m);
+    nf_invocation *inv = nf_invocation_new(NF_INVOKE_EVENT, c, &m, NF_INV_LOCAL);
     if (inv == NULL) {
         forced_done(f, "out of memory");
         return;
     }
-    nf_invocation_set(inv, true, false, false, false);
     nf_invocation_set_cont(inv, connect_locally_decided, f);
     nf_invocation_run(inv);
 }
@@ -551,7 +549,7 @@ static void start_forced_connect(forced *f)
 /* The bounds of a name a forced action would add: NULL or the error text. */
 static const char *forced_name_error(nf_conn *c, nf_slice name)
 {
-    if (name.len > c->host->limits.max_name_bytes) {
+    if (name.len > nf_conn_host(c)->limits.max_name_bytes) {
         name_refused(c);
         return NF_ERR_NAME_TOO_LONG;
     }
@@ -562,7 +560,7 @@ static const char *forced_name_error(nf_conn *c, nf_slice name)
     return NULL;
 }
 
-void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud)
+void nf_ns_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud)
 {
     const char *err = forced_name_error(c, ns);
     if (err) {
@@ -576,7 +574,7 @@ void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud)
             cb(ud, "out of memory", 13);
         return;
     }
-    if (c->state < NF_CONN_READY && c->state != NF_CONN_HTTP) {
+    if (nf_conn_is_handshaking(c)) {
         /* Before "A": sent right after it (docs/protocol.md §17.2.6). Keep call order. */
         forced **tail = (forced **)&c->deferred;
         while (*tail)
@@ -622,10 +620,10 @@ static void disconnect_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     nf_nsconn *nc = nf_conn_namespace(c, f->ns);
     if (nc && !nf_conn_is_closed(c)) {
         leave_rooms_forced(nc, true);
-        nf_notify(c, nc, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_DISCONNECT, true, false);
+        nf_invocation_notify(c, f->ns, NF_SLICE_EMPTY, NF_ON_NAMESPACE_DISCONNECT, NF_INV_LOCAL);
         nc = nf_conn_namespace(c, f->ns);
         if (nc) {
-            nf_ns_disconnected(nc);
+            nf_broadcast_ns_disconnected(nc);
             detach(nc);
         }
     }
@@ -666,11 +664,11 @@ static void join_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     const char *err = ask_error(st, reply, buf, sizeof buf);
     nf_nsconn *nc = nf_conn_namespace(f->c, f->ns);
     if (err == NULL && nc && !find_member(nc, f->room)) {
-        nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_JOIN, true, false);
+        nf_invocation_notify(f->c, f->ns, f->room, NF_ON_ROOM_JOIN, NF_INV_LOCAL);
         nc = nf_conn_namespace(f->c, f->ns);
         int rc = nc && !find_member(nc, f->room) ? room_add(nc, f->room) : -ENOENT;
         if (rc == 0) {
-            nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_JOINED, true, false);
+            nf_invocation_notify(f->c, f->ns, f->room, NF_ON_ROOM_JOINED, NF_INV_LOCAL);
         } else if (rc == -ENAMETOOLONG) {   /* other joins came first */
             names_refused(f->c);
             err = NF_ERR_NAMES_TOO_LONG;
@@ -693,7 +691,7 @@ static void start_forced_join(forced *f)
         forced_done(f, NULL);
         return;
     }
-    if (nc->room_count >= c->host->limits.max_rooms_per_conn) {
+    if (nc->room_count >= nf_conn_host(c)->limits.max_rooms_per_conn) {
         nf_conn_limit_hit(c, NF_LIMIT_ROOMS, "rooms per namespace connection");
         forced_done(f, "too many rooms");
         return;
@@ -728,12 +726,12 @@ static void leave_answered(void *ud, nf_ask_status st, const nf_msg *reply)
     const char *err = st == NF_ASK_OK ? NULL : ask_error(st, reply, buf, sizeof buf);
     nf_nsconn *nc = nf_conn_namespace(f->c, f->ns);
     if (nc && find_member(nc, f->room) && !nf_conn_is_closed(f->c)) {
-        nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_LEAVE, true, false);
+        nf_invocation_notify(f->c, f->ns, f->room, NF_ON_ROOM_LEAVE, NF_INV_LOCAL);
         nc = nf_conn_namespace(f->c, f->ns);
         nf_room_member *m = nc ? find_member(nc, f->room) : NULL;
         if (m) {
             room_remove(nc, m);
-            nf_notify(f->c, nc, f->ns, f->room, NF_ON_ROOM_LEFT, true, false);
+            nf_invocation_notify(f->c, f->ns, f->room, NF_ON_ROOM_LEFT, NF_INV_LOCAL);
         }
     }
     forced_done(f, err);
@@ -765,21 +763,6 @@ void nf_nsconn_leave_room(nf_nsconn *nc, nf_slice room, nf_done_cb cb, void *ud)
 
 /* ---- accessors ------------------------------------------------------------------ */
 
-nf_nsconn *nf_conn_namespace(nf_conn *c, nf_slice ns)
-{
-    NF_LIST_FOREACH(it, &c->nsconns) {
-        nf_nsconn *nc = NF_LIST_ENTRY(it, nf_nsconn, conn_link);
-        if (nf_slice_eq(nf_slice_of(nc->index->name, nc->index->name_len), ns))
-            return nc;
-    }
-    return NULL;
-}
-
-nf_nsconn *nf_conn_namespace_next(nf_conn *c, nf_nsconn *prev)
-{
-    nf_list *next = prev ? prev->conn_link.next : c->nsconns.next;
-    return next == &c->nsconns ? NULL : NF_LIST_ENTRY(next, nf_nsconn, conn_link);
-}
 
 nf_conn *nf_nsconn_conn(nf_nsconn *nc) { return nc->conn; }
 nf_slice nf_nsconn_name(const nf_nsconn *nc) { return nf_slice_of(nc->index->name, nc->index->name_len); }

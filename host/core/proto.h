@@ -12,7 +12,11 @@
  * reference (nf_conn_ref / nf_conn_unref); a closed connection stays valid
  * (nf_conn_is_closed() is true) until its last reference goes. An nf_nsconn
  * pointer is valid only until the namespace disconnects: look it up again
- * with nf_conn_namespace() after anything that waited. */
+ * with nf_conn_namespace() after anything that waited.
+ *
+ * Errors (docs/architecture.md, "Errors"): a function that can fail returns
+ * 0 or a negative NF_E* code (errors.h, nf_strerror names it), as its
+ * comment lists; predicates return bool, counts a size_t. */
 #ifndef NF_PROTO_H
 #define NF_PROTO_H
 
@@ -21,6 +25,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "errors.h"
 #include "http.h"
 #include "nf_limits.h"
 
@@ -65,10 +70,12 @@ typedef struct nf_app_ops {
     /* Writes a connection ID for a new connection into id[0..cap) and returns
      * its length, or NF_ID_DEFAULT (a random UUID v4), or a negative NF_ID_*
      * code: the connection is then refused with a clear "H" text (docs/protocol.md
-     * §17.2.5). The request is available through nf_conn_request(c), the
-     * endpoint through nf_conn_endpoint(c). Any bytes are an ID, used as they
-     * are (the core refuses invalid UTF-8); IDs need not be unique. */
-    long (*generate_id)(void *app, nf_conn *c, char *id, size_t cap);
+     * §17.2.5). It runs before the upgrade: ep is the endpoint the request
+     * names (c joins it only once upgraded, so nf_conn_endpoint(c) is still
+     * NULL); the request is available through nf_conn_request(c). Any bytes
+     * are an ID, used as they are (the core refuses invalid UTF-8); IDs need
+     * not be unique. */
+    long (*generate_id)(void *app, nf_endpoint *ep, nf_conn *c, char *id, size_t cap);
 
     /* Runs a handler. The application MUST call nf_invocation_finish() exactly
      * once for every invocation, synchronously or later (a waiting coroutine).
@@ -105,6 +112,14 @@ nf_nsconn *nf_invocation_nsconn(const nf_invocation *inv);
 nf_endpoint *nf_invocation_endpoint(const nf_invocation *inv);
 /* The message: ns, room, event, body, wait, is_error. Empty for hooks. */
 const nf_msg *nf_invocation_msg(const nf_invocation *inv);
+/* How the run came about, by name: a set of these bits. */
+typedef enum nf_invocation_flag {
+    NF_INV_LOCAL = 1,                /* asked by the server (a forced action), not by the client */
+    NF_INV_FORCED = 2,               /* part of a close: the handler's answer is ignored */
+    NF_INV_NATIVE = 4,               /* a raw WebSocket message of a native client (docs/protocol.md §8) */
+    NF_INV_BINARY = 8                /* the message came in a binary frame */
+} nf_invocation_flag;
+unsigned nf_invocation_flags(const nf_invocation *inv);
 bool nf_invocation_is_local(const nf_invocation *inv);
 bool nf_invocation_is_forced(const nf_invocation *inv);
 bool nf_invocation_is_native(const nf_invocation *inv);
@@ -133,9 +148,10 @@ void nf_host_free(nf_host *h);
 struct event_base *nf_host_base(nf_host *h);
 const nf_limits *nf_host_limits(const nf_host *h);
 
-/* Listens on HOST:PORT (IPv4, IPv6 in brackets, or a name). On failure
- * returns -1 and writes a message such as "127.0.0.1:8080: address already
- * in use" into err. */
+/* Listens on HOST:PORT (IPv4, IPv6 in brackets, or a name). Returns 0; on
+ * failure a negative errno value (NF_EINVAL for a name that does not
+ * resolve, -EADDRINUSE, -EACCES ...) and a message such as "127.0.0.1:8080:
+ * address already in use" in err. */
 int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t errcap);
 /* The port actually bound (useful with port 0). */
 int nf_host_port(const nf_host *h);
@@ -196,7 +212,9 @@ typedef struct nf_endpoint_config {
     unsigned write_timeout_ms;   /* 0 = none; output pending longer than this closes the conn */
 } nf_endpoint_config;
 
-/* Mounts an endpoint at path (e.g. "/echo"). Returns NULL if the path is taken. */
+/* Mounts an endpoint at path (e.g. "/echo"). Returns NULL if the path is
+ * taken or memory ran out (an exception to errors.h's rule, kept for its
+ * callers; nf_host_find_endpoint tells the two apart). */
 nf_endpoint *nf_host_add_endpoint(nf_host *h, const char *path, const nf_endpoint_config *cfg);
 nf_endpoint *nf_host_find_endpoint(nf_host *h, const char *path);
 /* Changes an endpoint's configuration in place (used by reload). */
@@ -323,8 +341,8 @@ void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud);
  * events and on_disconnect run once the connection is gone. */
 void nf_conn_close(nf_conn *c, uint16_t code, nf_slice reason);
 
-/* Writes a raw (native) frame, no neffos framing. Returns 0, or -1 if closed
- * or the outgoing queue is full. */
+/* Writes a raw (native) frame, no neffos framing. Returns 0; NF_EPIPE if
+ * closed or the outgoing queue is full (errors.h); NF_ENOMEM. */
 int nf_conn_write_raw(nf_conn *c, bool binary, const char *data, size_t len);
 
 /* ---- namespace connections ------------------------------------------------------- */
@@ -334,7 +352,8 @@ nf_slice nf_nsconn_name(const nf_nsconn *nc);
 void *nf_nsconn_app_data(const nf_nsconn *nc);
 void nf_nsconn_set_app_data(nf_nsconn *nc, void *data);
 
-/* Sends ";ns;room;event;0;0;body". Returns 0 or -1 (closed, queue full). */
+/* Sends ";ns;room;event;0;0;body" (docs/protocol.md §4). Returns 0, NF_EPIPE
+ * (closed, or the outgoing queue full: then closing with 1008), NF_ENOMEM. */
 int nf_nsconn_emit(nf_nsconn *nc, nf_slice room, nf_slice event, nf_slice body, bool binary);
 
 /* Asks the client: sends "N;ns;room;event;0;0;body" with a server token and

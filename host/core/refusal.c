@@ -56,7 +56,7 @@ void nf_refusal(nf_host *h, nf_refusal_reason why, const char *remote, const cha
 
 void nf_refusal_tell(nf_conn *c, nf_endpoint *ep, const char *reason, const char *what)
 {
-    nf_host *h = c->host;
+    nf_host *h = nf_conn_host(c);
     if (ep && h->ops->refused)
         h->ops->refused(h->app, ep, c, reason, what);
 }
@@ -68,7 +68,7 @@ void nf_refusal_conn(nf_conn *c, nf_endpoint *ep, nf_refusal_reason why, const c
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    refusal_text(c->host, why, c->remote, what);
+    refusal_text(nf_conn_host(c), why, nf_conn_remote_addr(c), what);
     nf_refusal_tell(c, ep, reason_names[why], what);
 }
 

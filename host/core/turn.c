@@ -88,22 +88,22 @@ static size_t bytes_bound(const nf_limits *lim)
 int nf_turn_park_frame(nf_conn *c, bool binary, const uint8_t *data, size_t len)
 {
     nf_turn *t = &c->turn;
-    const nf_limits *lim = &c->host->limits;
+    const nf_limits *lim = &nf_conn_host(c)->limits;
     if (t->frames >= lim->max_incoming_queue) {
         nf_conn_limit_hit(c, NF_LIMIT_INBOX, "incoming queue full while a handler waits, closing with 1008");
-        nf_conn_close(c, 1008, NF_SLICE("incoming queue full"));
-        return -1;
+        nf_conn_close(c, NF_WS_CLOSE_POLICY, NF_SLICE("incoming queue full"));
+        return NF_ENOBUFS;
     }
     if (t->bytes + sizeof(nf_job) + len > bytes_bound(lim)) {
         nf_conn_limit_hit(c, NF_LIMIT_INBOX_BYTES,
                           "incoming queue bytes full while a handler waits, closing with 1008");
-        nf_conn_close(c, 1008, NF_SLICE("incoming queue full"));
-        return -1;
+        nf_conn_close(c, NF_WS_CLOSE_POLICY, NF_SLICE("incoming queue full"));
+        return NF_ENOBUFS;
     }
     nf_job *j = malloc(sizeof *j + len);
     if (j == NULL) {
-        nf_conn_close(c, 1011, NF_SLICE("out of memory"));
-        return -1;
+        nf_conn_close(c, NF_WS_CLOSE_INTERNAL, NF_SLICE("out of memory"));
+        return NF_ENOMEM;
     }
     memset(j, 0, sizeof *j);
     j->kind = JOB_FRAME;
@@ -118,12 +118,12 @@ int nf_turn_park_frame(nf_conn *c, bool binary, const uint8_t *data, size_t len)
 
 void nf_turn_call_later(nf_conn *c, nf_turn_call fn, void *ud)
 {
-    if (c->state == NF_CONN_READY && c->turn.holds == 0 && c->turn.head == NULL) {
+    if (nf_conn_is_acknowledged(c) && c->turn.holds == 0 && c->turn.head == NULL) {
         c->turn.holds++;
         fn(ud, true);
         return;
     }
-    if (c->state > NF_CONN_READY) {
+    if (nf_conn_is_closed(c)) {
         fn(ud, false);
         return;
     }
@@ -146,7 +146,7 @@ void nf_turn_pump(nf_conn *c)
         return;
     t->pumping = true;
     nf_conn_ref(c);
-    while (t->holds == 0 && c->state == NF_CONN_READY && t->head) {
+    while (t->holds == 0 && nf_conn_is_acknowledged(c) && t->head) {
         nf_job *j = pop(c);
         t->holds++;   /* for the frame's dispatch, or on behalf of the call */
         if (j->kind == JOB_FRAME) {
@@ -164,7 +164,7 @@ void nf_turn_pump(nf_conn *c)
 void nf_turn_sweep(nf_conn *c, uint64_t now)
 {
     nf_turn *t = &c->turn;
-    unsigned wait_ms = c->host->limits.ask_timeout_ms;
+    unsigned wait_ms = nf_conn_host(c)->limits.ask_timeout_ms;
     if (t->calls == 0)
         return;
     for (nf_job **p = &t->head; *p;) {
@@ -178,7 +178,7 @@ void nf_turn_sweep(nf_conn *c, uint64_t now)
             t->tail = p;
         t->calls--;
         nf_warn("conn %.*s: a forced action waited %u ms for the connection's turn; given up",
-                (int)c->id_len, c->id ? c->id : "-", wait_ms);
+                (int)nf_conn_id(c).len, nf_conn_id(c).ptr, wait_ms);
         j->fn(j->ud, false);
         free(j);
     }
@@ -195,11 +195,14 @@ void nf_turn_clear(nf_conn *c)
     }
 }
 
+void nf_turn_completion_begin(nf_conn *c) { c->turn.completing++; }
+void nf_turn_completion_end(nf_conn *c) { c->turn.completing--; }
+
 bool nf_turn_is_current(nf_conn *c)
 {
-    const nf_app_ops *ops = c->host->ops;
+    const nf_app_ops *ops = nf_conn_host(c)->ops;
     if (c->turn.completing > 0)
         return true;
-    nf_invocation *now = ops->current ? ops->current(c->host->app) : NULL;
+    nf_invocation *now = ops->current ? ops->current(nf_conn_host(c)->app) : NULL;
     return now != NULL && nf_invocation_conn(now) == c && c->turn.holds > 0;
 }

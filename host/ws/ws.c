@@ -1,6 +1,8 @@
 /* ws.c - see ws.h. */
 #include "ws.h"
 
+#include "errors.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,10 +341,10 @@ static int slot_attach(nf_ws *ws)
     } else {
         slot = calloc(1, sizeof *slot);
         if (slot == NULL)
-            return -1;
+            return NF_ENOMEM;
         if (wslay_event_context_server_init(&slot->ctx, &callbacks, slot) != 0) {
             free(slot);
-            return -1;
+            return NF_ENOMEM;
         }
         /* Data messages are assembled here (chunk_cb); control frames
          * (<= 125 bytes) are still buffered by wslay. */
@@ -407,19 +409,26 @@ void nf_ws_free(nf_ws *ws)
     }
 }
 
+/* wslay's WSLAY_ERR_* as an NF_E* code. */
+static int wslay_error(int rc)
+{
+    return rc == WSLAY_ERR_NOMEM ? NF_ENOMEM : NF_EIO;
+}
+
 int nf_ws_read(nf_ws *ws)
 {
     struct evbuffer *in = bufferevent_get_input(ws->bev);
     if (ws->slot == NULL && evbuffer_get_length(in) == 0)
         return 0;
-    if (slot_attach(ws) != 0)
-        return -1;
+    int rc = slot_attach(ws);
+    if (rc != 0)
+        return rc;
     wslay_event_context_ptr ctx = ws->slot->ctx;
-    if (wslay_event_recv(ctx) != 0)
-        return -1;
+    if ((rc = wslay_event_recv(ctx)) != 0)
+        return wslay_error(rc);
     fail_if_refused(ws);   /* wslay may stop asking for bytes before the bad ones */
-    if (wslay_event_send(ctx) != 0)
-        return -1;
+    if ((rc = wslay_event_send(ctx)) != 0)
+        return wslay_error(rc);
     if (wslay_event_get_close_sent(ctx) || wslay_event_get_close_received(ctx))
         ws->closing = true;
     /* Once wslay stops reading (close received, or the connection failed),
@@ -429,7 +438,7 @@ int nf_ws_read(nf_ws *ws)
     /* Done when wslay has nothing more to read or write (close handshake
      * complete, or a protocol error it answered with a close frame). */
     if (!wslay_event_want_read(ctx) && !wslay_event_want_write(ctx))
-        return -1;
+        return NF_EOF;
     slot_detach_if_idle(ws);
     return 0;
 }
@@ -480,15 +489,15 @@ int nf_ws_send_with(nf_ws *ws, bool binary, size_t len, void (*fill)(void *ctx, 
     size_t hlen;
 
     if (ws->closing)
-        return -1;
+        return NF_EPIPE;
     hlen = nf_ws_frame_header(hdr, binary, len);
     if (evbuffer_reserve_space(out, (ev_ssize_t)(hlen + len), &vec, 1) != 1)
-        return -1;
+        return NF_ENOMEM;
     memcpy(vec.iov_base, hdr, hlen);
     fill(ctx, (char *)vec.iov_base + hlen);
     vec.iov_len = hlen + len;
     if (evbuffer_commit_space(out, &vec, 1) != 0)
-        return -1;
+        return NF_ENOMEM;
     output_added(ws);
     return 0;
 }
@@ -514,13 +523,15 @@ int nf_ws_send(nf_ws *ws, bool binary, const void *data, size_t len)
 int nf_ws_ping(nf_ws *ws, const void *payload, size_t len)
 {
     uint8_t frame[2 + 125];
-    if (ws->closing || len > 125)
-        return -1;
+    if (ws->closing)
+        return NF_EPIPE;
+    if (len > 125)
+        return NF_EINVAL;
     frame[0] = 0x80 | WSLAY_PING;   /* FIN + opcode; server frames are unmasked */
     frame[1] = (uint8_t)len;
     memcpy(frame + 2, payload, len);
     if (evbuffer_add(out_of(ws), frame, 2 + len) != 0)
-        return -1;
+        return NF_ENOMEM;
     output_added(ws);
     return 0;
 }
@@ -569,11 +580,11 @@ static void shared_cleanup(const void *data, size_t len, void *arg)
 int nf_ws_send_shared(nf_ws *ws, nf_shared_frame *f)
 {
     if (ws->closing)
-        return -1;
+        return NF_EPIPE;
     f->refs++;
     if (evbuffer_add_reference(out_of(ws), f->bytes, f->len, shared_cleanup, f) != 0) {
         f->refs--;
-        return -1;
+        return NF_ENOMEM;
     }
     output_added(ws);
     return 0;

@@ -15,7 +15,11 @@
  * directly into the bufferevent's output: a 2-10 byte header followed by the
  * payload, serialized in place or shared by reference (broadcast), so
  * nothing is copied per receiver and libevent writes everything queued in
- * one loop iteration with one writev. */
+ * one loop iteration with one writev.
+ *
+ * Ownership: the caller owns the bufferevent (nf_ws_free leaves it open);
+ * a shared frame is freed with its last reference. Errors: 0 or an NF_E*
+ * code (errors.h), as said per function. */
 #ifndef NF_WS_H
 #define NF_WS_H
 
@@ -52,8 +56,10 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_o
 void nf_ws_free(nf_ws *ws);
 
 /* Feeds what is in the bufferevent's input to the parser. Returns 0 while
- * the connection goes on, -1 when it is finished (close handshake done or a
- * protocol error answered with a close frame): flush the output, then close.
+ * the connection goes on; NF_EOF when it is finished (close handshake done,
+ * RFC 6455 7.1.1, or a protocol error answered with a close frame): flush
+ * the output, then close; NF_ENOMEM when memory ran out, NF_EIO when wslay
+ * failed otherwise (a write to the output): the connection cannot go on.
  * Parsing stops early once the output is over max_output_bytes (it can pass
  * it by the replies to one read of wslay's, <= 4 KiB): the rest of the input
  * stays in the bufferevent, and the owner should stop reading the socket
@@ -75,14 +81,17 @@ uint16_t nf_ws_peer_close_code(const nf_ws *ws);
  * returns its size. */
 size_t nf_ws_frame_header(uint8_t *hdr, bool binary, size_t len);
 
-/* Sends one data frame whose payload of len bytes is produced by fill()
- * straight into the output buffer. Returns 0, or -1 if closing. */
+/* Sends one data frame (RFC 6455 5.6) whose payload of len bytes is
+ * produced by fill() straight into the output buffer. Returns 0; NF_EPIPE
+ * once a close frame was queued or received; NF_ENOMEM. nf_ws_send copies
+ * data. */
 int nf_ws_send_with(nf_ws *ws, bool binary, size_t len,
                     void (*fill)(void *ctx, char *dst), void *ctx);
 int nf_ws_send(nf_ws *ws, bool binary, const void *data, size_t len);
 
 /* Sends a ping (RFC 6455 5.5.2) with payload (<= 125 bytes) straight into
- * the output, in order with the data frames. Returns 0, or -1 if closing. */
+ * the output, in order with the data frames. Returns 0; NF_EPIPE if closing;
+ * NF_EINVAL for a payload over 125 bytes; NF_ENOMEM. */
 int nf_ws_ping(nf_ws *ws, const void *payload, size_t len);
 
 /* Appends every frame from now on (data, pongs, close) to `held` instead of
@@ -90,10 +99,20 @@ int nf_ws_ping(nf_ws *ws, const void *payload, size_t len);
  * held bytes to the output when it wants them written. */
 void nf_ws_hold_output(nf_ws *ws, struct evbuffer *held);
 
+/* The close status codes the server sends (RFC 6455 7.4.1). */
+enum {
+    NF_WS_CLOSE_NORMAL = 1000,       /* the purpose is fulfilled (a refused handshake) */
+    NF_WS_CLOSE_GOING_AWAY = 1001,   /* shutdown, endpoint removed, read timeout */
+    NF_WS_CLOSE_POLICY = 1008,       /* a limit or the protocol was broken */
+    NF_WS_CLOSE_INTERNAL = 1011      /* the server failed (out of memory) */
+};
+
 /* Queues a close frame (code, reason <= 123 bytes). */
 void nf_ws_close(nf_ws *ws, uint16_t code, const char *reason, size_t reason_len);
 
-/* Shared frames: build once, send to many. */
+/* Shared frames: build once, send to many. nf_shared_frame_new returns NULL
+ * only when out of memory; nf_ws_send_shared takes a reference and returns
+ * 0, NF_EPIPE if closing, or NF_ENOMEM (no reference taken). */
 nf_shared_frame *nf_shared_frame_new(bool binary, size_t payload_len,
                                      void (*fill)(void *ctx, char *dst), void *ctx);
 void nf_shared_frame_release(nf_shared_frame *f);

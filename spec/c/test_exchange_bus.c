@@ -64,7 +64,7 @@ static void reset(void) { F.n = 0; }
 /* ---- a host with one endpoint and no connections ---- */
 
 static bool has_ns(void *app, nf_endpoint *ep, nf_slice ns) { return true; }
-static long gen_id(void *app, nf_conn *c, char *id, size_t cap) { return NF_ID_DEFAULT; }
+static long gen_id(void *app, nf_endpoint *ep, nf_conn *c, char *id, size_t cap) { return NF_ID_DEFAULT; }
 static void invoke(void *app, nf_invocation *inv) { nf_invocation_finish(inv, NF_RESULT_NONE, NULL, 0); }
 static void freed(void *app, nf_conn *c) {}
 static const nf_app_ops app_ops = { has_ns, gen_id, invoke, freed, NULL, NULL };

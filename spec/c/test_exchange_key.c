@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "exchange_key.h"
 #include "test.h"
 
@@ -57,13 +58,13 @@ static void every_byte(void)
 static void one_to_one(void)
 {
     char out[64];
-    CHECK(nf_key_decode(NF_SLICE("a%2eb"), out) == -1);      /* lower-case hex */
-    CHECK(nf_key_decode(NF_SLICE("%41"), out) == -1);        /* 'A' needs no encoding */
-    CHECK(nf_key_decode(NF_SLICE("a%2"), out) == -1);        /* cut short */
-    CHECK(nf_key_decode(NF_SLICE("a%"), out) == -1);
-    CHECK(nf_key_decode(NF_SLICE("a%G0"), out) == -1);
-    CHECK(nf_key_decode(NF_SLICE("a b"), out) == -1);        /* a raw byte that must be encoded */
-    CHECK(nf_key_decode(NF_SLICE("a.b"), out) == -1);
+    CHECK(nf_key_decode(NF_SLICE("a%2eb"), out) == NF_EINVAL);      /* lower-case hex */
+    CHECK(nf_key_decode(NF_SLICE("%41"), out) == NF_EINVAL);        /* 'A' needs no encoding */
+    CHECK(nf_key_decode(NF_SLICE("a%2"), out) == NF_EINVAL);        /* cut short */
+    CHECK(nf_key_decode(NF_SLICE("a%"), out) == NF_EINVAL);
+    CHECK(nf_key_decode(NF_SLICE("a%G0"), out) == NF_EINVAL);
+    CHECK(nf_key_decode(NF_SLICE("a b"), out) == NF_EINVAL);        /* a raw byte that must be encoded */
+    CHECK(nf_key_decode(NF_SLICE("a.b"), out) == NF_EINVAL);
     /* In place. */
     char buf[] = "x%20y%25";
     CHECK(nf_key_decode(nf_slice_of(buf, strlen(buf)), buf) == 4 && memcmp(buf, "x y%", 4) == 0);

@@ -5,7 +5,7 @@
  * reads what the server queued in its output. Each case is one of the
  * Autobahn TestSuite groups 1-7 (case numbers in the comments) and asserts
  * what the RFC asks: the message delivered, the pong echoed, or the close
- * frame's status code and the end of the connection (nf_ws_read = -1).
+ * frame's status code and the end of the connection (nf_ws_read = NF_EOF, distinct from a failure).
  * spec/robust/rfc6455.test.mjs runs the same cases over TCP. */
 #include <malloc.h>
 #include <stdlib.h>
@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "test.h"
+#include "errors.h"
 #include "ws.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -155,7 +156,7 @@ static void expect_close(harness *h, uint16_t code, const char *what)
     uint8_t pl[256];
     size_t n = 0;
     int b0 = take_frame(h, pl, &n);
-    bool ok = b0 == 0x88 && n >= 2 && (pl[0] << 8 | pl[1]) == code && h->rc == -1 &&
+    bool ok = b0 == 0x88 && n >= 2 && (pl[0] << 8 | pl[1]) == code && h->rc == NF_EOF &&
               evbuffer_get_length(bufferevent_get_output(h->bev)) == 0;
     if (!ok)
         fprintf(stderr, "%s: expected close %u, got frame 0x%x len %zu code %d, rc %d\n", what, code, b0, n,
@@ -266,7 +267,7 @@ static void close_codes(void)
     size_t n = 99;
     h_open(&h);
     send_frame(&h, 0x88, "", 0);
-    CHECK(take_frame(&h, pl, &n) == 0x88 && n == 0 && h.rc == -1);
+    CHECK(take_frame(&h, pl, &n) == 0x88 && n == 0 && h.rc == NF_EOF);
     CHECK(nf_ws_peer_close_code(h.ws) == 1005);
     h_close(&h);
 }
@@ -497,7 +498,7 @@ static void input_after_failure(void)
     send_frame(&h, 0x83, "", 0);
     expect_close(&h, 1002, "opcode 3");
     h_feed(&h, junk, sizeof junk);
-    CHECK(h.rc == -1);
+    CHECK(h.rc == NF_EOF);
     CHECK(evbuffer_get_length(bufferevent_get_input(h.bev)) == 0);
     CHECK(evbuffer_get_length(bufferevent_get_output(h.bev)) == 0);
     h_close(&h);
@@ -515,11 +516,11 @@ static void server_side(void)
     nf_ws_close(h.ws, 1001, "going away", 10);
     CHECK(nf_ws_is_closing(h.ws));
     CHECK(take_frame(&h, pl, &n) == 0x88 && n == 12 && pl[0] == 0x03 && pl[1] == 0xe9);
-    CHECK(nf_ws_send(h.ws, false, "late", 4) == -1);
+    CHECK(nf_ws_send(h.ws, false, "late", 4) == NF_EPIPE);
     /* The peer's answering close finishes the connection. */
     uint8_t cl[2] = { 0x03, 0xe9 };
     send_frame(&h, 0x88, cl, 2);
-    CHECK(h.rc == -1);
+    CHECK(h.rc == NF_EOF);
     CHECK(evbuffer_get_length(bufferevent_get_output(h.bev)) == 0);   /* no second close */
     h_close(&h);
 }

@@ -128,11 +128,8 @@ describe("scripts/meta/neffos.lua (LuaLS annotations)", function()
     for k in req:gmatch('set_field%(L,%s*"([%w_]+)"') do names[#names + 1] = k end
     for k in req:gmatch('lua_setfield%(L,%s*%-2,%s*"([%w_]+)"') do names[#names + 1] = k end
     add("neffos.Request", names)
-    local msg
-    for _, file in ipairs(list_dir_c()) do
-      msg = msg or c_function(bindings_file(file), "lrun_push_msg")
-    end
-    assert(msg, "lrun_push_msg not found in bindings/")
+    local msg = c_function(bindings_file("lua_message.c"), "lmsg_push")
+    assert(msg, "lmsg_push not found in bindings/lua_message.c")
     names = {}
     for k in msg:gmatch('set_%a+%(L,%s*"([%w_]+)"') do names[#names + 1] = k end
     -- The message metatable's methods (scripts/neffos/codec.lua: "name = function(msg)").

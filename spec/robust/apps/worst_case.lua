@@ -16,7 +16,7 @@ local function handlers()
     -- another (--max-pending-asks); they end when the client answers, times out or leaves.
     ask_me = function(ns, msg)
       for _ = 1, tonumber(msg.body) do
-        neffos.after(0, function() ns:ask("q", "", 600) end)
+        neffos.after(0, function() ns:ask("q", "", { timeout = 600 }) end)
       end
       return "asking"
     end,
