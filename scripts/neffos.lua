@@ -116,6 +116,13 @@ function M.sleep(seconds)
   return host.sleep(seconds)
 end
 
+-- The client (docs/lua-api.md, "Client"): scripts/neffos/client.lua on the C client.
+function M.dial(url, namespaces, options)
+  local ok, client = pcall(require, "neffos.client")
+  if not ok then error("neffos.dial is only available inside the neffos server or neffos test", 2) end
+  return client.dial(url, namespaces, options)
+end
+
 function M.servers()
   if not host then return {} end
   return host.servers()
@@ -442,7 +449,7 @@ end
 local PUBLIC = { "OnNamespaceConnect", "OnNamespaceConnected", "OnNamespaceDisconnect", "OnRoomJoin",
   "OnRoomJoined", "OnRoomLeave", "OnRoomLeft", "OnAnyEvent", "OnNativeMessage", "ErrBadNamespace", "ErrBadRoom",
   "ErrWrite", "_VERSION", "state", "log", "json", "after", "every", "sleep", "servers", "server", "is_server",
-  "scale_out" }
+  "scale_out", "dial" }
 local api
 
 function M.public()
