@@ -29,6 +29,7 @@ local ErrWrite              = "write closed"
 
 local Conn, NSConn, Room = {}, {}, {}
 Conn.__index, NSConn.__index, Room.__index = Conn, NSConn, Room
+M.Conn, M.NSConn, M.Room = Conn, NSConn, Room   -- the classes (neffos.testing adds waits)
 
 local OPTIONS = { timeout = "number", headers = "table", reconnect = "number" }
 
@@ -292,6 +293,7 @@ local function on_ask(conn, msg)
 end
 
 local function on_event(conn, msg)
+  if conn._inbox then conn._inbox[#conn._inbox + 1] = msg end   -- neffos.testing's ns:wait
   local ns = conn.conns[msg.namespace]
   if not ns then return end   -- not connected here: neffos.js drops it too
   if msg.room ~= "" and not ns.rooms[msg.room] then return end
