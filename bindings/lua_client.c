@@ -475,6 +475,15 @@ static int client_send(lua_State *L)
     return 1;
 }
 
+/* client:ack(token) -> bool: "<token>;;;;;;". */
+static int client_ack(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    nf_slice token = lcheck_slice(L, 2);
+    lua_pushboolean(L, lc->c && nf_client_send_empty_reply(lc->c, token) == 0);
+    return 1;
+}
+
 /* client:close(): a close frame (1000); the "close" callback follows. */
 static int client_close(lua_State *L)
 {
@@ -590,6 +599,7 @@ void lclient_open(lua_State *L, struct event_base *base)
     static const luaL_Reg methods[] = {
         { "ask", client_ask },
         { "send", client_send },
+        { "ack", client_ack },
         { "close", client_close },
         { "is_open", client_is_open },
         { NULL, NULL },

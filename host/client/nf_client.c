@@ -860,6 +860,18 @@ int nf_client_send(nf_client *c, const nf_msg *m, bool binary)
     return 0;
 }
 
+int nf_client_send_empty_reply(nf_client *c, nf_slice token)
+{
+    if (c->state != NF_CLIENT_OPEN || token.len > c->max_message - 6)
+        return -1;
+    size_t hlen;
+    uint8_t *p = frame_begin(c, token.len + 6, &hlen);
+    if (p == NULL)
+        return -1;
+    frame_commit(c, NF_WS_TEXT, hlen, nf_empty_reply_serialize(token, (char *)p));
+    return 0;
+}
+
 int nf_client_emit(nf_client *c, nf_slice ns, nf_slice event, nf_slice body)
 {
     nf_msg m = { .wait = NF_SLICE_EMPTY, .ns = ns, .room = NF_SLICE_EMPTY, .event = event, .body = body };

@@ -112,6 +112,10 @@ typedef void nf_client_ask_cb(nf_client *c, nf_client_ask_status status, const n
  * big. Messages sent before OPEN fail: wait for on_open. */
 int nf_client_send(nf_client *c, const nf_msg *m, bool binary);
 
+/* "<token>;;;;;;": the empty reply (docs/protocol.md §5.7) that accepts a
+ * server's forced connect, join, leave or disconnect, as neffos.js sends it. */
+int nf_client_send_empty_reply(nf_client *c, nf_slice token);
+
 /* "<;ns;;event;0;0;body>". */
 int nf_client_emit(nf_client *c, nf_slice ns, nf_slice event, nf_slice body);
 

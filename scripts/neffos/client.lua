@@ -240,8 +240,8 @@ end
 local function ack(conn, msg, err)
   if err ~= nil then
     conn:_send(msg.token, msg.namespace, msg.room, msg.event, tostring(err), true)
-  else
-    conn:_send(msg.token, "", "", "", "")
+  elseif conn.raw then
+    conn.raw:ack(msg.token)   -- "<token>;;;;;;" (docs/protocol.md §5.7)
   end
 end
 
