@@ -31,7 +31,7 @@ end
 local function raise_client_errors()
   local errs = client_errors()
   if errs and #errs > 0 then
-    local first = errs[1]
+    local first = tostring(errs[1]):gsub("\nstack traceback:.*", "")
     for i = #errs, 1, -1 do errs[i] = nil end
     error("a client handler failed: " .. tostring(first), 0)
   end
