@@ -131,11 +131,9 @@ static int wake_wait(lua_State *L, lwake *w, const bool *done, const int *nres)
     if (w->r)
         return lrun_wait(L, w->r);
     lclient_ctx *x = ctx_of(L);
-    int top = lua_gettop(L);
     while (!*done)
         if (event_base_loop(x->base, EVLOOP_ONCE) < 0)
             return luaL_error(L, "neffos client: the event loop failed");
-    (void)top;
     return *nres;
 }
 
@@ -189,6 +187,7 @@ static int tb_handler(lua_State *L)
 static void call_back(lclient *lc, int n)
 {
     lua_State *L = lc->L;
+    int base = lua_gettop(L) - n;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lc->cb_ref);
     lua_insert(L, -(n + 1));
     if (lc->app) {
@@ -210,9 +209,8 @@ static void call_back(lclient *lc, int n)
             lua_pushvalue(L, -2);
             lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
         }
-        lua_pop(L, 1);
     }
-    lua_pop(L, 1);   /* message or handler */
+    lua_settop(L, base);
     lc->ctx->in_callback--;
 }
 

@@ -118,8 +118,10 @@ end
 
 -- The client (docs/lua-api.md, "Client"): scripts/neffos/client.lua on the C client.
 function M.dial(url, namespaces, options)
-  local ok, client = pcall(require, "neffos.client")
-  if not ok then error("neffos.dial is only available inside the neffos server or neffos test", 2) end
+  if not host and not package.loaded["neffos.client.raw"] then
+    error("neffos.dial is only available inside the neffos server or neffos test", 2)
+  end
+  local client = require "neffos.client"
   return client.dial(url, namespaces, options)
 end
 
