@@ -264,6 +264,15 @@ static bool on_ask(nf_client *c, const nf_msg *m, nf_client_reply *reply)
     return false;
 }
 
+static void on_native(nf_client *c, nf_slice data, bool binary)
+{
+    lclient *lc = nf_client_udata(c);
+    lua_pushliteral(lc->L, "native");
+    lpush_slice(lc->L, data);
+    lua_pushboolean(lc->L, binary);
+    call_back(lc, 3);
+}
+
 static void on_close(nf_client *c, const char *why)
 {
     lclient *lc = nf_client_udata(c);
@@ -285,7 +294,7 @@ static void on_close(nf_client *c, const char *why)
 }
 
 static const nf_client_handlers handlers = {
-    .on_open = on_open, .on_event = on_event, .on_ask = on_ask, .on_close = on_close,
+    .on_open = on_open, .on_event = on_event, .on_ask = on_ask, .on_native = on_native, .on_close = on_close,
 };
 
 static void open_timeout(evutil_socket_t fd, short what, void *ud)
@@ -309,7 +318,7 @@ static void open_timeout(evutil_socket_t fd, short what, void *ud)
     release_anchor(lc);
 }
 
-/* ---- raw.dial(url, callback [, headers [, timeout]]) -> client, id | nil, err ---- */
+/* ---- raw.dial(url, callback [, headers [, timeout [, native]]]) -> client, id | nil, err ---- */
 
 static int raw_dial(lua_State *L)
 {
@@ -358,7 +367,7 @@ static int raw_dial(lua_State *L)
     int nres;
     wake_begin(L, &lc->open_wake, &done, &nres, "neffos.dial");
     nf_client_opts o = { .url = &lc->target, .headers = (const char *const *)lc->headers,
-                         .handlers = &handlers, .udata = lc };
+                         .handlers = &handlers, .udata = lc, .native = lua_toboolean(L, 5) };
     lc->c = nf_client_new(x->loop, &o);
     if (!lc->c) {
         wake_cancel(&lc->open_wake);
@@ -470,6 +479,15 @@ static int client_send(lua_State *L)
     m.is_error = lua_toboolean(L, 7);
     bool binary = lua_toboolean(L, 8);
     lua_pushboolean(L, lc->c && nf_client_send(lc->c, &m, binary) == 0);
+    return 1;
+}
+
+/* client:write(data [, binary]) -> bool: a raw frame (native endpoints). */
+static int client_write(lua_State *L)
+{
+    lclient *lc = check_client(L);
+    nf_slice data = lcheck_slice(L, 2);
+    lua_pushboolean(L, lc->c && nf_client_send_native(lc->c, data, lua_toboolean(L, 3)) == 0);
     return 1;
 }
 
@@ -598,6 +616,7 @@ void lclient_open(lua_State *L, struct event_base *base)
         { "ask", client_ask },
         { "send", client_send },
         { "ack", client_ack },
+        { "write", client_write },
         { "close", client_close },
         { "is_open", client_is_open },
         { NULL, NULL },

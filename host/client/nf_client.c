@@ -51,6 +51,7 @@ struct nf_client {
     const nf_target *url;
     void *udata;
     size_t max_message;
+    bool native;                    /* no neffos handshake, every frame raw */
 
     int fd;
     nf_client_state state;
@@ -401,6 +402,7 @@ nf_client *nf_client_new(nf_client_loop *loop, const nf_client_opts *opts)
     c->url = opts->url;
     c->udata = opts->udata;
     c->max_message = opts->max_message ? opts->max_message : DEFAULT_MAX_MESSAGE;
+    c->native = opts->native;
     c->next_ask = 1;
     c->state = NF_CLIENT_CONNECTING;
 
@@ -525,6 +527,13 @@ static int handle_upgrade_response(nf_client *c)
     size_t used = (size_t)(end + 2 - head);
     memmove(c->rbuf, c->rbuf + used, c->rlen - used);
     c->rlen -= used;
+    if (c->native) {
+        /* A native-only endpoint has no handshake (docs/protocol.md §4.7). */
+        c->state = NF_CLIENT_OPEN;
+        if (c->h.on_open)
+            c->h.on_open(c, NF_SLICE_EMPTY);
+        return c->state == NF_CLIENT_OPEN ? 1 : -1;
+    }
     c->state = NF_CLIENT_ACKING;
     /* The neffos handshake: the client speaks first (docs/protocol.md §4.2). */
     if (send_frame(c, NF_WS_TEXT, "M", 1) < 0) {
@@ -636,6 +645,11 @@ static void handle_message(nf_client *c, const uint8_t *p, size_t len, bool bina
 {
     if (c->state == NF_CLIENT_ACKING) {
         handle_ack(c, p, len);
+        return;
+    }
+    if (c->native) {
+        if (c->h.on_native)
+            c->h.on_native(c, nf_slice_of((const char *)p, len), binary);
         return;
     }
     nf_msg m;
@@ -858,6 +872,13 @@ int nf_client_send(nf_client *c, const nf_msg *m, bool binary)
     nf_msg_serialize(m, (char *)p);
     frame_commit(c, binary ? NF_WS_BINARY : NF_WS_TEXT, hlen, len);
     return 0;
+}
+
+int nf_client_send_native(nf_client *c, nf_slice data, bool binary)
+{
+    if (c->state != NF_CLIENT_OPEN || data.len > c->max_message)
+        return -1;
+    return send_frame(c, binary ? NF_WS_BINARY : NF_WS_TEXT, data.ptr, data.len);
 }
 
 int nf_client_send_empty_reply(nf_client *c, nf_slice token)

@@ -75,6 +75,9 @@ typedef struct nf_client_opts {
     void *udata;                    /* nf_client_udata() */
     size_t max_message;             /* largest incoming message; 0 = 16 MiB */
     bool nodelay;                   /* TCP_NODELAY (default false = as the kernel does) */
+    bool native;                    /* a native-only endpoint (docs/protocol.md §4.7): no "M"/"A"
+                                     * handshake (on_open runs after the upgrade with an empty id),
+                                     * every frame goes to on_native */
 } nf_client_opts;
 
 /* Starts dialling. Returns NULL only when no socket could be created (errno
@@ -111,6 +114,10 @@ typedef void nf_client_ask_cb(nf_client *c, nf_client_ask_status status, const n
  * Returns 0, or -1 when the connection is not open or the message is too
  * big. Messages sent before OPEN fail: wait for on_open. */
 int nf_client_send(nf_client *c, const nf_msg *m, bool binary);
+
+/* A raw text or binary frame (docs/protocol.md §11), for native endpoints.
+ * Returns 0, or -1 when not open or too big. */
+int nf_client_send_native(nf_client *c, nf_slice data, bool binary);
 
 /* "<token>;;;;;;": the empty reply (docs/protocol.md §5.7) that accepts a
  * server's forced connect, join, leave or disconnect, as neffos.js sends it. */

@@ -31,17 +31,17 @@ local Conn, NSConn, Room = {}, {}, {}
 Conn.__index, NSConn.__index, Room.__index = Conn, NSConn, Room
 M.Conn, M.NSConn, M.Room = Conn, NSConn, Room   -- the classes (neffos.testing adds waits)
 
-local OPTIONS = { timeout = "number", headers = "table", reconnect = "number" }
+local OPTIONS = { timeout = "number", headers = "table", reconnect = "number", native = "boolean" }
 
 local function check_options(options)
   if options == nil then return {} end
   if type(options) ~= "table" then
-    error("neffos.dial: options must be a table (timeout, headers, reconnect)", 3)
+    error("neffos.dial: options must be a table (timeout, headers, reconnect, native)", 3)
   end
   for k, v in pairs(options) do
     local want = OPTIONS[k]
     if not want then
-      error(("neffos.dial: unknown option %s (known: timeout, headers, reconnect)"):format(tostring(k)), 3)
+      error(("neffos.dial: unknown option %s (known: timeout, headers, reconnect, native)"):format(tostring(k)), 3)
     end
     if type(v) ~= want then
       error(("neffos.dial: option %s must be a %s"):format(k, want), 3)
@@ -300,6 +300,27 @@ local function on_event(conn, msg)
   return fire(ns, msg)
 end
 
+-- A raw frame of a native endpoint (docs/protocol.md §11): OnNativeMessage of namespace "".
+local function on_native(conn, data, binary)
+  local ns = conn.conns[""]
+  local msg = { namespace = "", room = "", event = "_OnNativeMessage", body = data, binary = binary,
+                is_native = true, is_local = false, is_forced = false }
+  if conn._inbox then conn._inbox[#conn._inbox + 1] = msg end
+  if ns then return fire(ns, msg) end
+end
+
+--- conn:write_text(s) / conn:write_binary(s): raw frames to a native endpoint
+--- ({ native = true }); true, or false when closed.
+function Conn:write_text(s)
+  if type(s) ~= "string" then error("write_text: want a string", 2) end
+  return self.raw ~= nil and self.raw:write(s, false)
+end
+
+function Conn:write_binary(s)
+  if type(s) ~= "string" then error("write_binary: want a string", 2) end
+  return self.raw ~= nil and self.raw:write(s, true)
+end
+
 local host = package.loaded["neffos.host"]
 
 -- Reconnection like neffos.js (docs/protocol.md §13.6): every `reconnect`
@@ -343,13 +364,17 @@ function Conn:_dial(tries)
   for k, v in pairs(self.options.headers or {}) do headers[k] = v end
   if tries then headers["X-Websocket-Reconnect"] = tostring(tries) end
   local conn = self
-  local r, id = raw.dial(self.url, function(kind, x)
+  local r, id = raw.dial(self.url, function(kind, x, binary)
     if kind == "event" then return on_event(conn, x)
     elseif kind == "ask" then return on_ask(conn, x)
+    elseif kind == "native" then return on_native(conn, x, binary)
     elseif kind == "close" then return on_close(conn, x) end
-  end, headers, self.options.timeout)
+  end, headers, self.options.timeout, self.options.native)
   if not r then return nil, id end
   self.raw, self.id = r, id
+  if self.options.native then   -- no handshake: namespace "" is there at once
+    self.conns[""] = self.conns[""] or new_nsconn(self, "")
+  end
   for _, ns in pairs(self.conns) do ns.id = id end
   return true
 end
