@@ -56,6 +56,21 @@ test('events from upstream run the bridge\'s client handlers; asks go both ways'
   // upstream asks the bridge's Lua client, whose handler waits before it answers.
   const back = await withTimeout(a.ask('ask_back', 'q1'), 10_000, 'ask_back');
   assert.equal(back.Body, 'B heard: bridge answers q1');
+
+  // A client handler that raises: upstream gets the message as an error answer, the bridge's log
+  // has it with file:line.
+  await assert.rejects(withTimeout(a.ask('ask_back', 'boom'), 10_000, 'ask_back boom'), (e) => {
+    assert.match(String(e?.message ?? e), /bridge handler boom/);
+    return true;
+  });
+  await eventually(() => /bridge\.lua:\d+: bridge handler boom/.test(bridge.logs()), 'the error logged with file:line');
+});
+
+test('a timer dials and asks upstream', { timeout: 60_000 }, async (t) => {
+  const { bridge } = await pair(t);
+  const a = await connect(t, bridge.url());
+  assert.equal((await withTimeout(a.ask('via_timer', 'tick'), 5000, 'via_timer')).Body, 'scheduled');
+  await eventually(async () => (await a.ask('timer_result', '')).Body === 'B:tick', 'the timer\'s answer from upstream');
 });
 
 test('the bridge\'s client reconnects like neffos.js, namespaces and rooms again', { timeout: 60_000 }, async (t) => {

@@ -18,6 +18,7 @@ local function upstream()
       news = function(_, msg) broadcast_here("news", "via bridge: " .. msg.body) end,
       question = function(_, msg)
         neffos.sleep(0.01)   -- a client handler may wait too
+        if msg.body == "boom" then error("bridge handler boom") end
         return "bridge answers " .. msg.body
       end,
     },
@@ -60,6 +61,20 @@ return neffos.server {
         if not reply then return nil, aerr end
         return reply.body
       end,
+      -- A timer dials: neffos.after's function runs on the loop like a handler.
+      via_timer = function(_, msg)
+        state.timer_result = nil
+        neffos.after(0, function()
+          local conn, err = neffos.dial(UPSTREAM, { v1 = {} }, { timeout = 5 })
+          if not conn then state.timer_result = "dial: " .. err return end
+          local v1 = assert(conn:connect("v1"))
+          local reply, aerr = v1:ask("echo", msg.body, 5)
+          conn:close()
+          state.timer_result = reply and reply.body or ("ask: " .. aerr)
+        end)
+        return "scheduled"
+      end,
+      timer_result = function() return state.timer_result or "pending" end,
       upstream_state = function()
         local conn = state.up
         if not conn then return "none" end
