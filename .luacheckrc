@@ -13,6 +13,7 @@ unused_args = false   -- a handler is function(ns, msg) whether it reads both or
 -- Apps: the examples, the starter kit and every app of the test suites.
 -- The host's own Lua (the loader, with io and debug) and the busted specs run outside the sandbox.
 files["scripts/neffos.lua"] = { std = "lua54" }
+files["scripts/neffos/*.lua"] = { std = "lua54" }   -- the library: the host side, not app code
 files["scripts/meta/neffos.lua"] = { std = "lua54", ignore = { "212", "241" } }   -- stubs: unused arguments, tables only declared
 files["spec/lua/*_spec.lua"] = { std = "lua54+busted" }
 

@@ -2,6 +2,7 @@
  * from C. It is preloaded before neffos.lua is required; apps never see it
  * directly (their require only resolves neffos, cjson and their own files). */
 #include "log.h"
+#include "lua_client.h"
 #include "lua_internal.h"
 #include "sha1.h"
 
@@ -69,4 +70,5 @@ void lhost_open(lua_State *L)
 #endif
     lua_setfield(L, -2, "neffos.host");
     lua_pop(L, 1);
+    lclient_open(L, lapp_of(L)->base);   /* neffos.dial (scripts/neffos/client.lua) */
 }

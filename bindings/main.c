@@ -25,6 +25,7 @@
 #include "exchange.h"
 #include "fdlimit.h"
 #include "log.h"
+#include "nf_cmds.h"
 #include "nf_lua.h"
 #include "reloader.h"
 #include "watchdog.h"
@@ -116,6 +117,8 @@ static void usage(FILE *f)
     d.max_connections = default_max_connections();
     fprintf(f,
             "usage: neffos [options] APP\n"
+            "       neffos test APP [SPECS...]   run busted specs against APP (neffos test --help)\n"
+            "       neffos new DIR               write a starter app into DIR\n"
             "\n"
             "Serves the neffos WebSocket protocol with handlers written in Lua 5.4.\n"
             "APP is a directory holding app.lua (which may require modules beside it)\n"
@@ -604,6 +607,14 @@ out:
 
 int main(int argc, char **argv)
 {
+    /* The author's subcommands (nf_cmds.h); serve an app named like one as ./test. */
+    if (argc >= 2 && (strcmp(argv[1], "test") == 0 || strcmp(argv[1], "new") == 0)) {
+        char dir[PATH_MAX];
+        const char *scripts = installed_scripts_dir(dir, sizeof dir);
+        if (!scripts)
+            scripts = NF_SCRIPTS_DIR;
+        return argv[1][0] == 't' ? nf_cmd_test(argc - 1, argv + 1, scripts) : nf_cmd_new(argc - 1, argv + 1, scripts);
+    }
     config cfg = {
         .host = "127.0.0.1",
         .port = 8080,

@@ -144,6 +144,15 @@ function M.sleep(seconds)
   return host.sleep(seconds)
 end
 
+-- The client (docs/lua-api.md, "Client"): scripts/neffos/client.lua on the C client.
+function M.dial(url, namespaces, options)
+  if not host and not package.loaded["neffos.client.raw"] then
+    error("neffos.dial is only available inside the neffos server or neffos test", 2)
+  end
+  local client = require "neffos.client"
+  return client.dial(url, namespaces, options)
+end
+
 function M.servers()
   if not host then return {} end
   return host.servers()
@@ -475,7 +484,7 @@ end
 local PUBLIC = { "OnNamespaceConnect", "OnNamespaceConnected", "OnNamespaceDisconnect", "OnRoomJoin",
   "OnRoomJoined", "OnRoomLeave", "OnRoomLeft", "OnAnyEvent", "OnNativeMessage", "ErrBadNamespace", "ErrBadRoom",
   "ErrWrite", "_VERSION", "state", "log", "json", "after", "every", "sleep", "servers", "server", "is_server",
-  "scale_out", "controller", "prefix_matcher", "trim_prefix_matcher", "marshal", "unmarshal" }
+  "scale_out", "controller", "prefix_matcher", "trim_prefix_matcher", "marshal", "unmarshal", "dial" }
 local api
 
 function M.public()

@@ -12,6 +12,8 @@
 #   spec/robust/*.test.mjs     hostile clients, limits, signals
 #   spec/bench/*.test.mjs      the load generator still works (correctness only)
 #   spec/package/*.test.mjs    the installed Debian package (.ci/package installs it first)
+#   spec/author/*.test.mjs     the author's kit: the Lua client, `neffos test`, `neffos new`
+#   examples/*/spec/           each example's busted specs, run by `neffos test` (examples/<name>)
 #   spec/lint/                 checks of the build and the setup (listed at the end)
 
 set(NF_SPEC_DIR ${CMAKE_SOURCE_DIR}/spec)
@@ -67,7 +69,7 @@ foreach(spec ${NF_LUA_SPECS})
   set_tests_properties(lua/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS unit TIMEOUT 60)
 endforeach()
 
-foreach(kind interop browser scaleout robust reload examples bench package)
+foreach(kind interop browser scaleout robust reload examples bench package author)
   file(GLOB NF_NODE_TESTS CONFIGURE_DEPENDS ${NF_SPEC_DIR}/${kind}/*.test.mjs)
   foreach(t ${NF_NODE_TESTS})
     get_filename_component(name ${t} NAME)
@@ -78,6 +80,15 @@ foreach(kind interop browser scaleout robust reload examples bench package)
     set_tests_properties(${kind}/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS ${kind} TIMEOUT 300
                          ENVIRONMENT_MODIFICATION "${NF_NODE_PATH}")
   endforeach()
+endforeach()
+
+# Every example with specs: `neffos test examples/<name>` (docs/lua-api.md, "Testing").
+file(GLOB NF_EXAMPLE_SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/examples/*/spec)
+foreach(dir ${NF_EXAMPLE_SPECS})
+  get_filename_component(app ${dir} DIRECTORY)
+  get_filename_component(name ${app} NAME)
+  add_test(NAME example-spec/${name} COMMAND $<TARGET_FILE:neffos> test ${app} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(example-spec/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS examples TIMEOUT 120)
 endforeach()
 
 # Fuzz targets: corpus + regression replay as ctests (label fuzz); libFuzzer

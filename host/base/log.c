@@ -12,6 +12,14 @@
 static nf_log_level current_level = NF_LOG_INFO;
 static bool as_json;
 static const char *const level_names[] = { "debug", "info", "warn", "error", "off" };
+static nf_log_sink *sink;
+static void *sink_ud;
+
+void nf_log_set_sink(nf_log_sink *fn, void *ud)
+{
+    sink = fn;
+    sink_ud = ud;
+}
 
 void nf_log_set_level(nf_log_level level) { current_level = level; }
 nf_log_level nf_log_get_level(void) { return current_level; }
@@ -51,6 +59,10 @@ void nf_log(nf_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (sink) {
+        sink(sink_ud, level, text);
+        return;
+    }
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);

@@ -15,6 +15,12 @@ void nf_log_set_json(bool json);
  * or NF_EINVAL (errors.h) if unknown. */
 int nf_log_parse_level(const char *name);
 
+/* Where lines go instead of stderr (`neffos test` keeps them for the specs'
+ * log assertions): fn gets the level and the message without its time
+ * stamp. NULL restores stderr. Not for the watchdog's thread. */
+typedef void nf_log_sink(void *ud, nf_log_level level, const char *text);
+void nf_log_set_sink(nf_log_sink *fn, void *ud);
+
 void nf_log(nf_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define nf_debug(...) do { if (nf_log_get_level() <= NF_LOG_DEBUG) nf_log(NF_LOG_DEBUG, __VA_ARGS__); } while (0)

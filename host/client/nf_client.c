@@ -40,7 +40,7 @@ struct nf_client_loop {
 
 typedef struct pending_ask {
     uint64_t id;                    /* 0: free slot (ids start at 1) */
-    nf_ask_cb *cb;
+    nf_client_ask_cb *cb;
     void *arg;
 } pending_ask;
 
@@ -51,6 +51,7 @@ struct nf_client {
     const nf_target *url;
     void *udata;
     size_t max_message;
+    bool native;                    /* no neffos handshake, every frame raw */
 
     int fd;
     nf_client_state state;
@@ -189,7 +190,7 @@ static void fail_asks(nf_client *c)
             continue;
         c->asks[i].id = 0;
         c->asks_n--;
-        a.cb(c, NF_ASK_CLOSED, NULL, a.arg);
+        a.cb(c, NF_CLIENT_ASK_CLOSED, NULL, a.arg);
     }
 }
 
@@ -401,6 +402,7 @@ nf_client *nf_client_new(nf_client_loop *loop, const nf_client_opts *opts)
     c->url = opts->url;
     c->udata = opts->udata;
     c->max_message = opts->max_message ? opts->max_message : DEFAULT_MAX_MESSAGE;
+    c->native = opts->native;
     c->next_ask = 1;
     c->state = NF_CLIENT_CONNECTING;
 
@@ -525,6 +527,13 @@ static int handle_upgrade_response(nf_client *c)
     size_t used = (size_t)(end + 2 - head);
     memmove(c->rbuf, c->rbuf + used, c->rlen - used);
     c->rlen -= used;
+    if (c->native) {
+        /* A native-only endpoint has no handshake (docs/protocol.md §4.7). */
+        c->state = NF_CLIENT_OPEN;
+        if (c->h.on_open)
+            c->h.on_open(c, NF_SLICE_EMPTY);
+        return c->state == NF_CLIENT_OPEN ? 1 : -1;
+    }
     c->state = NF_CLIENT_ACKING;
     /* The neffos handshake: the client speaks first (docs/protocol.md §4.2). */
     if (send_frame(c, NF_WS_TEXT, "M", 1) < 0) {
@@ -551,7 +560,7 @@ static int asks_grow(nf_client *c)
     return 0;
 }
 
-static int asks_put(nf_client *c, uint64_t id, nf_ask_cb *cb, void *arg)
+static int asks_put(nf_client *c, uint64_t id, nf_client_ask_cb *cb, void *arg)
 {
     while (c->asks_cap == 0 || c->asks[id & (c->asks_cap - 1)].id != 0)
         if (asks_grow(c) < 0)
@@ -602,7 +611,7 @@ static bool complete_ask(nf_client *c, const nf_msg *m)
     pending_ask a = *slot;
     slot->id = 0;
     c->asks_n--;
-    a.cb(c, m->is_error ? NF_ASK_ERROR : NF_ASK_OK, m, a.arg);
+    a.cb(c, m->is_error ? NF_CLIENT_ASK_ERROR : NF_CLIENT_ASK_OK, m, a.arg);
     return true;
 }
 
@@ -638,6 +647,11 @@ static void handle_message(nf_client *c, const uint8_t *p, size_t len, bool bina
         handle_ack(c, p, len);
         return;
     }
+    if (c->native) {
+        if (c->h.on_native)
+            c->h.on_native(c, nf_slice_of((const char *)p, len), binary);
+        return;
+    }
     nf_msg m;
     char scratch[256], *heap = NULL;
     nf_parse_result r = nf_msg_parse((const char *)p, len, scratch, sizeof(scratch), &m);
@@ -645,6 +659,7 @@ static void handle_message(nf_client *c, const uint8_t *p, size_t len, bool bina
         heap = malloc(len);
         r = heap ? nf_msg_parse((const char *)p, len, heap, len, &m) : NF_PARSE_EMPTY;
     }
+    m.binary = binary;   /* the opcode: parse leaves it false */
     if (r == NF_PARSE_NOT_MESSAGE) {
         if (c->h.on_native)
             c->h.on_native(c, nf_slice_of((const char *)p, len), binary);
@@ -859,6 +874,25 @@ int nf_client_send(nf_client *c, const nf_msg *m, bool binary)
     return 0;
 }
 
+int nf_client_send_native(nf_client *c, nf_slice data, bool binary)
+{
+    if (c->state != NF_CLIENT_OPEN || data.len > c->max_message)
+        return -1;
+    return send_frame(c, binary ? NF_WS_BINARY : NF_WS_TEXT, data.ptr, data.len);
+}
+
+int nf_client_send_empty_reply(nf_client *c, nf_slice token)
+{
+    if (c->state != NF_CLIENT_OPEN || token.len > c->max_message - 6)
+        return -1;
+    size_t hlen;
+    uint8_t *p = frame_begin(c, token.len + 6, &hlen);
+    if (p == NULL)
+        return -1;
+    frame_commit(c, NF_WS_TEXT, hlen, nf_empty_reply_serialize(token, (char *)p));
+    return 0;
+}
+
 int nf_client_emit(nf_client *c, nf_slice ns, nf_slice event, nf_slice body)
 {
     nf_msg m = { .wait = NF_SLICE_EMPTY, .ns = ns, .room = NF_SLICE_EMPTY, .event = event, .body = body };
@@ -866,17 +900,23 @@ int nf_client_emit(nf_client *c, nf_slice ns, nf_slice event, nf_slice body)
 }
 
 int nf_client_ask(nf_client *c, nf_slice ns, nf_slice event, nf_slice body,
-                  nf_ask_cb *cb, void *arg)
+                  nf_client_ask_cb *cb, void *arg)
+{
+    nf_msg m = { .ns = ns, .room = NF_SLICE_EMPTY, .event = event, .body = body };
+    return nf_client_ask_msg(c, &m, false, cb, arg);
+}
+
+int nf_client_ask_msg(nf_client *c, const nf_msg *q, bool binary, nf_client_ask_cb *cb, void *arg)
 {
     if (c->state != NF_CLIENT_OPEN)
         return -1;
     char tok[TOKEN_MAX];
     uint64_t id = c->next_ask;
-    nf_msg m = { .wait = nf_slice_of(tok, format_token(tok, id)), .ns = ns,
-                 .room = NF_SLICE_EMPTY, .event = event, .body = body };
+    nf_msg m = *q;
+    m.wait = nf_slice_of(tok, format_token(tok, id));
     if (asks_put(c, id, cb, arg) < 0)
         return -1;
-    if (nf_client_send(c, &m, false) < 0) {
+    if (nf_client_send(c, &m, binary) < 0) {
         c->asks[id & (c->asks_cap - 1)].id = 0;
         c->asks_n--;
         return -1;
@@ -885,12 +925,12 @@ int nf_client_ask(nf_client *c, nf_slice ns, nf_slice event, nf_slice body,
     return 0;
 }
 
-int nf_client_connect_ns(nf_client *c, nf_slice ns, nf_ask_cb *cb, void *arg)
+int nf_client_connect_ns(nf_client *c, nf_slice ns, nf_client_ask_cb *cb, void *arg)
 {
     return nf_client_ask(c, ns, NF_SLICE(NF_ON_NAMESPACE_CONNECT), NF_SLICE_EMPTY, cb, arg);
 }
 
-int nf_client_disconnect_ns(nf_client *c, nf_slice ns, nf_ask_cb *cb, void *arg)
+int nf_client_disconnect_ns(nf_client *c, nf_slice ns, nf_client_ask_cb *cb, void *arg)
 {
     return nf_client_ask(c, ns, NF_SLICE(NF_ON_NAMESPACE_DISCONNECT), NF_SLICE_EMPTY, cb, arg);
 }

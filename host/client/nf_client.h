@@ -64,7 +64,7 @@ typedef struct nf_client_handlers {
     void (*on_native)(nf_client *c, nf_slice data, bool binary);
     /* The connection ended (refused with "H", failed, or closed by either
      * side). why is a short reason; after this, pending asks have been
-     * completed with NF_ASK_CLOSED. Called at most once. */
+     * completed with NF_CLIENT_ASK_CLOSED. Called at most once. */
     void (*on_close)(nf_client *c, const char *why);
 } nf_client_handlers;
 
@@ -75,6 +75,9 @@ typedef struct nf_client_opts {
     void *udata;                    /* nf_client_udata() */
     size_t max_message;             /* largest incoming message; 0 = 16 MiB */
     bool nodelay;                   /* TCP_NODELAY (default false = as the kernel does) */
+    bool native;                    /* a native-only endpoint (docs/protocol.md §4.7): no "M"/"A"
+                                     * handshake (on_open runs after the upgrade with an empty id),
+                                     * every frame goes to on_native */
 } nf_client_opts;
 
 /* Starts dialling. Returns NULL only when no socket could be created (errno
@@ -82,7 +85,7 @@ typedef struct nf_client_opts {
 nf_client *nf_client_new(nf_client_loop *loop, const nf_client_opts *opts);
 
 /* Closes the socket at once (no close frame) and frees. Pending asks are
- * completed with NF_ASK_CLOSED first, on_close is not called. Safe inside
+ * completed with NF_CLIENT_ASK_CLOSED first, on_close is not called. Safe inside
  * the client's own callbacks: the memory is released when they return. */
 void nf_client_free(nf_client *c);
 
@@ -97,33 +100,47 @@ const char *nf_client_id(const nf_client *c);
 /* Bytes waiting in the output buffer (backpressure signal). */
 size_t nf_client_pending_output(const nf_client *c);
 
-typedef enum nf_ask_status {
-    NF_ASK_OK,          /* reply->body is the answer */
-    NF_ASK_ERROR,       /* reply->body is the error text (isError was "1") */
-    NF_ASK_CLOSED       /* the connection ended first; reply is NULL */
-} nf_ask_status;
+typedef enum nf_client_ask_status {
+    NF_CLIENT_ASK_OK,          /* reply->body is the answer */
+    NF_CLIENT_ASK_ERROR,       /* reply->body is the error text (isError was "1") */
+    NF_CLIENT_ASK_CLOSED       /* the connection ended first; reply is NULL */
+} nf_client_ask_status;
 
 /* Completion of an ask. arg is the caller's, given to nf_client_ask; callers
  * that need a number (a send time) may store it as (void *)(uintptr_t)n. */
-typedef void nf_ask_cb(nf_client *c, nf_ask_status status, const nf_msg *reply, void *arg);
+typedef void nf_client_ask_cb(nf_client *c, nf_client_ask_status status, const nf_msg *reply, void *arg);
 
 /* Sends any message as is (m->wait included). binary picks the opcode.
  * Returns 0, or -1 when the connection is not open or the message is too
  * big. Messages sent before OPEN fail: wait for on_open. */
 int nf_client_send(nf_client *c, const nf_msg *m, bool binary);
 
+/* A raw text or binary frame (docs/protocol.md §11), for native endpoints.
+ * Returns 0, or -1 when not open or too big. */
+int nf_client_send_native(nf_client *c, nf_slice data, bool binary);
+
+/* "<token>;;;;;;": the empty reply (docs/protocol.md §5.7) that accepts a
+ * server's forced connect, join, leave or disconnect, as neffos.js sends it. */
+int nf_client_send_empty_reply(nf_client *c, nf_slice token);
+
 /* "<;ns;;event;0;0;body>". */
 int nf_client_emit(nf_client *c, nf_slice ns, nf_slice event, nf_slice body);
 
 /* "$<n>;ns;;event;0;0;body"; cb runs once with the answer, or with
- * NF_ASK_CLOSED. Returns 0, or -1 (cb is then not called). */
+ * NF_CLIENT_ASK_CLOSED. Returns 0, or -1 (cb is then not called). */
 int nf_client_ask(nf_client *c, nf_slice ns, nf_slice event, nf_slice body,
-                  nf_ask_cb *cb, void *arg);
+                  nf_client_ask_cb *cb, void *arg);
+
+/* Any message as an ask: q's namespace, room, event, body and flags with
+ * a fresh "$<n>" token (q->wait is ignored). The same contract as
+ * nf_client_ask; room joins and leaves (docs/protocol.md §7.6, §7.7) go
+ * through here. */
+int nf_client_ask_msg(nf_client *c, const nf_msg *q, bool binary, nf_client_ask_cb *cb, void *arg);
 
 /* Namespace connect (docs/protocol.md §7.2): an ask for "_OnNamespaceConnect" whose
  * success answer is the empty reply "$<n>;;;;;;". */
-int nf_client_connect_ns(nf_client *c, nf_slice ns, nf_ask_cb *cb, void *arg);
-int nf_client_disconnect_ns(nf_client *c, nf_slice ns, nf_ask_cb *cb, void *arg);
+int nf_client_connect_ns(nf_client *c, nf_slice ns, nf_client_ask_cb *cb, void *arg);
+int nf_client_disconnect_ns(nf_client *c, nf_slice ns, nf_client_ask_cb *cb, void *arg);
 
 /* Asks this client has sent that are still unanswered. */
 size_t nf_client_asks_pending(const nf_client *c);

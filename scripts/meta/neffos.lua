@@ -395,6 +395,21 @@ function neffos.is_server(t) end
 ---@param opts neffos.ScaleOut
 function neffos.scale_out(opts) end
 
+---@class neffos.DialOptions
+---@field timeout number? seconds, for the dial and every ask (default 5)
+---@field headers table<string, string>? extra request headers
+---@field reconnect number? seconds between redials after an unexpected close (like neffos.js)
+---@field native boolean? a native-only endpoint: no neffos handshake
+
+---A neffos client on the server's loop (docs/lua-api.md, "Client"): waits in the calling handler or
+---timer; the connection, or nil, err. Its ns and room have emit, ask, join_room, leave, disconnect.
+---@param url string ws://host:port/path
+---@param namespaces table<string, table<string, neffos.Handler>>
+---@param options neffos.DialOptions?
+---@return table|nil conn
+---@return string? err
+function neffos.dial(url, namespaces, options) end
+
 ---Go's NewStruct: a namespace's handler table from a table of methods, called as (self, msg)
 ---with one instance per namespace connection (self.ns, self.conn, self.id set).
 ---@param methods table

@@ -27,7 +27,7 @@ typedef struct ask_run {
     char first_reply_error[160];
 } ask_run;
 
-static void ask_done(nf_client *c, nf_ask_status st, const nf_msg *reply, void *arg);
+static void ask_done(nf_client *c, nf_client_ask_status st, const nf_msg *reply, void *arg);
 
 static void issue(ask_run *r, bench_conn *bc)
 {
@@ -41,20 +41,20 @@ static void issue(ask_run *r, bench_conn *bc)
     r->outstanding++;
 }
 
-static void ask_done(nf_client *c, nf_ask_status st, const nf_msg *reply, void *arg)
+static void ask_done(nf_client *c, nf_client_ask_status st, const nf_msg *reply, void *arg)
 {
     bench_conn *bc = nf_client_udata(c);
     ask_run *r = bc->fleet->mode;
     bc->outstanding--;
     r->outstanding--;
-    if (st == NF_ASK_OK) {
+    if (st == NF_CLIENT_ASK_OK) {
         if (r->measuring) {
             hist_record(&r->lat, bench_now_ns() - (uint64_t)(uintptr_t)arg);
             r->replies++;
             if (reply->body.len != r->body.len)
                 r->mismatches++;
         }
-    } else if (st == NF_ASK_ERROR) {
+    } else if (st == NF_CLIENT_ASK_ERROR) {
         if (r->measuring)
             r->errors++;
         if (r->first_reply_error[0] == '\0')

@@ -127,14 +127,14 @@ static void note_error(bench_fleet *f, const char *why)
         snprintf(f->first_error, sizeof(f->first_error), "%s", why);
 }
 
-static void ns_connected(nf_client *c, nf_ask_status st, const nf_msg *reply, void *arg)
+static void ns_connected(nf_client *c, nf_client_ask_status st, const nf_msg *reply, void *arg)
 {
     bench_conn *bc = arg;
     bench_fleet *f = bc->fleet;
-    if (st == NF_ASK_CLOSED)
+    if (st == NF_CLIENT_ASK_CLOSED)
         return;     /* on_close counts it */
     f->dialing--;
-    if (st == NF_ASK_OK) {
+    if (st == NF_CLIENT_ASK_OK) {
         bc->ready = true;
         f->ready++;
     } else {

@@ -15,7 +15,7 @@ allowed() {   # the layers a layer may include
         host/core) echo "host/base host/codec host/http host/ws host/core" ;;
         host/cluster) echo "host/base host/codec host/core host/cluster" ;;
         host/client) echo "host/base host/codec host/client" ;;
-        bindings) echo "host/base host/codec host/http host/ws host/core host/cluster bindings" ;;
+        bindings) echo "host/base host/codec host/http host/ws host/core host/cluster host/client bindings" ;;
         *) echo "?" ;;
     esac
 }

@@ -80,6 +80,8 @@ local REGISTRATIONS = {
   ["lua_timer.c"] = { methods = "neffos.Timer" },
   ["lua_hostlib.c"] = { fns = false },   -- "neffos.host": scripts/neffos.lua's, not the apps'
   ["lua_pattern.c"] = { fns = false },   -- string.find/match/gmatch/gsub, metered: Lua's own API
+  ["lua_client.c"] = { fns = false, methods = false },  -- neffos.host.client: scripts/neffos/client.lua wraps it (neffos.dial)
+  ["cmd_test.c"] = { methods = false, fns = false },  -- the served app of `neffos test`: neffos.testing's (scripts/neffos/testing.lua)
 }
 
 -- __index functions and the class whose fields they serve.

@@ -52,3 +52,15 @@ test('the installed server serves an installed example to neffos.js', T, async (
   const reply = await withTimeout(ns.ask('echo', 'hi'), 5000, 'ask echo');
   assert.equal(reply.Body, 'echo back: hi');
 });
+
+test('the installed neffos runs the specs of an installed example, and new + test pass', T, async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const echo = spawnSync(BIN, ['test', '/usr/share/neffos/examples/echo'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(echo.status, 0, echo.stdout + echo.stderr);
+  const dir = mkdtempSync(path.join(tmpdir(), 'neffos-pkg-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const r = spawnSync('sh', ['-c', `${BIN} new demo && ${BIN} test demo`], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+});
