@@ -537,8 +537,7 @@ static int client_gc(lua_State *L)
     return 0;
 }
 
-/* raw.wait(seconds): the test state's way to let the loop run a while (in
- * the app state, use neffos.sleep). */
+/* The timer of pump(): the time asked for is over. */
 static void pump_done(evutil_socket_t fd, short what, void *ud)
 {
     (void)fd;
@@ -546,11 +545,14 @@ static void pump_done(evutil_socket_t fd, short what, void *ud)
     *(bool *)ud = true;
 }
 
-static int raw_run_loop(lua_State *L)
+/* Turns the test runner's loop for `seconds` (the whole time, or, with
+ * once, until something happened); only outside the app and outside a
+ * client handler, where waiting is the runner's to do. */
+static int pump(lua_State *L, const char *what, bool once)
 {
     double s = luaL_checknumber(L, 1);
     if (lapp_of(L))
-        return luaL_error(L, "raw.run_loop is for the test runner");
+        return luaL_error(L, "raw.%s is for the test runner", what);
     lclient_ctx *x = ctx_of(L);
     if (x->in_callback)
         return luaL_error(L, "cannot wait inside a client handler of a test");
@@ -560,32 +562,19 @@ static int raw_run_loop(lua_State *L)
         return luaL_error(L, "cannot create a timer");
     struct timeval tv = to_tv(s < 0 ? 0 : s);
     evtimer_add(ev, &tv);
-    while (!done)
+    do
         event_base_loop(x->base, EVLOOP_ONCE);
+    while (!once && !done);
     event_free(ev);
     return 0;
 }
 
+/* raw.run_loop(seconds): the loop runs that long. */
+static int raw_run_loop(lua_State *L) { return pump(L, "run_loop", false); }
+
 /* raw.step(seconds): one turn of the loop, waiting at most that long for
  * something to happen (the test state's building block for waits). */
-static int raw_step(lua_State *L)
-{
-    double s = luaL_checknumber(L, 1);
-    if (lapp_of(L))
-        return luaL_error(L, "raw.step is for the test runner");
-    lclient_ctx *x = ctx_of(L);
-    if (x->in_callback)
-        return luaL_error(L, "cannot wait inside a client handler of a test");
-    bool done = false;
-    struct event *ev = evtimer_new(x->base, pump_done, &done);
-    if (!ev)
-        return luaL_error(L, "cannot create a timer");
-    struct timeval tv = to_tv(s < 0 ? 0 : s);
-    evtimer_add(ev, &tv);
-    event_base_loop(x->base, EVLOOP_ONCE);
-    event_free(ev);
-    return 0;
-}
+static int raw_step(lua_State *L) { return pump(L, "step", true); }
 
 static int raw_open(lua_State *L)
 {
