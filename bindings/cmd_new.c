@@ -31,7 +31,8 @@ int nf_cmd_new(int argc, char **argv, const char *scripts_dir)
         rc = 1;
     } else {
         lua_pushstring(L, argv[1]);
-        if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+        lua_pushstring(L, scripts_dir);   /* the annotations and the luacheck standard are beside it */
+        if (lua_pcall(L, 2, 2, 0) != LUA_OK) {
             fprintf(stderr, "neffos new: %s\n", lua_tostring(L, -1));
             rc = 1;
         } else if (lua_isnil(L, -2)) {

@@ -67,11 +67,23 @@ describe("the chat namespace", function()
 end)
 ]=]
 
+-- The luacheck standard of neffos apps (the sandbox's globals); its path is filled in below.
 FILES[".luacheckrc"] = [=[
--- luacheck . (Debian: apt install lua-check)
-std = "lua54"
+-- luacheck . (Debian: apt install lua-check). The app runs in neffos's sandbox: the standard
+-- below flags io, os.execute, debug... before the server refuses them.
+stds.neffos_app = dofile("%s")
+std = "neffos_app"
 max_line_length = 120
-files["spec"] = { std = "+busted" }
+files["spec"] = { std = "lua54+busted" }   -- specs run in neffos test's plain Lua state
+]=]
+
+-- The LuaLS annotations of the API (completion, hover docs, nil, err checks); the path is filled in below.
+FILES[".luarc.json"] = [=[
+{
+  "runtime.version": "Lua 5.4",
+  "workspace.library": ["%s"],
+  "diagnostics.globals": ["describe", "it", "before_each", "after_each", "setup", "teardown", "assert", "spy", "stub", "mock"]
+}
 ]=]
 
 FILES["README.md"] = [=[
@@ -95,8 +107,22 @@ local function is_empty_or_absent(dir)
   return out == ""
 end
 
-return function(dir)
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- scripts_dir: where neffos.lua is (share/neffos/lua installed, scripts/ in a source tree); the
+-- annotations and the luacheck standard are beside it.
+return function(dir, scripts_dir)
   if dir == "" then return nil, "want a directory name" end
+  local base = (scripts_dir or "/usr/share/neffos/lua"):gsub("/lua/?$", "")
+  local std = base .. "/luacheck/neffos_app.lua"
+  local meta = base .. "/meta"
+  if not file_exists(std) or not file_exists(meta .. "/neffos.lua") then
+    return nil, "the luacheck standard or the annotations are missing beside " .. tostring(scripts_dir)
+  end
   if not is_empty_or_absent(dir) then
     return nil, dir .. " exists and is not empty: choose a new directory"
   end
@@ -109,6 +135,8 @@ return function(dir)
   for _, file in ipairs(names) do
     local text = FILES[file]
     if file == "README.md" then text = text:format(name, dir, dir) end
+    if file == ".luacheckrc" then text = text:format(std) end
+    if file == ".luarc.json" then text = text:format(meta) end
     local f, err = io.open(dir .. "/" .. file, "wb")
     if not f then return nil, err end
     f:write(text)

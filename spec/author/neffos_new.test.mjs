@@ -15,9 +15,13 @@ test('neffos new demo && neffos test demo', (t) => {
   const r = spawnSync('sh', ['-c', `"${BIN}" new demo && "${BIN}" test demo`], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /2 successes \/ 0 failures \/ 0 errors/);
-  for (const f of ['app.lua', 'spec/app_spec.lua', '.luacheckrc', 'README.md']) {
+  for (const f of ['app.lua', 'spec/app_spec.lua', '.luacheckrc', '.luarc.json', 'README.md']) {
     assert.ok(existsSync(path.join(dir, 'demo', f)), `demo/${f}`);
   }
+  // The editor finds the API's annotations, and luacheck the apps' standard.
+  const luarc = JSON.parse(readFileSync(path.join(dir, 'demo', '.luarc.json'), 'utf8'));
+  assert.ok(existsSync(path.join(luarc['workspace.library'][0], 'neffos.lua')), JSON.stringify(luarc));
+  assert.match(readFileSync(path.join(dir, 'demo', '.luacheckrc'), 'utf8'), /dofile\(".*neffos_app\.lua"\)/);
   const readme = readFileSync(path.join(dir, 'demo', 'README.md'), 'utf8');
   assert.ok(readme.includes('neffos demo --listen 127.0.0.1:8080'), readme);
   assert.ok(readme.includes('neffos test demo'), readme);
