@@ -37,6 +37,7 @@ typedef struct lsandbox {
     int enforce;             /* > 0 while app code runs: only then is the cap applied */
     uint64_t limit;          /* instructions per run slice, 0 = unlimited */
     int64_t budget;          /* instructions left in the current slice */
+    bool overran;            /* the run going on hit the limit (told to its connection) */
     int step;                /* hook granularity */
 } lsandbox;
 

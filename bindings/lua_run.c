@@ -155,9 +155,13 @@ static void run_free(lrun *r, bool clean)
 static void run_finish(lrun *r, nf_result res, const char *data, size_t len)
 {
     nf_invocation *inv = r->inv;
+    bool overran = r->app->sb.overran;
+    r->app->sb.overran = false;
     r->inv = NULL;
     if (inv)
         nf_invocation_finish(inv, res, data, len);
+    if (inv && r->conn)   /* the connection counts runs over the budget (--max-budget-overruns) */
+        nf_conn_budget_result(r->conn, overran && res == NF_RESULT_ERROR);
 }
 
 static void run_failed(lrun *r, const char *msg, size_t len)

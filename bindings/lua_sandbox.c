@@ -50,9 +50,11 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     if (a->sb.limit == 0 || a->sb.enforce <= 0)
         return;
     a->sb.budget -= a->sb.step;
-    if (a->sb.budget < 0)
+    if (a->sb.budget < 0) {
+        a->sb.overran = true;
         luaL_error(L, "instruction limit exceeded (%I instructions without waiting)",
                    (lua_Integer)a->sb.limit);
+    }
 }
 
 void lsb_install_hook(nf_lua_app *a, lua_State *co)
@@ -81,8 +83,10 @@ void lsb_charge(lua_State *L, int64_t n)
     if (a->sb.limit == 0 || a->sb.enforce <= 0)
         return;
     a->sb.budget -= n;
-    if (a->sb.budget < 0)
+    if (a->sb.budget < 0) {
+        a->sb.overran = true;
         luaL_error(L, "instruction limit exceeded (%I instructions without waiting)", (lua_Integer)a->sb.limit);
+    }
 }
 
 void lsb_lock_metatable(lua_State *L, int idx)

@@ -63,6 +63,7 @@ static const limit_flag limit_flags[] = {
     LIMIT(max_id_bytes, false, "bytes of a connection ID"),
     LIMIT(max_name_bytes, false, "bytes of one namespace, room or event name"),
     LIMIT(max_name_bytes_per_conn, false, "bytes of a connection's namespace and room names together"),
+    LIMIT(max_budget_overruns, false, "handler runs of a connection in a row over the instruction limit (0 = unlimited)"),
 };
 #define NLIMITS (sizeof limit_flags / sizeof limit_flags[0])
 

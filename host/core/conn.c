@@ -158,6 +158,7 @@ void nf_conn_limit_hit(nf_conn *c, uint32_t bit, const char *what)
     case NF_LIMIT_ASKS: m->limit_asks++; break;
     case NF_LIMIT_NAME: m->limit_name++; break;
     case NF_LIMIT_NAMES_PER_CONN: m->limit_names_per_conn++; break;
+    case NF_LIMIT_BUDGET: m->limit_budget++; break;
     }
     if (!(c->limits_logged & bit)) {
         c->limits_logged |= bit;
@@ -819,4 +820,21 @@ void nf_conn_get_stats(const nf_conn *c, nf_conn_stats *out)
     }
     out->asks = c->ask_count;
     out->closed = c->state == NF_CONN_CLOSED;
+}
+
+/* A handler that ran into the instruction limit held the loop for the whole
+ * budget; one client sending such messages back to back would hold it most
+ * of the time. So a connection whose handler runs overrun the budget
+ * --max-budget-overruns times in a row is closed like any other abuser. */
+void nf_conn_budget_result(nf_conn *c, bool overran)
+{
+    size_t max = c->host->limits.max_budget_overruns;
+    if (!overran) {
+        c->budget_overruns = 0;
+        return;
+    }
+    if (max == 0 || ++c->budget_overruns < max || c->state >= NF_CONN_CLOSING)
+        return;
+    nf_conn_limit_hit(c, NF_LIMIT_BUDGET, "handler runs in a row over the instruction limit");
+    nf_conn_close(c, NF_WS_CLOSE_POLICY, NF_SLICE("handler budget exceeded"));
 }

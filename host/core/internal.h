@@ -191,6 +191,7 @@ struct nf_conn {
     uint64_t rate_window_ms;
     unsigned rate_count;
     uint32_t limits_logged;          /* one bit per limit: log once per connection */
+    unsigned budget_overruns;        /* handler runs in a row over the instruction limit */
     void *app_data;
     char remote[64];
 };
@@ -199,7 +200,7 @@ struct nf_conn {
 enum { NF_LIMIT_OUTGOING = 1, NF_LIMIT_INBOX = 2, NF_LIMIT_RATE = 4, NF_LIMIT_NAMESPACES = 8,
        NF_LIMIT_ROOMS = 16, NF_LIMIT_ASKS = 32, NF_LIMIT_INBOX_BYTES = 64 };
 /* Name bounds: high bits, clear of the others. */
-enum { NF_LIMIT_NAME = 1u << 16, NF_LIMIT_NAMES_PER_CONN = 1u << 17 };
+enum { NF_LIMIT_NAME = 1u << 16, NF_LIMIT_NAMES_PER_CONN = 1u << 17, NF_LIMIT_BUDGET = 1u << 18 };
 
 /* time: nf_now_ms(), see clock.h */
 

@@ -57,6 +57,7 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"pending_asks\"}", m->limit_asks);
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"name_bytes\"}", m->limit_name);
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"name_bytes_per_conn\"}", m->limit_names_per_conn);
+    counter(out, "neffos_limit_hits_total", NULL, "{limit=\"handler_budget\"}", m->limit_budget);
     counter(out, "neffos_reloads_total", "Hot reloads, by result.", "{result=\"ok\"}", m->reloads_ok);
     counter(out, "neffos_reloads_total", NULL, "{result=\"failed\"}", m->reloads_failed);
     if (m->exchange_connected >= 0) {

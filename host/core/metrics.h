@@ -38,6 +38,7 @@ typedef struct nf_metrics {
     uint64_t limit_asks;
     uint64_t limit_name;             /* a name over --max-name-bytes (clients, app, bus) */
     uint64_t limit_names_per_conn;
+    uint64_t limit_budget;           /* connections closed for handler runs over the instruction limit */
     uint64_t reloads_ok;
     uint64_t reloads_failed;
     uint64_t exchange_published;

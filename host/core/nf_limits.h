@@ -23,6 +23,8 @@ typedef struct nf_limits {
     size_t max_id_bytes;            /* connection ID length */
     size_t max_name_bytes;          /* one namespace, room or event name */
     size_t max_name_bytes_per_conn; /* a connection's namespace and room names, summed */
+    size_t max_budget_overruns;     /* handler runs of one connection in a row that hit the
+                                       instruction limit before it is closed; 0 = no bound */
 } nf_limits;
 
 static inline nf_limits nf_limits_default(void)
@@ -45,6 +47,7 @@ static inline nf_limits nf_limits_default(void)
         .max_id_bytes = 128,
         .max_name_bytes = 256,
         .max_name_bytes_per_conn = 16384,     /* 16 KiB: 256 rooms of 64 bytes */
+        .max_budget_overruns = 3,             /* each holds the loop up to the instruction limit */
     };
     return l;
 }

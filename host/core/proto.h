@@ -341,6 +341,12 @@ void nf_conn_connect(nf_conn *c, nf_slice ns, nf_done_cb cb, void *ud);
  * events and on_disconnect run once the connection is gone. */
 void nf_conn_close(nf_conn *c, uint16_t code, nf_slice reason);
 
+/* The app tells how one of c's handler runs ended: overran = it hit the
+ * app's instruction limit. After --max-budget-overruns such runs in a row
+ * (a run that finished resets the count) c is closed with 1008 "handler
+ * budget exceeded" and neffos_limit_hits_total{limit="handler_budget"}. */
+void nf_conn_budget_result(nf_conn *c, bool overran);
+
 /* Writes a raw (native) frame, no neffos framing. Returns 0; NF_EPIPE if
  * closed or the outgoing queue is full (errors.h); NF_ENOMEM. */
 int nf_conn_write_raw(nf_conn *c, bool binary, const char *data, size_t len);
