@@ -323,15 +323,24 @@ void nf_ns_handle_disconnect(nf_conn *c, const nf_msg *m, bool binary)
     decide(c, m, binary, disconnect_decided);
 }
 
-static void join_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
+/* The common head of a room request's decision: the namespace connection
+ * the request goes on with, or NULL when it is gone meanwhile or the
+ * handler refused (the refusal is answered here). */
+static nf_nsconn *room_request_accepted(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
 {
     nf_nsconn *nc = nf_conn_namespace(c, req->ns);
+    if (nc != NULL && r == NF_RESULT_ERROR) {
+        reply_error(c, req, err, binary);
+        return NULL;
+    }
+    return nc;
+}
+
+static void join_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
+{
+    nf_nsconn *nc = room_request_accepted(c, req, r, err, binary);
     if (nc == NULL)
         return;
-    if (r == NF_RESULT_ERROR) {
-        reply_error(c, req, err, binary);
-        return;
-    }
     int rc = find_member(nc, req->room) ? 0 : room_add(nc, req->room);
     if (rc == -ENAMETOOLONG) {   /* forced joins took the name bytes while the handler ran */
         names_refused(c);
@@ -368,13 +377,9 @@ void nf_ns_handle_join(nf_conn *c, nf_nsconn *nc, const nf_msg *m, bool binary)
 
 static void leave_decided(nf_conn *c, const nf_msg *req, nf_result r, nf_slice err, bool binary)
 {
-    nf_nsconn *nc = nf_conn_namespace(c, req->ns);
+    nf_nsconn *nc = room_request_accepted(c, req, r, err, binary);
     if (nc == NULL)
         return;
-    if (r == NF_RESULT_ERROR) {
-        reply_error(c, req, err, binary);
-        return;
-    }
     nf_room_member *mem = find_member(nc, req->room);
     if (mem)
         room_remove(nc, mem);
