@@ -29,6 +29,7 @@
 #define WBUF_INITIAL 512
 #define MAX_HTTP_RESPONSE 8192
 #define DEFAULT_MAX_MESSAGE (16u << 20)
+#define DEFAULT_MAX_OUTPUT (32u << 20)   /* two maximum messages behind a peer that stopped reading */
 #define TOKEN_MAX 24                /* "$" + 20 digits + NUL */
 
 struct nf_client_loop {
@@ -51,6 +52,7 @@ struct nf_client {
     const nf_target *url;
     void *udata;
     size_t max_message;
+    size_t max_output;              /* bound of the unwritten bytes [woff, wlen) */
     bool native;                    /* no neffos handshake, every frame raw */
 
     int fd;
@@ -263,9 +265,13 @@ static void schedule_flush(nf_client *c)
     c->in_flush_list = true;
 }
 
-/* Room for n more bytes at wbuf + wlen, or NULL. */
+/* Room for n more bytes at wbuf + wlen, or NULL: out of memory, or the
+ * unwritten bytes would pass max_output (a peer that stopped reading must
+ * not make the buffer grow without end; the send fails instead). */
 static uint8_t *wreserve(nf_client *c, size_t n)
 {
+    if (c->wlen - c->woff + n > c->max_output)
+        return NULL;
     if (c->wcap - c->wlen >= n)
         return c->wbuf + c->wlen;
     if (c->woff > 0) {              /* slide the unwritten tail to the front */
@@ -402,6 +408,7 @@ nf_client *nf_client_new(nf_client_loop *loop, const nf_client_opts *opts)
     c->url = opts->url;
     c->udata = opts->udata;
     c->max_message = opts->max_message ? opts->max_message : DEFAULT_MAX_MESSAGE;
+    c->max_output = opts->max_output ? opts->max_output : DEFAULT_MAX_OUTPUT;
     c->native = opts->native;
     c->next_ask = 1;
     c->state = NF_CLIENT_CONNECTING;

@@ -74,6 +74,8 @@ typedef struct nf_client_opts {
     const nf_client_handlers *handlers;
     void *udata;                    /* nf_client_udata() */
     size_t max_message;             /* largest incoming message; 0 = 16 MiB */
+    size_t max_output;              /* unwritten bytes a send may leave queued (a peer that
+                                     * stops reading): a send past it fails; 0 = 32 MiB */
     bool nodelay;                   /* TCP_NODELAY (default false = as the kernel does) */
     bool native;                    /* a native-only endpoint (docs/protocol.md §4.7): no "M"/"A"
                                      * handshake (on_open runs after the upgrade with an empty id),
