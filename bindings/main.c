@@ -608,6 +608,9 @@ out:
 
 int main(int argc, char **argv)
 {
+    /* Every subcommand writes to sockets (neffos test runs a server and its
+     * clients in one process): a peer gone is an EPIPE to handle, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
     /* The author's subcommands (nf_cmds.h); serve an app named like one as ./test. */
     if (argc >= 2 && (strcmp(argv[1], "test") == 0 || strcmp(argv[1], "new") == 0)) {
         char dir[PATH_MAX];
@@ -632,7 +635,6 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
 
-    signal(SIGPIPE, SIG_IGN);
     struct event_base *base = event_base_new();
     if (!base) {
         fprintf(stderr, "neffos: cannot create the event loop\n");

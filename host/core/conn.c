@@ -30,6 +30,7 @@
 #include <event2/event.h>
 
 #include "http.h"
+#include "linger.h"
 #include "log.h"
 
 #include "exchange.h"
@@ -95,6 +96,21 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
     return c;
 }
 
+/* A socket that is still up may have input we never read (the rest of an
+ * oversized message, an HTTP body): closing it would send RST and the peer
+ * could lose our close frame or answer. It lingers instead (linger.h). */
+static void close_socket(nf_conn *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (c->peer_gone || fd < 0) {
+        bufferevent_free(c->bev);
+        return;
+    }
+    bufferevent_setfd(c->bev, -1);   /* the bufferevent no longer closes it */
+    bufferevent_free(c->bev);
+    nf_linger_close(c->host->linger, fd);
+}
+
 /* Frees the socket and runs the close procedure (docs/protocol.md §7.8): the forced
  * leave/disconnect events, pending asks failed, on_disconnect. Idempotent. */
 void nf_conn_teardown(nf_conn *c)
@@ -107,7 +123,7 @@ void nf_conn_teardown(nf_conn *c)
     c->state = NF_CONN_CLOSED;
     nf_list_remove(&c->flush_link);
     if (c->bev) {
-        bufferevent_free(c->bev);
+        close_socket(c);
         c->bev = NULL;
     }
     if (c->ep) {
@@ -668,6 +684,7 @@ static void conn_flush(nf_conn *c)
         int err = errno;
         evbuffer_freeze(out, 1);
         if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+            c->peer_gone = true;
             nf_conn_teardown(c);   /* the peer is gone: reset, broken pipe */
             return;
         }
@@ -709,8 +726,10 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     nf_conn *c = arg;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        c->peer_gone = true;
         nf_conn_teardown(c);
+    }
 }
 
 /* ---- timeouts, checked by the host's coarse sweep --------------------------------- */

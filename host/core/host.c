@@ -28,6 +28,7 @@
 
 #include "exchange.h"
 #include "http.h"
+#include "linger.h"
 #include "log.h"
 #include "sha1.h"
 #include "static_files.h"
@@ -65,7 +66,8 @@ nf_host *nf_host_new(struct event_base *base, const nf_limits *limits, const nf_
     nf_list_init(&h->flushq);
     h->flush_ev = event_new(base, -1, 0, flush_cb, h);
     h->accept_resume = evtimer_new(base, accept_resume_cb, h);
-    if (h->scratch == NULL || h->per_ip == NULL || h->sweep == NULL || h->flush_ev == NULL ||
+    h->linger = nf_linger_new(base);
+    if (h->linger == NULL || h->scratch == NULL || h->per_ip == NULL || h->sweep == NULL || h->flush_ev == NULL ||
         h->accept_resume == NULL) {
         nf_host_free(h);
         return NULL;
@@ -112,6 +114,7 @@ void nf_host_free(nf_host *h)
             free(ic);
         nf_dict_free(h->per_ip);
     }
+    nf_linger_free(h->linger);
     free(h->scratch);
     free(h->static_root);
     free(h->unhealthy);
@@ -453,6 +456,7 @@ static void answer_metrics(nf_conn *c, bool head)
     struct evbuffer *body = evbuffer_new();
     if (body == NULL)
         return;
+    h->metrics.lingering = nf_linger_count(h->linger);
     nf_metrics_render(&h->metrics, h->ws_count, eps, body);
     size_t len = evbuffer_get_length(body);
     struct evbuffer *out = nf_conn_output(c);

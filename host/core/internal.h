@@ -66,6 +66,7 @@ struct nf_host {
     struct event *accept_resume;     /* re-enables the listener after an accept failure */
     uint64_t accept_failures;        /* since the last log line about them */
     uint64_t accept_logged_ms;       /* when that line was written (0 = never) */
+    struct nf_linger *linger;        /* closed sockets discarding their last input */
 };
 
 /* Connections connected to one namespace of one endpoint, and its rooms. */
@@ -163,6 +164,7 @@ struct nf_conn {
     nf_conn_state state;
     bool on_connect_ran;
     bool torn_down;
+    bool peer_gone;                  /* the socket saw EOF or an error: close it, no lingering */
     bool counted_ip;
     bool ws_done;                    /* wslay has nothing more to read or write */
     bool answered_handshake;         /* "A" or "H" was sent */

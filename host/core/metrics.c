@@ -32,6 +32,8 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_accept_errors_total", NULL, "{reason=\"enfile\"}", m->accept_enfile);
     counter(out, "neffos_accept_errors_total", NULL, "{reason=\"other\"}", m->accept_other);
     gauge(out, "neffos_accept_paused", "1 while accepting is paused after an accept() failure.", m->accept_paused);
+    gauge(out, "neffos_lingering_sockets", "Closed sockets discarding the peer's last input before the close (linger.h).",
+          m->lingering);
     counter(out, "neffos_closed_total", "WebSocket connections closed.", NULL, m->closed);
     counter(out, "neffos_messages_in_total", "Data messages received.", NULL, m->messages_in);
     counter(out, "neffos_messages_out_total", "Data messages sent.", NULL, m->messages_out);
@@ -65,6 +67,9 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
               m->exchange_connected);
         gauge(out, "neffos_exchange_channels", "Channels this process is subscribed to at the broker.",
               (long long)m->exchange_channels);
+        gauge(out, "neffos_exchange_subscriptions_pending",
+              "Subscriptions sent to the broker and not confirmed yet: until confirmed, other processes' "
+              "broadcasts to them may be missed.", (long long)m->exchange_pending);
         counter(out, "neffos_exchange_published_total", "Messages published to the broker.", NULL,
                 m->exchange_published);
         counter(out, "neffos_exchange_received_total", "Messages received from the broker.", NULL,

@@ -48,8 +48,10 @@ typedef struct nf_metrics {
     uint64_t accept_enfile;          /* ... (system) */
     uint64_t accept_other;           /* ... anything else (ENOBUFS, ENOMEM) */
     int accept_paused;               /* 1 while the listener waits out such a failure */
+    unsigned lingering;              /* closed sockets still discarding input (linger.h) */
     int exchange_connected;          /* -1 none, 0 down, 1 up */
     size_t exchange_channels;        /* channels (namespaces, IDs, asks) held at the broker */
+    size_t exchange_pending;         /* ... of which the broker has not confirmed the subscription yet */
 } nf_metrics;
 
 /* Appends the Prometheus text exposition of m plus the gauges given. */
