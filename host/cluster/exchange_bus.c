@@ -50,6 +50,7 @@ typedef struct bus_chan {
     bus_ask *ask;                 /* a token channel: the ask waiting on it */
     size_t key_off, key_len;      /* the namespace or ID inside the name */
     bool valid;                   /* the broker accepts the name */
+    bool pending;                 /* subscribed, not confirmed yet (metrics.exchange_pending) */
     size_t name_len;
     char name[];
 } bus_chan;
@@ -182,12 +183,26 @@ static void chan_subscribe(nf_bus *b, bus_chan *ch)
 {
     if (!ch->valid || b->freeing)
         return;
-    if (b->ops->subscribe(b->t, nf_slice_of(ch->name, ch->name_len)) == NF_BUS_SUB_ORDERED && ch->ask)
+    nf_bus_sub rc = b->ops->subscribe(b->t, nf_slice_of(ch->name, ch->name_len));
+    if (rc == NF_BUS_SUB_SENT && !ch->pending) {
+        ch->pending = true;
+        b->host->metrics.exchange_pending++;
+    }
+    if (rc == NF_BUS_SUB_ORDERED && ch->ask)
         send_question(b, ch->ask);
+}
+
+static void chan_confirmed(nf_bus *b, bus_chan *ch)
+{
+    if (!ch->pending)
+        return;
+    ch->pending = false;
+    b->host->metrics.exchange_pending--;
 }
 
 static void chan_drop(nf_bus *b, bus_chan *ch)
 {
+    chan_confirmed(b, ch);
     nf_dict_delete(b->chans, nf_slice_of(ch->name, ch->name_len));
     b->host->metrics.exchange_channels = nf_dict_size(b->chans);
     free(ch);
@@ -653,6 +668,8 @@ void nf_bus_resubscribe(nf_bus *b)
 void nf_bus_subscribed(nf_bus *b, nf_slice channel)
 {
     bus_chan *ch = b->freeing ? NULL : nf_dict_get(b->chans, channel);
+    if (ch)
+        chan_confirmed(b, ch);
     if (ch && ch->ask)
         send_question(b, ch->ask);
 }

@@ -12,9 +12,10 @@
  * PING_INTERVAL_MS and two unanswered ones count as a dead server. Any
  * failure drops the connection and retries with backoff (100 ms to 5 s).
  *
- * SUB and PUB travel on the same connection, and the server handles a
- * connection's operations in order, so a subscription is effective for
- * every later publish at once (NF_BUS_SUB_ORDERED). */
+ * A SUB is followed by a PING: the server handles a connection's operations
+ * in order, so its PONG confirms the subscription for every publisher,
+ * other processes included (nf_bus_subscribed). Until then a publish by
+ * another process may reach the server first and miss us. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -69,7 +70,18 @@ typedef struct nats_x {
     unsigned pings_out;
     size_t skip;                  /* bytes of an oversized MSG still to discard */
     size_t server_max_payload;    /* from INFO */
+    nf_list pongs;                /* pong_wait: what each PING in flight confirms, oldest first */
 } nats_x;
+
+/* The server answers PINGs in order, after everything sent before them: the
+ * PONG of the PING written after a SUB says that SUB is in force for every
+ * publisher, not only for this connection (another process's PUB may reach
+ * the server before our SUB otherwise). Keep-alive PINGs have subject_len 0. */
+typedef struct pong_wait {
+    nf_list link;
+    size_t subject_len;
+    char subject[];
+} pong_wait;
 
 static void nats_connect(nats_x *x);
 
@@ -90,11 +102,47 @@ static void free_subs(nf_dict *subs)
     nf_dict_free(subs);
 }
 
+static bool expect_pong(nats_x *x, nf_slice subject)
+{
+    pong_wait *w = malloc(sizeof *w + subject.len);
+    if (w == NULL)
+        return false;
+    w->subject_len = subject.len;
+    if (subject.len)
+        memcpy(w->subject, subject.ptr, subject.len);
+    nf_list_push_back(&x->pongs, &w->link);
+    evbuffer_add(bufferevent_get_output(x->bev), "PING\r\n", 6);
+    return true;
+}
+
+/* A PONG: the oldest PING in flight is answered. */
+static void pong_arrived(nats_x *x)
+{
+    x->pings_out = 0;
+    if (nf_list_empty(&x->pongs))
+        return;
+    pong_wait *w = NF_LIST_ENTRY(x->pongs.next, pong_wait, link);
+    nf_list_remove(&w->link);
+    if (w->subject_len)
+        nf_bus_subscribed(x->bus, nf_slice_of(w->subject, w->subject_len));
+    free(w);
+}
+
+static void clear_pongs(nats_x *x)
+{
+    while (!nf_list_empty(&x->pongs)) {
+        pong_wait *w = NF_LIST_ENTRY(x->pongs.next, pong_wait, link);
+        nf_list_remove(&w->link);
+        free(w);
+    }
+}
+
 /* The server forgets a connection's subscriptions with the connection. */
 static void clear_subs(nats_x *x)
 {
     free_subs(x->subs);
     x->subs = nf_dict_new();
+    clear_pongs(x);
 }
 
 /* The CONNECT fields from the URL: user:password, or a lone token. */
@@ -183,7 +231,7 @@ static int handle(nats_x *x, const nf_nats_event *ev)
         if (x->state == NATS_WAIT_PONG)
             became_up(x);
         else
-            x->pings_out = 0;
+            pong_arrived(x);
         return 0;
     case NF_NATS_OK:
         return 0;
@@ -278,8 +326,10 @@ static void ping_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     x->pings_out++;
-    evbuffer_add(bufferevent_get_output(x->bev), "PING\r\n", 6);
-    arm(x->ping, PING_INTERVAL_MS);
+    if (!expect_pong(x, NF_SLICE_EMPTY))
+        link_lost(x, "out of memory");
+    else
+        arm(x->ping, PING_INTERVAL_MS);
 }
 
 static int resolve(const nf_url *u, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errcap)
@@ -334,7 +384,7 @@ static nf_bus_sub nats_subscribe(void *t, nf_slice subject)
     if (x->state != NATS_UP)
         return NF_BUS_SUB_DOWN;
     if (nf_dict_get(x->subs, subject))
-        return NF_BUS_SUB_ORDERED;
+        return NF_BUS_SUB_ORDERED;   /* in force already, or its PONG confirms it */
     nats_sub *s = malloc(sizeof *s + subject.len);
     if (s == NULL)
         return NF_BUS_SUB_DOWN;
@@ -347,12 +397,17 @@ static nf_bus_sub nats_subscribe(void *t, nf_slice subject)
     }
     struct evbuffer *out = bufferevent_get_output(x->bev);
     evbuffer_add_printf(out, "SUB %.*s %llu\r\n", (int)subject.len, subject.ptr, s->sid);
+    if (!expect_pong(x, subject)) {
+        nf_dict_delete(x->subs, subject);
+        free(s);
+        return NF_BUS_SUB_DOWN;
+    }
     /* Written now rather than on the next loop turn: the core subscribes a
      * namespace right after queueing the client's answer, and the client
      * may broadcast through another process as soon as it has it. A failed
      * write shows up on the bufferevent's own next write. */
     evbuffer_write(out, bufferevent_getfd(x->bev));
-    return NF_BUS_SUB_ORDERED;
+    return NF_BUS_SUB_SENT;
 }
 
 static void nats_unsubscribe(void *t, nf_slice subject)
@@ -406,6 +461,7 @@ static void nats_free(void *t)
         event_free(x->ping);
     if (x->subs)
         free_subs(x->subs);
+    clear_pongs(x);
     free(x);
 }
 
@@ -517,6 +573,7 @@ nf_exchange *nf_exchange_nats_new(nf_host *h, const char *url, const char *prefi
         return NULL;
     }
     x->base = h->base;
+    nf_list_init(&x->pongs);
     x->server_max_payload = 1024 * 1024;
     if (parse_config(x, url, err, errcap) != 0)
         goto fail;

@@ -24,6 +24,12 @@ export function scaleoutSuite(kind) {
     const b = await client(t, n1, `bob-${tag}`);
     const cc = await client(t, n0, `carol-${tag}`);
     const d = await client(t, n2, `dave-${tag}`);
+    // A namespace connect is answered before the broker confirms the process's subscription
+    // (docs/protocol.md §14): a broadcast from another process in that window is missed, as
+    // with Go neffos. Tests that broadcast right away wait for the confirmations.
+    for (const n of c.nodes)
+      await eventually(async () => (await metrics(n)).neffos_exchange_subscriptions_pending === 0,
+        `${kind}: subscriptions confirmed`, 10_000);
     return { a, b, c: cc, d };
   }
 
