@@ -24,7 +24,10 @@
  * An idle connection holds no input buffer: an empty one goes back to a
  * small pool (buffers of IN_CHUNK bytes) or is freed. A frame larger than
  * the buffer grows it, doubling as its bytes arrive (memory follows the
- * bytes that came, not the length announced), never past the frame. */
+ * bytes that came, not the length announced: at most twice them), never
+ * past the largest frame allowed. Copies beyond the kernel's: a frame that
+ * straddles the end of the buffer is moved to its front once, and the bytes
+ * of a frame larger than the buffer move with it when it grows. */
 #define IN_CHUNK (64 * 1024)      /* the size of a pooled input buffer */
 #define IN_POOL_MAX 64            /* pooled buffers kept for the next reads */
 #define IN_READS_MAX 4            /* socket reads per nf_ws_read: others get their turn */
@@ -259,9 +262,12 @@ static int in_reserve(nf_ws *ws)
     }
     if (ws->in_end < ws->in_cap)
         return 0;
-    size_t cap = ws->in_cap * 2;
-    if (cap > need)
-        cap = (size_t)need;   /* need > in_cap here: the frame fills the buffer and is not whole */
+    /* The buffer is full of the frame's first bytes (need > in_cap): twice
+     * that, so the frames after it fit too, never more than the largest
+     * frame allowed. */
+    size_t cap = ws->in_cap * 2, most = ws->max_message_bytes + WS_MAX_HEADER;
+    if (cap > most)
+        cap = most > need ? most : (size_t)need;
     uint8_t *p = realloc(ws->in, cap);
     if (p == NULL)
         return NF_ENOMEM;
@@ -569,9 +575,10 @@ int nf_ws_read(nf_ws *ws)
         if (rc == 0 && !ws->read_shut && evbuffer_get_length(bufferevent_get_input(ws->bev)) > 0)
             rc = parse(ws);
     }
-    /* Once nothing more is parsed (close received, or the connection
-     * failed), whatever else the peer sends is discarded, never buffered. */
-    if (ws->read_shut) {
+    /* Once nothing more is parsed (close received, the connection failed,
+     * the stream ended), whatever else the peer sent is discarded, never
+     * buffered. */
+    if (ws->read_shut || rc != 0) {
         struct evbuffer *src = bufferevent_get_input(ws->bev);
         evbuffer_drain(src, evbuffer_get_length(src));
         in_discard(ws);
