@@ -563,9 +563,28 @@ static int read_socket(nf_ws *ws)
     return 0;
 }
 
+/* After the end (close received, or failed) the peer's bytes are read and
+ * dropped: left in the socket, they would make it readable forever. */
+static int read_socket_discard(nf_ws *ws)
+{
+    uint8_t sink[4096];
+    for (int i = 0; i < IN_READS_MAX; i++) {
+        ssize_t n = nf_sock_read(ws->sock, sink, sizeof sink);
+        if (n == NF_EAGAIN)
+            return 0;
+        if (n <= 0)
+            return NF_EPIPE;
+        if ((size_t)n < sizeof sink)
+            return 0;
+    }
+    return 0;
+}
+
 int nf_ws_read(nf_ws *ws)
 {
     int rc = 0;
+    if (ws->read_shut && ws->sock)
+        rc = read_socket_discard(ws);
     if (!ws->read_shut) {
         rc = in_take_bufferevent(ws);
         if (rc == 0)

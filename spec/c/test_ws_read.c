@@ -306,6 +306,27 @@ static void end_of_stream(void)
     h_close(&h);
 }
 
+/* After the connection failed, what the peer still sends is read and
+ * dropped: left in the socket, it would keep it readable and the loop
+ * would spin on it until the connection is gone. */
+static void input_after_end_is_drained(void)
+{
+    harness h;
+    h_open(&h, 0);
+    uint8_t buf[4096 + 64];
+    size_t n = client_frame(buf, 0x83, (const uint8_t *)"x", 1);   /* opcode 3: reserved */
+    send_all(&h, buf, n);
+    CHECK(nf_ws_read(h.ws) == NF_EOF);
+    CHECK(close_code_sent(&h) == 1002);
+    memset(buf, 'z', sizeof buf);
+    send_all(&h, buf, sizeof buf);
+    CHECK(nf_ws_read(h.ws) == NF_EOF);
+    uint8_t peek;
+    CHECK(recv(h.sv[0], &peek, 1, MSG_PEEK | MSG_DONTWAIT) < 0);   /* nothing left to read */
+    CHECK(h.messages == 0 && !nf_ws_input_pending(h.ws));
+    h_close(&h);
+}
+
 int main(void)
 {
     big_message_one_read();
@@ -314,5 +335,6 @@ int main(void)
     utf8_fail_fast_big();
     output_bound_stops_reading();
     end_of_stream();
+    input_after_end_is_drained();
     return TEST_REPORT();
 }
