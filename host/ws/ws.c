@@ -262,6 +262,8 @@ static int in_reserve(nf_ws *ws)
     }
     if (ws->in_end < ws->in_cap)
         return 0;
+    if (need <= ws->in_cap)
+        return NF_EIO;   /* full of whole frames: parse them first (never happens) */
     /* The buffer is full of the frame's first bytes (need > in_cap): twice
      * that, so the frames after it fit too, never more than the largest
      * frame allowed. */
@@ -273,28 +275,6 @@ static int in_reserve(nf_ws *ws)
         return NF_ENOMEM;
     ws->in = p;
     ws->in_cap = cap;
-    return 0;
-}
-
-/* Moves what the bufferevent read before the WebSocket began (frames right
- * behind the upgrade request; all input in tests and fuzzing) to the
- * input buffer. */
-static int in_take_bufferevent(nf_ws *ws)
-{
-    struct evbuffer *src = bufferevent_get_input(ws->bev);
-    size_t n;
-    while ((n = evbuffer_get_length(src)) > 0) {
-        int rc = in_reserve(ws);
-        if (rc != 0)
-            return rc;
-        size_t room = ws->in_cap - ws->in_end;
-        int got = evbuffer_remove(src, ws->in + ws->in_end, n < room ? n : room);
-        if (got <= 0)
-            return NF_EIO;
-        ws->in_end += (size_t)got;
-        if ((size_t)got < n)
-            return 0;   /* the rest after these are parsed */
-    }
     return 0;
 }
 
@@ -513,6 +493,28 @@ static int parse(nf_ws *ws)
 
 /* ---- the connection -------------------------------------------------------- */
 
+/* Moves what the bufferevent read before the WebSocket began (frames right
+ * behind the upgrade request; all input in tests and fuzzing) to the input
+ * buffer, a bufferful at a time, parsing each. */
+static int in_take_bufferevent(nf_ws *ws)
+{
+    struct evbuffer *src = bufferevent_get_input(ws->bev);
+    size_t n;
+    while (!ws->read_shut && !output_over(ws) && (n = evbuffer_get_length(src)) > 0) {
+        int rc = in_reserve(ws);
+        if (rc != 0)
+            return rc;
+        size_t room = ws->in_cap - ws->in_end;
+        int got = evbuffer_remove(src, ws->in + ws->in_end, n < room ? n : room);
+        if (got <= 0)
+            return NF_EIO;
+        ws->in_end += (size_t)got;
+        if ((rc = parse(ws)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_output_bytes,
                  const nf_ws_callbacks *cb, void *ud)
 {
@@ -586,13 +588,11 @@ int nf_ws_read(nf_ws *ws)
     if (ws->read_shut && ws->sock)
         rc = read_socket_discard(ws);
     if (!ws->read_shut) {
-        rc = in_take_bufferevent(ws);
+        rc = parse(ws);   /* what waited while the output was over its bound */
         if (rc == 0)
-            rc = parse(ws);
+            rc = in_take_bufferevent(ws);
         if (rc == 0 && ws->sock)
             rc = read_socket(ws);
-        if (rc == 0 && !ws->read_shut && evbuffer_get_length(bufferevent_get_input(ws->bev)) > 0)
-            rc = parse(ws);
     }
     /* Once nothing more is parsed (close received, the connection failed,
      * the stream ended), whatever else the peer sent is discarded, never

@@ -327,6 +327,30 @@ static void input_after_end_is_drained(void)
     h_close(&h);
 }
 
+/* Frames the bufferevent read before the upgrade (pipelined behind the
+ * request) come first, then the socket's, whatever their amount (more than
+ * one input buffer here), in order. */
+static void bytes_before_upgrade_first(void)
+{
+    enum { FRAMES = 300, BODY = 400 };
+    harness h;
+    h_open(&h, 0);
+    struct evbuffer *in = bufferevent_get_input(h.bev);
+    evbuffer_unfreeze(in, 0);
+    static uint8_t buf[BODY + 14];
+    uint8_t body[BODY];
+    memset(body, 'b', sizeof body);
+    for (int i = 0; i < FRAMES; i++)
+        evbuffer_add(in, buf, client_frame(buf, 0x82, body, sizeof body));
+    size_t n = client_frame(buf, 0x81, (const uint8_t *)"from the socket", 15);
+    send_all(&h, buf, n);
+    CHECK(nf_ws_read(h.ws) == 0);
+    CHECK(h.messages == FRAMES + 1);
+    CHECK(h.last_len == 15 && !h.last_binary);
+    CHECK(evbuffer_get_length(in) == 0 && !nf_ws_input_pending(h.ws));
+    h_close(&h);
+}
+
 int main(void)
 {
     big_message_one_read();
@@ -336,5 +360,6 @@ int main(void)
     output_bound_stops_reading();
     end_of_stream();
     input_after_end_is_drained();
+    bytes_before_upgrade_first();
     return TEST_REPORT();
 }
