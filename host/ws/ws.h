@@ -66,7 +66,8 @@ void nf_ws_free(nf_ws *ws);
  * when it is finished (close handshake done, RFC 6455 7.1.1, or a protocol
  * error answered with a close frame): flush the output, then close;
  * NF_EPIPE when the peer ended the stream or the socket failed: tear it
- * down; NF_ENOMEM when memory ran out. Parsing stops before the next frame
+ * down; NF_ENOMEM when memory ran out; NF_EIO if the bufferevent's input
+ * could not be moved. Parsing stops before the next frame
  * once the output is over max_output_bytes (it passes it by at most the
  * answers to one frame: a pong, a close): the rest of the input waits,
  * unread and unparsed (nf_ws_input_pending), and the owner should stop
