@@ -68,6 +68,7 @@ void nf_conn_unref(nf_conn *c)
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_ws_read_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
@@ -81,6 +82,7 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
     c->refs = 1;                      /* the loop's reference, dropped at teardown */
     c->state = NF_CONN_HTTP;
     c->opened_ms = nf_now_ms();
+    nf_sock_init_plain(&c->sock, bufferevent_getfd(bev));
     nf_list_init(&c->ep_link);
     nf_list_init(&c->id_link);
     nf_list_init(&c->nsconns);
@@ -122,6 +124,10 @@ void nf_conn_teardown(nf_conn *c)
     nf_conn_state was = c->state;
     c->state = NF_CONN_CLOSED;
     nf_list_remove(&c->flush_link);
+    if (c->read_ev) {
+        event_free(c->read_ev);
+        c->read_ev = NULL;
+    }
     if (c->bev) {
         close_socket(c);
         c->bev = NULL;
@@ -347,7 +353,16 @@ int nf_conn_upgrade(nf_conn *c, nf_endpoint *ep)
         return rc;
     const nf_limits *lim = &c->host->limits;
     c->ws = nf_ws_new(c->bev, lim->max_message_bytes, lim->max_outgoing_bytes, &nf_conn_ws_callbacks, c);
-    return c->ws ? 0 : NF_ENOMEM;
+    if (c->ws == NULL)
+        return NF_ENOMEM;
+    /* From now on the socket is read by the WebSocket itself (ws.c: into
+     * one buffer, as much as it holds), not by the bufferevent, which
+     * reads 4 KiB per loop iteration into chains of its own. */
+    c->read_ev = event_new(bufferevent_get_base(c->bev), c->sock.fd, EV_READ | EV_PERSIST, conn_ws_read_cb, c);
+    if (c->read_ev == NULL)
+        return NF_ENOMEM;
+    nf_ws_set_sock(c->ws, &c->sock);
+    return 0;
 }
 
 /* Called by the host once the 101 answer is queued: c joins ep. */
@@ -356,6 +371,8 @@ void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep)
     c->ep = ep;
     c->state = NF_CONN_OPEN;
     c->last_read_ms = nf_now_ms();
+    bufferevent_disable(c->bev, EV_READ);
+    event_add(c->read_ev, NULL);
     nf_endpoint_join(ep, c);
     c->host->ws_count++;
     if (c->id_refusal == NULL && nf_ids_add(c) != 0)
@@ -581,7 +598,7 @@ static void pause_reading(nf_conn *c)
     if (c->read_paused)
         return;
     c->read_paused = true;
-    bufferevent_disable(c->bev, EV_READ);
+    event_del(c->read_ev);
     /* conn_write_cb runs once libevent's writes bring it down to this. */
     bufferevent_setwatermark(c->bev, EV_WRITE, output_low_water(c), 0);
 }
@@ -593,10 +610,10 @@ static void resume_reading(nf_conn *c)
         return;
     c->read_paused = false;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_READ);
+    event_add(c->read_ev, NULL);
     /* What was read before the pause has waited unparsed. */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+    if (nf_ws_input_pending(c->ws))
+        event_active(c->read_ev, EV_READ, 0);
 }
 
 /* ---- socket events ---------------------------------------------------------------- */
@@ -609,6 +626,7 @@ static void maybe_finish(nf_conn *c)
         nf_conn_teardown(c);
 }
 
+/* The bufferevent reads only until the upgrade (HTTP). */
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     nf_conn *c = arg;
@@ -616,16 +634,32 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         nf_host_http_read(c);
         return;
     }
-    if (c->ws == NULL || c->state == NF_CONN_CLOSED) {
-        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+    evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+}
+
+/* The socket of a WebSocket connection is readable (or input waits parsed
+ * no further, see resume_reading): ws.c reads and parses it. The replies
+ * of this read are written by nf_conn_flush_all later in the same loop
+ * iteration. */
+static void conn_ws_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    nf_conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->ws == NULL || c->state == NF_CONN_CLOSED)
         return;
-    }
     if (c->read_paused || output_over(c)) {
         pause_reading(c);   /* a send from outside a read (broadcast, timer) passed the bound */
         return;
     }
     nf_conn_ref(c);
     int rc = nf_ws_read(c->ws);
+    if (rc == NF_EPIPE) {   /* the peer ended the stream or reset it */
+        c->peer_gone = true;
+        nf_conn_teardown(c);
+        nf_conn_unref(c);
+        return;
+    }
     if (rc != 0) {
         if (rc != NF_EOF)   /* not the end of the close handshake: a failure of ours */
             nf_warn("conn %.*s (%s): %s, closing", (int)c->id_len, c->id ? c->id : "-", c->remote, nf_strerror(rc));
@@ -679,11 +713,9 @@ static void conn_flush(nf_conn *c)
         /* A bufferevent keeps the front of its output frozen except while
          * it writes itself; do as it does. */
         evbuffer_unfreeze(out, 1);
-        errno = 0;
-        int n = evbuffer_write(out, bufferevent_getfd(c->bev));
-        int err = errno;
+        ssize_t n = nf_sock_write(&c->sock, out);
         evbuffer_freeze(out, 1);
-        if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+        if (n < 0 && n != NF_EAGAIN) {
             c->peer_gone = true;
             nf_conn_teardown(c);   /* the peer is gone: reset, broken pipe */
             return;
@@ -810,8 +842,8 @@ void nf_conn_set_request(nf_conn *c, nf_request *req)
 
 void nf_conn_read_pipelined(nf_conn *c)
 {
-    if (c->ws && c->state == NF_CONN_OPEN && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+    if (c->ws && c->read_ev && c->state == NF_CONN_OPEN && nf_ws_input_pending(c->ws))
+        event_active(c->read_ev, EV_READ, 0);
 }
 
 nf_slice nf_conn_id(const nf_conn *c) { return nf_slice_of(c->id ? c->id : "", c->id_len); }

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "proto.h"
 #include "refusal.h"
+#include "sock.h"
 #include "ws.h"
 
 struct bufferevent;
@@ -158,6 +159,8 @@ struct nf_conn {
     nf_host *host;
     nf_endpoint *ep;                 /* NULL until upgraded */
     struct bufferevent *bev;
+    nf_sock sock;                    /* the transport after the upgrade (sock.h); the bev's fd */
+    struct event *read_ev;           /* the socket readable, once a WebSocket (conn_ws_read_cb) */
     nf_ws *ws;
     nf_request *req;
     unsigned refs;
@@ -166,7 +169,7 @@ struct nf_conn {
     bool torn_down;
     bool peer_gone;                  /* the socket saw EOF or an error: close it, no lingering */
     bool counted_ip;
-    bool ws_done;                    /* wslay has nothing more to read or write */
+    bool ws_done;                    /* the WebSocket has nothing more to read or write */
     bool answered_handshake;         /* "A" or "H" was sent */
     bool write_armed;                /* a write was short: libevent finishes it (EV_WRITE) */
     bool read_paused;                /* output over the bound: socket not read (back-pressure) */

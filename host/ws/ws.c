@@ -2,6 +2,7 @@
 #include "ws.h"
 
 #include "errors.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -11,49 +12,77 @@
 #include <event2/bufferevent.h>
 #include <wslay/wslay.h>
 
-/* A wslay context holds 8 KB of fixed buffers, more than everything else a
- * connection needs. An idle connection has no use for it: between frames,
- * outside a fragmented message and with nothing queued, wslay's state is its
- * initial state. So contexts are lent to connections only while they parse
- * (or close) and go back to a bounded pool afterwards. The slot is wslay's
- * user data: it points at whichever connection holds the context now. */
-typedef struct ws_slot {
-    wslay_event_context_ptr ctx;
-    struct nf_ws *ws;
-    struct ws_slot *next;
-} ws_slot;
+/* The input: one contiguous buffer per connection that the socket is read
+ * into, as much as it has (not a fixed slice per loop iteration). Frames
+ * are parsed, unmasked and UTF-8-checked in place, and a message sent as one
+ * frame (every neffos client does) is handed to on_message from there: its
+ * payload is copied once, by the kernel. Only the fragments of a fragmented
+ * message are copied, into ws->msg. wslay's parser copied every payload
+ * through a 4 KiB buffer and checked UTF-8 a byte at a time; at 64 KiB it
+ * was half of the server's time, so frames are parsed here.
+ *
+ * An idle connection holds no input buffer: an empty one goes back to a
+ * small pool (buffers of IN_CHUNK bytes) or is freed. A frame larger than
+ * the buffer grows it, doubling as its bytes arrive (memory follows the
+ * bytes that came, not the length announced: at most twice them), never
+ * past the largest frame allowed. Copies beyond the kernel's: a frame that
+ * straddles the end of the buffer is moved to its front once, and the bytes
+ * of a frame larger than the buffer move with it when it grows. */
+#define IN_CHUNK (64 * 1024)      /* the size of a pooled input buffer */
+#define IN_POOL_MAX 64            /* pooled buffers kept for the next reads */
+#define IN_READS_MAX 4            /* socket reads per nf_ws_read: others get their turn */
+#define WS_MAX_HEADER 14          /* bytes of a frame header: 2 + 8 (length) + 4 (mask) */
+#define WS_MAX_CONTROL 125        /* payload of a control frame (RFC 6455 5.5) */
 
-#define SLOT_POOL_MAX 1024
-#define WS_MAX_HEADER 14   /* bytes of a frame header: 2 + 8 (length) + 4 (mask) */
+enum {   /* opcodes, RFC 6455 5.2 */
+    OP_CONT = 0x0, OP_TEXT = 0x1, OP_BINARY = 0x2, OP_CLOSE = 0x8, OP_PING = 0x9, OP_PONG = 0xA
+};
+enum {   /* close codes the parser answers with, RFC 6455 7.4.1 */
+    CLOSE_NO_STATUS = 1005, CLOSE_ABNORMAL = 1006, CLOSE_PROTOCOL = 1002, CLOSE_BAD_DATA = 1007,
+    CLOSE_TOO_BIG = 1009
+};
 
-static ws_slot *slot_pool;
-static size_t slot_pool_size;
+#define UTF8_OK 0u
+#define UTF8_BAD 0xFFFFFFFFu
+
+typedef struct in_pool {
+    uint8_t *bufs[IN_POOL_MAX];
+    size_t n;
+} in_pool;
+
+static in_pool pool;
 
 struct nf_ws {
     struct bufferevent *bev;
     struct evbuffer *held;    /* frames go here instead of the output, or NULL */
-    ws_slot *slot;        /* lent while parsing or closing, else NULL */
+    nf_sock *sock;            /* where input is read from, or NULL: only the bufferevent's input */
     nf_ws_callbacks cb;
     void *ud;
-    bool closing;
-    bool in_message;      /* a fragmented data message is open */
-    /* A shadow of wslay's frame-header parser (see guard_input). */
-    uint8_t hdr[WS_MAX_HEADER];
-    uint8_t hdr_len;
-    uint64_t skip;        /* payload bytes of the current frame still to pass */
-    uint16_t fail_code;   /* a header was refused: answer with this close code */
-    bool in_close;        /* skipping a close frame's payload (held back until whole) */
-    bool guard_in_msg;    /* the shadow parser is inside a fragmented data message */
-    uint64_t guard_msg_bytes;   /* payload announced so far by the frames of that message */
     size_t max_message_bytes;
-    size_t max_output_bytes;    /* input waits while more than this is queued; 0 = no bound */
-    /* The data message being assembled (see chunk_cb). */
-    uint8_t *msg;
+    size_t max_output_bytes;  /* input waits while more than this is queued; 0 = no bound */
+    /* The input buffer: bytes in[start..end) are unparsed. */
+    uint8_t *in;
+    size_t in_start, in_end, in_cap;
+    /* The frame at in + in_start, once its header is complete. */
+    bool have_hdr;
+    bool fin;
+    uint8_t opcode;
+    uint8_t mask[4];
+    uint8_t hdr_len;
+    uint64_t payload_len;
+    uint64_t payload_done;    /* bytes of it already unmasked and checked */
+    /* The data message. */
+    bool in_message;          /* a fragmented message is open */
+    bool msg_text;
+    uint32_t utf8;            /* UTF-8 check state across the message's bytes */
+    uint8_t *msg;             /* the fragments so far (fragmented messages only) */
     size_t msg_len, msg_cap;
-    bool frame_is_data;   /* the frame being received belongs to a data message */
-    bool frame_fin;
-    bool msg_failed;      /* assembly failed (fail_now): nothing more is delivered */
-    uint64_t frame_left;  /* payload bytes of that frame still to come */
+    /* The close handshake (RFC 6455 7.1). */
+    bool closing;             /* close_sent or close_received: no more data frames go out */
+    bool close_sent;
+    bool close_received;
+    bool read_shut;           /* nothing more is parsed: close received or the peer failed */
+    uint16_t peer_code;
 };
 
 struct nf_shared_frame {
@@ -62,155 +91,73 @@ struct nf_shared_frame {
     char bytes[];
 };
 
-/* wslay refuses a few malformed frame headers in its frame layer (control
- * frame longer than 125 bytes or fragmented, 64-bit length with the top bit
- * set, non-minimal length encoding) and answers them with a close frame that
- * carries no status code. RFC 6455 5.5 / 7.4.1 make these protocol errors
- * (1002), which is what clients and conformance suites expect, and a close
- * with a 1-byte payload (wslay takes it as "no code") is one too (5.5.1).
- * So the bytes are checked here, in stream order, before wslay sees them:
- * header_error() returns the close code for a complete-enough header. */
-static unsigned header_need(const uint8_t *h)
-{
-    unsigned len7 = h[1] & 0x7f;
-    return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((h[1] & 0x80) ? 4 : 0);
-}
-
-static uint16_t header_error(const uint8_t *h, unsigned have, uint64_t *payload_len)
-{
-    unsigned opcode = h[0] & 0x0f, len7 = h[1] & 0x7f;
-    bool control = opcode & 0x08, fin = h[0] & 0x80;
-    if (have == 2) {
-        if (control && (len7 > 125 || !fin))
-            return 1002;
-        if (opcode == 0x8 && len7 == 1)
-            return 1002;
-    }
-    if (have == 4 && len7 == 126) {
-        uint64_t n = (uint64_t)h[2] << 8 | h[3];
-        if (n < 126)
-            return 1002;
-    }
-    if (have == 10 && len7 == 127) {
-        uint64_t n = 0;
-        for (int i = 2; i < 10; i++)
-            n = n << 8 | h[i];
-        if ((n >> 63) || n <= 0xFFFF)
-            return 1002;
-    }
-    if (have == header_need(h)) {
-        *payload_len = len7 < 126 ? len7 : 0;
-        for (unsigned i = 2; i < 2 + (len7 == 126 ? 2u : len7 == 127 ? 8u : 0u); i++)
-            *payload_len = *payload_len << 8 | h[i];
-    }
-    return 0;
-}
-
-/* Adds a complete data frame header to the message it belongs to; true if
- * the message is now over the maximum. wslay, which does not buffer data
- * messages here (see chunk_cb), only sees one frame at a time. Frames wslay
- * refuses anyway (unmasked, RSV bits, a continuation outside a message) are
- * left to it, so that they get its 1002. */
-static bool guard_message_too_big(nf_ws *ws, uint64_t payload_len)
-{
-    unsigned op = ws->hdr[0] & 0x7f;   /* opcode, RSV bits included */
-    bool fin = ws->hdr[0] & 0x80;
-    if (op > WSLAY_BINARY_FRAME || !(ws->hdr[1] & 0x80))
-        return false;
-    if (op == WSLAY_CONTINUATION_FRAME) {
-        if (!ws->guard_in_msg)
-            return false;
-        ws->guard_msg_bytes += payload_len;
-    } else {
-        ws->guard_msg_bytes = payload_len;
-    }
-    ws->guard_in_msg = !fin;
-    return ws->guard_msg_bytes > ws->max_message_bytes;
-}
-
-/* Scans buf[0..n) as the next bytes of the stream. Returns how many of them
- * may go to wslay: all, or those before the byte that showed a bad header
- * (then ws->fail_code is set). */
-static size_t guard_input(nf_ws *ws, const uint8_t *buf, size_t n)
+/* ---- UTF-8 (RFC 3629), checked as the bytes come ----------------------------
+ *
+ * The state is UTF8_OK between characters, UTF8_BAD once a byte was wrong,
+ * else the continuation bytes still due (bits 0-7) and the range the next
+ * one must be in (bits 8-15 low, 16-23 high: the first continuation of
+ * E0, ED, F0 and F4 is narrower, which refuses overlong forms, surrogates
+ * and code points past U+10FFFF). ASCII goes 8 bytes per step. */
+static uint32_t utf8_after(uint32_t st, const uint8_t *s, size_t n)
 {
     size_t i = 0;
-    while (i < n) {
-        if (ws->skip > 0 && ws->in_close) {
-            /* wslay checks a close reason's UTF-8 per read and skips the
-             * first two bytes of every read, not only of the payload: a
-             * reason split across reads could be refused when valid, or
-             * pass unchecked when invalid and be echoed in wslay's
-             * answering close. So a close frame's payload (<= 125 bytes) is
-             * held back until it can go to wslay in one piece. */
-            if ((uint64_t)(n - i) < ws->skip)
-                return i;
-            ws->in_close = false;
-        }
-        if (ws->skip > 0) {
-            size_t take = (uint64_t)(n - i) < ws->skip ? n - i : (size_t)ws->skip;
-            ws->skip -= take;
-            i += take;
-            continue;
-        }
-        ws->hdr[ws->hdr_len++] = buf[i];
-        if (ws->hdr_len >= 2) {
-            uint64_t payload_len = 0;
-            uint16_t code = header_error(ws->hdr, ws->hdr_len, &payload_len);
-            if (code) {
-                ws->fail_code = code;
-                return i;
+    while (i < n && st != UTF8_BAD) {
+        if (st == UTF8_OK) {
+            for (; i + 16 <= n; i += 16) {
+                uint64_t a, b;
+                memcpy(&a, s + i, 8);
+                memcpy(&b, s + i + 8, 8);
+                if ((a | b) & 0x8080808080808080ull)
+                    break;
             }
-            if (ws->hdr_len == header_need(ws->hdr)) {
-                /* A data message announcing more than the maximum, in one
-                 * frame or as the sum of its fragments: 1009 now (wslay
-                 * would wait for the first payload byte). */
-                if (guard_message_too_big(ws, payload_len)) {
-                    ws->fail_code = 1009;
-                    return i;
-                }
-                ws->skip = payload_len;
-                ws->in_close = (ws->hdr[0] & 0x0f) == 0x8;
-                ws->hdr_len = 0;
+            if (i == n)
+                break;
+            uint8_t c = s[i++];
+            if (c < 0x80)
+                continue;
+            if (c < 0xC2 || c > 0xF4)
+                st = UTF8_BAD;
+            else if (c < 0xE0)
+                st = 1u | 0x80u << 8 | 0xBFu << 16;
+            else if (c < 0xF0)
+                st = 2u | (c == 0xE0 ? 0xA0u : 0x80u) << 8 | (c == 0xED ? 0x9Fu : 0xBFu) << 16;
+            else
+                st = 3u | (c == 0xF0 ? 0x90u : 0x80u) << 8 | (c == 0xF4 ? 0x8Fu : 0xBFu) << 16;
+        } else {
+            uint8_t c = s[i++];
+            if (c < ((st >> 8) & 0xff) || c > ((st >> 16) & 0xff)) {
+                st = UTF8_BAD;
+            } else {
+                st = (st & 0xff) - 1;
+                if (st)
+                    st |= 0x80u << 8 | 0xBFu << 16;
             }
         }
-        i++;
     }
-    return n;
+    return st;
 }
 
-/* Fails the connection after guard_input refused a header: our close frame,
- * and no more reading. */
-static void fail_if_refused(nf_ws *ws)
+/* Unmasks n payload bytes at p, the first being byte `off` of the payload
+ * (RFC 6455 5.3): word by word once in phase with the mask. */
+static void unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t off)
 {
-    if (ws->fail_code && wslay_event_want_read(ws->slot->ctx)) {
-        wslay_event_queue_close(ws->slot->ctx, ws->fail_code, NULL, 0);
-        wslay_event_shutdown_read(ws->slot->ctx);
+    size_t i = 0;
+    for (; i < n && ((off + i) & 3); i++)
+        p[i] ^= mask[(off + i) & 3];
+    uint32_t m32;
+    memcpy(&m32, mask, 4);
+    uint64_t m64 = (uint64_t)m32 << 32 | m32;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        w ^= m64;
+        memcpy(p + i, &w, 8);
     }
+    for (; i < n; i++)
+        p[i] ^= mask[(off + i) & 3];
 }
 
-static bool output_over(const nf_ws *ws)
-{
-    return ws->max_output_bytes && nf_ws_queued_bytes(ws) > ws->max_output_bytes;
-}
-
-/* wslay pulls input from the bufferevent. Not while the output is over its
- * bound: the frames read could ask for more (pongs, close echoes), and a
- * peer that sends faster than it reads would grow the output without end.
- * The input then waits, unparsed, for the owner (see nf_ws_read). */
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
-{
-    nf_ws *ws = ((ws_slot *)user)->ws;
-    struct evbuffer *in = bufferevent_get_input(ws->bev);
-    ev_ssize_t n = ws->fail_code || output_over(ws) ? 0 : evbuffer_copyout(in, buf, len);
-    size_t pass = n > 0 ? guard_input(ws, buf, (size_t)n) : 0;
-    if (pass == 0) {
-        fail_if_refused(ws);
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    evbuffer_drain(in, pass);
-    return (ssize_t)pass;
-}
+/* ---- output helpers used by the receive side ------------------------------- */
 
 /* Where frames are appended: the bufferevent's output, or the owner's hold. */
 static struct evbuffer *out_of(nf_ws *ws)
@@ -224,83 +171,186 @@ static void output_added(nf_ws *ws)
         ws->cb.on_output(ws->ud);
 }
 
-/* wslay's own frames (pong, close) go to the same output, in order. */
-static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
+static bool output_over(const nf_ws *ws)
 {
-    nf_ws *ws = ((ws_slot *)user)->ws;
-    if (evbuffer_add(out_of(ws), data, len) != 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
+    return ws->max_output_bytes && nf_ws_queued_bytes(ws) > ws->max_output_bytes;
+}
+
+/* A control frame (<= 125 bytes of payload) to the output, in order. */
+static int write_control(nf_ws *ws, uint8_t opcode, const uint8_t *payload, size_t len)
+{
+    uint8_t frame[2 + WS_MAX_CONTROL];
+    frame[0] = 0x80 | opcode;   /* FIN; server frames are unmasked */
+    frame[1] = (uint8_t)len;
+    if (len)
+        memcpy(frame + 2, payload, len);
+    if (evbuffer_add(out_of(ws), frame, 2 + len) != 0)
+        return NF_ENOMEM;
     output_added(ws);
-    return (ssize_t)len;
+    return 0;
 }
 
-static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
-                           void *user)
+/* Our close frame (RFC 6455 5.5.1): the code (none for 1005) and a reason
+ * of at most 123 bytes. Once only. */
+static int send_close(nf_ws *ws, uint16_t code, const uint8_t *reason, size_t reason_len)
 {
-    nf_ws *ws = ((ws_slot *)user)->ws;
-    ws->frame_is_data = arg->opcode <= WSLAY_BINARY_FRAME;   /* continuation, text, binary */
-    if (ws->frame_is_data) {
-        ws->in_message = !arg->fin;
-        ws->frame_fin = arg->fin;
-        ws->frame_left = arg->payload_length;
+    uint8_t payload[WS_MAX_CONTROL];
+    size_t len = 0;
+    if (ws->close_sent)
+        return 0;
+    ws->close_sent = ws->closing = true;
+    if (code != CLOSE_NO_STATUS) {
+        if (reason_len > WS_MAX_CONTROL - 2)
+            reason_len = WS_MAX_CONTROL - 2;
+        payload[0] = (uint8_t)(code >> 8);
+        payload[1] = (uint8_t)code;
+        if (reason_len)
+            memcpy(payload + 2, reason, reason_len);
+        len = 2 + reason_len;
     }
-    if (ws->cb.on_activity)
-        ws->cb.on_activity(ws->ud);
+    return write_control(ws, OP_CLOSE, payload, len);
 }
 
-/* Fails the connection from inside wslay's parser (a callback cannot return
- * an error): our close frame, nothing more read, nothing delivered. */
-static void fail_now(nf_ws *ws, wslay_event_context_ptr ctx, uint16_t code)
+/* ---- the input buffer ------------------------------------------------------- */
+
+static void in_discard(nf_ws *ws)
 {
-    ws->msg_failed = true;
-    wslay_event_queue_close(ctx, code, NULL, 0);
-    wslay_event_shutdown_read(ctx);
+    ws->in_start = ws->in_end = 0;
+    ws->have_hdr = false;
 }
 
-/* The capacity for `need` bytes of message: doubling, so that a message
- * sent in tiny fragments costs a few reallocations and at most twice its
- * payload; never more than the maximum, nor more than the message's last
- * frame will fill. Memory follows the bytes that arrived, not the lengths
- * announced. */
+/* Gives an empty input buffer back: to the pool if it has the pool's size. */
+static void in_release_if_empty(nf_ws *ws)
+{
+    if (ws->in == NULL || ws->in_start != ws->in_end)
+        return;
+    if (ws->in_cap == IN_CHUNK && pool.n < IN_POOL_MAX)
+        pool.bufs[pool.n++] = ws->in;
+    else
+        free(ws->in);
+    ws->in = NULL;
+    ws->in_start = ws->in_end = ws->in_cap = 0;
+}
+
+/* Bytes from in + in_start the frame being parsed needs in all (header and
+ * payload), as far as its header says yet. */
+static uint64_t in_frame_need(const nf_ws *ws)
+{
+    return ws->have_hdr ? ws->hdr_len + ws->payload_len : WS_MAX_HEADER;
+}
+
+/* Makes room after in_end for at least one byte: takes a buffer, moves the
+ * unparsed frame to the front when the rest of the buffer cannot hold it
+ * (each frame is moved at most once), or grows the buffer (doubling, never
+ * past the frame) when that frame is larger than all of it. */
+static int in_reserve(nf_ws *ws)
+{
+    if (ws->in == NULL) {
+        ws->in = pool.n ? pool.bufs[--pool.n] : malloc(IN_CHUNK);
+        if (ws->in == NULL)
+            return NF_ENOMEM;
+        ws->in_cap = IN_CHUNK;
+        ws->in_start = ws->in_end = 0;
+    }
+    if (ws->in_start == ws->in_end)
+        ws->in_start = ws->in_end = 0;
+    uint64_t need = in_frame_need(ws);
+    if (ws->in_start > 0 && (ws->in_end == ws->in_cap || ws->in_cap - ws->in_start < need)) {
+        memmove(ws->in, ws->in + ws->in_start, ws->in_end - ws->in_start);
+        ws->in_end -= ws->in_start;
+        ws->in_start = 0;
+    }
+    if (ws->in_end < ws->in_cap)
+        return 0;
+    if (need <= ws->in_cap)
+        return NF_EIO;   /* full of whole frames: parse them first (never happens) */
+    /* The buffer is full of the frame's first bytes (need > in_cap): twice
+     * that, so the frames after it fit too, never more than the largest
+     * frame allowed. */
+    size_t cap = ws->in_cap * 2, most = ws->max_message_bytes + WS_MAX_HEADER;
+    if (cap > most)
+        cap = most > need ? most : (size_t)need;
+    uint8_t *p = realloc(ws->in, cap);
+    if (p == NULL)
+        return NF_ENOMEM;
+    ws->in = p;
+    ws->in_cap = cap;
+    return 0;
+}
+
+/* ---- the parser (RFC 6455 5.2) --------------------------------------------- */
+
+/* Fails the connection (RFC 6455 7.1.7): our close frame with the code,
+ * nothing more parsed, nothing of the open message delivered. */
+static void fail(nf_ws *ws, uint16_t code)
+{
+    send_close(ws, code, NULL, 0);
+    ws->read_shut = true;
+}
+
+static bool close_code_valid(unsigned code)
+{
+    return (code >= 1000 && code <= 1011 && code != 1004 && code != 1005 && code != 1006) ||
+           (code >= 3000 && code <= 4999);
+}
+
+/* Reads the frame header at p (n bytes there). Returns its length once
+ * whole, 0 while bytes are missing, or the negative close code that refuses
+ * it: bad bits, opcodes and lengths are refused as soon as the byte that
+ * shows them is there. */
+static int parse_header(nf_ws *ws, const uint8_t *p, size_t n)
+{
+    unsigned op = p[0] & 0x0f, len7 = p[1] & 0x7f;
+    bool fin = p[0] & 0x80, control = op & 0x08;
+    if (p[0] & 0x70)   /* RSV1-3: no extension was negotiated (5.2) */
+        return -CLOSE_PROTOCOL;
+    if (!(op <= OP_BINARY || op == OP_CLOSE || op == OP_PING || op == OP_PONG))
+        return -CLOSE_PROTOCOL;
+    if (!(p[1] & 0x80))   /* a client masks every frame (5.1) */
+        return -CLOSE_PROTOCOL;
+    if (control && (len7 > WS_MAX_CONTROL || !fin))   /* 5.5 */
+        return -CLOSE_PROTOCOL;
+    if (op == OP_CLOSE && len7 == 1)   /* a close payload is empty or has a code (5.5.1) */
+        return -CLOSE_PROTOCOL;
+    if (op == OP_CONT && !ws->in_message)   /* 5.4 */
+        return -CLOSE_PROTOCOL;
+    if ((op == OP_TEXT || op == OP_BINARY) && ws->in_message)
+        return -CLOSE_PROTOCOL;
+    unsigned ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+    if (n < 2 + ext)
+        return 0;
+    uint64_t len = len7;
+    if (ext) {
+        len = 0;
+        for (unsigned i = 0; i < ext; i++)
+            len = len << 8 | p[2 + i];
+        /* The minimal encoding, and the top bit clear (5.2). */
+        if ((ext == 2 && len < 126) || (ext == 8 && (len >> 63 || len <= 0xFFFF)))
+            return -CLOSE_PROTOCOL;
+    }
+    /* A data message announcing more than the maximum, in one frame or as
+     * the sum of its fragments: refused now, not when its bytes came. */
+    if (!control && len > ws->max_message_bytes - (op == OP_CONT ? ws->msg_len : 0))
+        return -CLOSE_TOO_BIG;
+    if (n < 2 + ext + 4)
+        return 0;
+    ws->opcode = (uint8_t)op;
+    ws->fin = fin;
+    ws->payload_len = len;
+    memcpy(ws->mask, p + 2 + ext, 4);
+    return (int)(2 + ext + 4);
+}
+
+/* The capacity for `need` bytes of a fragmented message: doubling, so that
+ * a message sent in tiny fragments costs a few reallocations and at most
+ * twice its payload; never more than the maximum, nor more than the
+ * message's last frame will fill. */
 static size_t msg_grow_to(const nf_ws *ws, size_t need)
 {
     size_t cap = ws->msg_cap > need / 2 ? ws->msg_cap * 2 : need;
     if (cap > ws->max_message_bytes)
         cap = ws->max_message_bytes;
-    if (ws->frame_fin && cap > need + ws->frame_left)
-        cap = need + (size_t)ws->frame_left;
     return cap < need ? need : cap;
-}
-
-/* Data payload, unmasked and (for text) UTF-8-checked by wslay, appended to
- * one buffer per message. wslay's own buffering keeps a heap chunk per
- * frame: a message of 1-byte fragments cost it tens of bytes per byte. */
-static void chunk_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *arg,
-                     void *user)
-{
-    nf_ws *ws = ((ws_slot *)user)->ws;
-    if (!ws->frame_is_data || ws->msg_failed || arg->data_length == 0)
-        return;
-    ws->frame_left -= arg->data_length;
-    size_t need = ws->msg_len + arg->data_length;
-    if (need > ws->max_message_bytes) {   /* the guard refuses these first */
-        fail_now(ws, ctx, WSLAY_CODE_MESSAGE_TOO_BIG);
-        return;
-    }
-    if (need > ws->msg_cap) {
-        size_t cap = msg_grow_to(ws, need);
-        uint8_t *p = realloc(ws->msg, cap);
-        if (p == NULL) {
-            fail_now(ws, ctx, WSLAY_CODE_INTERNAL_SERVER_ERROR);
-            return;
-        }
-        ws->msg = p;
-        ws->msg_cap = cap;
-    }
-    memcpy(ws->msg + ws->msg_len, arg->data, arg->data_length);
-    ws->msg_len = need;
 }
 
 static void msg_reset(nf_ws *ws)
@@ -308,81 +358,161 @@ static void msg_reset(nf_ws *ws)
     free(ws->msg);
     ws->msg = NULL;
     ws->msg_len = ws->msg_cap = 0;
+    ws->in_message = false;
 }
 
-static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
+static void deliver(nf_ws *ws, const uint8_t *data, size_t len)
 {
-    nf_ws *ws = ((ws_slot *)user)->ws;
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
-        if (!ws->msg_failed)
-            ws->cb.on_message(ws->ud, arg->opcode == WSLAY_BINARY_FRAME, ws->msg ? ws->msg : (const uint8_t *)"",
-                              ws->msg_len);
-        msg_reset(ws);
-    } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
-        ws->closing = true;   /* wslay has queued the answering close frame */
-    } else if (arg->opcode == WSLAY_PONG && ws->cb.on_pong) {
-        ws->cb.on_pong(ws->ud, arg->msg, arg->msg_length);
-    }
+    ws->cb.on_message(ws->ud, !ws->msg_text, len ? data : (const uint8_t *)"", len);
 }
 
-static const struct wslay_event_callbacks callbacks = {
-    recv_cb, send_cb, NULL, frame_start_cb, chunk_cb, NULL, msg_cb
-};
-
-/* Lends ws a context: from the pool, or a new one. */
-static int slot_attach(nf_ws *ws)
+/* A whole data frame, payload unmasked and checked. */
+static int data_frame(nf_ws *ws, const uint8_t *payload, size_t len)
 {
-    ws_slot *slot = slot_pool;
-    if (ws->slot)
+    if (ws->fin && !ws->in_message) {   /* a message in one frame: from the input buffer */
+        deliver(ws, payload, len);
         return 0;
-    if (slot) {
-        slot_pool = slot->next;
-        slot_pool_size--;
-    } else {
-        slot = calloc(1, sizeof *slot);
-        if (slot == NULL)
-            return NF_ENOMEM;
-        if (wslay_event_context_server_init(&slot->ctx, &callbacks, slot) != 0) {
-            free(slot);
-            return NF_ENOMEM;
-        }
-        /* Data messages are assembled here (chunk_cb); control frames
-         * (<= 125 bytes) are still buffered by wslay. */
-        wslay_event_config_set_no_buffering(slot->ctx, 1);
     }
-    /* Never wslay's default (2 GiB): a peer could make us buffer that much. */
-    wslay_event_config_set_max_recv_msg_length(slot->ctx, ws->max_message_bytes);
-    slot->ws = ws;
-    slot->next = NULL;
-    ws->slot = slot;
+    size_t need = ws->msg_len + len;
+    if (need > ws->msg_cap) {
+        size_t cap = msg_grow_to(ws, need);
+        uint8_t *p = realloc(ws->msg, cap);
+        if (p == NULL)
+            return NF_ENOMEM;
+        ws->msg = p;
+        ws->msg_cap = cap;
+    }
+    if (len)
+        memcpy(ws->msg + ws->msg_len, payload, len);
+    ws->msg_len = need;
+    ws->in_message = !ws->fin;
+    if (ws->fin) {
+        deliver(ws, ws->msg, ws->msg_len);
+        msg_reset(ws);
+    }
     return 0;
 }
 
-static void slot_destroy(ws_slot *slot)
+/* A whole control frame (RFC 6455 5.5). */
+static int control_frame(nf_ws *ws, const uint8_t *payload, size_t len)
 {
-    wslay_event_context_free(slot->ctx);
-    free(slot);
+    switch (ws->opcode) {
+    case OP_PING:
+        return ws->close_sent ? 0 : write_control(ws, OP_PONG, payload, len);   /* 5.5.3 */
+    case OP_PONG:
+        if (ws->cb.on_pong)
+            ws->cb.on_pong(ws->ud, payload, len);
+        return 0;
+    default: {   /* OP_CLOSE: answered with the peer's code (5.5.1), then nothing more is read */
+        uint16_t code = len >= 2 ? (uint16_t)(payload[0] << 8 | payload[1]) : CLOSE_NO_STATUS;
+        if (len >= 2 && !close_code_valid(code)) {
+            fail(ws, CLOSE_PROTOCOL);
+            return 0;
+        }
+        if (len > 2 && utf8_after(UTF8_OK, payload + 2, len - 2) != UTF8_OK) {
+            fail(ws, CLOSE_BAD_DATA);
+            return 0;
+        }
+        ws->peer_code = code;
+        ws->close_received = ws->closing = true;
+        ws->read_shut = true;
+        return send_close(ws, code, NULL, 0);
+    }
+    }
 }
 
-/* Gives the context back when wslay holds no state for this connection:
- * at a frame boundary (our shadow parser agrees), outside a fragmented
- * message, nothing queued, not closing. */
-static void slot_detach_if_idle(nf_ws *ws)
+/* Unmasks and checks the payload bytes of the current frame that arrived
+ * since the last call: a text message is refused (1007) at its first bad
+ * byte, not when it is whole. */
+static void payload_arrived(nf_ws *ws, uint8_t *payload, size_t have)
 {
-    ws_slot *slot = ws->slot;
-    if (slot == NULL || ws->closing || ws->fail_code || ws->in_message || ws->skip || ws->hdr_len ||
-        wslay_event_want_write(slot->ctx) || !wslay_event_want_read(slot->ctx) ||
-        wslay_event_get_queued_msg_count(slot->ctx) > 0)
+    if (have <= ws->payload_done)
         return;
-    ws->slot = NULL;
-    slot->ws = NULL;
-    if (slot_pool_size >= SLOT_POOL_MAX) {
-        slot_destroy(slot);
-        return;
+    uint8_t *p = payload + ws->payload_done;
+    size_t n = have - (size_t)ws->payload_done;
+    unmask(p, n, ws->mask, ws->payload_done);
+    ws->payload_done = have;
+    if (!(ws->opcode & 0x08) && ws->msg_text) {
+        ws->utf8 = utf8_after(ws->utf8, p, n);
+        if (ws->utf8 == UTF8_BAD)
+            fail(ws, CLOSE_BAD_DATA);
     }
-    slot->next = slot_pool;
-    slot_pool = slot;
-    slot_pool_size++;
+}
+
+/* Parses the frames in the input buffer until one is incomplete, the
+ * connection fails or closes, or the output passes its bound (the frames
+ * left could only add to it: pongs, replies). Returns 0 or NF_ENOMEM. */
+static int parse(nf_ws *ws)
+{
+    while (!ws->read_shut && ws->in_start < ws->in_end) {
+        uint8_t *p = ws->in + ws->in_start;
+        size_t avail = ws->in_end - ws->in_start;
+        if (!ws->have_hdr) {
+            if (output_over(ws))
+                return 0;
+            if (avail < 2)
+                return 0;
+            int h = parse_header(ws, p, avail);
+            if (h < 0) {
+                fail(ws, (uint16_t)-h);
+                return 0;
+            }
+            if (h == 0)
+                return 0;
+            ws->have_hdr = true;
+            ws->hdr_len = (uint8_t)h;
+            ws->payload_done = 0;
+            if (ws->opcode == OP_TEXT || ws->opcode == OP_BINARY) {
+                ws->msg_text = ws->opcode == OP_TEXT;
+                ws->utf8 = UTF8_OK;
+            }
+            if (ws->cb.on_activity)
+                ws->cb.on_activity(ws->ud);
+        }
+        size_t have = avail - ws->hdr_len;
+        if (have > ws->payload_len)
+            have = (size_t)ws->payload_len;
+        payload_arrived(ws, p + ws->hdr_len, have);
+        if (ws->read_shut || have < ws->payload_len)
+            return 0;
+        /* The frame is whole. */
+        bool last = ws->fin && !(ws->opcode & 0x08);
+        if (last && ws->msg_text && ws->utf8 != UTF8_OK) {
+            fail(ws, CLOSE_BAD_DATA);   /* the message ends inside a character */
+            return 0;
+        }
+        ws->have_hdr = false;
+        ws->in_start += ws->hdr_len + have;
+        int rc = ws->opcode & 0x08 ? control_frame(ws, p + ws->hdr_len, have)
+                                   : data_frame(ws, p + ws->hdr_len, have);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- the connection -------------------------------------------------------- */
+
+/* Moves what the bufferevent read before the WebSocket began (frames right
+ * behind the upgrade request; all input in tests and fuzzing) to the input
+ * buffer, a bufferful at a time, parsing each. */
+static int in_take_bufferevent(nf_ws *ws)
+{
+    struct evbuffer *src = bufferevent_get_input(ws->bev);
+    size_t n;
+    while (!ws->read_shut && !output_over(ws) && (n = evbuffer_get_length(src)) > 0) {
+        int rc = in_reserve(ws);
+        if (rc != 0)
+            return rc;
+        size_t room = ws->in_cap - ws->in_end;
+        int got = evbuffer_remove(src, ws->in + ws->in_end, n < room ? n : room);
+        if (got <= 0)
+            return NF_EIO;
+        ws->in_end += (size_t)got;
+        if ((rc = parse(ws)) != 0)
+            return rc;
+    }
+    return 0;
 }
 
 nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_output_bytes,
@@ -396,51 +526,93 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_o
     ws->bev = bev;
     ws->cb = *cb;
     ws->ud = ud;
+    ws->peer_code = CLOSE_ABNORMAL;
     return ws;
 }
+
+void nf_ws_set_sock(nf_ws *ws, nf_sock *sock) { ws->sock = sock; }
 
 void nf_ws_free(nf_ws *ws)
 {
     if (ws) {
-        if (ws->slot)
-            slot_destroy(ws->slot);   /* state unknown: never back to the pool */
+        in_discard(ws);
+        in_release_if_empty(ws);
         free(ws->msg);
         free(ws);
     }
 }
 
-/* wslay's WSLAY_ERR_* as an NF_E* code. */
-static int wslay_error(int rc)
+/* Reads the socket into the input buffer and parses, at most IN_READS_MAX
+ * times while each read fills the room it had (more may wait). */
+static int read_socket(nf_ws *ws)
 {
-    return rc == WSLAY_ERR_NOMEM ? NF_ENOMEM : NF_EIO;
+    for (int i = 0; i < IN_READS_MAX && !ws->read_shut && !output_over(ws); i++) {
+        int rc = in_reserve(ws);
+        if (rc != 0)
+            return rc;
+        size_t room = ws->in_cap - ws->in_end;
+        ssize_t n = nf_sock_read(ws->sock, ws->in + ws->in_end, room);
+        if (n == NF_EAGAIN)
+            return 0;
+        if (n <= 0)
+            return NF_EPIPE;   /* the peer ended the stream, or the socket failed */
+        ws->in_end += (size_t)n;
+        if ((rc = parse(ws)) != 0)
+            return rc;
+        if ((size_t)n < room)
+            return 0;   /* the socket had no more */
+    }
+    return 0;
+}
+
+/* After the end (close received, or failed) the peer's bytes are read and
+ * dropped: left in the socket, they would make it readable forever. */
+static int read_socket_discard(nf_ws *ws)
+{
+    uint8_t sink[4096];
+    for (int i = 0; i < IN_READS_MAX; i++) {
+        ssize_t n = nf_sock_read(ws->sock, sink, sizeof sink);
+        if (n == NF_EAGAIN)
+            return 0;
+        if (n <= 0)
+            return NF_EPIPE;
+        if ((size_t)n < sizeof sink)
+            return 0;
+    }
+    return 0;
 }
 
 int nf_ws_read(nf_ws *ws)
 {
-    struct evbuffer *in = bufferevent_get_input(ws->bev);
-    if (ws->slot == NULL && evbuffer_get_length(in) == 0)
-        return 0;
-    int rc = slot_attach(ws);
+    int rc = 0;
+    if (ws->read_shut && ws->sock)
+        rc = read_socket_discard(ws);
+    if (!ws->read_shut) {
+        rc = parse(ws);   /* what waited while the output was over its bound */
+        if (rc == 0)
+            rc = in_take_bufferevent(ws);
+        if (rc == 0 && ws->sock)
+            rc = read_socket(ws);
+    }
+    /* Once nothing more is parsed (close received, the connection failed,
+     * the stream ended), whatever else the peer sent is discarded, never
+     * buffered. */
+    if (ws->read_shut || rc != 0) {
+        struct evbuffer *src = bufferevent_get_input(ws->bev);
+        evbuffer_drain(src, evbuffer_get_length(src));
+        in_discard(ws);
+    }
+    in_release_if_empty(ws);
     if (rc != 0)
         return rc;
-    wslay_event_context_ptr ctx = ws->slot->ctx;
-    if ((rc = wslay_event_recv(ctx)) != 0)
-        return wslay_error(rc);
-    fail_if_refused(ws);   /* wslay may stop asking for bytes before the bad ones */
-    if ((rc = wslay_event_send(ctx)) != 0)
-        return wslay_error(rc);
-    if (wslay_event_get_close_sent(ctx) || wslay_event_get_close_received(ctx))
-        ws->closing = true;
-    /* Once wslay stops reading (close received, or the connection failed),
-     * whatever else the peer sends is discarded, never buffered. */
-    if (!wslay_event_want_read(ctx))
-        evbuffer_drain(in, evbuffer_get_length(in));
-    /* Done when wslay has nothing more to read or write (close handshake
-     * complete, or a protocol error it answered with a close frame). */
-    if (!wslay_event_want_read(ctx) && !wslay_event_want_write(ctx))
-        return NF_EOF;
-    slot_detach_if_idle(ws);
-    return 0;
+    /* Done when the close handshake is complete or a failure was answered
+     * with our close frame. */
+    return ws->read_shut && ws->close_sent ? NF_EOF : 0;
+}
+
+bool nf_ws_input_pending(const nf_ws *ws)
+{
+    return ws->in_start < ws->in_end || evbuffer_get_length(bufferevent_get_input(ws->bev)) > 0;
 }
 
 bool nf_ws_is_closing(const nf_ws *ws) { return ws->closing; }
@@ -450,17 +622,10 @@ size_t nf_ws_queued_bytes(const nf_ws *ws)
     size_t n = evbuffer_get_length(bufferevent_get_output(ws->bev));
     if (ws->held)
         n += evbuffer_get_length(ws->held);   /* frames behind a ping barrier */
-    if (ws->slot) {
-        wslay_event_context_ptr ctx = ws->slot->ctx;
-        n += wslay_event_get_queued_msg_length(ctx) + wslay_event_get_queued_msg_count(ctx) * WS_MAX_HEADER;
-    }
     return n;
 }
 
-uint16_t nf_ws_peer_close_code(const nf_ws *ws)
-{
-    return ws->slot ? wslay_event_get_status_code_received(ws->slot->ctx) : 1006;
-}
+uint16_t nf_ws_peer_close_code(const nf_ws *ws) { return ws->peer_code; }
 
 size_t nf_ws_frame_header(uint8_t *hdr, bool binary, size_t len)
 {
@@ -542,13 +707,7 @@ void nf_ws_close(nf_ws *ws, uint16_t code, const char *reason, size_t reason_len
 {
     if (ws->closing)
         return;
-    if (reason_len > 123)
-        reason_len = 123;
-    ws->closing = true;   /* keeps the context lent until the connection goes */
-    if (slot_attach(ws) != 0)
-        return;
-    wslay_event_queue_close(ws->slot->ctx, code, (const uint8_t *)reason, reason_len);
-    wslay_event_send(ws->slot->ctx);
+    send_close(ws, code, (const uint8_t *)reason, reason_len);
 }
 
 nf_shared_frame *nf_shared_frame_new(bool binary, size_t payload_len,

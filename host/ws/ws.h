@@ -1,13 +1,17 @@
 /* ws.h - one server-side WebSocket connection (RFC 6455) on a bufferevent.
  *
- * Knows nothing of neffos. Reading, validation (masking, reserved bits,
- * opcodes, control frames, UTF-8 fail-fast, close codes, message size) and
- * control frames go through wslay; a data message is assembled here, in one
- * buffer that grows with the bytes that arrived (at most twice the payload,
- * never past max_message_bytes), whatever the size of its fragments.
+ * Knows nothing of neffos. The socket (sock.h, the transport seam) is read
+ * into one contiguous input buffer per connection, as much as it holds;
+ * frames are parsed there (RFC 6455 5.2: masking, reserved bits, opcodes,
+ * control frames, UTF-8 fail-fast, close codes, message size), and a message
+ * in one frame is handed over from that buffer, so its payload is copied
+ * once (socket to buffer). A fragmented message is assembled in a buffer of
+ * its own that grows with the bytes that arrived (at most twice the
+ * payload, never past max_message_bytes). Idle connections hold no input
+ * buffer.
  *
  * Everything queued for the peer counts against one output bound: data
- * frames, shared frames, and wslay's own pongs and close frames. While the
+ * frames, shared frames, pongs and close frames. While the
  * output is over it, input is left unparsed (see nf_ws_read), so a peer
  * that sends pings faster than it reads cannot grow it.
  *
@@ -29,6 +33,7 @@
 
 struct bufferevent;
 struct evbuffer;
+struct nf_sock;
 
 typedef struct nf_ws nf_ws;
 
@@ -55,21 +60,31 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_o
                  const nf_ws_callbacks *cb, void *ud);
 void nf_ws_free(nf_ws *ws);
 
-/* Feeds what is in the bufferevent's input to the parser. Returns 0 while
- * the connection goes on; NF_EOF when it is finished (close handshake done,
- * RFC 6455 7.1.1, or a protocol error answered with a close frame): flush
- * the output, then close; NF_ENOMEM when memory ran out, NF_EIO when wslay
- * failed otherwise (a write to the output): the connection cannot go on.
- * Parsing stops early once the output is over max_output_bytes (it can pass
- * it by the replies to one read of wslay's, <= 4 KiB): the rest of the input
- * stays in the bufferevent, and the owner should stop reading the socket
- * until the output drains. */
+/* Reads from the socket (nf_ws_set_sock; without one, only what is in the
+ * bufferevent's input, which is taken first: bytes read before the upgrade)
+ * and parses what arrived. Returns 0 while the connection goes on; NF_EOF
+ * when it is finished (close handshake done, RFC 6455 7.1.1, or a protocol
+ * error answered with a close frame): flush the output, then close;
+ * NF_EPIPE when the peer ended the stream or the socket failed: tear it
+ * down; NF_ENOMEM when memory ran out; NF_EIO if the bufferevent's input
+ * could not be moved. Parsing stops before the next frame
+ * once the output is over max_output_bytes (it passes it by at most the
+ * answers to one frame: a pong, a close): the rest of the input waits,
+ * unread and unparsed (nf_ws_input_pending), and the owner should stop
+ * watching the socket until the output drains, then call again. */
 int nf_ws_read(nf_ws *ws);
 
+/* The socket nf_ws_read reads (kept by the caller; NULL: none). */
+void nf_ws_set_sock(nf_ws *ws, struct nf_sock *sock);
+
+/* True if input is buffered and not yet parsed (left while the output was
+ * over its bound): the next nf_ws_read parses it even if the socket has
+ * nothing new. */
+bool nf_ws_input_pending(const nf_ws *ws);
+
 /* Bytes queued for the peer and not yet written to the socket: the
- * bufferevent's output, the frames held behind a ping barrier
- * (nf_ws_hold_output) and the frames wslay still holds (headers
- * included). */
+ * bufferevent's output and the frames held behind a ping barrier
+ * (nf_ws_hold_output). */
 size_t nf_ws_queued_bytes(const nf_ws *ws);
 
 /* True once a close frame was queued or received. */

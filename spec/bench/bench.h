@@ -83,6 +83,8 @@ void bench_fleet_free(bench_fleet *f);
 int bench_ask(const bench_opts *o);
 int bench_broadcast(const bench_opts *o);
 int bench_idle(const bench_opts *o);
+/* The floor: a plain C echo server on o->url (bench_floor.c). */
+int bench_floor(const bench_opts *o);
 
 /* A JSON number with prec decimals, or null when v < 0 (not measured).
  * Returns buf. */

@@ -6,6 +6,8 @@
  *   neffos-bench broadcast --url ... --namespace v1 --event shout --recv-event chat
  *                          --receivers 1000 --seconds 10
  *   neffos-bench idle      --url ... --namespace v1 --conns 10000 [--server-pid PID]
+ *   neffos-bench floor     --url ws://127.0.0.1:PORT/echo [--seconds S]
+ *                          (a plain C echo server: the round trip's floor)
  *
  * Each mode prints a summary and, as its last line, one JSON object. */
 #include "bench.h"
@@ -24,7 +26,8 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: neffos-bench ask|broadcast|idle --url ws://127.0.0.1:PORT/PATH [options]\n"
+            "usage: neffos-bench ask|broadcast|idle|floor --url ws://127.0.0.1:PORT/PATH [options]\n"
+            "  floor: serve a plain C echo on the URL (the round-trip floor), until killed or --seconds\n"
             "  --namespace NS       namespace to connect (v1)\n"
             "  --event E            ask: the asked event (echo); broadcast: the sender's event (shout)\n"
             "  --recv-event E       broadcast: the event receivers get (chat)\n"
@@ -139,6 +142,9 @@ int main(int argc, char **argv)
         o.size = have_size ? size : 0;
         if (o.event == NULL) o.event = "shout";
         if (o.seconds < 0) o.seconds = 10;
+    } else if (strcmp(o.mode, "floor") == 0) {
+        run = bench_floor;
+        if (o.seconds < 0) o.seconds = 0;
     } else if (strcmp(o.mode, "idle") == 0) {
         run = bench_idle;
         o.conns = have_conns ? conns : 10000;

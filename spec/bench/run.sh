@@ -9,7 +9,10 @@
 #
 # Cases (CASES, space-separated; default: all of them):
 #   ask64 ask4k ask64k   ask echo, 50 connections x 8 in flight, body 64 B / 4 KB / 64 KB
-#   rtt                  ask echo, 1 connection x 1 in flight, 64 B (the round trip)
+#   rtt                  ask echo, 1 connection x 1 in flight, 64 B (the round trip); each run
+#                        also against the floor, `neffos-bench floor` (a plain C echo over the
+#                        same sockets: what the kernel's loopback and the generator cost), and
+#                        the server's p50 is reported as a ratio to the floor's
 #   bc10 bc100 bc1000 bc10000  broadcast to N receivers, window 64 messages
 #   idle                 10,000 idle connections in a namespace: server RSS per connection
 #   reload               hot reload latency with 1,000 clients (node; one run of 10 rounds)
@@ -48,6 +51,7 @@ declare -A NEFFOS BENCH SRC
 SRC[cur]=$ROOT
 NEFFOS[cur]=${NEFFOS_BIN:-$ROOT/$BUILD/neffos}
 BENCH[cur]=${BENCH_BIN:-$ROOT/$BUILD/neffos-bench}
+BENCH[floor]=${BENCH[cur]}   # the floor's runs use this tree's generator
 if [ "${SKIP_BUILD:-0}" != 1 ]; then build_tree "$ROOT" "$BUILD"; fi
 if [ -n "${BASELINE:-}" ]; then
     BASE_SRC=$ROOT/$BUILD/baseline-src
@@ -86,9 +90,13 @@ start_server() {
     stop_server
     for _attempt in 1 2 3 4 5 6 7 8; do
         PORT=$((PORT + 1))
-        "${NEFFOS[$1]}" "$APP" --listen "127.0.0.1:$PORT" --log-level warn --no-watch >"$2" 2>&1 &
-        SERVER_PID=$!
         URL="ws://127.0.0.1:$PORT/echo"
+        if [ "$1" = floor ]; then
+            "${BENCH[cur]}" floor --url "$URL" >"$2" 2>&1 &
+        else
+            "${NEFFOS[$1]}" "$APP" --listen "127.0.0.1:$PORT" --log-level warn --no-watch >"$2" 2>&1 &
+        fi
+        SERVER_PID=$!
         for _ in $(seq 100); do
             kill -0 "$SERVER_PID" 2>/dev/null || break
             # Something answers: ours, unless it exits (it could not bind).
@@ -170,6 +178,7 @@ for name in $CASES; do
         order=$SIDES
         [ $((run % 2)) -eq 0 ] && [ "$SIDES" = "cur base" ] && order="base cur"
         for side in $order; do run_case "$name" "$side" "$run"; done
+        if [ "$name" = rtt ]; then run_case rtt floor "$run"; fi
     done
 done
 
@@ -192,8 +201,8 @@ cell() {   # cell CASE SIDE FIELD
     set -- $s
     echo "$(fmt "$1") [$(fmt "$2")..$(fmt "$3")]"
 }
-ratio() {  # ratio CASE FIELD: median(cur) / median(base)
-    local a b; a=$(stats "$1" cur "$2" | cut -d' ' -f1); b=$(stats "$1" base "$2" | cut -d' ' -f1)
+ratio() {  # ratio CASE FIELD [SIDE_A SIDE_B]: median(SIDE_A, cur) / median(SIDE_B, base)
+    local a b; a=$(stats "$1" "${3:-cur}" "$2" | cut -d' ' -f1); b=$(stats "$1" "${4:-base}" "$2" | cut -d' ' -f1)
     [ -z "$a" ] || [ -z "$b" ] && { echo "n/a"; return; }
     awk -v a="$a" -v b="$b" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx\n", a / b }'
 }
@@ -233,6 +242,15 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
                 echo "| $name | $label | $(cell "$name" cur "$field") |"
             fi
         done < <(fields_of "$name")
+        if [ "$name" = rtt ]; then   # the floor: a plain C echo over the same sockets
+            if [ "$SIDES" = "cur base" ]; then
+                echo "| rtt | floor p50 µs (plain C echo, same sockets) | $(cell rtt floor p50_us) | $(cell rtt floor p50_us) | |"
+                echo "| rtt | p50 as a ratio to the floor's | $(ratio rtt p50_us cur floor) | $(ratio rtt p50_us base floor) | |"
+            else
+                echo "| rtt | floor p50 µs (plain C echo, same sockets) | $(cell rtt floor p50_us) |"
+                echo "| rtt | p50 as a ratio to the floor's | $(ratio rtt p50_us cur floor) |"
+            fi
+        fi
     done
 } >"$OUT"
 cat "$OUT"

@@ -62,3 +62,29 @@ test('run.sh: one short run of two cases gives a table with a median and a sprea
   assert.match(out, /\| ask64 \| replies\/s \| [0-9,]+ \[[0-9,]+\.\.[0-9,]+\] \|/);
   assert.match(out, /\| bc10 \| lost \| 0 \[0\.\.0\] \|/);
 });
+
+test('floor: the plain C echo answers the same asks (the round trip run.sh quotes the server against)', T, async () => {
+  const { spawn } = await import('node:child_process');
+  const port = 21000 + (process.pid % 20000);
+  const url = `ws://127.0.0.1:${port}/echo`;
+  const floor = spawn(BENCH, ['floor', '--url', url, '--seconds', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    // Listening once it says so on stderr (bounded: the test's own timeout).
+    await new Promise((resolve, reject) => {
+      floor.stderr.on('data', (d) => { if (/echo on/.test(String(d))) resolve(); });
+      floor.on('exit', (code) => reject(new Error(`floor exited ${code}`)));
+    });
+    const r = await new Promise((resolve, reject) => {
+      execFile(BENCH, ['ask', '--url', url, '--namespace', 'v1', '--event', 'echo', '--conns', '1', '--inflight', '1',
+        '--size', '64', '--seconds', '1', '--warmup', '0'], { timeout: 30_000 }, (err, stdout, stderr) => {
+        try { resolve({ code: err ? err.code : 0, json: JSON.parse(stdout.trim().split('\n').pop()), out: stdout + stderr }); }
+        catch (e) { reject(new Error(`no JSON from neffos-bench ask:\n${stdout}\n${stderr}`)); }
+      });
+    });
+    assert.equal(r.code, 0, r.out);
+    assert.equal(r.json.errors, 0);
+    assert.ok(r.json.replies > 0 && r.json.p50_us > 0, r.out);
+  } finally {
+    floor.kill('SIGKILL');
+  }
+});

@@ -1,7 +1,10 @@
-/* fuzz_ws.c - libFuzzer target for the WebSocket frame path (host/ws/ws.c over
- * wslay), exactly as a connection uses it: client bytes land in the input of
- * the connection's bufferevent, nf_ws_read parses them, the server's frames
- * go to its output.
+/* fuzz_ws.c - libFuzzer target for the WebSocket frame path (host/ws/ws.c),
+ * exactly as a connection uses it: client bytes arrive, nf_ws_read parses
+ * them, the server's frames go to its output. Each input runs twice: once
+ * with the bytes landing in the bufferevent's input (the bytes read before
+ * the upgrade), once read through the transport seam (sock.h) from a
+ * socket that has `chunk` more bytes each time and ends the stream at the
+ * end, as the connection's own reads do.
  *
  * Input: byte 0 = how to feed the rest
  *     bits 0-5  chunk size - 1 (1..64 bytes per nf_ws_read)
@@ -16,10 +19,12 @@
  *    bytes, a close payload empty or a valid code (+ UTF-8 reason), nothing
  *    after the close frame;
  *  - once nf_ws_read has reported the end, no input is left buffered;
- *  - each input runs a second time with a small output bound and the output
- *    drained only every fourth read (a peer that reads slowly): a read never
- *    takes the output further past the bound than the replies to one read of
- *    wslay's (4 KiB) and a close frame. */
+ *  - the second run has a small output bound and the output drained only
+ *    every fourth read (a peer that reads slowly): a read never takes the
+ *    output further past the bound than one control frame and a close frame
+ *    (parsing stops before the next frame once the output is over);
+ *  - through the socket, nf_ws_read ends with NF_EPIPE once the stream ended,
+ *    and never reads past it. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,11 +34,51 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "errors.h"
+#include "sock.h"
 #include "ws.h"
 
 #define MAX_MSG 1024
 #define MAX_OUTPUT 512
-#define WSLAY_READ 4096   /* wslay's input buffer: one read's replies may pass the bound */
+#define OVERSHOOT (2 * 127)   /* past the output bound: a pong, then our close frame */
+
+/* A socket over the fuzz input: `ready` bytes have arrived; at the end of
+ * the input, the stream ends. */
+typedef struct mem_sock {
+    nf_sock s;
+    const uint8_t *p;
+    size_t ready, left;
+    bool read_eof;
+} mem_sock;
+
+static ssize_t mem_read(nf_sock *s, void *buf, size_t len)
+{
+    mem_sock *m = (mem_sock *)s;
+    if (m->read_eof)
+        __builtin_trap();   /* read again after the end of the stream */
+    if (m->ready == 0) {
+        if (m->left == 0) {
+            m->read_eof = true;
+            return 0;
+        }
+        return NF_EAGAIN;
+    }
+    size_t n = len < m->ready ? len : m->ready;
+    memcpy(buf, m->p, n);
+    m->p += n;
+    m->ready -= n;
+    m->left -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t mem_write(nf_sock *s, struct evbuffer *out)
+{
+    (void)s;
+    (void)out;
+    return NF_EAGAIN;   /* the harness reads the output itself */
+}
+
+static const nf_sock_ops mem_ops = { mem_read, mem_write };
 
 static bool utf8_valid(const uint8_t *s, size_t n)
 {
@@ -151,23 +196,42 @@ static void run(struct event_base *base, const uint8_t *data, size_t size, size_
     evbuffer_unfreeze(in, 0);
     evbuffer_unfreeze(out, 1);
     nf_ws *ws = nf_ws_new(bev, MAX_MSG, max_output, &callbacks, NULL);
+    bool via_sock = max_output != 0;
+    mem_sock ms = { { &mem_ops, -1, NULL }, data, 0, size, false };
+    if (via_sock)
+        nf_ws_set_sock(ws, &ms.s);
     bool closed = false;
     int rc = 0;
     unsigned reads = 0;
     for (size_t off = 0; off < size && rc == 0; off += chunk) {
         size_t n = size - off < chunk ? size - off : chunk;
         size_t before = nf_ws_queued_bytes(ws);
-        evbuffer_add(in, data + off, n);
+        if (via_sock)
+            ms.ready += n;
+        else
+            evbuffer_add(in, data + off, n);
         rc = nf_ws_read(ws);
-        if (max_output && nf_ws_queued_bytes(ws) > (before > max_output ? before : max_output) + WSLAY_READ + 127)
+        if (max_output && nf_ws_queued_bytes(ws) > (before > max_output ? before : max_output) + OVERSHOOT)
             __builtin_trap();
         if (rc == 0 && server_sends && !nf_ws_is_closing(ws))
             nf_ws_send(ws, (off & 1) != 0, "server;frame", 12);
         if (max_output == 0 || ++reads % 4 == 0)
             check_output(out, &closed);
     }
+    /* Through the socket: what is left is read once the output drains, and
+     * then the stream's end is seen. */
+    for (int i = 0; via_sock && rc == 0 && i < 4 && !ms.read_eof; i++) {
+        check_output(out, &closed);
+        rc = nf_ws_read(ws);
+        if (nf_ws_queued_bytes(ws) > max_output + OVERSHOOT)
+            __builtin_trap();
+    }
+    if (via_sock && rc == 0 && ms.left == 0 && !ms.read_eof)
+        __builtin_trap();   /* all parsed, output drained, yet the end not read */
+    if (via_sock && ms.read_eof && rc != NF_EPIPE && rc != NF_EOF)
+        __builtin_trap();
     check_output(out, &closed);
-    if (rc != 0 && evbuffer_get_length(in) != 0)
+    if (rc != 0 && (evbuffer_get_length(in) != 0 || nf_ws_input_pending(ws)))
         __builtin_trap();   /* input after the end is discarded, never kept */
     nf_ws_free(ws);
     bufferevent_free(bev);

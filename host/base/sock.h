@@ -1,0 +1,48 @@
+/* sock.h - the one seam between a connection's bytes and its socket.
+ *
+ * Everything a WebSocket connection reads or writes after the upgrade goes
+ * through nf_sock_read / nf_sock_write, so a transport other than a plain
+ * socket (TLS: SSL_read / SSL_write) plugs in by giving its own ops and ctx,
+ * and nothing above this file changes. The plain transport (nf_sock_plain)
+ * is read(2) into the caller's buffer and evbuffer_write (one writev).
+ *
+ * Owns nothing: the descriptor belongs to the caller (its bufferevent). */
+#ifndef NF_SOCK_H
+#define NF_SOCK_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct evbuffer;
+typedef struct nf_sock nf_sock;
+
+typedef struct nf_sock_ops {
+    /* Reads at most len (> 0) bytes into buf. Returns the bytes read (> 0),
+     * 0 at the end of the stream, NF_EAGAIN when nothing can be read now,
+     * or another negative errno value (the connection is broken). */
+    ssize_t (*read)(nf_sock *s, void *buf, size_t len);
+    /* Writes what it can from the front of out, and drains it from out.
+     * Returns the bytes written (>= 0), NF_EAGAIN when none could be, or
+     * another negative errno value. */
+    ssize_t (*write)(nf_sock *s, struct evbuffer *out);
+} nf_sock_ops;
+
+struct nf_sock {
+    const nf_sock_ops *ops;
+    int fd;
+    void *ctx;   /* the transport's own state (an SSL *), NULL for plain */
+};
+
+extern const nf_sock_ops nf_sock_plain;
+
+static inline void nf_sock_init_plain(nf_sock *s, int fd)
+{
+    s->ops = &nf_sock_plain;
+    s->fd = fd;
+    s->ctx = NULL;
+}
+
+static inline ssize_t nf_sock_read(nf_sock *s, void *buf, size_t len) { return s->ops->read(s, buf, len); }
+static inline ssize_t nf_sock_write(nf_sock *s, struct evbuffer *out) { return s->ops->write(s, out); }
+
+#endif
