@@ -166,9 +166,10 @@ struct nf_conn {
     bool counted_ip;
     bool ws_done;                    /* wslay has nothing more to read or write */
     bool answered_handshake;         /* "A" or "H" was sent */
-    bool write_armed;                /* a write was short: libevent finishes it (EV_WRITE) */
+    bool write_armed;                /* a write was short: write_ev waits for the socket */
     bool read_paused;                /* output over the bound: socket not read (back-pressure) */
     nf_list flush_link;              /* in nf_host.flushq */
+    struct event *write_ev;          /* EV_WRITE on the socket, made at the first short write */
     char *id;
     size_t id_len;
     char *id_shown;                  /* the ID as log lines show it (escaped, cut) */

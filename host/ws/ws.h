@@ -13,9 +13,10 @@
  *
  * Outgoing data frames are written
  * directly into the bufferevent's output: a 2-10 byte header followed by the
- * payload, serialized in place or shared by reference (broadcast), so
- * nothing is copied per receiver and libevent writes everything queued in
- * one loop iteration with one writev.
+ * payload, serialized in place. A shared frame (broadcast) is queued by
+ * reference instead, 16 bytes per receiver, in order with the rest; the
+ * owner writes the lot with one writev per loop iteration
+ * (nf_ws_output_peek / nf_ws_output_drain), never the bufferevent itself.
  *
  * Ownership: the caller owns the bufferevent (nf_ws_free leaves it open);
  * a shared frame is freed with its last reference. Errors: 0 or an NF_E*
@@ -29,6 +30,7 @@
 
 struct bufferevent;
 struct evbuffer;
+struct iovec;
 
 typedef struct nf_ws nf_ws;
 
@@ -71,6 +73,17 @@ int nf_ws_read(nf_ws *ws);
  * (nf_ws_hold_output) and the frames wslay still holds (headers
  * included). */
 size_t nf_ws_queued_bytes(const nf_ws *ws);
+
+/* Bytes queued for the socket and not yet written: what is queued but
+ * not held (nf_ws_queued_bytes without the held and wslay's frames). */
+size_t nf_ws_unwritten_bytes(const nf_ws *ws);
+
+/* The next unwritten bytes, in order, as up to max extents (max >= 1) for
+ * writev(2); returns how many were filled (0: nothing to write). They stay
+ * valid until the output changes. nf_ws_output_drain then drops the n
+ * bytes that were written from the front. */
+int nf_ws_output_peek(nf_ws *ws, struct iovec *iov, int max);
+void nf_ws_output_drain(nf_ws *ws, size_t n);
 
 /* True once a close frame was queued or received. */
 bool nf_ws_is_closing(const nf_ws *ws);
