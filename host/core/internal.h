@@ -66,6 +66,8 @@ struct nf_host {
     struct event *accept_resume;     /* re-enables the listener after an accept failure */
     uint64_t accept_failures;        /* since the last log line about them */
     uint64_t accept_logged_ms;       /* when that line was written (0 = never) */
+    uint64_t trim_activity;          /* closes + deliveries at the last sweep (heap trim) */
+    uint64_t trim_pending_ms;        /* since when memory may wait to go back; 0 = none */
 };
 
 /* Connections connected to one namespace of one endpoint, and its rooms. */

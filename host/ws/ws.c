@@ -379,6 +379,16 @@ static void slot_destroy(ws_slot *slot)
     free(slot);
 }
 
+void nf_ws_pool_trim(void)
+{
+    while (slot_pool) {
+        ws_slot *slot = slot_pool;
+        slot_pool = slot->next;
+        slot_destroy(slot);
+    }
+    slot_pool_size = 0;
+}
+
 /* Gives the context back when wslay holds no state for this connection:
  * at a frame boundary (our shadow parser agrees), outside a fragmented
  * message, nothing queued, not closing. */

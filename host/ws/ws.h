@@ -57,6 +57,10 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_o
                  const nf_ws_callbacks *cb, void *ud);
 void nf_ws_free(nf_ws *ws);
 
+/* Frees the parser contexts kept for connections that start parsing
+ * (8 KB each, up to 1,024 of them): for when memory should go back. */
+void nf_ws_pool_trim(void);
+
 /* Feeds what is in the bufferevent's input to the parser. Returns 0 while
  * the connection goes on; NF_EOF when it is finished (close handshake done,
  * RFC 6455 7.1.1, or a protocol error answered with a close frame): flush
