@@ -653,8 +653,11 @@ void nf_conn_want_flush(nf_conn *c)
 {
     if (c->bev == NULL || c->write_armed || nf_list_linked(&c->flush_link))
         return;
+    /* A queue that is not empty has its flush coming (flush_all empties
+     * it): a broadcast activates the event once, not once per receiver. */
+    if (nf_list_empty(&c->host->flushq))
+        event_active(c->host->flush_ev, EV_WRITE, 0);
     nf_list_push_back(&c->host->flushq, &c->flush_link);
-    event_active(c->host->flush_ev, EV_WRITE, 0);
 }
 
 static void output_drained(nf_conn *c)

@@ -64,6 +64,7 @@ struct nf_ws {
     bool msg_failed;      /* assembly failed (fail_now): nothing more is delivered */
     uint64_t frame_left;  /* payload bytes of that frame still to come */
     /* The output queue: a ring of out_ent, freed whenever it empties. */
+    struct evbuffer *out; /* the bufferevent's output (kept: a broadcast reads it per receiver) */
     out_ent *q;
     uint32_t q_head, q_len, q_cap;
     size_t q_owned;       /* bytes of the output covered by owned runs */
@@ -419,6 +420,7 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_o
     ws->max_message_bytes = max_message_bytes;
     ws->max_output_bytes = max_output_bytes;
     ws->bev = bev;
+    ws->out = bufferevent_get_output(bev);
     ws->cb = *cb;
     ws->ud = ud;
     return ws;
@@ -593,7 +595,7 @@ void nf_ws_close(nf_ws *ws, uint16_t code, const char *reason, size_t reason_len
 
 #define QUEUE_MIN_CAP 8
 
-static struct evbuffer *output_of(const nf_ws *ws) { return bufferevent_get_output(ws->bev); }
+static struct evbuffer *output_of(const nf_ws *ws) { return ws->out; }
 
 static out_ent *queue_at(const nf_ws *ws, uint32_t i) { return &ws->q[(ws->q_head + i) & (ws->q_cap - 1)]; }
 
