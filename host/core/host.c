@@ -562,6 +562,7 @@ static void sweep_trim(nf_host *h, uint64_t now)
         h->ops->trim(h->app);
     nf_ws_pool_trim();
     nf_heap_trim();
+    h->metrics.heap_trims++;
 }
 
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
