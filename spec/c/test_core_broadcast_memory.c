@@ -5,8 +5,10 @@
  * is broadcast afterwards stays queued in the server. The heap's live bytes
  * (host/base/heap.h: glibc's count, or ASan's in the test build) grow by the
  * shared frames plus what each queued delivery costs: a reference, not a
- * copy and not libevent's 1 KiB reference chain. Counts, not timings: the
- * same figures on a busy machine. */
+ * copy and not libevent's 1 KiB reference chain. And the queue keeps the
+ * order of shared and owned frames through partial writes, within the
+ * outgoing bound. Counts, not timings: the same figures on a busy machine. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,9 +117,75 @@ static void test_queued_delivery_is_a_reference(void)
     CHECK(app.conns_freed == RECEIVERS);
 }
 
+/* Shared frames and a connection's own frames (a direct emit, here) leave
+ * in the order they were queued, whole, through partial writes into a
+ * small socket; the close frame of the outgoing bound comes last. */
+static void test_shared_and_owned_frames_keep_their_order(void)
+{
+    enum { ROUNDS = 300, PAD = 300 };
+    static char msg[PAD + 32], want[PAD + 64];
+    nf_limits lim = nf_limits_default();
+    lim.max_outgoing_bytes = 48 * 1024;
+    CHECK(fake_setup(&app, &host, &fcs[0], &lim, NULL, SNDBUF, 9500000, true) == 0);
+    CHECK(fake_conn_connect_ns(&fcs[0], "default") == 0);
+    fake_conn_discard(&fcs[0]);
+    fcs[0].reading = false;
+    nf_endpoint *ep = nf_conn_endpoint(fcs[0].conn);
+    size_t queued = 0, max_queued = 0, sent = 0;
+    bool closed = false;
+    for (int k = 0; k < ROUNDS && !closed; k++) {
+        int n = snprintf(msg, sizeof msg, "%d ", k);
+        memset(msg + n, 'a' + k % 26, PAD);
+        nf_slice text = nf_slice_of(msg, (size_t)n + PAD);
+        if (k % 3 == 0) {
+            nf_nsconn *nc = nf_conn_namespace(fcs[0].conn, NF_SLICE("default"));
+            closed = nc == NULL || nf_nsconn_emit(nc, NF_SLICE_EMPTY, NF_SLICE("direct"), text, false) != 0;
+        } else {
+            nf_broadcast b = { .ns = NF_SLICE("default"), .event = NF_SLICE("chat"), .body = text };
+            closed = nf_endpoint_broadcast(ep, &b) != 1;
+        }
+        sent += !closed;
+        fake_conn_pump(&fcs[0]);
+        nf_conn_stats st;
+        nf_conn_get_stats(fcs[0].conn, &st);
+        queued = st.output_bytes;
+        if (queued > max_queued)
+            max_queued = queued;
+    }
+    /* The bound holds, shared frames counted by their size: past it, the
+     * connection is closed rather than queued to. */
+    CHECK(closed && sent > 0 && sent < ROUNDS);
+    CHECK(max_queued <= lim.max_outgoing_bytes + PAD + 64);
+    fcs[0].reading = true;
+    size_t got = 0;
+    fake_frame f = { 0 };
+    bool in_order = true, saw_close = false;
+    for (int round = 0; round < 1000 && !saw_close; round++) {
+        fake_conn_pump(&fcs[0]);
+        while (!saw_close && fake_conn_next(&fcs[0], &f)) {
+            if (f.opcode == 0x8) {
+                saw_close = f.close_code == 1008;
+            } else {
+                int n = snprintf(want, sizeof want, ";default;;%s;0;0;%zu ", got % 3 == 0 ? "direct" : "chat", got);
+                memset(want + n, 'a' + (int)(got % 26), PAD);
+                in_order = in_order && f.opcode == 0x1 && f.len == (size_t)n + PAD && memcmp(f.data, want, f.len) == 0;
+                got++;
+            }
+            fake_frame_free(&f);
+        }
+    }
+    CHECK(in_order);
+    CHECK(got == sent);
+    CHECK(saw_close);
+    fake_conn_send_close(&fcs[0], 1000, "");
+    fake_conn_pump(&fcs[0]);
+    CHECK(fake_teardown(&app, host, &fcs[0]) == 0);
+}
+
 int main(void)
 {
     test_queued_delivery_is_a_reference();
+    test_shared_and_owned_frames_keep_their_order();
     fake_clock_uninstall();
     return TEST_REPORT();
 }
