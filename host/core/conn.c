@@ -90,7 +90,10 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
     h->conn_count++;
     bufferevent_setcb(bev, conn_read_cb, NULL, conn_event_cb, c);
     /* Reading only: writes are ours (nf_conn_flush_all, conn_write), and
-     * write_ev waits for the socket only after a short write. */
+     * write_ev waits for the socket only after a short write. A bufferevent
+     * starts with EV_WRITE enabled: it would add and delete its write event
+     * (two epoll_ctl) around every message queued. */
+    bufferevent_disable(bev, EV_WRITE);
     bufferevent_enable(bev, EV_READ);
     return c;
 }
