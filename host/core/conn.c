@@ -684,7 +684,7 @@ static int conn_write(nf_conn *c)
         int n = evbuffer_write(out, fd);
         int err = errno;
         evbuffer_freeze(out, 1);
-        return n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR ? -err : 0;
+        return n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR ? -(err ? err : EIO) : 0;
     }
     struct iovec iov[WRITE_IOV_MAX];
     for (int round = 0; round < WRITE_ROUNDS_MAX; round++) {

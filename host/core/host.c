@@ -35,6 +35,7 @@
 
 #define SWEEP_INTERVAL_MS 250
 #define TRIM_MAX_WAIT_MS 10000       /* memory goes back at least this often while the server is busy */
+#define TRIM_MIN_INTERVAL_MS 2000    /* and at most this often (a full Lua GC, a walk of the heap) */
 #define ACCEPT_PAUSE_MS 100          /* after accept() fails for want of descriptors */
 #define ACCEPT_LOG_INTERVAL_MS 1000  /* at most one log line about those per interval */
 
@@ -547,7 +548,8 @@ void nf_host_conn_gone(nf_host *h, nf_conn *c)
 /* Gives freed memory back to the system (heap.h) once connections have
  * closed or queues drained: at the first sweep that finds the server quiet
  * after them, so a burst of closes costs one trim, or every
- * TRIM_MAX_WAIT_MS while it stays busy. */
+ * TRIM_MAX_WAIT_MS while it stays busy. The application's garbage is
+ * collected first only when quiet: a full GC under load would be a pause. */
 static void sweep_trim(nf_host *h, uint64_t now)
 {
     uint64_t activity = h->metrics.closed + h->metrics.broadcast_deliveries;
@@ -555,10 +557,12 @@ static void sweep_trim(nf_host *h, uint64_t now)
     h->trim_activity = activity;
     if (busy && h->trim_pending_ms == 0)
         h->trim_pending_ms = now ? now : 1;
-    if (h->trim_pending_ms == 0 || (busy && now - h->trim_pending_ms < TRIM_MAX_WAIT_MS))
+    if (h->trim_pending_ms == 0 || (busy && now - h->trim_pending_ms < TRIM_MAX_WAIT_MS) ||
+        (h->trim_last_ms && now - h->trim_last_ms < TRIM_MIN_INTERVAL_MS))
         return;
     h->trim_pending_ms = 0;
-    if (h->ops->trim)
+    h->trim_last_ms = now;
+    if (!busy && h->ops->trim)
         h->ops->trim(h->app);
     nf_ws_pool_trim();
     nf_heap_trim();

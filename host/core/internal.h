@@ -68,6 +68,7 @@ struct nf_host {
     uint64_t accept_logged_ms;       /* when that line was written (0 = never) */
     uint64_t trim_activity;          /* closes + deliveries at the last sweep (heap trim) */
     uint64_t trim_pending_ms;        /* since when memory may wait to go back; 0 = none */
+    uint64_t trim_last_ms;           /* the last trim; 0 = none yet */
 };
 
 /* Connections connected to one namespace of one endpoint, and its rooms. */
