@@ -533,6 +533,9 @@ void nf_lua_set_watchdog(nf_lua_app *a, struct nf_watchdog *wd) { a->wd = wd; }
 
 static void app_conn_freed(void *app, nf_conn *c) { lconn_freed(app, c); }
 static nf_invocation *app_current(void *app) { return lrun_current_invocation(app); }
+/* The connections' garbage, collected now rather than at the next
+ * allocation, so that the heap trim after them finds its pages free. */
+static void app_trim(void *app) { lua_gc(((nf_lua_app *)app)->L, LUA_GCCOLLECT); }
 
 const nf_app_ops *nf_lua_ops(void)
 {
@@ -543,6 +546,7 @@ const nf_app_ops *nf_lua_ops(void)
         .conn_freed = app_conn_freed,
         .current = app_current,
         .refused = lrun_refused,
+        .trim = app_trim,
     };
     return &ops;
 }

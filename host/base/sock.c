@@ -4,9 +4,8 @@
 #include "errors.h"
 
 #include <errno.h>
+#include <sys/uio.h>
 #include <unistd.h>
-
-#include <event2/buffer.h>
 
 static ssize_t plain_read(nf_sock *s, void *buf, size_t len)
 {
@@ -20,15 +19,16 @@ static ssize_t plain_read(nf_sock *s, void *buf, size_t len)
     }
 }
 
-static ssize_t plain_write(nf_sock *s, struct evbuffer *out)
+static ssize_t plain_writev(nf_sock *s, const struct iovec *iov, int n)
 {
-    errno = 0;
-    int n = evbuffer_write(out, s->fd);
-    if (n >= 0)
-        return n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return NF_EAGAIN;
-    return errno ? -errno : NF_EIO;
+    for (;;) {
+        ssize_t w = writev(s->fd, iov, n);
+        if (w >= 0)
+            return w;
+        if (errno == EINTR)
+            continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? NF_EAGAIN : -errno;
+    }
 }
 
-const nf_sock_ops nf_sock_plain = { plain_read, plain_write };
+const nf_sock_ops nf_sock_plain = { plain_read, plain_writev };

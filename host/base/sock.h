@@ -1,10 +1,10 @@
 /* sock.h - the one seam between a connection's bytes and its socket.
  *
  * Everything a WebSocket connection reads or writes after the upgrade goes
- * through nf_sock_read / nf_sock_write, so a transport other than a plain
+ * through nf_sock_read / nf_sock_writev, so a transport other than a plain
  * socket (TLS: SSL_read / SSL_write) plugs in by giving its own ops and ctx,
  * and nothing above this file changes. The plain transport (nf_sock_plain)
- * is read(2) into the caller's buffer and evbuffer_write (one writev).
+ * is read(2) into the caller's buffer and writev(2).
  *
  * Owns nothing: the descriptor belongs to the caller (its bufferevent). */
 #ifndef NF_SOCK_H
@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct evbuffer;
+struct iovec;
 typedef struct nf_sock nf_sock;
 
 typedef struct nf_sock_ops {
@@ -21,10 +21,12 @@ typedef struct nf_sock_ops {
      * 0 at the end of the stream, NF_EAGAIN when nothing can be read now,
      * or another negative errno value (the connection is broken). */
     ssize_t (*read)(nf_sock *s, void *buf, size_t len);
-    /* Writes what it can from the front of out, and drains it from out.
-     * Returns the bytes written (>= 0), NF_EAGAIN when none could be, or
-     * another negative errno value. */
-    ssize_t (*write)(nf_sock *s, struct evbuffer *out);
+    /* Writes what it can of the n (> 0) extents, in order. Returns the
+     * bytes written (> 0; fewer than asked: the socket is full), NF_EAGAIN
+     * when none could be, or another negative errno value. A transport that
+     * must be offered the same bytes again after NF_EAGAIN (TLS) relies on
+     * the caller doing so: the caller drains only what was written. */
+    ssize_t (*writev)(nf_sock *s, const struct iovec *iov, int n);
 } nf_sock_ops;
 
 struct nf_sock {
@@ -43,6 +45,6 @@ static inline void nf_sock_init_plain(nf_sock *s, int fd)
 }
 
 static inline ssize_t nf_sock_read(nf_sock *s, void *buf, size_t len) { return s->ops->read(s, buf, len); }
-static inline ssize_t nf_sock_write(nf_sock *s, struct evbuffer *out) { return s->ops->write(s, out); }
+static inline ssize_t nf_sock_writev(nf_sock *s, const struct iovec *iov, int n) { return s->ops->writev(s, iov, n); }
 
 #endif

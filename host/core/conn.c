@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -69,7 +70,6 @@ void nf_conn_unref(nf_conn *c)
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_ws_read_cb(evutil_socket_t fd, short what, void *arg);
-static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
 nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
@@ -91,9 +91,12 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
     snprintf(c->remote, sizeof c->remote, "%s", remote);
     nf_list_push_back(&h->conns, &c->host_link);
     h->conn_count++;
-    bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    /* Reading only: writes are ours (nf_conn_flush_all), EV_WRITE is armed
-     * only after a short write. */
+    bufferevent_setcb(bev, conn_read_cb, NULL, conn_event_cb, c);
+    /* Reading only: writes are ours (nf_conn_flush_all, conn_write), and
+     * write_ev waits for the socket only after a short write. A bufferevent
+     * starts with EV_WRITE enabled: it would add and delete its write event
+     * (two epoll_ctl) around every message queued. */
+    bufferevent_disable(bev, EV_WRITE);
     bufferevent_enable(bev, EV_READ);
     return c;
 }
@@ -127,6 +130,10 @@ void nf_conn_teardown(nf_conn *c)
     if (c->read_ev) {
         event_free(c->read_ev);
         c->read_ev = NULL;
+    }
+    if (c->write_ev) {
+        event_free(c->write_ev);   /* before the socket closes */
+        c->write_ev = NULL;
     }
     if (c->bev) {
         close_socket(c);
@@ -588,6 +595,12 @@ const nf_ws_callbacks nf_conn_ws_callbacks = { nf_conn_on_ws_message, on_activit
 
 static size_t output_low_water(const nf_conn *c) { return c->host->limits.max_outgoing_bytes / 2; }
 
+/* Bytes queued for the socket, not yet written (held ones excluded). */
+static size_t unwritten(const nf_conn *c)
+{
+    return c->ws ? nf_ws_unwritten_bytes(c->ws) : evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
 static bool output_over(const nf_conn *c)
 {
     return nf_ws_queued_bytes(c->ws) > c->host->limits.max_outgoing_bytes;
@@ -599,17 +612,14 @@ static void pause_reading(nf_conn *c)
         return;
     c->read_paused = true;
     event_del(c->read_ev);
-    /* conn_write_cb runs once libevent's writes bring it down to this. */
-    bufferevent_setwatermark(c->bev, EV_WRITE, output_low_water(c), 0);
+    /* Each write the socket takes checks the low-water mark (resume_reading). */
 }
 
 static void resume_reading(nf_conn *c)
 {
-    if (!c->read_paused || c->bev == NULL ||
-        evbuffer_get_length(bufferevent_get_output(c->bev)) > output_low_water(c))
+    if (!c->read_paused || c->bev == NULL || unwritten(c) > output_low_water(c))
         return;
     c->read_paused = false;
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     event_add(c->read_ev, NULL);
     /* What was read before the pause has waited unparsed. */
     if (nf_ws_input_pending(c->ws))
@@ -620,8 +630,7 @@ static void resume_reading(nf_conn *c)
 
 static void maybe_finish(nf_conn *c)
 {
-    if (c->state == NF_CONN_CLOSING && c->bev &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+    if (c->state == NF_CONN_CLOSING && c->bev && unwritten(c) == 0 &&
         (c->ws == NULL || c->ws_done))
         nf_conn_teardown(c);
 }
@@ -687,14 +696,21 @@ static void conn_ws_read_cb(evutil_socket_t fd, short what, void *arg)
  * pongs) leaves with one writev from nf_conn_flush_all, which runs after the
  * iteration's reads. EV_WRITE is armed only when that write was short, so a
  * connection that keeps up costs no epoll_ctl per message (bufferevents
- * would enable and disable it around every flush). */
+ * would enable and disable it around every flush). The bufferevent never
+ * writes itself: its output is only part of what is queued (ws.h). */
+
+#define WRITE_IOV_MAX 128   /* extents per writev, as libevent's evbuffer_write */
+#define WRITE_ROUNDS_MAX 4  /* writevs per flush while the socket takes them whole */
 
 void nf_conn_want_flush(nf_conn *c)
 {
     if (c->bev == NULL || c->write_armed || nf_list_linked(&c->flush_link))
         return;
+    /* A queue that is not empty has its flush coming (flush_all empties
+     * it): a broadcast activates the event once, not once per receiver. */
+    if (nf_list_empty(&c->host->flushq))
+        event_active(c->host->flush_ev, EV_WRITE, 0);
     nf_list_push_back(&c->host->flushq, &c->flush_link);
-    event_active(c->host->flush_ev, EV_WRITE, 0);
 }
 
 static void output_drained(nf_conn *c)
@@ -706,25 +722,71 @@ static void output_drained(nf_conn *c)
     maybe_finish(c);
 }
 
-static void conn_flush(nf_conn *c)
+/* The one place a connection's bytes go to its socket. Returns 0 (all or
+ * part written, or the socket is full) or -errno when the peer is gone. */
+static int conn_write(nf_conn *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) > 0) {
-        /* A bufferevent keeps the front of its output frozen except while
-         * it writes itself; do as it does. */
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (c->ws == NULL) {   /* the HTTP phase: a static file may be a file segment */
+        struct evbuffer *out = bufferevent_get_output(c->bev);
         evbuffer_unfreeze(out, 1);
-        ssize_t n = nf_sock_write(&c->sock, out);
+        errno = 0;
+        int n = evbuffer_write(out, fd);
+        int err = errno;
         evbuffer_freeze(out, 1);
-        if (n < 0 && n != NF_EAGAIN) {
-            c->peer_gone = true;
-            nf_conn_teardown(c);   /* the peer is gone: reset, broken pipe */
+        return n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR ? -(err ? err : EIO) : 0;
+    }
+    struct iovec iov[WRITE_IOV_MAX];
+    for (int round = 0; round < WRITE_ROUNDS_MAX; round++) {
+        int n = nf_ws_output_peek(c->ws, iov, WRITE_IOV_MAX);
+        if (n <= 0)
+            return 0;
+        size_t want = 0;
+        for (int i = 0; i < n; i++)
+            want += iov[i].iov_len;
+        ssize_t w = nf_sock_writev(&c->sock, iov, n);
+        if (w < 0)
+            return w == NF_EAGAIN ? 0 : (int)w;
+        nf_ws_output_drain(c->ws, (size_t)w);
+        if ((size_t)w < want)
+            return 0;   /* the socket is full */
+    }
+    return 0;
+}
+
+static void conn_writable_cb(evutil_socket_t fd, short what, void *arg);
+
+/* A short write: wait for the socket (once armed, it stays until drained). */
+static void arm_write(nf_conn *c)
+{
+    if (c->write_armed)
+        return;
+    if (c->write_ev == NULL) {
+        c->write_ev = event_new(c->host->base, bufferevent_getfd(c->bev), EV_WRITE | EV_PERSIST,
+                                conn_writable_cb, c);
+        if (c->write_ev == NULL) {
+            nf_conn_teardown(c);
             return;
         }
     }
-    if (evbuffer_get_length(out) > 0) {
-        c->write_armed = true;
-        bufferevent_enable(c->bev, EV_WRITE);
+    event_add(c->write_ev, NULL);
+    c->write_armed = true;
+}
+
+static void conn_flush(nf_conn *c)
+{
+    if (unwritten(c) > 0 && conn_write(c) != 0) {
+        c->peer_gone = true;
+        nf_conn_teardown(c);   /* the peer is gone: reset, broken pipe */
         return;
+    }
+    if (unwritten(c) > 0) {
+        arm_write(c);
+        return;
+    }
+    if (c->write_armed) {
+        event_del(c->write_ev);
+        c->write_armed = false;
     }
     output_drained(c);
 }
@@ -741,18 +803,16 @@ void nf_conn_flush_all(nf_host *h)
     }
 }
 
-/* libevent finished a short write, or (reading paused) brought the output
- * down to the low-water mark: then it goes on writing the rest. */
-static void conn_write_cb(struct bufferevent *bev, void *arg)
+/* The socket takes more after a short write: go on writing; while reading
+ * is paused, each write checks the low-water mark. */
+static void conn_writable_cb(evutil_socket_t fd, short what, void *arg)
 {
     nf_conn *c = arg;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+    nf_conn_ref(c);
+    conn_flush(c);
+    if (!c->torn_down && c->write_armed)
         resume_reading(c);
-        return;
-    }
-    c->write_armed = false;
-    bufferevent_disable(bev, EV_WRITE);
-    output_drained(c);
+    nf_conn_unref(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -795,7 +855,7 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
         nf_conn_close(c, NF_WS_CLOSE_GOING_AWAY, NF_SLICE("read timeout"));
         return;
     }
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (unwritten(c) == 0) {
         c->output_stall_ms = 0;
     } else if (c->output_stall_ms == 0) {
         c->output_stall_ms = now;

@@ -27,6 +27,7 @@
 #include <event2/listener.h>
 
 #include "exchange.h"
+#include "heap.h"
 #include "http.h"
 #include "linger.h"
 #include "log.h"
@@ -34,6 +35,8 @@
 #include "static_files.h"
 
 #define SWEEP_INTERVAL_MS 250
+#define TRIM_MAX_WAIT_MS 10000       /* memory goes back at least this often while the server is busy */
+#define TRIM_MIN_INTERVAL_MS 2000    /* and at most this often (a full Lua GC, a walk of the heap) */
 #define ACCEPT_PAUSE_MS 100          /* after accept() fails for want of descriptors */
 #define ACCEPT_LOG_INTERVAL_MS 1000  /* at most one log line about those per interval */
 
@@ -546,6 +549,30 @@ void nf_host_conn_gone(nf_host *h, nf_conn *c)
 
 /* ---- sweep and drain ------------------------------------------------------------------ */
 
+/* Gives freed memory back to the system (heap.h) once connections have
+ * closed or queues drained: at the first sweep that finds the server quiet
+ * after them, so a burst of closes costs one trim, or every
+ * TRIM_MAX_WAIT_MS while it stays busy. The application's garbage is
+ * collected first only when quiet: a full GC under load would be a pause. */
+static void sweep_trim(nf_host *h, uint64_t now)
+{
+    uint64_t activity = h->metrics.closed + h->metrics.broadcast_deliveries;
+    bool busy = activity != h->trim_activity;
+    h->trim_activity = activity;
+    if (busy && h->trim_pending_ms == 0)
+        h->trim_pending_ms = now ? now : 1;
+    if (h->trim_pending_ms == 0 || (busy && now - h->trim_pending_ms < TRIM_MAX_WAIT_MS) ||
+        (h->trim_last_ms && now - h->trim_last_ms < TRIM_MIN_INTERVAL_MS))
+        return;
+    h->trim_pending_ms = 0;
+    h->trim_last_ms = now;
+    if (!busy && h->ops->trim)
+        h->ops->trim(h->app);
+    nf_ws_pool_trim();
+    nf_heap_trim();
+    h->metrics.heap_trims++;
+}
+
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
     nf_host *h = arg;
@@ -555,6 +582,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         nf_conn_sweep(c, now);
     }
     nf_refusal_sweep(h, now);
+    sweep_trim(h, now);
 }
 
 static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)

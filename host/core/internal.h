@@ -68,6 +68,9 @@ struct nf_host {
     uint64_t accept_failures;        /* since the last log line about them */
     uint64_t accept_logged_ms;       /* when that line was written (0 = never) */
     struct nf_linger *linger;        /* closed sockets discarding their last input */
+    uint64_t trim_activity;          /* closes + deliveries at the last sweep (heap trim) */
+    uint64_t trim_pending_ms;        /* since when memory may wait to go back; 0 = none */
+    uint64_t trim_last_ms;           /* the last trim; 0 = none yet */
 };
 
 /* Connections connected to one namespace of one endpoint, and its rooms. */
@@ -171,9 +174,10 @@ struct nf_conn {
     bool counted_ip;
     bool ws_done;                    /* the WebSocket has nothing more to read or write */
     bool answered_handshake;         /* "A" or "H" was sent */
-    bool write_armed;                /* a write was short: libevent finishes it (EV_WRITE) */
+    bool write_armed;                /* a write was short: write_ev waits for the socket */
     bool read_paused;                /* output over the bound: socket not read (back-pressure) */
     nf_list flush_link;              /* in nf_host.flushq */
+    struct event *write_ev;          /* EV_WRITE on the socket, made at the first short write */
     char *id;
     size_t id_len;
     char *id_shown;                  /* the ID as log lines show it (escaped, cut) */

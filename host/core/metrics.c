@@ -3,6 +3,8 @@
 
 #include <event2/buffer.h>
 
+#include "heap.h"
+
 static void counter(struct evbuffer *out, const char *name, const char *help, const char *labels, uint64_t v)
 {
     if (help)
@@ -43,6 +45,10 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_broadcasts_total", "Broadcasts made.", NULL, m->broadcasts);
     counter(out, "neffos_broadcast_deliveries_total", "Local deliveries of broadcasts (fan-out).", NULL,
             m->broadcast_deliveries);
+    counter(out, "neffos_heap_trims_total", "Times free heap memory was given back to the system.", NULL,
+            m->heap_trims);
+    gauge(out, "neffos_heap_bytes", "Heap bytes allocated and not freed (Lua, libevent and queues included).",
+          (long long)nf_heap_live_bytes());
     counter(out, "neffos_handler_runs_total", "Lua handler runs.", NULL, m->handler_runs);
     counter(out, "neffos_handler_errors_total", "Handler runs that ended in an error (raised, or returned nil, err).", NULL, m->handler_errors);
     evbuffer_add_printf(out, "# HELP neffos_handler_seconds_total Time spent running handlers, every slice until they end (not the waits).\n"

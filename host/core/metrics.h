@@ -24,6 +24,7 @@ typedef struct nf_metrics {
     uint64_t invalid_frames;
     uint64_t broadcasts;
     uint64_t broadcast_deliveries;
+    uint64_t heap_trims;             /* free memory given back to the system (host.c's sweep) */
     uint64_t handler_runs;
     uint64_t handler_errors;
     uint64_t handler_us_total;       /* sum of handler run times, microseconds */

@@ -100,6 +100,11 @@ typedef struct nf_app_ops {
      * a request is read (connection limits at accept) name no endpoint and
      * are not told. */
     void (*refused)(void *app, nf_endpoint *ep, nf_conn *c, const char *reason, const char *what);
+
+    /* The server went quiet after connections closed or queues drained, and
+     * is about to give free memory back to the system: free what garbage
+     * the application holds first (it pins the heap's pages). May be NULL. */
+    void (*trim)(void *app);
 } nf_app_ops;
 
 /* ---- invocations ----------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -52,6 +53,14 @@ typedef struct in_pool {
 
 static in_pool pool;
 
+/* One entry of a connection's output queue (see "the output queue" below):
+ * a shared frame, or a run of `owned` bytes at the front of the
+ * bufferevent's output. 16 bytes: what a queued broadcast delivery costs. */
+typedef struct out_ent {
+    nf_shared_frame *frame;   /* NULL: an owned run */
+    size_t owned;
+} out_ent;
+
 struct nf_ws {
     struct bufferevent *bev;
     struct evbuffer *held;    /* frames go here instead of the output, or NULL */
@@ -83,6 +92,13 @@ struct nf_ws {
     bool close_received;
     bool read_shut;           /* nothing more is parsed: close received or the peer failed */
     uint16_t peer_code;
+    /* The output queue: a ring of out_ent, freed whenever it empties. */
+    struct evbuffer *out; /* the bufferevent's output (kept: a broadcast reads it per receiver) */
+    out_ent *q;
+    uint32_t q_head, q_len, q_cap;
+    size_t q_owned;       /* bytes of the output covered by owned runs */
+    size_t q_shared;      /* bytes of queued shared frames not yet written */
+    size_t head_off;      /* bytes of the first entry's frame already written */
 };
 
 struct nf_shared_frame {
@@ -230,6 +246,12 @@ static void in_release_if_empty(nf_ws *ws)
         free(ws->in);
     ws->in = NULL;
     ws->in_start = ws->in_end = ws->in_cap = 0;
+}
+
+void nf_ws_pool_trim(void)
+{
+    while (pool.n > 0)
+        free(pool.bufs[--pool.n]);
 }
 
 /* Bytes from in + in_start the frame being parsed needs in all (header and
@@ -524,6 +546,7 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_o
     ws->max_message_bytes = max_message_bytes;
     ws->max_output_bytes = max_output_bytes;
     ws->bev = bev;
+    ws->out = bufferevent_get_output(bev);
     ws->cb = *cb;
     ws->ud = ud;
     ws->peer_code = CLOSE_ABNORMAL;
@@ -532,11 +555,14 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_o
 
 void nf_ws_set_sock(nf_ws *ws, nf_sock *sock) { ws->sock = sock; }
 
+static void queue_clear(nf_ws *ws);
+
 void nf_ws_free(nf_ws *ws)
 {
     if (ws) {
         in_discard(ws);
         in_release_if_empty(ws);
+        queue_clear(ws);
         free(ws->msg);
         free(ws);
     }
@@ -619,7 +645,7 @@ bool nf_ws_is_closing(const nf_ws *ws) { return ws->closing; }
 
 size_t nf_ws_queued_bytes(const nf_ws *ws)
 {
-    size_t n = evbuffer_get_length(bufferevent_get_output(ws->bev));
+    size_t n = nf_ws_unwritten_bytes(ws);
     if (ws->held)
         n += evbuffer_get_length(ws->held);   /* frames behind a ping barrier */
     return n;
@@ -710,6 +736,166 @@ void nf_ws_close(nf_ws *ws, uint16_t code, const char *reason, size_t reason_len
     send_close(ws, code, (const uint8_t *)reason, reason_len);
 }
 
+/* ---- the output queue ------------------------------------------------------------
+ *
+ * libevent 2.1 gives every evbuffer_add_reference a chain of its own, and a
+ * chain is at least 1 KiB: a broadcast queued for 10,000 slow receivers
+ * cost 10 MB beyond its bytes. So a shared frame is queued here, as a
+ * 16-byte entry of a ring, and everything else (replies, pings, wslay's
+ * pongs and close frames) stays in the bufferevent's output as before. To
+ * keep the order, a shared frame first closes the owned bytes queued since
+ * the previous entry into an owned run; owned bytes after the last entry
+ * (the tail, usually all of them) need no entry. The owner writes with
+ * nf_ws_output_peek + nf_ws_output_drain, never the bufferevent itself. */
+
+#define QUEUE_MIN_CAP 8
+
+static struct evbuffer *output_of(const nf_ws *ws) { return ws->out; }
+
+static out_ent *queue_at(const nf_ws *ws, uint32_t i) { return &ws->q[(ws->q_head + i) & (ws->q_cap - 1)]; }
+
+/* Room for `more` entries: the ring doubles (its capacity a power of two). */
+static int queue_reserve(nf_ws *ws, uint32_t more)
+{
+    if (ws->q_len + more <= ws->q_cap)
+        return 0;
+    uint32_t cap = ws->q_cap ? ws->q_cap : QUEUE_MIN_CAP;
+    while (cap < ws->q_len + more)
+        cap *= 2;
+    out_ent *q = malloc(cap * sizeof *q);
+    if (q == NULL)
+        return NF_ENOMEM;
+    for (uint32_t i = 0; i < ws->q_len; i++)
+        q[i] = *queue_at(ws, i);
+    free(ws->q);
+    ws->q = q;
+    ws->q_cap = cap;
+    ws->q_head = 0;
+    return 0;
+}
+
+static void queue_push(nf_ws *ws, nf_shared_frame *f, size_t owned)
+{
+    ws->q_len++;
+    *queue_at(ws, ws->q_len - 1) = (out_ent){ f, owned };
+}
+
+static void queue_pop(nf_ws *ws)
+{
+    ws->q_head = (ws->q_head + 1) & (ws->q_cap - 1);
+    ws->head_off = 0;
+    if (--ws->q_len == 0) {   /* drained: the memory goes back */
+        free(ws->q);
+        ws->q = NULL;
+        ws->q_cap = ws->q_head = 0;
+    }
+}
+
+static void queue_clear(nf_ws *ws)
+{
+    while (ws->q_len) {
+        nf_shared_frame_release(queue_at(ws, 0)->frame);
+        queue_pop(ws);
+    }
+    ws->q_owned = ws->q_shared = 0;
+}
+
+/* Owned bytes queued after the last entry. */
+static size_t queue_tail(const nf_ws *ws)
+{
+    size_t len = evbuffer_get_length(output_of(ws));
+    return len > ws->q_owned ? len - ws->q_owned : 0;
+}
+
+size_t nf_ws_unwritten_bytes(const nf_ws *ws)
+{
+    return evbuffer_get_length(output_of(ws)) + ws->q_shared;
+}
+
+/* Up to max extents covering `len` owned bytes from offset `off` of the
+ * output; returns how many were filled, and sets *whole when they cover
+ * all len bytes. */
+static int peek_owned(nf_ws *ws, size_t off, size_t len, struct iovec *iov, int max, bool *whole)
+{
+    struct evbuffer *out = output_of(ws);
+    struct evbuffer_ptr at;
+    struct evbuffer_iovec v[16];
+    int want = max < 16 ? max : 16;
+    *whole = len == 0;
+    if (len == 0 || evbuffer_ptr_set(out, &at, off, EVBUFFER_PTR_SET) != 0)
+        return 0;
+    int n = evbuffer_peek(out, (ev_ssize_t)len, &at, v, want);
+    int got = n < 0 ? 0 : n < want ? n : want;
+    size_t sum = 0;
+    for (int i = 0; i < got; i++) {
+        size_t l = v[i].iov_len;
+        if (sum + l > len)
+            l = len - sum;   /* the last extent can go past len */
+        iov[i] = (struct iovec){ v[i].iov_base, l };
+        sum += l;
+    }
+    *whole = sum == len;
+    return got;
+}
+
+int nf_ws_output_peek(nf_ws *ws, struct iovec *iov, int max)
+{
+    int n = 0;
+    size_t off = 0;   /* where the next owned run starts in the output */
+    bool whole = true;
+    for (uint32_t i = 0; i < ws->q_len && n < max && whole; i++) {
+        out_ent *e = queue_at(ws, i);
+        if (e->frame) {
+            size_t skip = i == 0 ? ws->head_off : 0;
+            iov[n++] = (struct iovec){ e->frame->bytes + skip, e->frame->len - skip };
+        } else {
+            n += peek_owned(ws, off, e->owned, iov + n, max - n, &whole);
+            off += e->owned;
+        }
+    }
+    if (whole && n < max)
+        n += peek_owned(ws, off, queue_tail(ws), iov + n, max - n, &whole);
+    return n;
+}
+
+/* Drains n bytes from the front of the output, which bufferevents keep
+ * frozen except while they write themselves. */
+static void drain_owned(nf_ws *ws, size_t n)
+{
+    struct evbuffer *out = output_of(ws);
+    evbuffer_unfreeze(out, 1);
+    evbuffer_drain(out, n);
+    evbuffer_freeze(out, 1);
+}
+
+void nf_ws_output_drain(nf_ws *ws, size_t n)
+{
+    while (n > 0 && ws->q_len > 0) {
+        out_ent *e = queue_at(ws, 0);
+        if (e->frame) {
+            size_t take = e->frame->len - ws->head_off;
+            take = take < n ? take : n;
+            ws->head_off += take;
+            ws->q_shared -= take;
+            n -= take;
+            if (ws->head_off < e->frame->len)
+                return;
+            nf_shared_frame_release(e->frame);
+        } else {
+            size_t take = e->owned < n ? e->owned : n;
+            drain_owned(ws, take);
+            e->owned -= take;
+            ws->q_owned -= take;
+            n -= take;
+            if (e->owned > 0)
+                return;
+        }
+        queue_pop(ws);
+    }
+    if (n > 0)
+        drain_owned(ws, n);
+}
+
 nf_shared_frame *nf_shared_frame_new(bool binary, size_t payload_len,
                                      void (*fill)(void *ctx, char *dst), void *ctx)
 {
@@ -741,9 +927,25 @@ int nf_ws_send_shared(nf_ws *ws, nf_shared_frame *f)
     if (ws->closing)
         return NF_EPIPE;
     f->refs++;
-    if (evbuffer_add_reference(out_of(ws), f->bytes, f->len, shared_cleanup, f) != 0) {
-        f->refs--;
-        return NF_ENOMEM;
+    if (ws->held) {
+        /* Behind a ping barrier (one round trip): held as bytes, like
+         * everything else held. */
+        if (evbuffer_add_reference(ws->held, f->bytes, f->len, shared_cleanup, f) != 0) {
+            f->refs--;
+            return NF_ENOMEM;
+        }
+    } else {
+        size_t tail = queue_tail(ws);
+        if (queue_reserve(ws, tail ? 2 : 1) != 0) {
+            f->refs--;
+            return NF_ENOMEM;
+        }
+        if (tail) {
+            queue_push(ws, NULL, tail);
+            ws->q_owned += tail;
+        }
+        queue_push(ws, f, 0);
+        ws->q_shared += f->len;
     }
     output_added(ws);
     return 0;

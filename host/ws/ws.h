@@ -17,9 +17,10 @@
  *
  * Outgoing data frames are written
  * directly into the bufferevent's output: a 2-10 byte header followed by the
- * payload, serialized in place or shared by reference (broadcast), so
- * nothing is copied per receiver and libevent writes everything queued in
- * one loop iteration with one writev.
+ * payload, serialized in place. A shared frame (broadcast) is queued by
+ * reference instead, 16 bytes per receiver, in order with the rest; the
+ * owner writes the lot with one writev per loop iteration
+ * (nf_ws_output_peek / nf_ws_output_drain), never the bufferevent itself.
  *
  * Ownership: the caller owns the bufferevent (nf_ws_free leaves it open);
  * a shared frame is freed with its last reference. Errors: 0 or an NF_E*
@@ -33,6 +34,7 @@
 
 struct bufferevent;
 struct evbuffer;
+struct iovec;
 struct nf_sock;
 
 typedef struct nf_ws nf_ws;
@@ -60,6 +62,10 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_o
                  const nf_ws_callbacks *cb, void *ud);
 void nf_ws_free(nf_ws *ws);
 
+/* Frees the input buffers pooled for the next reads (64 KiB each, up to
+ * 64 of them): for when memory should go back. */
+void nf_ws_pool_trim(void);
+
 /* Reads from the socket (nf_ws_set_sock; without one, only what is in the
  * bufferevent's input, which is taken first: bytes read before the upgrade)
  * and parses what arrived. Returns 0 while the connection goes on; NF_EOF
@@ -86,6 +92,17 @@ bool nf_ws_input_pending(const nf_ws *ws);
  * bufferevent's output and the frames held behind a ping barrier
  * (nf_ws_hold_output). */
 size_t nf_ws_queued_bytes(const nf_ws *ws);
+
+/* Bytes queued for the socket and not yet written: what is queued but
+ * not held (nf_ws_queued_bytes without the held and wslay's frames). */
+size_t nf_ws_unwritten_bytes(const nf_ws *ws);
+
+/* The next unwritten bytes, in order, as up to max extents (max >= 1) for
+ * writev(2); returns how many were filled (0: nothing to write). They stay
+ * valid until the output changes. nf_ws_output_drain then drops the n
+ * bytes that were written from the front. */
+int nf_ws_output_peek(nf_ws *ws, struct iovec *iov, int max);
+void nf_ws_output_drain(nf_ws *ws, size_t n);
 
 /* True once a close frame was queued or received. */
 bool nf_ws_is_closing(const nf_ws *ws);

@@ -145,7 +145,9 @@ run_case() {
     echo "== $tag: neffos-bench $args" >&2
     # shellcheck disable=SC2086
     "${BENCH[$side]}" $args --server-pid "$SERVER_PID" >"$LOGDIR/$tag.txt" 2>&1 || true
-    sleep 1   # the clients are gone: let the server close them and give memory back
+    # The clients are gone: the server closes them and, at the first quiet
+    # sweep after (250 ms apart), gives free memory back.
+    sleep 2
     local rss1 peak
     rss1=$(rss_kb "$SERVER_PID" VmRSS)
     peak=$(rss_kb "$SERVER_PID" VmHWM)

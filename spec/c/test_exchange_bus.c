@@ -67,7 +67,7 @@ static bool has_ns(void *app, nf_endpoint *ep, nf_slice ns) { return true; }
 static long gen_id(void *app, nf_endpoint *ep, nf_conn *c, char *id, size_t cap) { return NF_ID_DEFAULT; }
 static void invoke(void *app, nf_invocation *inv) { nf_invocation_finish(inv, NF_RESULT_NONE, NULL, 0); }
 static void freed(void *app, nf_conn *c) {}
-static const nf_app_ops app_ops = { has_ns, gen_id, invoke, freed, NULL, NULL };
+static const nf_app_ops app_ops = { has_ns, gen_id, invoke, freed, NULL, NULL, NULL };
 
 typedef struct ask_result {
     int calls;
