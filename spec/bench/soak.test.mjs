@@ -14,6 +14,9 @@ test('soak: legit asks all answered while hostile clients attack; the server sta
       timeout: 170_000,
       maxBuffer: 16 * 1024 * 1024,
       env: { ...process.env, NEFFOS_BIN: BIN, NEFFOS_ROOT: ROOT, SOAK_SECONDS: '4', LEGIT: '5', HOSTILE: '8', NOFILE: '256',
+             // The pattern attack holds the loop for one instruction budget per message; under ASan on a
+             // busy machine the default 100M is 4-7 s, and three in a row outlast a legit ask's 30 s.
+             SERVER_ARGS: '--lua-instruction-limit 10000000',
              ASAN_OPTIONS: `${process.env.ASAN_OPTIONS || ''}:quarantine_size_mb=0:thread_local_quarantine_size_kb=0` },
     }, (err, stdout, stderr) => resolve({ code: err ? err.code : 0, out: `${stdout}\n${stderr}` }));
   });
