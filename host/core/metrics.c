@@ -21,6 +21,8 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     gauge(out, "neffos_endpoints", "Mounted endpoints.", (long long)endpoints);
     counter(out, "neffos_http_requests_total", "HTTP requests received.", NULL, m->http_requests);
     counter(out, "neffos_upgrades_total", "Successful WebSocket upgrades.", NULL, m->upgrades);
+    counter(out, "neffos_upgrades_deflate_total", "Upgrades that agreed to permessage-deflate.", NULL,
+            m->upgrades_deflate);
     counter(out, "neffos_refusals_total", "Connections refused, by reason.", "{reason=\"limit\"}", m->refused_limit);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"bad_request\"}", m->refused_bad_request);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"origin\"}", m->refused_origin);

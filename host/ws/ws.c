@@ -1,7 +1,9 @@
 /* ws.c - see ws.h. */
 #include "ws.h"
 
+#include "deflate.h"
 #include "errors.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -54,11 +56,15 @@ struct nf_ws {
     bool frame_fin;
     bool msg_failed;      /* assembly failed (fail_now): nothing more is delivered */
     uint64_t frame_left;  /* payload bytes of that frame still to come */
+    struct ws_deflate *pmd;   /* permessage-deflate, or NULL (the end of this file) */
 };
 
 struct nf_shared_frame {
     unsigned refs;
     size_t len;
+    /* The same message compressed, per server window size, made for the
+     * first receiver that wants it (see shared_deflated). */
+    struct nf_shared_frame *deflated[NF_DEFLATE_MAX_BITS - NF_DEFLATE_MIN_BITS + 1];
     char bytes[];
 };
 
@@ -113,7 +119,7 @@ static uint16_t header_error(const uint8_t *h, unsigned have, uint64_t *payload_
  * left to it, so that they get its 1002. */
 static bool guard_message_too_big(nf_ws *ws, uint64_t payload_len)
 {
-    unsigned op = ws->hdr[0] & 0x7f;   /* opcode, RSV bits included */
+    unsigned op = ws->hdr[0] & (ws->pmd ? 0x3f : 0x7f);   /* opcode, RSV bits but RSV1 if negotiated */
     bool fin = ws->hdr[0] & 0x80;
     if (op > WSLAY_BINARY_FRAME || !(ws->hdr[1] & 0x80))
         return false;
@@ -310,11 +316,15 @@ static void msg_reset(nf_ws *ws)
     ws->msg_len = ws->msg_cap = 0;
 }
 
+static void deliver_inflated(nf_ws *ws, wslay_event_context_ptr ctx, bool binary);
+
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
     nf_ws *ws = ((ws_slot *)user)->ws;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
-        if (!ws->msg_failed)
+        if (!ws->msg_failed && wslay_get_rsv1(arg->rsv))
+            deliver_inflated(ws, ctx, arg->opcode == WSLAY_BINARY_FRAME);
+        else if (!ws->msg_failed)
             ws->cb.on_message(ws->ud, arg->opcode == WSLAY_BINARY_FRAME, ws->msg ? ws->msg : (const uint8_t *)"",
                               ws->msg_len);
         msg_reset(ws);
@@ -352,6 +362,9 @@ static int slot_attach(nf_ws *ws)
     }
     /* Never wslay's default (2 GiB): a peer could make us buffer that much. */
     wslay_event_config_set_max_recv_msg_length(slot->ctx, ws->max_message_bytes);
+    /* RSV1 marks a compressed message, once negotiated (RFC 7692 6); wslay
+     * refuses it on control and continuation frames (1002). */
+    wslay_event_config_set_allowed_rsv_bits(slot->ctx, ws->pmd ? WSLAY_RSV1_BIT : WSLAY_RSV_NONE);
     slot->ws = ws;
     slot->next = NULL;
     ws->slot = slot;
@@ -399,12 +412,15 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_o
     return ws;
 }
 
+static void ws_deflate_free(struct ws_deflate *pmd);
+
 void nf_ws_free(nf_ws *ws)
 {
     if (ws) {
         if (ws->slot)
             slot_destroy(ws->slot);   /* state unknown: never back to the pool */
         free(ws->msg);
+        ws_deflate_free(ws->pmd);
         free(ws);
     }
 }
@@ -481,6 +497,9 @@ size_t nf_ws_frame_header(uint8_t *hdr, bool binary, size_t len)
     return 10;
 }
 
+static bool deflates(const nf_ws *ws, size_t len);
+static int send_deflated(nf_ws *ws, bool binary, size_t len, void (*fill)(void *ctx, char *dst), void *ctx);
+
 int nf_ws_send_with(nf_ws *ws, bool binary, size_t len, void (*fill)(void *ctx, char *dst), void *ctx)
 {
     struct evbuffer *out = out_of(ws);
@@ -490,6 +509,8 @@ int nf_ws_send_with(nf_ws *ws, bool binary, size_t len, void (*fill)(void *ctx, 
 
     if (ws->closing)
         return NF_EPIPE;
+    if (ws->pmd && deflates(ws, len))
+        return send_deflated(ws, binary, len, fill, ctx);
     hlen = nf_ws_frame_header(hdr, binary, len);
     if (evbuffer_reserve_space(out, (ev_ssize_t)(hlen + len), &vec, 1) != 1)
         return NF_ENOMEM;
@@ -561,6 +582,7 @@ nf_shared_frame *nf_shared_frame_new(bool binary, size_t payload_len,
         return NULL;
     f->refs = 1;
     f->len = hlen + payload_len;
+    memset(f->deflated, 0, sizeof f->deflated);
     memcpy(f->bytes, hdr, hlen);
     fill(ctx, f->bytes + hlen);
     return f;
@@ -568,8 +590,11 @@ nf_shared_frame *nf_shared_frame_new(bool binary, size_t payload_len,
 
 void nf_shared_frame_release(nf_shared_frame *f)
 {
-    if (f && --f->refs == 0)
+    if (f && --f->refs == 0) {
+        for (size_t i = 0; i < sizeof f->deflated / sizeof f->deflated[0]; i++)
+            nf_shared_frame_release(f->deflated[i]);
         free(f);
+    }
 }
 
 static void shared_cleanup(const void *data, size_t len, void *arg)
@@ -577,10 +602,14 @@ static void shared_cleanup(const void *data, size_t len, void *arg)
     nf_shared_frame_release(arg);
 }
 
+static nf_shared_frame *shared_deflated(nf_ws *ws, nf_shared_frame *f);
+
 int nf_ws_send_shared(nf_ws *ws, nf_shared_frame *f)
 {
     if (ws->closing)
         return NF_EPIPE;
+    if (ws->pmd && (f = shared_deflated(ws, f)) == NULL)
+        return NF_ENOMEM;
     f->refs++;
     if (evbuffer_add_reference(out_of(ws), f->bytes, f->len, shared_cleanup, f) != 0) {
         f->refs--;
@@ -591,3 +620,160 @@ int nf_ws_send_shared(nf_ws *ws, nf_shared_frame *f)
 }
 
 size_t nf_shared_frame_size(const nf_shared_frame *f) { return f->len; }
+
+/* ---- permessage-deflate (RFC 7692; deflate.h) --------------------------------- */
+
+/* What a connection agreed to. Our messages are compressed each on its own
+ * (server_no_context_takeover, always), so one compressor per window size
+ * serves every connection, and a broadcast is compressed once per window
+ * size; so is the client's when it gave up its context: one inflater for
+ * all. Only a client that keeps its context has an inflater of its own,
+ * from its first compressed message on. */
+struct ws_deflate {
+    nf_deflate_params p;
+    size_t min_bytes;     /* shorter messages go uncompressed */
+    nf_inflater *ctx;     /* client context takeover: this client's window */
+};
+
+static nf_deflater *deflaters[NF_DEFLATE_MAX_BITS + 1];   /* by window bits, made when first used */
+static nf_inflater *shared_inflater;
+
+static nf_deflater *deflater_for(unsigned bits)
+{
+    if (deflaters[bits] == NULL)
+        deflaters[bits] = nf_deflater_new(bits);
+    return deflaters[bits];
+}
+
+int nf_ws_set_deflate(nf_ws *ws, const nf_deflate_params *p, size_t min_bytes)
+{
+    struct ws_deflate *pmd = calloc(1, sizeof *pmd);
+    if (pmd == NULL)
+        return NF_ENOMEM;
+    pmd->p = *p;
+    pmd->min_bytes = min_bytes;
+    ws_deflate_free(ws->pmd);
+    ws->pmd = pmd;
+    if (ws->slot)
+        wslay_event_config_set_allowed_rsv_bits(ws->slot->ctx, WSLAY_RSV1_BIT);
+    return 0;
+}
+
+bool nf_ws_is_deflating(const nf_ws *ws) { return ws->pmd != NULL; }
+
+static void ws_deflate_free(struct ws_deflate *pmd)
+{
+    if (pmd) {
+        nf_inflater_free(pmd->ctx);
+        free(pmd);
+    }
+}
+
+/* A compressed message (RSV1 on its first frame) is complete in ws->msg:
+ * inflated into a buffer that stops growing past max_message_bytes (a bomb
+ * is refused with 1009 without being inflated any further), its text
+ * checked (wslay cannot check compressed bytes), then delivered. Data that
+ * is not deflate is inconsistent with the message: 1007, as for bad UTF-8
+ * (RFC 6455 7.4.1). */
+static void deliver_inflated(nf_ws *ws, wslay_event_context_ptr ctx, bool binary)
+{
+    struct ws_deflate *pmd = ws->pmd;
+    bool keep = !pmd->p.client_no_context_takeover;
+    nf_inflater **z = keep ? &pmd->ctx : &shared_inflater;
+    uint8_t *out = NULL;
+    size_t len = 0;
+    int rc = 0;
+
+    if (*z == NULL) {
+        /* zlib compresses with 9 bits when asked for 8: inflate with 9. */
+        unsigned bits = keep ? pmd->p.client_max_window_bits : NF_DEFLATE_MAX_BITS;
+        *z = nf_inflater_new(bits < NF_DEFLATE_MIN_BITS ? NF_DEFLATE_MIN_BITS : bits);
+        rc = *z ? 0 : NF_ENOMEM;
+    }
+    if (rc == 0)
+        rc = nf_inflater_message(*z, ws->msg, ws->msg_len, ws->max_message_bytes, keep, &out, &len);
+    if (rc == 0 && !binary && !nf_utf8_valid(out, len))
+        rc = NF_EPROTO;
+    if (rc != 0) {
+        fail_now(ws, ctx, rc == NF_ENOBUFS ? WSLAY_CODE_MESSAGE_TOO_BIG
+                          : rc == NF_ENOMEM ? WSLAY_CODE_INTERNAL_SERVER_ERROR
+                                            : WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA);
+        free(out);
+        return;
+    }
+    ws->cb.on_message(ws->ud, binary, out ? out : (const uint8_t *)"", len);
+    free(out);
+}
+
+/* Appends one frame of payload, with RSV1 ("Per-Message Compressed", RFC
+ * 7692 6) when it is compressed. */
+static int send_frame(nf_ws *ws, bool binary, bool compressed, const uint8_t *payload, size_t len)
+{
+    uint8_t hdr[10];
+    size_t hlen = nf_ws_frame_header(hdr, binary, len);
+    struct evbuffer *out = out_of(ws);
+    if (compressed)
+        hdr[0] |= 0x40;
+    if (evbuffer_expand(out, hlen + len) != 0 || evbuffer_add(out, hdr, hlen) != 0 ||
+        evbuffer_add(out, payload, len) != 0)
+        return NF_ENOMEM;
+    output_added(ws);
+    return 0;
+}
+
+static bool deflates(const nf_ws *ws, size_t len) { return len >= ws->pmd->min_bytes; }
+
+/* nf_ws_send_with for a message at or over the threshold: serialized, then
+ * compressed (sent as it is if that did not make it smaller: RSV1 is per
+ * message). */
+static int send_deflated(nf_ws *ws, bool binary, size_t len, void (*fill)(void *ctx, char *dst), void *ctx)
+{
+    nf_deflater *d = deflater_for(ws->pmd->p.server_max_window_bits);
+    uint8_t *plain = malloc(len ? len : 1);
+    const uint8_t *z;
+    size_t zlen;
+    int rc = d && plain ? 0 : NF_ENOMEM;
+
+    if (rc == 0) {
+        fill(ctx, (char *)plain);
+        rc = nf_deflater_message(d, plain, len, &z, &zlen);
+    }
+    if (rc == 0)
+        rc = zlen < len ? send_frame(ws, binary, true, z, zlen) : send_frame(ws, binary, false, plain, len);
+    free(plain);
+    return rc;
+}
+
+/* The frame of f that ws gets: f itself while under the threshold, else f
+ * compressed with ws's window, made once for every receiver with that
+ * window and kept with f. NULL when out of memory. */
+static nf_shared_frame *shared_deflated(nf_ws *ws, nf_shared_frame *f)
+{
+    unsigned len7 = (uint8_t)f->bytes[1] & 0x7f;
+    size_t hlen = len7 == 127 ? 10 : len7 == 126 ? 4 : 2;
+    size_t plen = f->len - hlen;
+    unsigned bits = ws->pmd->p.server_max_window_bits;
+    nf_shared_frame **slot = &f->deflated[bits - NF_DEFLATE_MIN_BITS];
+    if (!deflates(ws, plen))
+        return f;
+    if (*slot)
+        return *slot;
+    nf_deflater *d = deflater_for(bits);
+    const uint8_t *z;
+    size_t zlen;
+    if (d == NULL || nf_deflater_message(d, (const uint8_t *)f->bytes + hlen, plen, &z, &zlen) != 0)
+        return NULL;
+    uint8_t hdr[10];
+    size_t zhlen = nf_ws_frame_header(hdr, (f->bytes[0] & 0x0f) == WSLAY_BINARY_FRAME, zlen);
+    nf_shared_frame *c = malloc(sizeof *c + zhlen + zlen);
+    if (c == NULL)
+        return NULL;
+    hdr[0] |= 0x40;   /* RSV1 */
+    c->refs = 1;      /* f's, given back with f */
+    c->len = zhlen + zlen;
+    memset(c->deflated, 0, sizeof c->deflated);
+    memcpy(c->bytes, hdr, zhlen);
+    memcpy(c->bytes + zhlen, z, zlen);
+    *slot = c;
+    return c;
+}
