@@ -3,6 +3,8 @@
 
 #include <event2/buffer.h>
 
+#include "deflate.h"
+
 static void counter(struct evbuffer *out, const char *name, const char *help, const char *labels, uint64_t v)
 {
     if (help)
@@ -35,6 +37,18 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_accept_errors_total", NULL, "{reason=\"other\"}", m->accept_other);
     gauge(out, "neffos_accept_paused", "1 while accepting is paused after an accept() failure.", m->accept_paused);
     counter(out, "neffos_closed_total", "WebSocket connections closed.", NULL, m->closed);
+    const nf_deflate_stats *z = nf_deflate_get_stats();
+    counter(out, "neffos_deflate_messages_total", "permessage-deflate: messages compressed (a broadcast once per "
+            "window size) and inflated.", "{dir=\"out\"}", z->deflated);
+    counter(out, "neffos_deflate_messages_total", NULL, "{dir=\"in\"}", z->inflated);
+    counter(out, "neffos_deflate_bytes_total", "permessage-deflate: bytes of those messages, plain and compressed.",
+            "{dir=\"out\",form=\"plain\"}", z->deflated_in);
+    counter(out, "neffos_deflate_bytes_total", NULL, "{dir=\"out\",form=\"compressed\"}", z->deflated_out);
+    counter(out, "neffos_deflate_bytes_total", NULL, "{dir=\"in\",form=\"compressed\"}", z->inflated_in);
+    counter(out, "neffos_deflate_bytes_total", NULL, "{dir=\"in\",form=\"plain\"}", z->inflated_out);
+    counter(out, "neffos_deflate_refused_total", "Compressed messages refused: inflated past --max-message-bytes "
+            "(1009), or not deflate data (1007).", "{reason=\"too_big\"}", z->too_big);
+    counter(out, "neffos_deflate_refused_total", NULL, "{reason=\"invalid\"}", z->invalid);
     counter(out, "neffos_messages_in_total", "Data messages received.", NULL, m->messages_in);
     counter(out, "neffos_messages_out_total", "Data messages sent.", NULL, m->messages_out);
     counter(out, "neffos_bytes_in_total", "Payload bytes received.", NULL, m->bytes_in);

@@ -22,6 +22,10 @@ static const uint8_t sync_tail[4] = { 0x00, 0x00, 0xff, 0xff };
 #define DEFLATE_LEVEL 1
 #define DEFLATE_MEM_LEVEL 8
 
+static nf_deflate_stats stats;
+
+const nf_deflate_stats *nf_deflate_get_stats(void) { return &stats; }
+
 /* ---- negotiation ------------------------------------------------------------ */
 
 typedef struct span {
@@ -221,6 +225,7 @@ int nf_inflater_message(nf_inflater *zi, const uint8_t *in, size_t len, size_t m
     size_t cap = 0, got = 0;
     bool ended = false;
     int rc = 0;
+    size_t in_len = len;
 
     *out = NULL;
     *out_len = 0;
@@ -237,11 +242,19 @@ int nf_inflater_message(nf_inflater *zi, const uint8_t *in, size_t len, size_t m
         rc = inflate_part(z, sync_tail, sizeof sync_tail, max_out, &buf, &cap, &got, &ended);
     if (rc == 0 && ended)
         inflateReset(z);   /* a final block ends the stream: the next message starts afresh */
-    if (rc != 0 || got == 0) {
+    if (rc != 0) {
+        stats.too_big += rc == NF_ENOBUFS;
+        stats.invalid += rc == NF_EPROTO;
         free(buf);
-        if (rc != 0)
-            inflateReset(z);
+        inflateReset(z);
         return rc;
+    }
+    stats.inflated++;
+    stats.inflated_in += in_len;
+    stats.inflated_out += got;
+    if (got == 0) {
+        free(buf);
+        return 0;
     }
     *out = buf;
     *out_len = got;
@@ -311,5 +324,8 @@ int nf_deflater_message(nf_deflater *d, const uint8_t *in, size_t len, const uin
         n -= sizeof sync_tail;
     *out = d->buf;
     *out_len = n;
+    stats.deflated++;
+    stats.deflated_in += len;
+    stats.deflated_out += n;
     return 0;
 }
