@@ -156,7 +156,8 @@ for (const [name, send, code] of [
 ]) {
   test(`${name}: close ${code}`, T, async (t) => {
     const s = await serve(t);
-    const { ws } = await openWith(t, s.port);
+    const { ws, head } = await openWith(t, s.port);
+    assert.match(extensionsOf(head), /^permessage-deflate/, 'negotiated');
     send(ws);
     await expectClose(ws, code, name);
     s.assertAlive();
