@@ -19,7 +19,10 @@
  *  - each input runs a second time with a small output bound and the output
  *    drained only every fourth read (a peer that reads slowly): a read never
  *    takes the output further past the bound than the replies to one read of
- *    wslay's (4 KiB) and a close frame. */
+ *    wslay's (4 KiB) and a close frame;
+ *  - and a third time with permessage-deflate agreed (RFC 7692; every server
+ *    message compressed): an inflated message is still at most MAX_MSG bytes
+ *    and valid UTF-8 when text; RSV1 is allowed on server data frames only. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +32,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "deflate.h"
 #include "ws.h"
 
 #define MAX_MSG 1024
@@ -89,8 +93,9 @@ static bool close_code_valid(unsigned code)
            (code >= 3000 && code <= 4999);
 }
 
-/* Checks and drains the server's output; *closed is set after a close frame. */
-static void check_output(struct evbuffer *out, bool *closed)
+/* Checks and drains the server's output; *closed is set after a close frame.
+ * deflate: RSV1 may mark a compressed data frame. */
+static void check_output(struct evbuffer *out, bool *closed, bool deflate)
 {
     for (;;) {
         size_t have = evbuffer_get_length(out);
@@ -103,7 +108,7 @@ static void check_output(struct evbuffer *out, bool *closed)
             __builtin_trap();   /* frames are written whole */
         evbuffer_copyout(out, h, have < 10 ? have : 10);
         unsigned opcode = h[0] & 0x0f;
-        if ((h[0] & 0x70) || (h[1] & 0x80))
+        if ((h[0] & (deflate && opcode != 0 && opcode < 8 ? 0x30 : 0x70)) || (h[1] & 0x80))
             __builtin_trap();   /* RSV bits, or a masked server frame */
         if (!(opcode == 1 || opcode == 2 || opcode == 8 || opcode == 9 || opcode == 10))
             __builtin_trap();
@@ -137,7 +142,7 @@ static void check_output(struct evbuffer *out, bool *closed)
     }
 }
 
-static void run(struct event_base *base, const uint8_t *data, size_t size, size_t max_output)
+static void run(struct event_base *base, const uint8_t *data, size_t size, size_t max_output, bool deflate)
 {
     static const nf_ws_callbacks callbacks = { on_message, on_activity, NULL, NULL };
     uint8_t mode = data[0];
@@ -151,6 +156,9 @@ static void run(struct event_base *base, const uint8_t *data, size_t size, size_
     evbuffer_unfreeze(in, 0);
     evbuffer_unfreeze(out, 1);
     nf_ws *ws = nf_ws_new(bev, MAX_MSG, max_output, &callbacks, NULL);
+    nf_deflate_params agreed = { 15, 15, true, true };
+    if (deflate)
+        nf_ws_set_deflate(ws, &agreed, 0);
     bool closed = false;
     int rc = 0;
     unsigned reads = 0;
@@ -164,9 +172,9 @@ static void run(struct event_base *base, const uint8_t *data, size_t size, size_
         if (rc == 0 && server_sends && !nf_ws_is_closing(ws))
             nf_ws_send(ws, (off & 1) != 0, "server;frame", 12);
         if (max_output == 0 || ++reads % 4 == 0)
-            check_output(out, &closed);
+            check_output(out, &closed, deflate);
     }
-    check_output(out, &closed);
+    check_output(out, &closed, deflate);
     if (rc != 0 && evbuffer_get_length(in) != 0)
         __builtin_trap();   /* input after the end is discarded, never kept */
     nf_ws_free(ws);
@@ -183,7 +191,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (base == NULL)
         base = event_base_new();
-    run(base, data, size, 0);
-    run(base, data, size, MAX_OUTPUT);
+    run(base, data, size, 0, false);
+    run(base, data, size, MAX_OUTPUT, false);
+    run(base, data, size, 0, true);
     return 0;
 }
