@@ -94,7 +94,8 @@ void nf_deflater_free(nf_deflater *d);
 
 /* Compresses one message (RFC 7692 7.2.1: a sync flush, its 0x00 0x00 0xff
  * 0xff tail removed). On 0, *out points at *out_len bytes owned by d, valid
- * until the next call. NF_ENOMEM. */
+ * until the next call (d keeps that buffer up to 64 KiB; a bigger one goes
+ * at the next message that fits in less). NF_ENOMEM. */
 int nf_deflater_message(nf_deflater *d, const uint8_t *in, size_t len, const uint8_t **out, size_t *out_len);
 
 #endif
