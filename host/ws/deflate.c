@@ -129,6 +129,7 @@ int nf_deflate_offer(const char *elem, size_t len, bool allow_client_context, nf
             return NF_EINVAL;
     }
     want.server_no_context_takeover = true;
+    want.server_window_asked = seen & SEEN_SMWB;
     want.client_no_context_takeover = (seen & SEEN_CNCT) || !allow_client_context;
     *p = want;
     return 0;
@@ -138,9 +139,9 @@ size_t nf_deflate_answer(const nf_deflate_params *p, char *out, size_t cap)
 {
     int n = snprintf(out, cap, EXT_NAME "; server_no_context_takeover%s",
                      p->client_no_context_takeover ? "; client_no_context_takeover" : "");
-    /* 7.1.2.1: an offered server window is answered with ours; when none
-     * was offered ours is 15, the default, and goes unsaid. */
-    if (p->server_max_window_bits < NF_DEFLATE_MAX_BITS && n > 0 && (size_t)n < cap)
+    /* 7.1.2.1: an offered server window is accepted by answering it (ours is
+     * never larger); when none was offered ours is 15, the default, unsaid. */
+    if (p->server_window_asked && n > 0 && (size_t)n < cap)
         n += snprintf(out + n, cap - (size_t)n, "; server_max_window_bits=%u", p->server_max_window_bits);
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }

@@ -33,6 +33,7 @@ typedef struct nf_deflate_params {
     uint8_t client_max_window_bits;   /* 8..15: the most the client compresses with */
     bool client_no_context_takeover;  /* each client message is inflated on its own */
     bool server_no_context_takeover;  /* always true in what nf_deflate_offer agrees to */
+    bool server_window_asked;         /* the offer named server_max_window_bits: the answer must */
 } nf_deflate_params;
 
 /* Reads one element of a Sec-WebSocket-Extensions list (RFC 7692 5, RFC 6455

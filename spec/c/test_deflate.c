@@ -40,6 +40,10 @@ static void test_offers(void)
     nf_deflate_answer(&p, ans, sizeof ans);
     CHECK(strcmp(ans, "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
                       "server_max_window_bits=10") == 0);
+    CHECK(offer("permessage-deflate; server_max_window_bits=15", false, &p) == 0 && p.server_max_window_bits == 15);
+    nf_deflate_answer(&p, ans, sizeof ans);
+    CHECK(strcmp(ans, "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+                      "server_max_window_bits=15") == 0);
     CHECK(offer("  PerMessage-Deflate ;server_no_context_takeover ; client_max_window_bits = 8 ", false, &p) == 0);
     CHECK(p.client_max_window_bits == 8);
 

@@ -156,7 +156,7 @@ static void run(struct event_base *base, const uint8_t *data, size_t size, size_
     evbuffer_unfreeze(in, 0);
     evbuffer_unfreeze(out, 1);
     nf_ws *ws = nf_ws_new(bev, MAX_MSG, max_output, &callbacks, NULL);
-    nf_deflate_params agreed = { 15, 15, true, true };
+    nf_deflate_params agreed = { 15, 15, true, true, false };
     if (deflate)
         nf_ws_set_deflate(ws, &agreed, 0);
     bool closed = false;
