@@ -119,7 +119,7 @@ static uint16_t header_error(const uint8_t *h, unsigned have, uint64_t *payload_
  * left to it, so that they get its 1002. */
 static bool guard_message_too_big(nf_ws *ws, uint64_t payload_len)
 {
-    unsigned op = ws->hdr[0] & (ws->pmd ? 0x3f : 0x7f);   /* opcode, RSV bits but RSV1 if negotiated */
+    unsigned op = ws->hdr[0] & (ws->pmd ? 0x3f : 0x7f);   /* opcode and RSV bits (not RSV1 once agreed) */
     bool fin = ws->hdr[0] & 0x80;
     if (op > WSLAY_BINARY_FRAME || !(ws->hdr[1] & 0x80))
         return false;
@@ -658,8 +658,6 @@ int nf_ws_set_deflate(nf_ws *ws, const nf_deflate_params *p, size_t min_bytes)
         wslay_event_config_set_allowed_rsv_bits(ws->slot->ctx, WSLAY_RSV1_BIT);
     return 0;
 }
-
-bool nf_ws_is_deflating(const nf_ws *ws) { return ws->pmd != NULL; }
 
 static void ws_deflate_free(struct ws_deflate *pmd)
 {
