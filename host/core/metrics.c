@@ -37,7 +37,8 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_accept_errors_total", NULL, "{reason=\"other\"}", m->accept_other);
     gauge(out, "neffos_accept_paused", "1 while accepting is paused after an accept() failure.", m->accept_paused);
     counter(out, "neffos_closed_total", "WebSocket connections closed.", NULL, m->closed);
-    const nf_deflate_stats *z = nf_deflate_get_stats();
+    nf_deflate_stats zs = nf_deflate_get_stats();
+    const nf_deflate_stats *z = &zs;
     counter(out, "neffos_deflate_messages_total", "permessage-deflate: messages compressed (a broadcast once per "
             "window size) and inflated.", "{dir=\"out\"}", z->deflated);
     counter(out, "neffos_deflate_messages_total", NULL, "{dir=\"in\"}", z->inflated);

@@ -28,7 +28,16 @@ static const uint8_t sync_tail[4] = { 0x00, 0x00, 0xff, 0xff };
 
 static nf_deflate_stats stats;
 
-const nf_deflate_stats *nf_deflate_get_stats(void) { return &stats; }
+#define COUNT(field, n) __atomic_fetch_add(&stats.field, (uint64_t)(n), __ATOMIC_RELAXED)
+
+nf_deflate_stats nf_deflate_get_stats(void)
+{
+    nf_deflate_stats s;
+    uint64_t *to = (uint64_t *)&s, *from = (uint64_t *)&stats;
+    for (size_t i = 0; i < sizeof s / sizeof *to; i++)
+        to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+    return s;
+}
 
 /* ---- negotiation ------------------------------------------------------------ */
 
@@ -248,15 +257,15 @@ int nf_inflater_message(nf_inflater *zi, const uint8_t *in, size_t len, size_t m
     if (rc == 0 && ended)
         inflateReset(z);   /* a final block ends the stream: the next message starts afresh */
     if (rc != 0) {
-        stats.too_big += rc == NF_ENOBUFS;
-        stats.invalid += rc == NF_EPROTO;
+        COUNT(too_big, rc == NF_ENOBUFS);
+        COUNT(invalid, rc == NF_EPROTO);
         free(buf);
         inflateReset(z);
         return rc;
     }
-    stats.inflated++;
-    stats.inflated_in += in_len;
-    stats.inflated_out += got;
+    COUNT(inflated, 1);
+    COUNT(inflated_in, in_len);
+    COUNT(inflated_out, got);
     if (got == 0) {
         free(buf);
         return 0;
@@ -334,8 +343,8 @@ int nf_deflater_message(nf_deflater *d, const uint8_t *in, size_t len, const uin
         n -= sizeof sync_tail;
     *out = d->buf;
     *out_len = n;
-    stats.deflated++;
-    stats.deflated_in += len;
-    stats.deflated_out += n;
+    COUNT(deflated, 1);
+    COUNT(deflated_in, len);
+    COUNT(deflated_out, n);
     return 0;
 }

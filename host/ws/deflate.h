@@ -52,15 +52,16 @@ int nf_deflate_offer(const char *elem, size_t len, bool allow_client_context, nf
  * returns its length. */
 size_t nf_deflate_answer(const nf_deflate_params *p, char *out, size_t cap);
 
-/* Counts since the process started (every connection's together): what
- * /metrics shows. One loop per process: plain counters. */
+/* Counts since the process started, every connection and thread together:
+ * what /metrics shows. Kept with relaxed atomic adds, so that event loops on
+ * several threads may count at once. */
 typedef struct nf_deflate_stats {
     uint64_t deflated, deflated_in, deflated_out;   /* compressor runs; bytes before, after */
     uint64_t inflated, inflated_in, inflated_out;   /* messages inflated; bytes before, after */
     uint64_t too_big, invalid;                      /* refused: past max_out; not deflate data */
 } nf_deflate_stats;
 
-const nf_deflate_stats *nf_deflate_get_stats(void);
+nf_deflate_stats nf_deflate_get_stats(void);
 
 /* ---- inflate -------------------------------------------------------------- */
 

@@ -625,9 +625,9 @@ size_t nf_shared_frame_size(const nf_shared_frame *f) { return f->len; }
 
 /* What a connection agreed to. Our messages are compressed each on its own
  * (server_no_context_takeover, always), so one compressor per window size
- * serves every connection, and a broadcast is compressed once per window
- * size; so is the client's when it gave up its context: one inflater for
- * all. Only a client that keeps its context has an inflater of its own,
+ * (and event loop) serves every connection, and a broadcast is compressed
+ * once per window size; so is the client's when it gave up its context: one
+ * inflater for all. Only a client that keeps its context has an inflater of its own,
  * from its first compressed message on. */
 struct ws_deflate {
     nf_deflate_params p;
@@ -635,8 +635,10 @@ struct ws_deflate {
     nf_inflater *ctx;     /* client context takeover: this client's window */
 };
 
-static nf_deflater *deflaters[NF_DEFLATE_MAX_BITS + 1];   /* by window bits, made when first used */
-static nf_inflater *shared_inflater;
+/* Per thread: an event loop's own (a compressor is not shared across
+ * threads); nf_ws_deflate_thread_free gives them back. */
+static _Thread_local nf_deflater *deflaters[NF_DEFLATE_MAX_BITS + 1];   /* by window bits, made when first used */
+static _Thread_local nf_inflater *shared_inflater;
 
 static nf_deflater *deflater_for(unsigned bits)
 {
@@ -657,6 +659,16 @@ int nf_ws_set_deflate(nf_ws *ws, const nf_deflate_params *p, size_t min_bytes)
     if (ws->slot)
         wslay_event_config_set_allowed_rsv_bits(ws->slot->ctx, WSLAY_RSV1_BIT);
     return 0;
+}
+
+void nf_ws_deflate_thread_free(void)
+{
+    for (size_t i = 0; i < sizeof deflaters / sizeof deflaters[0]; i++) {
+        nf_deflater_free(deflaters[i]);
+        deflaters[i] = NULL;
+    }
+    nf_inflater_free(shared_inflater);
+    shared_inflater = NULL;
 }
 
 static void ws_deflate_free(struct ws_deflate *pmd)

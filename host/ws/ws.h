@@ -98,6 +98,11 @@ int nf_ws_send(nf_ws *ws, bool binary, const void *data, size_t len);
  * compressed once per window size. Call before the first nf_ws_read.
  * Returns 0 or NF_ENOMEM. */
 int nf_ws_set_deflate(nf_ws *ws, const struct nf_deflate_params *p, size_t min_bytes);
+/* The compressors and the inflater connections share are per thread (an
+ * event loop's), made when first needed: a thread that ran connections and
+ * ends calls this to free its own (the main thread need not: they stay
+ * reachable). */
+void nf_ws_deflate_thread_free(void);
 
 /* Sends a ping (RFC 6455 5.5.2) with payload (<= 125 bytes) straight into
  * the output, in order with the data frames. Returns 0; NF_EPIPE if closing;
