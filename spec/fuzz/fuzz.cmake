@@ -2,7 +2,8 @@
 #
 # Each target spec/fuzz/fuzz_<name>.c defines LLVMFuzzerTestOneInput; its seed
 # corpus is spec/fuzz/corpus/<name>/ (written by seeds.mjs from the protocol
-# vectors, and hand-made sessions for conn) and the crash inputs kept are
+# vectors, hand-made sessions for conn, hand-made offers and messages for
+# deflate) and the crash inputs kept are
 # spec/fuzz/regressions/<name>/.
 #
 # Always (any compiler): fuzz_replay_<name>, the target linked with
