@@ -1,8 +1,10 @@
 /* ws.c - see ws.h. */
 #include "ws.h"
 
+#include "clock.h"
 #include "deflate.h"
 #include "errors.h"
+#include "log.h"
 #include "sock.h"
 
 #include <errno.h>
@@ -1043,6 +1045,33 @@ static void ws_deflate_free(struct ws_deflate *pmd)
     }
 }
 
+#define REFUSED_LOG_EVERY_MS 1000
+
+/* A refused compressed message is logged, at most one line a second per
+ * thread (a flood of bombs cannot flood the log); the ones left out are
+ * counted in the next line, and every one in neffos_deflate_refused_total. */
+static void log_refused(const nf_ws *ws, uint16_t code)
+{
+    static _Thread_local uint64_t logged_ms, left_out;
+    static _Thread_local bool ever;
+    uint64_t now = nf_now_ms();
+    if (ever && now - logged_ms < REFUSED_LOG_EVERY_MS) {
+        left_out++;
+        return;
+    }
+    const char *why = code == CLOSE_TOO_BIG ? "it inflates past --max-message-bytes"
+                      : ws->msg_text        ? "not deflate data, or text that is not UTF-8"
+                                            : "not deflate data";
+    if (left_out)
+        nf_warn("permessage-deflate: a compressed message refused with close %u: %s (and %llu more not "
+                "logged before this one)", code, why, (unsigned long long)left_out);
+    else
+        nf_warn("permessage-deflate: a compressed message refused with close %u: %s", code, why);
+    ever = true;
+    logged_ms = now;
+    left_out = 0;
+}
+
 /* A compressed message (RSV1 on its first frame) is whole: its payload
  * (from the input buffer, or ws->msg when it came in fragments) inflated
  * into a buffer that stops growing past max_message_bytes (a bomb is
@@ -1073,7 +1102,9 @@ static int deliver_inflated(nf_ws *ws, const uint8_t *data, size_t len)
     if (rc == NF_ENOMEM)
         return rc;
     if (rc != 0) {
-        fail(ws, rc == NF_ENOBUFS ? CLOSE_TOO_BIG : CLOSE_BAD_DATA);
+        uint16_t code = rc == NF_ENOBUFS ? CLOSE_TOO_BIG : CLOSE_BAD_DATA;
+        fail(ws, code);
+        log_refused(ws, code);
         free(out);
         return 0;
     }

@@ -17,8 +17,10 @@
 #include <zlib.h>
 
 #include "test.h"
+#include "clock.h"
 #include "deflate.h"
 #include "errors.h"
+#include "log.h"
 #include "ws.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -263,12 +265,57 @@ static void test_threshold(void)
     peer_close(&p);
 }
 
+static uint64_t fake_ms = 1000000;
+static uint64_t fake_clock(void *ud) { (void)ud; return fake_ms; }
+
+static int log_lines;
+static char last_line[512];
+static void log_sink(void *ud, nf_log_level level, const char *text)
+{
+    (void)ud, (void)level;
+    log_lines++;
+    snprintf(last_line, sizeof last_line, "%s", text);
+}
+
+/* Compressed messages refused: the parser closes with 1009 past the
+ * maximum and 1007 for data that is not deflate, and logs them at most
+ * once a second, the ones left out counted in the next line. */
+static void test_refused_logged(void)
+{
+    static uint8_t zeros[MAX_MSG + 1], z[4096];
+    size_t zlen = client_compress(zeros, sizeof zeros, z, sizeof z);
+    uint8_t got[64];
+    size_t len, wire;
+    nf_clock_set(fake_clock, NULL);
+    nf_log_set_sink(log_sink, NULL);
+    fake_ms += 5000;   /* whatever was logged before is a second old */
+    for (int i = 0; i < 4; i++) {
+        peer p;
+        peer_open(&p, &ON, 256);
+        int rc = i % 2 ? peer_feed(&p, 0xc2, (const uint8_t *)"\xff\xff\xff", 3) : peer_feed(&p, 0xc2, z, zlen);
+        CHECK(rc == NF_EOF);
+        CHECK(take(&p, got, sizeof got, &len, &wire) == 0x88 && len == 2);
+        CHECK((got[0] << 8 | got[1]) == (i % 2 ? 1007 : 1009));
+        peer_close(&p);
+    }
+    CHECK(log_lines == 1 && strstr(last_line, "close 1009") && !strstr(last_line, "more"));
+    fake_ms += 1001;
+    peer p;
+    peer_open(&p, &ON, 256);
+    CHECK(peer_feed(&p, 0xc1, (const uint8_t *)"\xff\xff\xff", 3) == NF_EOF);
+    peer_close(&p);
+    CHECK(log_lines == 2 && strstr(last_line, "close 1007") && strstr(last_line, "and 3 more"));
+    nf_log_set_sink(NULL, NULL);
+    nf_clock_set(NULL, NULL);
+}
+
 int main(void)
 {
     base = event_base_new();
     test_idle_memory();
     test_broadcast_once_per_window();
     test_threshold();
+    test_refused_logged();
     event_base_loop(base, EVLOOP_NONBLOCK);
     event_base_free(base);
     return TEST_REPORT();

@@ -24,7 +24,7 @@ set(NF_FUZZ_SOURCES_http ${CMAKE_SOURCE_DIR}/host/http/http_request.c ${CMAKE_SO
     ${CMAKE_SOURCE_DIR}/host/base/slice.c)
 set(NF_FUZZ_SOURCES_codec ${CMAKE_SOURCE_DIR}/host/codec/codec.c ${CMAKE_SOURCE_DIR}/host/base/slice.c)
 set(NF_FUZZ_SOURCES_ws ${CMAKE_SOURCE_DIR}/host/ws/ws.c ${CMAKE_SOURCE_DIR}/host/ws/deflate.c
-    ${CMAKE_SOURCE_DIR}/host/base/utf8.c)
+    ${CMAKE_SOURCE_DIR}/host/base/utf8.c ${CMAKE_SOURCE_DIR}/host/base/log.c ${CMAKE_SOURCE_DIR}/host/base/clock.c)
 set(NF_FUZZ_SOURCES_deflate ${CMAKE_SOURCE_DIR}/host/ws/deflate.c ${CMAKE_SOURCE_DIR}/host/base/utf8.c)
 # conn: a whole connection through the real host over the fake transport
 # (spec/c/fake_conn.c), so every host source is exercised.

@@ -202,6 +202,9 @@ test('a bomb: 10 MB of zeros in ~10 KB compressed closes 1009 at the default --m
   // inflated in full would take 10 MiB.
   assert.ok(grew < 6 * 1024, `the server grew by ${grew} kB`);
   assert.equal(await metricOf(s, 'neffos_deflate_refused_total{reason="too_big"}'), N);
+  // Logged, rate-limited: at least the first, never one line per bomb sent within a second.
+  const lines = s.logs().split('\n').filter((l) => /permessage-deflate: a compressed message refused with close 1009/.test(l));
+  assert.ok(lines.length >= 1 && lines.length <= N, `${lines.length} log lines for ${N} bombs:\n${s.logs().slice(-2000)}`);
   // The server goes on; a message just under the maximum inflates fine.
   const { ws } = await openWith(t, s.port);
   const big = Buffer.alloc(MiB - 1, 0x20);
