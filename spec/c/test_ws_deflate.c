@@ -21,6 +21,7 @@
 #include "deflate.h"
 #include "errors.h"
 #include "log.h"
+#include "utf8.h"
 #include "ws.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -32,12 +33,16 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 static struct event_base *base;
 static int delivered;
 static size_t delivered_len;
+static bool delivered_binary;
+static uint8_t delivered_data[MAX_MSG];
 
 static void on_message(void *ud, bool binary, const uint8_t *data, size_t len)
 {
-    (void)ud, (void)binary, (void)data;
+    (void)ud;
     delivered++;
     delivered_len = len;
+    delivered_binary = binary;
+    memcpy(delivered_data, data, len < MAX_MSG ? len : MAX_MSG);
 }
 
 static void on_activity(void *ud) { (void)ud; }
@@ -265,7 +270,54 @@ static void test_threshold(void)
     peer_close(&p);
 }
 
-static uint64_t fake_ms = 1000000;
+/* A compressed text message is checked as UTF-8 once inflated, never on
+ * its wire bytes (which are deflate data, not text), whether it comes in
+ * one frame (handed over from the input buffer) or in fragments (RSV1 on
+ * the first only, RFC 7692 6.1); its text must still be UTF-8 once inflated. */
+static void test_text_checked_inflated(void)
+{
+    char text[1200];
+    uint8_t z[2048];
+    size_t n = 0;
+    while (n + 14 < sizeof text)
+        n += (size_t)snprintf(text + n, sizeof text - n, "h\xc3\xa9llo w\xc3\xb6rld %zu ", n % 7);
+    size_t zlen = client_compress(text, n, z, sizeof z);
+    CHECK(!nf_utf8_valid(z, zlen));   /* the wire bytes alone would be refused */
+    peer p;
+    peer_open(&p, &ON, 256);
+    int d0 = delivered;
+    CHECK(peer_feed(&p, 0xc1, z, zlen) == 0);
+    CHECK(delivered == d0 + 1 && !delivered_binary && delivered_len == n && memcmp(delivered_data, text, n) == 0);
+    size_t a = zlen / 3, b = 2 * zlen / 3;
+    CHECK(peer_feed(&p, 0x41, z, a) == 0);             /* RSV1, text, not final */
+    CHECK(peer_feed(&p, 0x89, (const uint8_t *)"p", 1) == 0);   /* a ping between fragments */
+    CHECK(peer_feed(&p, 0x00, z + a, b - a) == 0);     /* continuation, RSV1 clear */
+    CHECK(delivered == d0 + 1);
+    CHECK(peer_feed(&p, 0x80, z + b, zlen - b) == 0);  /* the last */
+    CHECK(delivered == d0 + 2 && !delivered_binary && delivered_len == n && memcmp(delivered_data, text, n) == 0);
+    peer_close(&p);
+    /* Inflated bytes that are not UTF-8: 1007. */
+    zlen = client_compress("h\xc0\xaf", 3, z, sizeof z);
+    peer_open(&p, &ON, 256);
+    CHECK(peer_feed(&p, 0xc1, z, zlen) == NF_EOF && delivered == d0 + 2);
+    uint8_t got[8];
+    size_t len, wire;
+    CHECK(take(&p, got, sizeof got, &len, &wire) == 0x88 && len == 2 && (got[0] << 8 | got[1]) == 1007);
+    peer_close(&p);
+    /* RSV1 on a continuation or a control frame, or not agreed: 1002. */
+    for (int i = 0; i < 3; i++) {
+        peer_open(&p, i == 2 ? NULL : &ON, 256);
+        int rc = i == 0 ? (peer_feed(&p, 0x41, z, 1), peer_feed(&p, 0xc0, z + 1, zlen - 1))
+               : i == 1 ? peer_feed(&p, 0xc9, (const uint8_t *)"p", 1)
+                        : peer_feed(&p, 0xc1, z, zlen);
+        CHECK(rc == NF_EOF);
+        CHECK(take(&p, got, sizeof got, &len, &wire) == 0x88 && len == 2 && (got[0] << 8 | got[1]) == 1002);
+        peer_close(&p);
+    }
+    CHECK(delivered == d0 + 2);
+}
+
+static uint64_t fake_ms;
 static uint64_t fake_clock(void *ud) { (void)ud; return fake_ms; }
 
 static int log_lines;
@@ -286,9 +338,9 @@ static void test_refused_logged(void)
     size_t zlen = client_compress(zeros, sizeof zeros, z, sizeof z);
     uint8_t got[64];
     size_t len, wire;
+    fake_ms = nf_now_ms() + 5000;   /* whatever was logged before is a second old */
     nf_clock_set(fake_clock, NULL);
-    nf_log_set_sink(log_sink, NULL);
-    fake_ms += 5000;   /* whatever was logged before is a second old */
+    log_lines = 0;
     for (int i = 0; i < 4; i++) {
         peer p;
         peer_open(&p, &ON, 256);
@@ -305,16 +357,17 @@ static void test_refused_logged(void)
     CHECK(peer_feed(&p, 0xc1, (const uint8_t *)"\xff\xff\xff", 3) == NF_EOF);
     peer_close(&p);
     CHECK(log_lines == 2 && strstr(last_line, "close 1007") && strstr(last_line, "and 3 more"));
-    nf_log_set_sink(NULL, NULL);
     nf_clock_set(NULL, NULL);
 }
 
 int main(void)
 {
     base = event_base_new();
+    nf_log_set_sink(log_sink, NULL);   /* the refusals' lines, counted (test_refused_logged) */
     test_idle_memory();
     test_broadcast_once_per_window();
     test_threshold();
+    test_text_checked_inflated();
     test_refused_logged();
     event_base_loop(base, EVLOOP_NONBLOCK);
     event_base_free(base);
