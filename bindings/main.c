@@ -68,6 +68,7 @@ static const limit_flag limit_flags[] = {
     LIMIT(max_name_bytes, false, "bytes of one namespace, room or event name"),
     LIMIT(max_name_bytes_per_conn, false, "bytes of a connection's namespace and room names together"),
     LIMIT(max_budget_overruns, false, "handler runs of a connection in a row over the instruction limit (0 = unlimited)"),
+    LIMIT(compression_min_bytes, false, "bytes from which a message is sent compressed (permessage-deflate)"),
 };
 #define NLIMITS (sizeof limit_flags / sizeof limit_flags[0])
 
@@ -75,6 +76,7 @@ enum {
     OPT_LISTEN = 256, OPT_ENDPOINT, OPT_STATIC, OPT_CHECK, OPT_LOG_LEVEL, OPT_LOG_JSON, OPT_HELP,
     OPT_VERSION, OPT_GRACE, OPT_LUA_INSTR, OPT_LUA_MEM, OPT_NO_WATCH, OPT_ORIGINS,
     OPT_REDIS, OPT_REDIS_PREFIX, OPT_NATS, OPT_NATS_PREFIX, OPT_WD_WARN, OPT_WD_KILL, OPT_WATCH_POLL,
+    OPT_COMPRESSION,
     OPT_LIMIT_FIRST = 512
 };
 
@@ -134,6 +136,9 @@ static void usage(FILE *f)
             "  --endpoint PATH          WebSocket path of servers that declare none (default /echo)\n"
             "  --static DIR             serve files from DIR for other GET requests\n"
             "  --allowed-origins LIST   comma-separated Origin values to accept (default: any)\n"
+            "  --compression MODE       permessage-deflate: on (default; each message compressed on its own,\n"
+            "                           no memory per idle connection), context (the client may keep its\n"
+            "                           context: ~40 KiB per connection that sent compressed data), off\n"
             "  --check                  load and validate APP, print problems, serve nothing\n"
             "  --no-watch               do not reload when the app's files change (SIGHUP still does)\n"
             "  --watch-poll-ms N        also compare the app's files every N ms, for file systems\n"
@@ -264,6 +269,7 @@ static int parse_args(int argc, char **argv, config *cfg)
         { "endpoint", required_argument, NULL, OPT_ENDPOINT },
         { "static", required_argument, NULL, OPT_STATIC },
         { "allowed-origins", required_argument, NULL, OPT_ORIGINS },
+        { "compression", required_argument, NULL, OPT_COMPRESSION },
         { "check", no_argument, NULL, OPT_CHECK },
         { "no-watch", no_argument, NULL, OPT_NO_WATCH },
         { "watch-poll-ms", required_argument, NULL, OPT_WATCH_POLL },
@@ -308,6 +314,16 @@ static int parse_args(int argc, char **argv, config *cfg)
             break;
         case OPT_STATIC: cfg->static_root = optarg; break;
         case OPT_ORIGINS: cfg->origins = optarg; break;
+        case OPT_COMPRESSION:
+            if (strcmp(optarg, "off") == 0)
+                cfg->limits.compression = NF_COMPRESSION_OFF;
+            else if (strcmp(optarg, "on") == 0)
+                cfg->limits.compression = NF_COMPRESSION_ON;
+            else if (strcmp(optarg, "context") == 0)
+                cfg->limits.compression = NF_COMPRESSION_CONTEXT;
+            else
+                return bad_usage("--compression wants off, on or context, got '%s'", optarg);
+            break;
         case OPT_REDIS: cfg->redis = optarg; break;
         case OPT_REDIS_PREFIX: cfg->redis_prefix = optarg; break;
         case OPT_NATS: cfg->nats = optarg; break;

@@ -26,6 +26,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "deflate.h"
 #include "exchange.h"
 #include "heap.h"
 #include "http.h"
@@ -398,6 +399,23 @@ static bool origin_allowed(nf_host *h, const nf_upgrade *up)
     return false;
 }
 
+/* permessage-deflate (RFC 7692 5): the first offer that can be accepted,
+ * turned on for c, its answer in answer[NF_DEFLATE_ANSWER_MAX]. */
+static bool accept_deflate(nf_conn *c, char *answer)
+{
+    const nf_limits *lim = &nf_conn_host(c)->limits;
+    nf_http_cursor cur = { 0, 0 };
+    nf_slice e;
+    nf_deflate_params p;
+    if (lim->compression == NF_COMPRESSION_OFF)
+        return false;
+    while (nf_request_list_next(nf_conn_request(c), NF_SLICE("Sec-WebSocket-Extensions"), &cur, &e))
+        if (nf_deflate_offer(e.ptr, e.len, lim->compression == NF_COMPRESSION_CONTEXT, &p) == 0)
+            return nf_ws_set_deflate(nf_conn_ws(c), &p, lim->compression_min_bytes) == 0 &&
+                   nf_deflate_answer(&p, answer, NF_DEFLATE_ANSWER_MAX) > 0;
+    return false;
+}
+
 static void upgrade(nf_conn *c, nf_endpoint *ep)
 {
     nf_host *h = nf_conn_host(c);
@@ -433,6 +451,11 @@ static void upgrade(nf_conn *c, nf_endpoint *ep)
      * offered (docs/protocol.md §3.1): echo the first one. */
     if (up.protocol.len)
         evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %.*s\r\n", (int)up.protocol.len, up.protocol.ptr);
+    char deflate[NF_DEFLATE_ANSWER_MAX];
+    if (accept_deflate(c, deflate)) {
+        evbuffer_add_printf(out, "Sec-WebSocket-Extensions: %s\r\n", deflate);
+        h->metrics.upgrades_deflate++;
+    }
     evbuffer_add(out, "\r\n", 2);
     nf_conn_want_flush(c);
     h->metrics.upgrades++;

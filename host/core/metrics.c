@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 
 #include "heap.h"
+#include "deflate.h"
 
 static void counter(struct evbuffer *out, const char *name, const char *help, const char *labels, uint64_t v)
 {
@@ -23,6 +24,8 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     gauge(out, "neffos_endpoints", "Mounted endpoints.", (long long)endpoints);
     counter(out, "neffos_http_requests_total", "HTTP requests received.", NULL, m->http_requests);
     counter(out, "neffos_upgrades_total", "Successful WebSocket upgrades.", NULL, m->upgrades);
+    counter(out, "neffos_upgrades_deflate_total", "Upgrades that agreed to permessage-deflate.", NULL,
+            m->upgrades_deflate);
     counter(out, "neffos_refusals_total", "Connections refused, by reason.", "{reason=\"limit\"}", m->refused_limit);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"bad_request\"}", m->refused_bad_request);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"origin\"}", m->refused_origin);
@@ -37,6 +40,19 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     gauge(out, "neffos_lingering_sockets", "Closed sockets discarding the peer's last input before the close (linger.h).",
           m->lingering);
     counter(out, "neffos_closed_total", "WebSocket connections closed.", NULL, m->closed);
+    nf_deflate_stats zs = nf_deflate_get_stats();
+    const nf_deflate_stats *z = &zs;
+    counter(out, "neffos_deflate_messages_total", "permessage-deflate: messages compressed (a broadcast once per "
+            "window size) and inflated.", "{dir=\"out\"}", z->deflated);
+    counter(out, "neffos_deflate_messages_total", NULL, "{dir=\"in\"}", z->inflated);
+    counter(out, "neffos_deflate_bytes_total", "permessage-deflate: bytes of those messages, plain and compressed.",
+            "{dir=\"out\",form=\"plain\"}", z->deflated_in);
+    counter(out, "neffos_deflate_bytes_total", NULL, "{dir=\"out\",form=\"compressed\"}", z->deflated_out);
+    counter(out, "neffos_deflate_bytes_total", NULL, "{dir=\"in\",form=\"compressed\"}", z->inflated_in);
+    counter(out, "neffos_deflate_bytes_total", NULL, "{dir=\"in\",form=\"plain\"}", z->inflated_out);
+    counter(out, "neffos_deflate_refused_total", "Compressed messages refused: inflated past --max-message-bytes "
+            "(1009), or not deflate data (1007).", "{reason=\"too_big\"}", z->too_big);
+    counter(out, "neffos_deflate_refused_total", NULL, "{reason=\"invalid\"}", z->invalid);
     counter(out, "neffos_messages_in_total", "Data messages received.", NULL, m->messages_in);
     counter(out, "neffos_messages_out_total", "Data messages sent.", NULL, m->messages_out);
     counter(out, "neffos_bytes_in_total", "Payload bytes received.", NULL, m->bytes_in);

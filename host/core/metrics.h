@@ -10,6 +10,7 @@ struct evbuffer;
 typedef struct nf_metrics {
     uint64_t http_requests;
     uint64_t upgrades;
+    uint64_t upgrades_deflate;   /* of which with permessage-deflate */
     uint64_t refused_limit;          /* max connections (total or per address) */
     uint64_t refused_bad_request;    /* malformed or oversized HTTP */
     uint64_t refused_origin;

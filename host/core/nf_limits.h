@@ -25,7 +25,14 @@ typedef struct nf_limits {
     size_t max_name_bytes_per_conn; /* a connection's namespace and room names, summed */
     size_t max_budget_overruns;     /* handler runs of one connection in a row that hit the
                                        instruction limit before it is closed; 0 = no bound */
+    unsigned compression;           /* permessage-deflate: NF_COMPRESSION_* */
+    size_t compression_min_bytes;   /* shorter messages are sent uncompressed */
 } nf_limits;
+
+/* --compression: off; on (each message on its own both ways: no zlib state
+ * per connection); context (the client may keep its context: a window per
+ * connection that sent compressed data). README, "Compression". */
+enum { NF_COMPRESSION_OFF, NF_COMPRESSION_ON, NF_COMPRESSION_CONTEXT };
 
 static inline nf_limits nf_limits_default(void)
 {
@@ -48,6 +55,8 @@ static inline nf_limits nf_limits_default(void)
         .max_name_bytes = 256,
         .max_name_bytes_per_conn = 16384,     /* 16 KiB: 256 rooms of 64 bytes */
         .max_budget_overruns = 3,             /* each holds the loop up to the instruction limit */
+        .compression = NF_COMPRESSION_ON,     /* no memory per idle connection (README) */
+        .compression_min_bytes = 256,         /* below: a few bytes saved for a compressor run */
     };
     return l;
 }

@@ -1,7 +1,10 @@
 /* ws.c - see ws.h. */
 #include "ws.h"
 
+#include "clock.h"
+#include "deflate.h"
 #include "errors.h"
+#include "log.h"
 #include "sock.h"
 
 #include <errno.h>
@@ -76,6 +79,7 @@ struct nf_ws {
     bool have_hdr;
     bool fin;
     uint8_t opcode;
+    bool rsv1;                /* RSV1: the message this frame begins is compressed (RFC 7692 6) */
     uint8_t mask[4];
     uint8_t hdr_len;
     uint64_t payload_len;
@@ -83,6 +87,7 @@ struct nf_ws {
     /* The data message. */
     bool in_message;          /* a fragmented message is open */
     bool msg_text;
+    bool msg_compressed;      /* RSV1 on its first frame: inflated when whole, UTF-8 checked then */
     uint32_t utf8;            /* UTF-8 check state across the message's bytes */
     uint8_t *msg;             /* the fragments so far (fragmented messages only) */
     size_t msg_len, msg_cap;
@@ -99,11 +104,15 @@ struct nf_ws {
     size_t q_owned;       /* bytes of the output covered by owned runs */
     size_t q_shared;      /* bytes of queued shared frames not yet written */
     size_t head_off;      /* bytes of the first entry's frame already written */
+    struct ws_deflate *pmd;   /* permessage-deflate, or NULL (the end of this file) */
 };
 
 struct nf_shared_frame {
     unsigned refs;
     size_t len;
+    /* The same message compressed, per server window size, made for the
+     * first receiver that wants it (see shared_deflated). */
+    struct nf_shared_frame *deflated[NF_DEFLATE_MAX_BITS - NF_DEFLATE_MIN_BITS + 1];
     char bytes[];
 };
 
@@ -324,7 +333,11 @@ static int parse_header(nf_ws *ws, const uint8_t *p, size_t n)
 {
     unsigned op = p[0] & 0x0f, len7 = p[1] & 0x7f;
     bool fin = p[0] & 0x80, control = op & 0x08;
-    if (p[0] & 0x70)   /* RSV1-3: no extension was negotiated (5.2) */
+    bool rsv1 = p[0] & 0x40;
+    /* RSV1-3: no extension but permessage-deflate, whose RSV1 marks a
+     * compressed message on its first frame only (RFC 6455 5.2; RFC 7692 6:
+     * never on a control frame nor a continuation). */
+    if ((p[0] & 0x30) || (rsv1 && (!ws->pmd || control || op == OP_CONT)))
         return -CLOSE_PROTOCOL;
     if (!(op <= OP_BINARY || op == OP_CLOSE || op == OP_PING || op == OP_PONG))
         return -CLOSE_PROTOCOL;
@@ -357,6 +370,7 @@ static int parse_header(nf_ws *ws, const uint8_t *p, size_t n)
     if (n < 2 + ext + 4)
         return 0;
     ws->opcode = (uint8_t)op;
+    ws->rsv1 = rsv1;
     ws->fin = fin;
     ws->payload_len = len;
     memcpy(ws->mask, p + 2 + ext, 4);
@@ -383,18 +397,23 @@ static void msg_reset(nf_ws *ws)
     ws->in_message = false;
 }
 
-static void deliver(nf_ws *ws, const uint8_t *data, size_t len)
+static int deliver_inflated(nf_ws *ws, const uint8_t *data, size_t len);
+
+/* A whole message: handed over, inflated first if it is compressed.
+ * Returns 0 or NF_ENOMEM. */
+static int deliver(nf_ws *ws, const uint8_t *data, size_t len)
 {
+    if (ws->msg_compressed)
+        return deliver_inflated(ws, data, len);
     ws->cb.on_message(ws->ud, !ws->msg_text, len ? data : (const uint8_t *)"", len);
+    return 0;
 }
 
 /* A whole data frame, payload unmasked and checked. */
 static int data_frame(nf_ws *ws, const uint8_t *payload, size_t len)
 {
-    if (ws->fin && !ws->in_message) {   /* a message in one frame: from the input buffer */
-        deliver(ws, payload, len);
-        return 0;
-    }
+    if (ws->fin && !ws->in_message)   /* a message in one frame: from the input buffer */
+        return deliver(ws, payload, len);
     size_t need = ws->msg_len + len;
     if (need > ws->msg_cap) {
         size_t cap = msg_grow_to(ws, need);
@@ -409,8 +428,9 @@ static int data_frame(nf_ws *ws, const uint8_t *payload, size_t len)
     ws->msg_len = need;
     ws->in_message = !ws->fin;
     if (ws->fin) {
-        deliver(ws, ws->msg, ws->msg_len);
+        int rc = deliver(ws, ws->msg, ws->msg_len);
         msg_reset(ws);
+        return rc;
     }
     return 0;
 }
@@ -454,7 +474,7 @@ static void payload_arrived(nf_ws *ws, uint8_t *payload, size_t have)
     size_t n = have - (size_t)ws->payload_done;
     unmask(p, n, ws->mask, ws->payload_done);
     ws->payload_done = have;
-    if (!(ws->opcode & 0x08) && ws->msg_text) {
+    if (!(ws->opcode & 0x08) && ws->msg_text && !ws->msg_compressed) {
         ws->utf8 = utf8_after(ws->utf8, p, n);
         if (ws->utf8 == UTF8_BAD)
             fail(ws, CLOSE_BAD_DATA);
@@ -486,6 +506,7 @@ static int parse(nf_ws *ws)
             ws->payload_done = 0;
             if (ws->opcode == OP_TEXT || ws->opcode == OP_BINARY) {
                 ws->msg_text = ws->opcode == OP_TEXT;
+                ws->msg_compressed = ws->rsv1;
                 ws->utf8 = UTF8_OK;
             }
             if (ws->cb.on_activity)
@@ -499,7 +520,7 @@ static int parse(nf_ws *ws)
             return 0;
         /* The frame is whole. */
         bool last = ws->fin && !(ws->opcode & 0x08);
-        if (last && ws->msg_text && ws->utf8 != UTF8_OK) {
+        if (last && ws->msg_text && !ws->msg_compressed && ws->utf8 != UTF8_OK) {
             fail(ws, CLOSE_BAD_DATA);   /* the message ends inside a character */
             return 0;
         }
@@ -556,6 +577,7 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_o
 void nf_ws_set_sock(nf_ws *ws, nf_sock *sock) { ws->sock = sock; }
 
 static void queue_clear(nf_ws *ws);
+static void ws_deflate_free(struct ws_deflate *pmd);
 
 void nf_ws_free(nf_ws *ws)
 {
@@ -564,6 +586,7 @@ void nf_ws_free(nf_ws *ws)
         in_release_if_empty(ws);
         queue_clear(ws);
         free(ws->msg);
+        ws_deflate_free(ws->pmd);
         free(ws);
     }
 }
@@ -672,6 +695,9 @@ size_t nf_ws_frame_header(uint8_t *hdr, bool binary, size_t len)
     return 10;
 }
 
+static bool deflates(const nf_ws *ws, size_t len);
+static int send_deflated(nf_ws *ws, bool binary, size_t len, void (*fill)(void *ctx, char *dst), void *ctx);
+
 int nf_ws_send_with(nf_ws *ws, bool binary, size_t len, void (*fill)(void *ctx, char *dst), void *ctx)
 {
     struct evbuffer *out = out_of(ws);
@@ -681,6 +707,8 @@ int nf_ws_send_with(nf_ws *ws, bool binary, size_t len, void (*fill)(void *ctx, 
 
     if (ws->closing)
         return NF_EPIPE;
+    if (ws->pmd && deflates(ws, len))
+        return send_deflated(ws, binary, len, fill, ctx);
     hlen = nf_ws_frame_header(hdr, binary, len);
     if (evbuffer_reserve_space(out, (ev_ssize_t)(hlen + len), &vec, 1) != 1)
         return NF_ENOMEM;
@@ -906,6 +934,7 @@ nf_shared_frame *nf_shared_frame_new(bool binary, size_t payload_len,
         return NULL;
     f->refs = 1;
     f->len = hlen + payload_len;
+    memset(f->deflated, 0, sizeof f->deflated);
     memcpy(f->bytes, hdr, hlen);
     fill(ctx, f->bytes + hlen);
     return f;
@@ -913,8 +942,11 @@ nf_shared_frame *nf_shared_frame_new(bool binary, size_t payload_len,
 
 void nf_shared_frame_release(nf_shared_frame *f)
 {
-    if (f && --f->refs == 0)
+    if (f && --f->refs == 0) {
+        for (size_t i = 0; i < sizeof f->deflated / sizeof f->deflated[0]; i++)
+            nf_shared_frame_release(f->deflated[i]);
         free(f);
+    }
 }
 
 static void shared_cleanup(const void *data, size_t len, void *arg)
@@ -922,10 +954,14 @@ static void shared_cleanup(const void *data, size_t len, void *arg)
     nf_shared_frame_release(arg);
 }
 
+static nf_shared_frame *shared_deflated(nf_ws *ws, nf_shared_frame *f);
+
 int nf_ws_send_shared(nf_ws *ws, nf_shared_frame *f)
 {
     if (ws->closing)
         return NF_EPIPE;
+    if (ws->pmd && (f = shared_deflated(ws, f)) == NULL)
+        return NF_ENOMEM;
     f->refs++;
     if (ws->held) {
         /* Behind a ping barrier (one round trip): held as bytes, like
@@ -952,3 +988,200 @@ int nf_ws_send_shared(nf_ws *ws, nf_shared_frame *f)
 }
 
 size_t nf_shared_frame_size(const nf_shared_frame *f) { return f->len; }
+
+/* ---- permessage-deflate (RFC 7692; deflate.h) --------------------------------- */
+
+/* What a connection agreed to. Our messages are compressed each on its own
+ * (server_no_context_takeover, always), so one compressor per window size
+ * (and event loop) serves every connection, and a broadcast is compressed
+ * once per window size; so is the client's when it gave up its context: one
+ * inflater for all. Only a client that keeps its context has an inflater of its own,
+ * from its first compressed message on. */
+struct ws_deflate {
+    nf_deflate_params p;
+    size_t min_bytes;     /* shorter messages go uncompressed */
+    nf_inflater *ctx;     /* client context takeover: this client's window */
+};
+
+/* Per thread: an event loop's own (a compressor is not shared across
+ * threads); nf_ws_deflate_thread_free gives them back. */
+static _Thread_local nf_deflater *deflaters[NF_DEFLATE_MAX_BITS + 1];   /* by window bits, made when first used */
+static _Thread_local nf_inflater *shared_inflater;
+
+static nf_deflater *deflater_for(unsigned bits)
+{
+    if (deflaters[bits] == NULL)
+        deflaters[bits] = nf_deflater_new(bits);
+    return deflaters[bits];
+}
+
+int nf_ws_set_deflate(nf_ws *ws, const nf_deflate_params *p, size_t min_bytes)
+{
+    struct ws_deflate *pmd = calloc(1, sizeof *pmd);
+    if (pmd == NULL)
+        return NF_ENOMEM;
+    pmd->p = *p;
+    pmd->min_bytes = min_bytes;
+    ws_deflate_free(ws->pmd);
+    ws->pmd = pmd;   /* parse_header lets RSV1 through from now on */
+    return 0;
+}
+
+void nf_ws_deflate_thread_free(void)
+{
+    for (size_t i = 0; i < sizeof deflaters / sizeof deflaters[0]; i++) {
+        nf_deflater_free(deflaters[i]);
+        deflaters[i] = NULL;
+    }
+    nf_inflater_free(shared_inflater);
+    shared_inflater = NULL;
+}
+
+static void ws_deflate_free(struct ws_deflate *pmd)
+{
+    if (pmd) {
+        nf_inflater_free(pmd->ctx);
+        free(pmd);
+    }
+}
+
+#define REFUSED_LOG_EVERY_MS 1000
+
+/* A refused compressed message is logged, at most one line a second per
+ * thread (a flood of bombs cannot flood the log); the ones left out are
+ * counted in the next line, and every one in neffos_deflate_refused_total. */
+static void log_refused(const nf_ws *ws, uint16_t code)
+{
+    static _Thread_local uint64_t logged_ms, left_out;
+    static _Thread_local bool ever;
+    uint64_t now = nf_now_ms();
+    if (ever && now - logged_ms < REFUSED_LOG_EVERY_MS) {
+        left_out++;
+        return;
+    }
+    const char *why = code == CLOSE_TOO_BIG ? "it inflates past --max-message-bytes"
+                      : ws->msg_text        ? "not deflate data, or text that is not UTF-8"
+                                            : "not deflate data";
+    if (left_out)
+        nf_warn("permessage-deflate: a compressed message refused with close %u: %s (and %llu more not "
+                "logged before this one)", code, why, (unsigned long long)left_out);
+    else
+        nf_warn("permessage-deflate: a compressed message refused with close %u: %s", code, why);
+    ever = true;
+    logged_ms = now;
+    left_out = 0;
+}
+
+/* A compressed message (RSV1 on its first frame) is whole: its payload
+ * (from the input buffer, or ws->msg when it came in fragments) inflated
+ * into a buffer that stops growing past max_message_bytes (a bomb is
+ * refused with 1009 without being inflated any further), its text checked
+ * (the parser cannot check compressed bytes), then delivered. Data that is
+ * not deflate is inconsistent with the message: 1007, as for bad UTF-8
+ * (RFC 6455 7.4.1). Returns 0 (delivered, or the connection failed) or
+ * NF_ENOMEM. */
+static int deliver_inflated(nf_ws *ws, const uint8_t *data, size_t len)
+{
+    struct ws_deflate *pmd = ws->pmd;
+    bool keep = !pmd->p.client_no_context_takeover;
+    nf_inflater **z = keep ? &pmd->ctx : &shared_inflater;
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    int rc = 0;
+
+    if (*z == NULL) {
+        /* zlib compresses with 9 bits when asked for 8: inflate with 9. */
+        unsigned bits = keep ? pmd->p.client_max_window_bits : NF_DEFLATE_MAX_BITS;
+        *z = nf_inflater_new(bits < NF_DEFLATE_MIN_BITS ? NF_DEFLATE_MIN_BITS : bits);
+        if (*z == NULL)
+            return NF_ENOMEM;
+    }
+    rc = nf_inflater_message(*z, data, len, ws->max_message_bytes, keep, &out, &out_len);
+    if (rc == 0 && ws->msg_text && utf8_after(UTF8_OK, out, out_len) != UTF8_OK)
+        rc = NF_EPROTO;
+    if (rc == NF_ENOMEM)
+        return rc;
+    if (rc != 0) {
+        uint16_t code = rc == NF_ENOBUFS ? CLOSE_TOO_BIG : CLOSE_BAD_DATA;
+        fail(ws, code);
+        log_refused(ws, code);
+        free(out);
+        return 0;
+    }
+    ws->cb.on_message(ws->ud, !ws->msg_text, out ? out : (const uint8_t *)"", out_len);
+    free(out);
+    return 0;
+}
+
+/* Appends one frame of payload, with RSV1 ("Per-Message Compressed", RFC
+ * 7692 6) when it is compressed. */
+static int send_frame(nf_ws *ws, bool binary, bool compressed, const uint8_t *payload, size_t len)
+{
+    uint8_t hdr[10];
+    size_t hlen = nf_ws_frame_header(hdr, binary, len);
+    struct evbuffer *out = out_of(ws);
+    if (compressed)
+        hdr[0] |= 0x40;
+    if (evbuffer_expand(out, hlen + len) != 0 || evbuffer_add(out, hdr, hlen) != 0 ||
+        evbuffer_add(out, payload, len) != 0)
+        return NF_ENOMEM;
+    output_added(ws);
+    return 0;
+}
+
+static bool deflates(const nf_ws *ws, size_t len) { return len >= ws->pmd->min_bytes; }
+
+/* nf_ws_send_with for a message at or over the threshold: serialized, then
+ * compressed (sent as it is if that did not make it smaller: RSV1 is per
+ * message). */
+static int send_deflated(nf_ws *ws, bool binary, size_t len, void (*fill)(void *ctx, char *dst), void *ctx)
+{
+    nf_deflater *d = deflater_for(ws->pmd->p.server_max_window_bits);
+    uint8_t *plain = malloc(len ? len : 1);
+    const uint8_t *z;
+    size_t zlen;
+    int rc = d && plain ? 0 : NF_ENOMEM;
+
+    if (rc == 0) {
+        fill(ctx, (char *)plain);
+        rc = nf_deflater_message(d, plain, len, &z, &zlen);
+    }
+    if (rc == 0)
+        rc = zlen < len ? send_frame(ws, binary, true, z, zlen) : send_frame(ws, binary, false, plain, len);
+    free(plain);
+    return rc;
+}
+
+/* The frame of f that ws gets: f itself while under the threshold, else f
+ * compressed with ws's window, made once for every receiver with that
+ * window and kept with f. NULL when out of memory. */
+static nf_shared_frame *shared_deflated(nf_ws *ws, nf_shared_frame *f)
+{
+    unsigned len7 = (uint8_t)f->bytes[1] & 0x7f;
+    size_t hlen = len7 == 127 ? 10 : len7 == 126 ? 4 : 2;
+    size_t plen = f->len - hlen;
+    unsigned bits = ws->pmd->p.server_max_window_bits;
+    nf_shared_frame **slot = &f->deflated[bits - NF_DEFLATE_MIN_BITS];
+    if (!deflates(ws, plen))
+        return f;
+    if (*slot)
+        return *slot;
+    nf_deflater *d = deflater_for(bits);
+    const uint8_t *z;
+    size_t zlen;
+    if (d == NULL || nf_deflater_message(d, (const uint8_t *)f->bytes + hlen, plen, &z, &zlen) != 0)
+        return NULL;
+    uint8_t hdr[10];
+    size_t zhlen = nf_ws_frame_header(hdr, (f->bytes[0] & 0x0f) == OP_BINARY, zlen);
+    nf_shared_frame *c = malloc(sizeof *c + zhlen + zlen);
+    if (c == NULL)
+        return NULL;
+    hdr[0] |= 0x40;   /* RSV1 */
+    c->refs = 1;      /* f's, given back with f */
+    c->len = zhlen + zlen;
+    memset(c->deflated, 0, sizeof c->deflated);
+    memcpy(c->bytes, hdr, zhlen);
+    memcpy(c->bytes + zhlen, z, zlen);
+    *slot = c;
+    return c;
+}

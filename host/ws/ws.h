@@ -36,6 +36,7 @@ struct bufferevent;
 struct evbuffer;
 struct iovec;
 struct nf_sock;
+struct nf_deflate_params;
 
 typedef struct nf_ws nf_ws;
 
@@ -120,6 +121,20 @@ size_t nf_ws_frame_header(uint8_t *hdr, bool binary, size_t len);
 int nf_ws_send_with(nf_ws *ws, bool binary, size_t len,
                     void (*fill)(void *ctx, char *dst), void *ctx);
 int nf_ws_send(nf_ws *ws, bool binary, const void *data, size_t len);
+
+/* Turns permessage-deflate on, as negotiated (deflate.h, RFC 7692): a
+ * message whose first frame has RSV1 is inflated, bounded by
+ * max_message_bytes (over it: close 1009; not deflate data, or inflated
+ * text not UTF-8: 1007; RSV1 on a control or continuation frame: 1002);
+ * data messages of min_bytes or more are sent compressed, shared frames
+ * compressed once per window size. Call before the first nf_ws_read.
+ * Returns 0 or NF_ENOMEM. */
+int nf_ws_set_deflate(nf_ws *ws, const struct nf_deflate_params *p, size_t min_bytes);
+/* The compressors and the inflater connections share are per thread (an
+ * event loop's), made when first needed: a thread that ran connections and
+ * ends calls this to free its own (the main thread need not: they stay
+ * reachable). */
+void nf_ws_deflate_thread_free(void);
 
 /* Sends a ping (RFC 6455 5.5.2) with payload (<= 125 bytes) straight into
  * the output, in order with the data frames. Returns 0; NF_EPIPE if closing;

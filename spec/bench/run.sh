@@ -15,6 +15,10 @@
 #                        the server's p50 is reported as a ratio to the floor's
 #   bc10 bc100 bc1000 bc10000  broadcast to N receivers, window 64 messages
 #   idle                 10,000 idle connections in a namespace: server RSS per connection
+#   zask-off zask-on     permessage-deflate: 20 neffos.js clients (node, `ws`) ask with 2 KB JSON at
+#                        1,000 asks/s, without and with compression: server CPU and wire bytes per ask
+#   zbc-off zbc-on       the same for a broadcast of 2 KB JSON to 50 receivers, 50 broadcasts/s
+#                        (spec/bench/deflate.mjs; a fixed rate, as the clients are the bottleneck)
 #   reload               hot reload latency with 1,000 clients (node; one run of 10 rounds)
 #
 # Environment:
@@ -35,7 +39,7 @@ PORT=${PORT:-18090}
 SECS=${BENCH_SECONDS:-5}
 RUNS=${RUNS:-5}
 IDLE_CONNS=${IDLE_CONNS:-10000}
-ALL_CASES="ask64 ask4k ask64k rtt bc10 bc100 bc1000 bc10000 idle reload"
+ALL_CASES="ask64 ask4k ask64k rtt bc10 bc100 bc1000 bc10000 idle zask-off zask-on zbc-off zbc-on reload"
 CASES=${CASES:-$ALL_CASES}
 APP=spec/bench/app.lua
 LOGDIR=$BUILD/bench-logs
@@ -141,10 +145,21 @@ run_case() {
     start_server "$side" "$LOGDIR/server-$tag.log"
     local rss0 args
     rss0=$(rss_kb "$SERVER_PID" VmRSS)
-    args=$(case_args "$name")
-    echo "== $tag: neffos-bench $args" >&2
-    # shellcheck disable=SC2086
-    "${BENCH[$side]}" $args --server-pid "$SERVER_PID" >"$LOGDIR/$tag.txt" 2>&1 || true
+    case $name in
+    z*)   # permessage-deflate: neffos.js under node (spec/bench/deflate.mjs)
+        local zmode=ask zc=${name##*-} zrate=1000
+        case $name in zbc*) zmode=broadcast; zrate=50 ;; esac
+        args="--url $URL --mode $zmode --compression $zc --rate $zrate --seconds $SECS"
+        echo "== $tag: node spec/bench/deflate.mjs $args" >&2
+        # shellcheck disable=SC2086
+        NODE_PATH="$ROOT/node_modules" node "$ROOT/spec/bench/deflate.mjs" $args --server-pid "$SERVER_PID" \
+            >"$LOGDIR/$tag.txt" 2>&1 || true ;;
+    *)
+        args=$(case_args "$name")
+        echo "== $tag: neffos-bench $args" >&2
+        # shellcheck disable=SC2086
+        "${BENCH[$side]}" $args --server-pid "$SERVER_PID" >"$LOGDIR/$tag.txt" 2>&1 || true ;;
+    esac
     # The clients are gone: the server closes them and, at the first quiet
     # sweep after (250 ms apart), gives free memory back.
     sleep 2
@@ -219,6 +234,8 @@ fields_of() {
                  "lost|lost" "order_violations|out of order" "rss_start_kb|server RSS before, KB" \
                  "rss_peak_kb|server peak RSS, KB" "rss_end_kb|server RSS after the clients left, KB" ;;
         idle) printf '%s\n' "bytes_per_conn|server bytes per idle connection" "held|connections held" ;;
+        zask*) printf '%s\n' "server_cpu_us_per_msg|server CPU per ask, µs" "wire_bytes_per_msg|bytes on the wire per ask (both ways)" ;;
+        zbc*) printf '%s\n' "server_cpu_us_per_delivery|server CPU per delivery, µs" "wire_bytes_per_delivery|bytes on the wire per delivery" ;;
         reload) printf '%s\n' "reload_ms|file write to first new reply, ms (median of 10 rounds)" ;;
     esac
 }

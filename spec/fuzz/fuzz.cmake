@@ -2,7 +2,8 @@
 #
 # Each target spec/fuzz/fuzz_<name>.c defines LLVMFuzzerTestOneInput; its seed
 # corpus is spec/fuzz/corpus/<name>/ (written by seeds.mjs from the protocol
-# vectors, and hand-made sessions for conn) and the crash inputs kept are
+# vectors, hand-made sessions for conn, hand-made offers and messages for
+# deflate) and the crash inputs kept are
 # spec/fuzz/regressions/<name>/.
 #
 # Always (any compiler): fuzz_replay_<name>, the target linked with
@@ -22,11 +23,13 @@ set(NF_FUZZ_DIR ${CMAKE_SOURCE_DIR}/spec/fuzz)
 set(NF_FUZZ_SOURCES_http ${CMAKE_SOURCE_DIR}/host/http/http_request.c ${CMAKE_SOURCE_DIR}/host/http/http_upgrade.c
     ${CMAKE_SOURCE_DIR}/host/base/slice.c)
 set(NF_FUZZ_SOURCES_codec ${CMAKE_SOURCE_DIR}/host/codec/codec.c ${CMAKE_SOURCE_DIR}/host/base/slice.c)
-set(NF_FUZZ_SOURCES_ws ${CMAKE_SOURCE_DIR}/host/ws/ws.c)
+set(NF_FUZZ_SOURCES_ws ${CMAKE_SOURCE_DIR}/host/ws/ws.c ${CMAKE_SOURCE_DIR}/host/ws/deflate.c
+    ${CMAKE_SOURCE_DIR}/host/base/utf8.c ${CMAKE_SOURCE_DIR}/host/base/log.c ${CMAKE_SOURCE_DIR}/host/base/clock.c)
+set(NF_FUZZ_SOURCES_deflate ${CMAKE_SOURCE_DIR}/host/ws/deflate.c ${CMAKE_SOURCE_DIR}/host/base/utf8.c)
 # conn: a whole connection through the real host over the fake transport
 # (spec/c/fake_conn.c), so every host source is exercised.
 set(NF_FUZZ_SOURCES_conn ${NF_HOST_SOURCES} ${CMAKE_SOURCE_DIR}/spec/c/fake_conn.c)
-set(NF_FUZZ_TARGETS http codec ws conn)
+set(NF_FUZZ_TARGETS http codec ws conn deflate)
 
 foreach(name ${NF_FUZZ_TARGETS})
   add_executable(fuzz_replay_${name} ${NF_FUZZ_DIR}/fuzz_${name}.c ${NF_FUZZ_DIR}/replay_main.c)
@@ -48,6 +51,6 @@ if(NF_FUZZ)
     target_compile_definitions(fuzz_${name} PRIVATE NF_VERSION="${PROJECT_VERSION}")
     target_compile_options(fuzz_${name} PRIVATE ${NF_FUZZ_FLAGS})
     target_link_options(fuzz_${name} PRIVATE ${NF_FUZZ_FLAGS})
-    target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LIBEVENT PkgConfig::HIREDIS ${WSLAY_LIBRARY} m)
+    target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LIBEVENT PkgConfig::HIREDIS ${WSLAY_LIBRARY} ZLIB::ZLIB m)
   endforeach()
 endif()

@@ -1,10 +1,11 @@
 /* fuzz_ws.c - libFuzzer target for the WebSocket frame path (host/ws/ws.c),
  * exactly as a connection uses it: client bytes arrive, nf_ws_read parses
- * them, the server's frames go to its output. Each input runs twice: once
- * with the bytes landing in the bufferevent's input (the bytes read before
- * the upgrade), once read through the transport seam (sock.h) from a
+ * them, the server's frames go to its output. Each input runs three times:
+ * once with the bytes landing in the bufferevent's input (the bytes read
+ * before the upgrade), once read through the transport seam (sock.h) from a
  * socket that has `chunk` more bytes each time and ends the stream at the
- * end, as the connection's own reads do.
+ * end, as the connection's own reads do, and once more like the first with
+ * permessage-deflate agreed.
  *
  * Input: byte 0 = how to feed the rest
  *     bits 0-5  chunk size - 1 (1..64 bytes per nf_ws_read)
@@ -24,7 +25,10 @@
  *    output further past the bound than one control frame and a close frame
  *    (parsing stops before the next frame once the output is over);
  *  - through the socket, nf_ws_read ends with NF_EPIPE once the stream ended,
- *    and never reads past it. */
+ *    and never reads past it;
+ *  - and a third time with permessage-deflate agreed (RFC 7692; every server
+ *    message compressed): an inflated message is still at most MAX_MSG bytes
+ *    and valid UTF-8 when text; RSV1 is allowed on server data frames only. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +38,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "deflate.h"
 #include "errors.h"
 #include "sock.h"
 #include "ws.h"
@@ -135,8 +140,9 @@ static bool close_code_valid(unsigned code)
            (code >= 3000 && code <= 4999);
 }
 
-/* Checks and drains the server's output; *closed is set after a close frame. */
-static void check_output(struct evbuffer *out, bool *closed)
+/* Checks and drains the server's output; *closed is set after a close frame.
+ * deflate: RSV1 may mark a compressed data frame. */
+static void check_output(struct evbuffer *out, bool *closed, bool deflate)
 {
     for (;;) {
         size_t have = evbuffer_get_length(out);
@@ -149,7 +155,7 @@ static void check_output(struct evbuffer *out, bool *closed)
             __builtin_trap();   /* frames are written whole */
         evbuffer_copyout(out, h, have < 10 ? have : 10);
         unsigned opcode = h[0] & 0x0f;
-        if ((h[0] & 0x70) || (h[1] & 0x80))
+        if ((h[0] & (deflate && opcode != 0 && opcode < 8 ? 0x30 : 0x70)) || (h[1] & 0x80))
             __builtin_trap();   /* RSV bits, or a masked server frame */
         if (!(opcode == 1 || opcode == 2 || opcode == 8 || opcode == 9 || opcode == 10))
             __builtin_trap();
@@ -183,7 +189,7 @@ static void check_output(struct evbuffer *out, bool *closed)
     }
 }
 
-static void run(struct event_base *base, const uint8_t *data, size_t size, size_t max_output)
+static void run(struct event_base *base, const uint8_t *data, size_t size, size_t max_output, bool deflate)
 {
     static const nf_ws_callbacks callbacks = { on_message, on_activity, NULL, NULL };
     uint8_t mode = data[0];
@@ -201,6 +207,9 @@ static void run(struct event_base *base, const uint8_t *data, size_t size, size_
     mem_sock ms = { { &mem_ops, -1, NULL }, data, 0, size, false };
     if (via_sock)
         nf_ws_set_sock(ws, &ms.s);
+    nf_deflate_params agreed = { 15, 15, true, true, false };
+    if (deflate)
+        nf_ws_set_deflate(ws, &agreed, 0);
     bool closed = false;
     int rc = 0;
     unsigned reads = 0;
@@ -217,12 +226,12 @@ static void run(struct event_base *base, const uint8_t *data, size_t size, size_
         if (rc == 0 && server_sends && !nf_ws_is_closing(ws))
             nf_ws_send(ws, (off & 1) != 0, "server;frame", 12);
         if (max_output == 0 || ++reads % 4 == 0)
-            check_output(out, &closed);
+            check_output(out, &closed, deflate);
     }
     /* Through the socket: what is left is read once the output drains, and
      * then the stream's end is seen. */
     for (int i = 0; via_sock && rc == 0 && i < 4 && !ms.read_eof; i++) {
-        check_output(out, &closed);
+        check_output(out, &closed, deflate);
         rc = nf_ws_read(ws);
         if (nf_ws_queued_bytes(ws) > max_output + OVERSHOOT)
             __builtin_trap();
@@ -231,7 +240,7 @@ static void run(struct event_base *base, const uint8_t *data, size_t size, size_
         __builtin_trap();   /* all parsed, output drained, yet the end not read */
     if (via_sock && ms.read_eof && rc != NF_EPIPE && rc != NF_EOF)
         __builtin_trap();
-    check_output(out, &closed);
+    check_output(out, &closed, deflate);
     if (rc != 0 && (evbuffer_get_length(in) != 0 || nf_ws_input_pending(ws)))
         __builtin_trap();   /* input after the end is discarded, never kept */
     nf_ws_free(ws);
@@ -248,7 +257,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (base == NULL)
         base = event_base_new();
-    run(base, data, size, 0);
-    run(base, data, size, MAX_OUTPUT);
+    run(base, data, size, 0, false);
+    run(base, data, size, MAX_OUTPUT, false);
+    run(base, data, size, 0, true);
     return 0;
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # spec/fuzz/run.sh - builds the libFuzzer targets and fuzzes each for a bounded time.
 #
-#   spec/fuzz/run.sh [TARGET...]         targets: http codec ws conn (default: all)
+#   spec/fuzz/run.sh [TARGET...]         targets: http codec ws conn deflate (default: all)
 #
 # Environment:
 #   FUZZ_SECONDS   seconds per target (default 30)
@@ -20,7 +20,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-30}
 CC=${CC:-clang}
-TARGETS=${*:-http codec ws conn}
+TARGETS=${*:-http codec ws conn deflate}
 
 if ! command -v "$CC" >/dev/null 2>&1; then
     echo "run.sh: $CC not found: the fuzz targets need clang (set CC)" >&2

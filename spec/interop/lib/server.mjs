@@ -247,8 +247,9 @@ export class RawClient {
   }
 
   /** Opens a WebSocket to `url` (no neffos handshake yet). */
-  static open(t, url, { headers } = {}, ms = 5000) {
-    const ws = new WebSocket(url, { headers });
+  static open(t, url, { headers, perMessageDeflate } = {}, ms = 5000) {
+    // perMessageDeflate: `ws`'s own default (offered) unless given.
+    const ws = new WebSocket(url, perMessageDeflate === undefined ? { headers } : { headers, perMessageDeflate });
     const client = new RawClient(ws);
     t?.after(() => client.terminate());
     return withTimeout(new Promise((resolve, reject) => {
