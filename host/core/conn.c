@@ -31,6 +31,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "tls.h"
 
 #include "exchange.h"
 
@@ -70,7 +71,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
-nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
+nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote, bool tls)
 {
     nf_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -80,6 +81,7 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
     c->refs = 1;                      /* the loop's reference, dropped at teardown */
     c->state = NF_CONN_HTTP;
     c->opened_ms = nf_now_ms();
+    c->tls = tls;
     nf_list_init(&c->ep_link);
     nf_list_init(&c->id_link);
     nf_list_init(&c->nsconns);
@@ -656,18 +658,30 @@ static void output_drained(nf_conn *c)
     maybe_finish(c);
 }
 
+/* The transport's write of a plain socket: one writev of everything queued.
+ * Returns 0, NF_EAGAIN (the socket is full), or -errno. */
+static int plain_write(struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    /* A bufferevent keeps the front of its output frozen except while
+     * it writes itself; do as it does. */
+    evbuffer_unfreeze(out, 1);
+    errno = 0;
+    int n = evbuffer_write(out, bufferevent_getfd(bev));
+    int err = errno;
+    evbuffer_freeze(out, 1);
+    if (n >= 0 || err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+        return n >= 0 ? 0 : NF_EAGAIN;
+    return err ? -err : NF_EPIPE;
+}
+
 static void conn_flush(nf_conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (evbuffer_get_length(out) > 0) {
-        /* A bufferevent keeps the front of its output frozen except while
-         * it writes itself; do as it does. */
-        evbuffer_unfreeze(out, 1);
-        errno = 0;
-        int n = evbuffer_write(out, bufferevent_getfd(c->bev));
-        int err = errno;
-        evbuffer_freeze(out, 1);
-        if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+        /* The transport seam: TLS encrypts through SSL_write (tls.h). */
+        int rc = c->tls ? nf_tls_write(c->bev) : plain_write(c->bev);
+        if (rc != 0 && rc != NF_EAGAIN) {
             nf_conn_teardown(c);   /* the peer is gone: reset, broken pipe */
             return;
         }
@@ -709,6 +723,15 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     nf_conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->tls_ready = true;   /* the TLS handshake is done: the HTTP request comes next */
+        return;
+    }
+    if (c->tls && !c->tls_ready && (what & BEV_EVENT_ERROR)) {
+        char why[160];
+        nf_refusal(c->host, NF_REFUSED_TLS_HANDSHAKE, c->remote, "TLS handshake failed: %s",
+                   nf_tls_error(bev, why, sizeof why));
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
         nf_conn_teardown(c);
 }
@@ -727,7 +750,8 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
     if ((c->state == NF_CONN_HTTP || c->state == NF_CONN_OPEN) &&
         now - c->opened_ms >= lim->handshake_timeout_ms) {
         nf_refusal_conn(c, c->state == NF_CONN_OPEN ? c->ep : NULL, NF_REFUSED_HANDSHAKE_TIMEOUT, "handshake timeout (%s)",
-                   c->state == NF_CONN_HTTP ? "no HTTP request" : "no \"M\"");
+                   c->state == NF_CONN_OPEN ? "no \"M\"" : c->tls && !c->tls_ready ? "TLS handshake not finished"
+                                                                               : "no HTTP request");
         if (c->state == NF_CONN_HTTP)
             nf_conn_teardown(c);
         else
