@@ -238,9 +238,8 @@ int nf_tls_write(struct bufferevent *bev)
     struct evbuffer *out = bufferevent_get_output(bev);
     size_t written = 0;
     int rc = 0;
-    /* A bufferevent keeps the front of its output frozen except while it
-     * writes itself; do as it does. */
-    evbuffer_unfreeze(out, 1);
+    /* Unlike a socket bufferevent, an OpenSSL one does not freeze the front
+     * of its output (its own writes drain it unfrozen): nothing to undo. */
     while (written < NF_TLS_WRITE_MAX_BYTES) {
         size_t len = evbuffer_get_length(out);
         if (len == 0)
@@ -266,10 +265,12 @@ int nf_tls_write(struct bufferevent *bev)
             ERR_clear_error();
             break;
         }
-        evbuffer_drain(out, (size_t)n);
+        if (evbuffer_drain(out, (size_t)n) != 0) {
+            rc = NF_EIO;   /* cannot happen unfrozen: the bytes would go out twice */
+            break;
+        }
         written += (size_t)n;
     }
-    evbuffer_freeze(out, 1);
     return rc;
 }
 
