@@ -63,7 +63,12 @@ static SSL_CTX *build_ctx(const nf_tls *t, char *err, size_t errcap)
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, (int)t->min_version);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+    /* IGNORE_UNEXPECTED_EOF: a peer that closes the TCP connection without
+     * close_notify (a browser tab gone, a TCP health check during the
+     * handshake) has closed, it has not failed a handshake; nothing we
+     * speak can be cut short unseen (WebSocket frames, Content-Length). */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* RELEASE_BUFFERS: an idle connection holds no record buffers (~34 KiB
      * each otherwise). The write modes are nf_tls_write's (tls.h). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
