@@ -92,7 +92,10 @@ struct bufferevent *nf_tls_accept(nf_tls *t, struct event_base *base, int fd);
  * NF_EAGAIN when the socket took no more (what is left must be written by
  * the bufferevent: enable EV_WRITE; SSL_write's retry finds the same bytes
  * at the front of the output), NF_EPIPE when the connection cannot write
- * any more (reset, TLS error). */
+ * any more (reset, TLS error). The retry is libevent's: its first SSL_write
+ * takes the whole front chunk, which the pullup made at least as long as
+ * the refused record's plaintext, as OpenSSL requires (its single write is
+ * at most 16 KiB by default, = NF_TLS_RECORD_BYTES: keep them so). */
 int nf_tls_write(struct bufferevent *bev);
 
 /* Why a TLS bufferevent reported BEV_EVENT_ERROR, for a log line: OpenSSL's
