@@ -252,9 +252,9 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
 
 /* Admission of a connected socket, the one path for accept(2) and
  * nf_host_adopt: the connection limits, then a connection in the HTTP
- * phase (behind a TLS handshake first if tls). Returns 0 (*out the connection, if out), or NF_EAGAIN (refused by
- * a limit: counted and logged), NF_EINVAL, NF_ENOMEM; fd is closed on
- * failure. */
+ * phase (behind a TLS handshake first if tls). Returns 0 (*out the
+ * connection, if out), or NF_EAGAIN (refused by a limit: counted and
+ * logged), NF_EINVAL, NF_ENOMEM; fd is closed on failure. */
 static int admit(nf_host *h, evutil_socket_t fd, const char *remote, nf_tls *tls, nf_conn **out)
 {
     int one = 1;
@@ -281,7 +281,8 @@ static int admit(nf_host *h, evutil_socket_t fd, const char *remote, nf_tls *tls
     }
     /* libevent leaves Nagle on; small frames must not wait for it. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct bufferevent *bev = tls ? nf_tls_accept(tls, h->base, fd) : bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = tls ? nf_tls_accept(tls, h->base, fd)
+                                  : bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
         ip_release(h, remote);
         evutil_closesocket(fd);
