@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import tls from 'node:tls';
-import { T, BIN, ROOT, appPath, startServer, freePort, withTimeout, neffos } from './lib/server.mjs';
+import { T, BIN, ROOT, appPath, startServer, freePort, withTimeout, eventually, neffos } from './lib/server.mjs';
 import { makeTestCA } from './lib/tls.mjs';
 
 let ca, leaf, servers = [];
@@ -68,7 +68,8 @@ test('neffos.js over wss:// (the server verified against the test CA); /health, 
   mkdirSync(www);
   writeFileSync(path.join(www, 'index.html'), '<h1>over TLS</h1>\n');
   const s = await serve(['--tls-cert', leaf.cert, '--tls-key', leaf.key, '--static', www]);
-  assert.match(s.logs(), /listening on https 127\.0\.0\.1:\d+/);
+  // The line is written once listening: the harness may see the port open first.
+  await eventually(() => /listening on https 127\.0\.0\.1:\d+/.test(s.logs()), 'the listening line (https)');
 
   const conn = await dialWss(`wss://127.0.0.1:${s.port}/echo`);
   const ns = await conn.connect('default');
@@ -96,7 +97,8 @@ test('neffos.js over wss:// (the server verified against the test CA); /health, 
 test('--listen and --listen-tls at once: one server, the same endpoints and metrics, ws:// and wss://', T, async () => {
   const tlsPort = await freePort();
   const s = await serve(['--listen-tls', `127.0.0.1:${tlsPort}`, '--tls-cert', leaf.cert, '--tls-key', leaf.key]);
-  assert.match(s.logs(), new RegExp(`listening on http 127\\.0\\.0\\.1:${s.port} and https 127\\.0\\.0\\.1:${tlsPort}`));
+  const both = new RegExp(`listening on http 127\\.0\\.0\\.1:${s.port} and https 127\\.0\\.0\\.1:${tlsPort}`);
+  await eventually(() => both.test(s.logs()), 'the listening line (http and https)');
   const plain = await withTimeout(neffos.dial(`ws://127.0.0.1:${s.port}/echo`, { default: {} }), 5000, 'dial ws://');
   const secure = await dialWss(`wss://127.0.0.1:${tlsPort}/echo`);
   const [a, b] = [await plain.connect('default'), await secure.connect('default')];

@@ -100,6 +100,7 @@ test('garbage instead of a ClientHello: closed at once, each counted, logged at 
     Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]),                         // an alert instead
   ];
   const N = 40;
+  const t0 = Date.now();
   for (let i = 0; i < N; i += 8) {
     await Promise.all(Array.from({ length: 8 }, (_, k) => sendAndWaitClose(s.port, garbage[(i + k) % garbage.length])));
   }
@@ -108,7 +109,8 @@ test('garbage instead of a ClientHello: closed at once, each counted, logged at 
   // Rate-limited: the lines (with their "N more not logged") still account for every refusal.
   await eventually(() => accounted(s, 'tls_handshake').n === N, `${N} refusals accounted for in the log`, 5000);
   const { lines } = accounted(s, 'tls_handshake');
-  assert.ok(lines.length < N / 4, `at most about one line a second, got ${lines.length}:\n${lines.join('\n')}`);
+  const seconds = Math.ceil((Date.now() - t0) / 1000);   // a refusal line and a "more" line per second at most
+  assert.ok(lines.length <= 2 * seconds + 1 && lines.length < N, `at most about one line a second, got ${lines.length} in ${seconds} s:\n${lines.join('\n')}`);
   assert.match(lines[0], /refused tls_handshake from 127\.0\.0\.1:\d+: TLS handshake failed: \w/);
   assert.ok(await client.stop() > 0, 'the loop kept serving the neffos.js client');
   s.assertAlive();
@@ -171,13 +173,13 @@ test('the certificate reloads when its file changes and on SIGHUP; connections s
   put(bundle('beta'));
   await eventually(async () => await metric(s, 'neffos_tls_reloads_total{result="ok"}') >= 1, 'the reload after the change');
   assert.equal(await servedCN(s.port), 'beta');
-  assert.match(s.logs(), /tls: certificate reloaded from .*tls\.pem \(valid until \d{4}-/);
+  await eventually(() => /tls: certificate reloaded from .*tls\.pem \(valid until \d{4}-/.test(s.logs()), 'the reload logged');   // stderr may come after /metrics
   await alive('after the renewal');
 
   // A broken file: logged, counted, the old certificate keeps serving.
   put('-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n');
   await eventually(async () => await metric(s, 'neffos_tls_reloads_total{result="failed"}') >= 1, 'the failed reload');
-  assert.match(s.logs(), /tls: the new certificate was not loaded, the old one keeps serving: /);
+  await eventually(() => /tls: the new certificate was not loaded, the old one keeps serving: /.test(s.logs()), 'the failed reload logged');   // stderr may come after /metrics
   assert.equal(await servedCN(s.port), 'beta');
   await alive('after the bad file');
 
@@ -187,8 +189,8 @@ test('the certificate reloads when its file changes and on SIGHUP; connections s
   await eventually(async () => await metric(s, 'neffos_tls_reloads_total{result="ok"}') > okBefore, 'the watcher saw gamma');
   const okNow = await metric(s, 'neffos_tls_reloads_total{result="ok"}');
   s.proc.kill('SIGHUP');
-  await eventually(async () => await metric(s, 'neffos_tls_reloads_total{result="ok"}') === okNow + 1, 'the SIGHUP reload');
-  assert.match(s.logs(), /SIGHUP: reloading the TLS certificate/);
+  await eventually(async () => await metric(s, 'neffos_tls_reloads_total{result="ok"}') >= okNow + 1, 'the SIGHUP reload');
+  await eventually(() => /SIGHUP: reloading the TLS certificate/.test(s.logs()), 'the SIGHUP logged');   // stderr may come after /metrics
   assert.equal(await servedCN(s.port), 'gamma');
   await alive('after SIGHUP');
   assert.equal(await metric(s, 'neffos_connections'), 1, 'the connection made with alpha is still open');
