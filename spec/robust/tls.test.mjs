@@ -299,9 +299,12 @@ test('frames sent with the upgrade request over TLS are read (decrypted by the b
   };
   assert.match((await next('"A"')).payload.toString(), /^A/);
   assert.equal((await next('the connect reply')).payload.toString(), '$0;;;;;;');
-  // 200 messages of ~3 KB in one write (~40 records): every one answered, in order.
-  const bodies = Array.from({ length: 200 }, (_, i) => `${i}:`.padEnd(3000 + i * 7, String.fromCharCode(97 + (i % 26))));
-  ws.write(...bodies.map((b, i) => frame(OP.TEXT, `$${i + 1};default;;echo;0;0;${b}`)));
+  // 200 messages of ~3 KB, each its own write (records of odd sizes, so the server's reads end
+  // inside records and OpenSSL keeps the rest), then 200 in one write (16 KiB records): every one
+  // answered, in order.
+  const bodies = Array.from({ length: 400 }, (_, i) => `${i}:`.padEnd(3000 + (i % 200) * 7, String.fromCharCode(97 + (i % 26))));
+  for (const [i, b] of bodies.slice(0, 200).entries()) ws.send(OP.TEXT, `$${i + 1};default;;echo;0;0;${b}`);
+  ws.write(...bodies.slice(200).map((b, i) => frame(OP.TEXT, `$${i + 201};default;;echo;0;0;${b}`)));
   for (const [i, b] of bodies.entries()) {
     const f = await next(`reply ${i}`);
     assert.ok(f.payload.toString() === `$${i + 1};default;;echo;0;0;echo back: ${b}`, `reply ${i} intact and in order`);
