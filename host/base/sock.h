@@ -29,10 +29,11 @@ typedef struct nf_sock_ops {
      * must be offered the same bytes again after NF_EAGAIN (TLS) relies on
      * the caller doing so: the caller drains only what was written. */
     ssize_t (*writev)(nf_sock *s, const struct iovec *iov, int n);
-    /* True if the transport holds input already taken from the socket
-     * (TLS: decrypted or buffered records), which the descriptor's
-     * readiness does not show: the caller reads again without waiting for
-     * it. NULL: never (a plain socket). */
+    /* True if the transport holds input it could return now, already
+     * taken from the socket (TLS: a decrypted record the last read had no
+     * room for), which the descriptor's readiness does not show: the
+     * caller reads again without waiting for it. NULL: never (a plain
+     * socket). */
     bool (*pending)(const nf_sock *s);
 } nf_sock_ops;
 

@@ -352,9 +352,14 @@ static ssize_t tls_writev(nf_sock *s, const struct iovec *iov, int n)
     return (ssize_t)done;
 }
 
+/* Decrypted bytes only (SSL_pending), not SSL_has_pending: that one is also
+ * true for half a record read from the socket, whose rest epoll does
+ * report; waking for it would spin until it came. Without read-ahead (off:
+ * OpenSSL reads a record's header, then its body) nothing else can wait
+ * inside OpenSSL. */
 static bool tls_pending(const nf_sock *s)
 {
-    return SSL_has_pending(sock_ssl(s)) == 1;
+    return SSL_pending(sock_ssl(s)) > 0;
 }
 
 static const nf_sock_ops tls_sock_ops = { tls_read, tls_writev, tls_pending };

@@ -90,8 +90,9 @@ struct bufferevent *nf_tls_accept(nf_tls *t, struct event_base *base, int fd);
  * writev: the extents in records of up to NF_TLS_RECORD_BYTES, small ones
  * copied into one record; after NF_EAGAIN OpenSSL keeps the record it made
  * and the caller must offer the same bytes again, at least as many (the
- * seam's rule: it drains only what was written); pending: records
- * decrypted or buffered inside OpenSSL, which epoll does not see. The
+ * seam's rule: it drains only what was written); pending: bytes of a
+ * record OpenSSL decrypted and the last read had no room for, which epoll
+ * does not see (half a record read is not pending: its rest wakes epoll). The
  * bufferevent must no longer read or write once this is used for reading
  * (disable EV_READ and EV_WRITE): both would move the SSL. s stays valid
  * as long as bev. */

@@ -311,6 +311,13 @@ int main(void)
     }
     CHECK(got == 65536 && memcmp(in, payload, 65536) == 0);
     CHECK(reads >= 65 && pendings > 0);
+    CHECK(!nf_sock_pending(&sock));   /* all read: nothing to wake for */
+    /* Half a record (its header and 100 bytes of its body, written raw past
+     * the client's SSL) is not pending: the socket shows its rest. */
+    unsigned char half[5 + 100] = { 0x17, 0x03, 0x03, 0x01, 0x00 };   /* application data, 256 bytes */
+    CHECK(write(bufferevent_getfd(p.cli), half, sizeof half) == (ssize_t)sizeof half);
+    CHECK(nf_sock_read(&sock, in, 1000) == NF_EAGAIN);
+    CHECK(!nf_sock_pending(&sock));
     free(in);
     /* Reload: a new certificate for new connections; the open one goes on. */
     snprintf(cmd, sizeof cmd, "cp %s %s && cp %s %s", b_pem, live_pem, b_key, live_key);
