@@ -67,6 +67,11 @@ test('neffos.js over wss:// (the server verified against the test CA); /health, 
   const www = path.join(ca.dir, 'www');
   mkdirSync(www);
   writeFileSync(path.join(www, 'index.html'), '<h1>over TLS</h1>\n');
+  // A static file of 3 MB: far more than the socket takes at once, written through the TLS transport
+  // in the HTTP phase (records cut from the file's bytes, the refused one offered again).
+  let large = '';
+  while (large.length < 3_000_000) large += `${large.length},`;
+  writeFileSync(path.join(www, 'large.txt'), large);
   const s = await serve(['--tls-cert', leaf.cert, '--tls-key', leaf.key, '--static', www]);
   // The line is written once listening: the harness may see the port open first.
   await eventually(() => /listening on https 127\.0\.0\.1:\d+/.test(s.logs()), 'the listening line (https)');
@@ -87,6 +92,8 @@ test('neffos.js over wss:// (the server verified against the test CA); /health, 
   assert.equal(metric(m.body, 'neffos_tls_reloads_total{result="ok"}'), 0);
   const page = await httpsGet(s.port, '/index.html');
   assert.deepEqual([page.status, page.body], [200, '<h1>over TLS</h1>\n']);
+  const file = await httpsGet(s.port, '/large.txt');
+  assert.ok(file.status === 200 && file.body === large, `the 3 MB file whole (${file.status}, ${file.body.length} bytes)`);
 
   // The certificate is checked for real: a client without the CA refuses it.
   await assert.rejects(withTimeout(neffos.dial(`wss://127.0.0.1:${s.port}/echo`, { default: {} }), 5000, 'dial without CA'),
