@@ -21,6 +21,7 @@
 
 #include <hiredis/hiredis.h>
 #include <lua.h>
+#include <openssl/crypto.h>
 #include <wslay/wslay.h>
 
 #include "exchange.h"
@@ -29,6 +30,7 @@
 #include "nf_cmds.h"
 #include "nf_lua.h"
 #include "reloader.h"
+#include "tls.h"
 #include "watchdog.h"
 
 #define MALLOC_TOP_PAD (4 << 20)         /* bytes of free heap kept at its top (M_TOP_PAD) */
@@ -77,12 +79,17 @@ enum {
     OPT_VERSION, OPT_GRACE, OPT_LUA_INSTR, OPT_LUA_MEM, OPT_NO_WATCH, OPT_ORIGINS,
     OPT_REDIS, OPT_REDIS_PREFIX, OPT_NATS, OPT_NATS_PREFIX, OPT_WD_WARN, OPT_WD_KILL, OPT_WATCH_POLL,
     OPT_COMPRESSION,
+    OPT_LISTEN_TLS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_MIN,
     OPT_LIMIT_FIRST = 512
 };
 
 typedef struct config {
     char host[256];
     int port;
+    char tls_host[256];                  /* --listen-tls, or "" */
+    int tls_port;
+    const char *tls_cert, *tls_key;      /* TLS: on --listen-tls, else on --listen */
+    int tls_min_version;                 /* nf_tls_version */
     const char *endpoint;
     const char *static_root;
     const char *origins;
@@ -132,7 +139,13 @@ static void usage(FILE *f)
             "or a single .lua file. Edits of the app's files reload it in place.\n"
             "\n"
             "options:\n"
-            "  --listen HOST:PORT       address to listen on (default 127.0.0.1:8080; [::1]:PORT for IPv6)\n"
+            "  --listen HOST:PORT       address to listen on (default 127.0.0.1:8080; [::1]:PORT for IPv6);\n"
+            "                           with --tls-cert and no --listen-tls it serves TLS (https://, wss://)\n"
+            "  --listen-tls HOST:PORT   also listen for TLS there (needs --tls-cert); --listen stays plain\n"
+            "  --tls-cert FILE          TLS certificate chain, PEM (the server's first, then intermediates);\n"
+            "                           reloaded on SIGHUP and when the file changes\n"
+            "  --tls-key FILE           its private key, PEM (default: in the --tls-cert file)\n"
+            "  --tls-min-version V      lowest TLS version accepted: 1.2 (default) or 1.3\n"
             "  --endpoint PATH          WebSocket path of servers that declare none (default /echo)\n"
             "  --static DIR             serve files from DIR for other GET requests\n"
             "  --allowed-origins LIST   comma-separated Origin values to accept (default: any)\n"
@@ -197,8 +210,8 @@ static bool parse_u64(const char *s, unsigned long long max, unsigned long long 
     return true;
 }
 
-/* HOST:PORT, [V6]:PORT, or :PORT (all interfaces). */
-static bool parse_listen(const char *s, config *cfg)
+/* HOST:PORT, [V6]:PORT, or :PORT (all interfaces), into host (256 bytes) and *portp. */
+static bool parse_listen(const char *s, char *hostbuf, int *portp)
 {
     const char *colon;
     const char *host = s;
@@ -217,13 +230,13 @@ static bool parse_listen(const char *s, config *cfg)
         hostlen = (size_t)(colon - s);
     }
     unsigned long long port;
-    if (hostlen >= sizeof cfg->host || !parse_u64(colon + 1, 65535, &port))
+    if (hostlen >= sizeof ((config *)0)->host || !parse_u64(colon + 1, 65535, &port))
         return false;
     if (hostlen == 0)
-        snprintf(cfg->host, sizeof cfg->host, "0.0.0.0");
+        snprintf(hostbuf, sizeof ((config *)0)->host, "0.0.0.0");
     else
-        snprintf(cfg->host, sizeof cfg->host, "%.*s", (int)hostlen, host);
-    cfg->port = (int)port;
+        snprintf(hostbuf, sizeof ((config *)0)->host, "%.*s", (int)hostlen, host);
+    *portp = (int)port;
     return true;
 }
 
@@ -237,6 +250,7 @@ static void print_version(void)
     printf("  libevent %s\n", event_get_version());
     printf("  wslay %s (headers)\n", WSLAY_VERSION);
     printf("  hiredis %d.%d.%d (headers)\n", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+    printf("  %s\n", OpenSSL_version(OPENSSL_VERSION));
 }
 
 /* Where neffos.lua is: beside an installed binary, <prefix>/share/neffos/lua
@@ -266,6 +280,10 @@ static int parse_args(int argc, char **argv, config *cfg)
     static char names[NLIMITS][64];
     static const struct option fixed[] = {
         { "listen", required_argument, NULL, OPT_LISTEN },
+        { "listen-tls", required_argument, NULL, OPT_LISTEN_TLS },
+        { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+        { "tls-key", required_argument, NULL, OPT_TLS_KEY },
+        { "tls-min-version", required_argument, NULL, OPT_TLS_MIN },
         { "endpoint", required_argument, NULL, OPT_ENDPOINT },
         { "static", required_argument, NULL, OPT_STATIC },
         { "allowed-origins", required_argument, NULL, OPT_ORIGINS },
@@ -304,9 +322,22 @@ static int parse_args(int argc, char **argv, config *cfg)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case OPT_LISTEN:
-            if (!parse_listen(optarg, cfg))
+            if (!parse_listen(optarg, cfg->host, &cfg->port))
                 return bad_usage("--listen wants HOST:PORT or [IPV6]:PORT, got '%s'", optarg);
             break;
+        case OPT_LISTEN_TLS:
+            if (!parse_listen(optarg, cfg->tls_host, &cfg->tls_port))
+                return bad_usage("--listen-tls wants HOST:PORT or [IPV6]:PORT, got '%s'", optarg);
+            break;
+        case OPT_TLS_CERT: cfg->tls_cert = optarg; break;
+        case OPT_TLS_KEY: cfg->tls_key = optarg; break;
+        case OPT_TLS_MIN: {
+            int ver = nf_tls_parse_version(optarg);
+            if (ver < 0)
+                return bad_usage("--tls-min-version wants 1.2 or 1.3, got '%s'", optarg);
+            cfg->tls_min_version = ver;
+            break;
+        }
         case OPT_ENDPOINT:
             if (optarg[0] != '/')
                 return bad_usage("--endpoint must start with '/', got '%s'", optarg);
@@ -394,6 +425,8 @@ static int parse_args(int argc, char **argv, config *cfg)
     }
     if (cfg->redis && cfg->nats)
         return bad_usage("%s", "--redis and --nats: choose one broker");
+    if ((cfg->tls_host[0] || cfg->tls_key) && !cfg->tls_cert)
+        return bad_usage("%s", "--listen-tls and --tls-key need --tls-cert");
     if (optind >= argc)
         return bad_usage("%s", "missing APP (a directory with app.lua, or a .lua file)");
     if (optind + 1 < argc)
@@ -411,6 +444,7 @@ typedef struct server {
     nf_lua_app *app;
     nf_watchdog *watchdog;
     nf_reloader *reloader;
+    nf_tls *tls;                         /* --tls-cert, or NULL */
     bool draining;
 } server;
 
@@ -453,10 +487,57 @@ static void on_hup(evutil_socket_t sig, short what, void *ud)
     (void)sig;
     (void)what;
     server *s = ud;
-    if (s->draining || !s->reloader)
+    if (s->draining)
+        return;
+    if (s->tls) {
+        nf_info("SIGHUP: reloading the TLS certificate");
+        nf_tls_reload(s->tls, NULL, 0);   /* logged either way; a bad one leaves the old serving */
+    }
+    if (!s->reloader)
         return;
     nf_info("SIGHUP: reloading");
     nf_reloader_reload(s->reloader);
+}
+
+/* The listeners: --listen plain, or TLS when --tls-cert is given without
+ * --listen-tls; --listen-tls TLS beside it. Returns 0, or a negative code
+ * and err ("cannot listen: ...", "TLS: ..."). */
+static int start_listening(server *s, char *err, size_t errcap)
+{
+    const config *cfg = s->cfg;
+    char why[512];
+    if (cfg->tls_cert) {
+        int rc = nf_tls_new(cfg->tls_cert, cfg->tls_key, (nf_tls_version)cfg->tls_min_version, &s->tls, why, sizeof why);
+        if (rc != 0) {
+            snprintf(err, errcap, "TLS: %s", rc == NF_ENOMEM ? "out of memory" : why);
+            return rc;
+        }
+        rc = nf_tls_watch(s->tls, s->base);
+        if (rc != 0)
+            nf_warn("tls: cannot watch %s (%s): reload it with SIGHUP", cfg->tls_cert, strerror(-rc));
+    }
+    bool tls_on_listen = cfg->tls_cert && !cfg->tls_host[0];
+    int rc = tls_on_listen ? nf_host_listen_tls(s->host, cfg->host, cfg->port, s->tls, why, sizeof why)
+                           : nf_host_listen(s->host, cfg->host, cfg->port, why, sizeof why);
+    if (rc == 0 && cfg->tls_host[0])
+        rc = nf_host_listen_tls(s->host, cfg->tls_host, cfg->tls_port, s->tls, why, sizeof why);
+    if (rc != 0)
+        snprintf(err, errcap, "cannot listen: %s", why);
+    return rc;
+}
+
+/* "127.0.0.1:8080" (plain only, as before TLS), "https [::1]:8443", or
+ * "http ... and https ...", for the log. */
+static void listening_on(const server *s, char *out, size_t cap)
+{
+    const config *cfg = s->cfg;
+    bool both = cfg->tls_host[0] != '\0', tls_only = cfg->tls_cert && !both;
+    const char *h1 = cfg->host, *h2 = cfg->tls_host;
+    int n = snprintf(out, cap, "%s%s%s%s:%d", tls_only ? "https " : both ? "http " : "", strchr(h1, ':') ? "[" : "", h1,
+                     strchr(h1, ':') ? "]" : "", tls_only ? nf_host_tls_port(s->host) : nf_host_port(s->host));
+    if (both && n > 0 && (size_t)n < cap)
+        snprintf(out + n, cap - (size_t)n, " and https %s%s%s:%d", strchr(h2, ':') ? "[" : "", h2,
+                 strchr(h2, ':') ? "]" : "", nf_host_tls_port(s->host));
 }
 
 static int check_app(const config *cfg, struct event_base *base, const nf_lua_options *lo)
@@ -579,8 +660,8 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
         nf_host_set_static_root(s.host, cfg->static_root);
     if (cfg->origins)
         nf_host_set_allowed_origins(s.host, cfg->origins);
-    if (nf_host_listen(s.host, cfg->host, cfg->port, err, sizeof err) != 0) {
-        fprintf(stderr, "neffos: cannot listen: %s\n", err);
+    if (start_listening(&s, err, sizeof err) != 0) {
+        fprintf(stderr, "neffos: %s\n", err);
         rc = 2;
         goto out;
     }
@@ -606,8 +687,9 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
         if (w > 0 && (size_t)w < sizeof eps - used)
             used += (size_t)w;
     }
-    nf_info("neffos %s listening on %s%s%s:%d, endpoints: %s, app: %s", NF_VERSION, strchr(cfg->host, ':') ? "[" : "",
-            cfg->host, strchr(cfg->host, ':') ? "]" : "", nf_host_port(s.host), eps, cfg->app);
+    char where[600];
+    listening_on(&s, where, sizeof where);
+    nf_info("neffos %s listening on %s, endpoints: %s, app: %s", NF_VERSION, where, eps, cfg->app);
 
     event_base_dispatch(base);
     nf_watchdog_disarm(s.watchdog);
@@ -623,6 +705,7 @@ out:
         nf_host_free(s.host);
     nf_lua_free(s.app);
     nf_watchdog_free(s.watchdog);
+    nf_tls_free(s.tls);
     return rc;
 }
 
@@ -650,6 +733,7 @@ int main(int argc, char **argv)
         .watchdog_warn_ms = 2000,
         .watchdog_kill_ms = 30000,
         .limits = nf_limits_default(),
+        .tls_min_version = NF_TLS_1_2,
     };
     int rc = parse_args(argc, argv, &cfg);
     if (rc >= 0)

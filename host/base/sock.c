@@ -31,4 +31,4 @@ static ssize_t plain_writev(nf_sock *s, const struct iovec *iov, int n)
     }
 }
 
-const nf_sock_ops nf_sock_plain = { plain_read, plain_writev };
+const nf_sock_ops nf_sock_plain = { plain_read, plain_writev, NULL };

@@ -4,12 +4,14 @@
  * through nf_sock_read / nf_sock_writev, so a transport other than a plain
  * socket (TLS: SSL_read / SSL_write) plugs in by giving its own ops and ctx,
  * and nothing above this file changes. The plain transport (nf_sock_plain)
- * is read(2) into the caller's buffer and writev(2).
+ * is read(2) into the caller's buffer and writev(2); the TLS one is
+ * host/tls (nf_tls_sock_init).
  *
  * Owns nothing: the descriptor belongs to the caller (its bufferevent). */
 #ifndef NF_SOCK_H
 #define NF_SOCK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -27,6 +29,12 @@ typedef struct nf_sock_ops {
      * must be offered the same bytes again after NF_EAGAIN (TLS) relies on
      * the caller doing so: the caller drains only what was written. */
     ssize_t (*writev)(nf_sock *s, const struct iovec *iov, int n);
+    /* True if the transport holds input it could return now, already
+     * taken from the socket (TLS: a decrypted record the last read had no
+     * room for), which the descriptor's readiness does not show: the
+     * caller reads again without waiting for it. NULL: never (a plain
+     * socket). */
+    bool (*pending)(const nf_sock *s);
 } nf_sock_ops;
 
 struct nf_sock {
@@ -46,5 +54,6 @@ static inline void nf_sock_init_plain(nf_sock *s, int fd)
 
 static inline ssize_t nf_sock_read(nf_sock *s, void *buf, size_t len) { return s->ops->read(s, buf, len); }
 static inline ssize_t nf_sock_writev(nf_sock *s, const struct iovec *iov, int n) { return s->ops->writev(s, iov, n); }
+static inline bool nf_sock_pending(const nf_sock *s) { return s->ops->pending && s->ops->pending(s); }
 
 #endif

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -33,6 +34,7 @@
 #include "http.h"
 #include "linger.h"
 #include "log.h"
+#include "tls.h"
 
 #include "exchange.h"
 
@@ -72,7 +74,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_ws_read_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
-nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
+nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote, bool tls)
 {
     nf_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -82,7 +84,13 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
     c->refs = 1;                      /* the loop's reference, dropped at teardown */
     c->state = NF_CONN_HTTP;
     c->opened_ms = nf_now_ms();
-    nf_sock_init_plain(&c->sock, bufferevent_getfd(bev));
+    c->tls = tls;
+    /* A TLS connection's transport is its SSL (tls.h); only the HTTP phase
+     * reads through the bufferevent, which runs the handshake. */
+    if (tls)
+        nf_tls_sock_init(&c->sock, bev);
+    else
+        nf_sock_init_plain(&c->sock, bufferevent_getfd(bev));
     nf_list_init(&c->ep_link);
     nf_list_init(&c->id_link);
     nf_list_init(&c->nsconns);
@@ -107,8 +115,18 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote)
 static void close_socket(nf_conn *c)
 {
     evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (c->peer_gone || fd < 0) {
+    if (c->peer_gone || fd < 0 || (c->tls && !c->tls_ready)) {
+        bufferevent_free(c->bev);   /* a TLS handshake cut short has nothing in flight */
+        return;
+    }
+    if (c->tls) {
+        /* close_notify, then the bufferevent frees the SSL and closes fd
+         * (it owns both, tls.h); the socket lingers as a duplicate. */
+        nf_tls_close_notify(c->bev);
+        fd = dup(fd);
         bufferevent_free(c->bev);
+        if (fd >= 0)
+            nf_linger_close(c->host->linger, fd);
         return;
     }
     bufferevent_setfd(c->bev, -1);   /* the bufferevent no longer closes it */
@@ -621,8 +639,9 @@ static void resume_reading(nf_conn *c)
         return;
     c->read_paused = false;
     event_add(c->read_ev, NULL);
-    /* What was read before the pause has waited unparsed. */
-    if (nf_ws_input_pending(c->ws))
+    /* What was read before the pause has waited unparsed, or in the
+     * transport (TLS records decrypted, which epoll cannot see). */
+    if (nf_ws_input_pending(c->ws) || nf_sock_pending(&c->sock))
         event_active(c->read_ev, EV_READ, 0);
 }
 
@@ -685,6 +704,10 @@ static void conn_ws_read_cb(evutil_socket_t fd, short what, void *arg)
         if (c->state < NF_CONN_CLOSING)
             nf_conn_output_has_room(c);   /* closes it: a slow reader */
     }
+    /* The transport holds input the socket no longer shows (TLS: a record
+     * decrypted past the reads' bound): epoll would not wake us for it. */
+    if (!c->torn_down && !c->read_paused && c->read_ev && nf_sock_pending(&c->sock))
+        event_active(c->read_ev, EV_READ, 0);
     if (!c->torn_down)
         maybe_finish(c);
     nf_conn_unref(c);
@@ -722,11 +745,43 @@ static void output_drained(nf_conn *c)
     maybe_finish(c);
 }
 
+/* The HTTP phase of a TLS connection: the bufferevent's output through the
+ * transport (SSL_write), as the WebSocket's output below. Its output is not
+ * frozen: an OpenSSL bufferevent drains it unfrozen. */
+static int conn_write_http_tls(nf_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer_iovec v[WRITE_IOV_MAX];
+    struct iovec iov[WRITE_IOV_MAX];
+    for (int round = 0; round < WRITE_ROUNDS_MAX; round++) {
+        int n = evbuffer_peek(out, -1, NULL, v, WRITE_IOV_MAX);
+        if (n <= 0)
+            return 0;
+        if (n > WRITE_IOV_MAX)
+            n = WRITE_IOV_MAX;
+        size_t want = 0;
+        for (int i = 0; i < n; i++) {
+            iov[i] = (struct iovec){ v[i].iov_base, v[i].iov_len };
+            want += v[i].iov_len;
+        }
+        ssize_t w = nf_sock_writev(&c->sock, iov, n);
+        if (w < 0)
+            return w == NF_EAGAIN ? 0 : (int)w;
+        if (evbuffer_drain(out, (size_t)w) != 0)
+            return NF_EIO;   /* the bytes would go out twice */
+        if ((size_t)w < want)
+            return 0;
+    }
+    return 0;
+}
+
 /* The one place a connection's bytes go to its socket. Returns 0 (all or
  * part written, or the socket is full) or -errno when the peer is gone. */
 static int conn_write(nf_conn *c)
 {
     evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (c->ws == NULL && c->tls)
+        return conn_write_http_tls(c);
     if (c->ws == NULL) {   /* the HTTP phase: a static file may be a file segment */
         struct evbuffer *out = bufferevent_get_output(c->bev);
         evbuffer_unfreeze(out, 1);
@@ -818,6 +873,15 @@ static void conn_writable_cb(evutil_socket_t fd, short what, void *arg)
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     nf_conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->tls_ready = true;   /* the TLS handshake is done: the HTTP request comes next */
+        return;
+    }
+    if (c->tls && !c->tls_ready && (what & BEV_EVENT_ERROR)) {
+        char why[160];
+        nf_refusal(c->host, NF_REFUSED_TLS_HANDSHAKE, c->remote, "TLS handshake failed: %s",
+                   nf_tls_error(bev, why, sizeof why));
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         c->peer_gone = true;
         nf_conn_teardown(c);
@@ -838,7 +902,8 @@ void nf_conn_sweep(nf_conn *c, uint64_t now)
     if ((c->state == NF_CONN_HTTP || c->state == NF_CONN_OPEN) &&
         now - c->opened_ms >= lim->handshake_timeout_ms) {
         nf_refusal_conn(c, c->state == NF_CONN_OPEN ? c->ep : NULL, NF_REFUSED_HANDSHAKE_TIMEOUT, "handshake timeout (%s)",
-                   c->state == NF_CONN_HTTP ? "no HTTP request" : "no \"M\"");
+                   c->state == NF_CONN_OPEN ? "no \"M\"" : c->tls && !c->tls_ready ? "TLS handshake not finished"
+                                                                               : "no HTTP request");
         if (c->state == NF_CONN_HTTP)
             nf_conn_teardown(c);
         else
@@ -902,7 +967,7 @@ void nf_conn_set_request(nf_conn *c, nf_request *req)
 
 void nf_conn_read_pipelined(nf_conn *c)
 {
-    if (c->ws && c->read_ev && c->state == NF_CONN_OPEN && nf_ws_input_pending(c->ws))
+    if (c->ws && c->read_ev && c->state == NF_CONN_OPEN && (nf_ws_input_pending(c->ws) || nf_sock_pending(&c->sock)))
         event_active(c->read_ev, EV_READ, 0);
 }
 

@@ -94,6 +94,8 @@ void nf_host_free(nf_host *h)
         nf_conn_teardown(NF_LIST_ENTRY(it, nf_conn, host_link));
     if (h->listener)
         evconnlistener_free(h->listener);
+    if (h->tls_listener)
+        evconnlistener_free(h->tls_listener);
     nf_host_set_allowed_origins(h, NULL);
     for (nf_endpoint **list = &h->endpoints; list; list = list == &h->endpoints ? &h->retired : NULL) {
         while (*list) {
@@ -129,6 +131,7 @@ struct event_base *nf_host_base(nf_host *h) { return h->base; }
 const nf_limits *nf_host_limits(const nf_host *h) { return &h->limits; }
 size_t nf_host_connection_count(const nf_host *h) { return h->ws_count; }
 int nf_host_port(const nf_host *h) { return h->port; }
+int nf_host_tls_port(const nf_host *h) { return h->tls_port; }
 
 void nf_host_set_static_root(nf_host *h, const char *root)
 {
@@ -256,10 +259,10 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
 
 /* Admission of a connected socket, the one path for accept(2) and
  * nf_host_adopt: the connection limits, then a connection in the HTTP
- * phase. Returns 0 (*out the connection, if out), or NF_EAGAIN (refused by
- * a limit: counted and logged), NF_EINVAL, NF_ENOMEM; fd is closed on
- * failure. */
-static int admit(nf_host *h, evutil_socket_t fd, const char *remote, nf_conn **out)
+ * phase (behind a TLS handshake first if tls). Returns 0 (*out the
+ * connection, if out), or NF_EAGAIN (refused by a limit: counted and
+ * logged), NF_EINVAL, NF_ENOMEM; fd is closed on failure. */
+static int admit(nf_host *h, evutil_socket_t fd, const char *remote, nf_tls *tls, nf_conn **out)
 {
     int one = 1;
     if (out)
@@ -285,13 +288,14 @@ static int admit(nf_host *h, evutil_socket_t fd, const char *remote, nf_conn **o
     }
     /* libevent leaves Nagle on; small frames must not wait for it. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct bufferevent *bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = tls ? nf_tls_accept(tls, h->base, fd)
+                                  : bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
         ip_release(h, remote);
         evutil_closesocket(fd);
         return NF_ENOMEM;
     }
-    nf_conn *c = nf_conn_new(h, bev, remote);
+    nf_conn *c = nf_conn_new(h, bev, remote, tls != NULL);
     if (c == NULL) {
         ip_release(h, remote);
         bufferevent_free(bev);
@@ -307,7 +311,15 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     char remote[64];
     format_addr(sa, remote, sizeof remote);
-    admit(arg, fd, remote, NULL);
+    admit(arg, fd, remote, NULL, NULL);
+}
+
+static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    nf_host *h = arg;
+    char remote[64];
+    format_addr(sa, remote, sizeof remote);
+    admit(h, fd, remote, h->tls, NULL);
 }
 
 /* accept() failed for want of a resource: descriptors (EMFILE, ENFILE) or
@@ -348,9 +360,13 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
     h->metrics.accept_paused = 0;
     if (h->listener)
         evconnlistener_enable(h->listener);
+    if (h->tls_listener)
+        evconnlistener_enable(h->tls_listener);
 }
 
-int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t errcap)
+/* Binds a listener on host:port for cb; *port_out gets the port bound. */
+static int bind_listener(nf_host *h, const char *host, int port, evconnlistener_cb cb, struct evconnlistener **out,
+                         int *port_out, char *err, size_t errcap)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
     struct addrinfo *res = NULL;
@@ -361,23 +377,35 @@ int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t err
         snprintf(err, errcap, "%s:%d: %s", host, port, gai_strerror(rc));
         return rc == EAI_MEMORY ? NF_ENOMEM : NF_EINVAL;
     }
-    h->listener = evconnlistener_new_bind(h->base, accept_cb, h,
+    struct evconnlistener *l = evconnlistener_new_bind(h->base, cb, h,
                                           LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                           1024, res->ai_addr, (int)res->ai_addrlen);
     int saved = errno;
     freeaddrinfo(res);
-    if (h->listener == NULL) {
+    if (l == NULL) {
         snprintf(err, errcap, "%s:%d: %s", host, port,
                  saved == EADDRINUSE ? "address already in use" : strerror(saved));
         return saved > 0 ? -saved : NF_EIO;
     }
-    evconnlistener_set_error_cb(h->listener, accept_error_cb);
+    evconnlistener_set_error_cb(l, accept_error_cb);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (getsockname(evconnlistener_get_fd(h->listener), (struct sockaddr *)&ss, &sl) == 0)
-        h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl) == 0)
+        *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    *out = l;
     return 0;
+}
+
+int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t errcap)
+{
+    return bind_listener(h, host, port, accept_cb, &h->listener, &h->port, err, errcap);
+}
+
+int nf_host_listen_tls(nf_host *h, const char *host, int port, nf_tls *tls, char *err, size_t errcap)
+{
+    h->tls = tls;
+    return bind_listener(h, host, port, accept_tls_cb, &h->tls_listener, &h->tls_port, err, errcap);
 }
 
 /* ---- the HTTP phase ------------------------------------------------------------------ */
@@ -484,6 +512,11 @@ static void answer_metrics(nf_conn *c, bool head)
         return;
     h->metrics.lingering = nf_linger_count(h->linger);
     nf_metrics_render(&h->metrics, h->ws_count, eps, body);
+    if (h->tls) {
+        nf_tls_stats ts;
+        nf_tls_get_stats(h->tls, &ts);
+        nf_metrics_render_tls(&ts, body);
+    }
     size_t len = evbuffer_get_length(body);
     struct evbuffer *out = nf_conn_output(c);
     nf_http_write_head(out, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", len);
@@ -643,6 +676,10 @@ void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *
         evconnlistener_free(h->listener);
         h->listener = NULL;
     }
+    if (h->tls_listener) {
+        evconnlistener_free(h->tls_listener);
+        h->tls_listener = NULL;
+    }
     /* A connection whose handler is running (waiting on an ask, a sleep)
      * is closed when that handler finishes (nf_conn_drain), or when the
      * grace period ends; the others right away. */
@@ -733,7 +770,7 @@ void nf_host_set_allowed_origins(nf_host *h, const char *csv)
 
 int nf_host_adopt(nf_host *h, int fd, const char *remote, nf_conn **out)
 {
-    return admit(h, fd, remote, out);
+    return admit(h, fd, remote, NULL, out);
 }
 
 /* The periodic sweep, after failing the server asks past their deadline:

@@ -27,6 +27,7 @@
 #include "proto.h"
 #include "refusal.h"
 #include "sock.h"
+#include "tls.h"
 #include "ws.h"
 
 struct bufferevent;
@@ -41,6 +42,9 @@ struct nf_host {
     void *app;
     struct evconnlistener *listener;
     int port;
+    struct evconnlistener *tls_listener;   /* --listen-tls, or NULL */
+    int tls_port;
+    nf_tls *tls;                     /* its certificate (main's, not owned), or NULL */
     nf_endpoint *endpoints;          /* mount order */
     nf_endpoint *retired;            /* unmounted, kept until the host is freed */
     char **allowed_origins;          /* NULL-terminated, or NULL = any */
@@ -176,6 +180,8 @@ struct nf_conn {
     bool answered_handshake;         /* "A" or "H" was sent */
     bool write_armed;                /* a write was short: write_ev waits for the socket */
     bool read_paused;                /* output over the bound: socket not read (back-pressure) */
+    bool tls;                        /* a TLS bufferevent (tls.h); sock is the TLS transport */
+    bool tls_ready;                  /* its handshake is complete (BEV_EVENT_CONNECTED) */
     nf_list flush_link;              /* in nf_host.flushq */
     struct event *write_ev;          /* EV_WRITE on the socket, made at the first short write */
     char *id;
@@ -214,7 +220,8 @@ enum { NF_LIMIT_NAME = 1u << 16, NF_LIMIT_NAMES_PER_CONN = 1u << 17, NF_LIMIT_BU
 /* time: nf_now_ms(), see clock.h */
 
 /* conn.c */
-nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote);
+/* tls: bev is a TLS bufferevent (nf_tls_accept) still in its handshake. */
+nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote, bool tls);
 void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep);
 void nf_conn_on_ws_message(void *ud, bool binary, const uint8_t *data, size_t len);
 void nf_conn_teardown(nf_conn *c);

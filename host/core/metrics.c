@@ -5,6 +5,7 @@
 
 #include "heap.h"
 #include "deflate.h"
+#include "tls.h"
 
 static void counter(struct evbuffer *out, const char *name, const char *help, const char *labels, uint64_t v)
 {
@@ -32,6 +33,7 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_refusals_total", NULL, "{reason=\"on_connect\"}", m->refused_on_connect);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"id\"}", m->refused_id);
     counter(out, "neffos_refusals_total", NULL, "{reason=\"handshake_timeout\"}", m->handshake_timeouts);
+    counter(out, "neffos_refusals_total", NULL, "{reason=\"tls_handshake\"}", m->refused_tls_handshake);
     counter(out, "neffos_accept_errors_total", "accept() failures, by reason; each pauses accepting briefly.",
             "{reason=\"emfile\"}", m->accept_emfile);
     counter(out, "neffos_accept_errors_total", NULL, "{reason=\"enfile\"}", m->accept_enfile);
@@ -99,4 +101,13 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
         counter(out, "neffos_exchange_dropped_total", "Publishes dropped while the broker was down.", NULL,
                 m->exchange_dropped);
     }
+}
+
+void nf_metrics_render_tls(const nf_tls_stats *s, struct evbuffer *out)
+{
+    counter(out, "neffos_tls_reloads_total", "TLS certificate reloads (SIGHUP, the files changed), by result.",
+            "{result=\"ok\"}", s->reloads_ok);
+    counter(out, "neffos_tls_reloads_total", NULL, "{result=\"failed\"}", s->reloads_failed);
+    gauge(out, "neffos_tls_certificate_expiry_seconds", "When the serving TLS certificate expires, Unix time.",
+          (long long)s->not_after);
 }

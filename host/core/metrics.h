@@ -17,6 +17,7 @@ typedef struct nf_metrics {
     uint64_t refused_on_connect;     /* on_connect returned an error */
     uint64_t refused_id;             /* the ID was refused: empty, too long, not UTF-8, generator failed */
     uint64_t handshake_timeouts;
+    uint64_t refused_tls_handshake;  /* TLS handshakes that failed (a stalled one is a handshake timeout) */
     uint64_t closed;
     uint64_t messages_in;
     uint64_t messages_out;
@@ -58,5 +59,9 @@ typedef struct nf_metrics {
 
 /* Appends the Prometheus text exposition of m plus the gauges given. */
 void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints, struct evbuffer *out);
+
+struct nf_tls_stats;
+/* Appends the TLS certificate's reloads and expiry (tls.h), when TLS is on. */
+void nf_metrics_render_tls(const struct nf_tls_stats *s, struct evbuffer *out);
 
 #endif

@@ -161,6 +161,15 @@ int nf_host_listen(nf_host *h, const char *host, int port, char *err, size_t err
 /* The port actually bound (useful with port 0). */
 int nf_host_port(const nf_host *h);
 
+struct nf_tls;
+/* Listens on HOST:PORT for TLS (https://, wss://) with tls's certificate
+ * (host/tls/tls.h; the caller keeps tls alive as long as h, and reloads
+ * it). Beside nf_host_listen or instead of it: the two listeners serve the
+ * same endpoints. Returns as nf_host_listen. */
+int nf_host_listen_tls(nf_host *h, const char *host, int port, struct nf_tls *tls, char *err, size_t errcap);
+/* The TLS port actually bound, 0 if none. */
+int nf_host_tls_port(const nf_host *h);
+
 /* Adopts an already-connected stream socket as a new connection: the accept
  * path without accept(2) (the connection limits apply; fd is made
  * non-blocking and owned from here on, closed on every error). The

@@ -9,7 +9,7 @@
 #define REFUSAL_LOG_EVERY_MS 1000
 
 static const char *const reason_names[NF_REFUSAL_REASONS] = {
-    "limit", "bad_request", "origin", "on_connect", "handshake_timeout",
+    "limit", "bad_request", "origin", "on_connect", "handshake_timeout", "tls_handshake",
 };
 
 static uint64_t *counter_of(nf_metrics *m, nf_refusal_reason why)
@@ -19,6 +19,7 @@ static uint64_t *counter_of(nf_metrics *m, nf_refusal_reason why)
     case NF_REFUSED_BAD_REQUEST: return &m->refused_bad_request;
     case NF_REFUSED_ORIGIN: return &m->refused_origin;
     case NF_REFUSED_ON_CONNECT: return &m->refused_on_connect;
+    case NF_REFUSED_TLS_HANDSHAKE: return &m->refused_tls_handshake;
     default: return &m->handshake_timeouts;
     }
 }

@@ -1,5 +1,6 @@
 /* refusal.h - connections refused before they become neffos connections
- * (limits, malformed requests, origins, on_connect, handshake timeouts):
+ * (limits, malformed requests, origins, on_connect, handshake timeouts, failed
+ * TLS handshakes):
  * each is counted in neffos_refusals_total{reason} and logged at info with
  * the remote address, at most one line per reason per second, so that a
  * flood of refusals cannot flood the log. The refusals left out are counted
@@ -17,6 +18,7 @@ typedef enum nf_refusal_reason {
     NF_REFUSED_ORIGIN,              /* --allowed-origins */
     NF_REFUSED_ON_CONNECT,          /* the app's on_connect said no */
     NF_REFUSED_HANDSHAKE_TIMEOUT,   /* --handshake-timeout-ms */
+    NF_REFUSED_TLS_HANDSHAKE,       /* the TLS handshake failed (not TLS, no shared version or cipher, ...) */
     NF_REFUSAL_REASONS
 } nf_refusal_reason;
 

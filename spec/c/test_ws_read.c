@@ -58,7 +58,7 @@ static ssize_t counting_read(nf_sock *s, void *buf, size_t len)
     return n;
 }
 
-static const nf_sock_ops counting_ops = { counting_read, NULL };
+static const nf_sock_ops counting_ops = { counting_read, NULL, NULL };
 
 static bool in_a_read(const harness *h, const uint8_t *p, size_t len)
 {

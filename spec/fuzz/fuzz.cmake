@@ -51,6 +51,7 @@ if(NF_FUZZ)
     target_compile_definitions(fuzz_${name} PRIVATE NF_VERSION="${PROJECT_VERSION}")
     target_compile_options(fuzz_${name} PRIVATE ${NF_FUZZ_FLAGS})
     target_link_options(fuzz_${name} PRIVATE ${NF_FUZZ_FLAGS})
-    target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LIBEVENT PkgConfig::HIREDIS ${WSLAY_LIBRARY} ZLIB::ZLIB m)
+    target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LIBEVENT PkgConfig::LIBEVENT_OPENSSL PkgConfig::OPENSSL
+                          PkgConfig::HIREDIS ${WSLAY_LIBRARY} ZLIB::ZLIB m)
   endforeach()
 endif()

@@ -84,7 +84,7 @@ static ssize_t mem_write(nf_sock *s, const struct iovec *iov, int n)
     return NF_EAGAIN;   /* the harness reads the output itself */
 }
 
-static const nf_sock_ops mem_ops = { mem_read, mem_write };
+static const nf_sock_ops mem_ops = { mem_read, mem_write, NULL };
 
 static bool utf8_valid(const uint8_t *s, size_t n)
 {

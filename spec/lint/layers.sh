@@ -12,15 +12,16 @@ allowed() {   # the layers a layer may include
         host/codec) echo "host/base host/codec" ;;
         host/http) echo "host/base host/http" ;;
         host/ws) echo "host/base host/ws" ;;
-        host/core) echo "host/base host/codec host/http host/ws host/core" ;;
+        host/tls) echo "host/base host/tls" ;;
+        host/core) echo "host/base host/codec host/http host/ws host/tls host/core" ;;
         host/cluster) echo "host/base host/codec host/core host/cluster" ;;
         host/client) echo "host/base host/codec host/client" ;;
-        bindings) echo "host/base host/codec host/http host/ws host/core host/cluster host/client bindings" ;;
+        bindings) echo "host/base host/codec host/http host/ws host/tls host/core host/cluster host/client bindings" ;;
         *) echo "?" ;;
     esac
 }
 layer_of_header() {   # the folder holding a header of that name, or nothing (a system header)
-    for d in host/base host/codec host/http host/ws host/core host/cluster host/client bindings; do
+    for d in host/base host/codec host/http host/ws host/tls host/core host/cluster host/client bindings; do
         [ -f "$d/$1" ] && { echo "$d"; return; }
     done
 }

@@ -19,11 +19,17 @@ test('the package is installed, and its binary is the one this tree builds', () 
   assert.ok(status.endsWith(` ${version}`), `installed ${status}, tree ${version}`);
 });
 
-test('neffos --version names the versions of Lua, libevent, wslay and hiredis', () => {
+test('neffos --version names the versions of Lua, libevent, wslay, hiredis and OpenSSL', () => {
   const out = execFileSync(BIN, ['--version']).toString();
-  for (const re of [/^neffos \d+\.\d+\.\d+/m, /Lua 5\.4\.\d+/, /libevent \d+\.\d+/, /wslay \d+\.\d+/, /hiredis \d+\.\d+\.\d+/]) {
+  for (const re of [/^neffos \d+\.\d+\.\d+/m, /Lua 5\.4\.\d+/, /libevent \d+\.\d+/, /wslay \d+\.\d+/, /hiredis \d+\.\d+\.\d+/,
+    /OpenSSL 3\.\d+/]) {
     assert.match(out, re);
   }
+});
+
+test('the package depends on the TLS libraries the binary links (dpkg-shlibdeps)', () => {
+  const deps = execFileSync('dpkg-query', ['-W', '-f', '${Depends}', 'neffos']).toString();
+  for (const lib of ['libssl3', 'libevent-openssl-2.1-7']) assert.match(deps, new RegExp(`\\b${lib}\\b`), deps);
 });
 
 test('the installed files are in their FHS places: Lua library, editor annotations, luacheck standard, examples, docs, man page, systemd unit', () => {

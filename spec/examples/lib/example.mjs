@@ -20,19 +20,20 @@ export function artifact(name) {
 
 const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error:/;
 
-/** Runs examples/NAME/run.sh with PORT set; resolves once the server logs that it listens. */
-export async function startExample(name, readyMs = 10_000) {
+/** Runs examples/NAME/run.sh with PORT set; resolves once the server logs that it listens.
+ *  `args` go to the server (run.sh passes them on); `tls`: they make it serve TLS (https, wss). */
+export async function startExample(name, readyMs = 10_000, { args = [], tls = false } = {}) {
   const port = await freePort();
   // run.sh ends with `exec neffos ...`, so this process becomes the server and gets our signals.
-  const proc = spawn('sh', [path.join(ROOT, 'examples', name, 'run.sh')], {
+  const proc = spawn('sh', [path.join(ROOT, 'examples', name, 'run.sh'), ...args], {
     cwd: ROOT,
     env: { ...process.env, PORT: String(port), NEFFOS_BIN: BIN },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const ex = {
     port, pid: proc.pid, out: '', exit: null,
-    url: (p = '/echo') => `ws://127.0.0.1:${port}${p}`,
-    httpUrl: (p = '/') => `http://127.0.0.1:${port}${p}`,
+    url: (p = '/echo') => `${tls ? 'wss' : 'ws'}://127.0.0.1:${port}${p}`,
+    httpUrl: (p = '/') => `${tls ? 'https' : 'http'}://127.0.0.1:${port}${p}`,
     logs: () => ex.out,
     async stop() {
       if (!ex.exit) {

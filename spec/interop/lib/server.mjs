@@ -5,10 +5,14 @@
 // Environment (set by spec/tests.cmake; the defaults suit a manual run from the repo root):
 //   NEFFOS_BIN   the server binary       (default: <root>/build/neffos)
 //   NEFFOS_ROOT  the repository root     (default: three levels above this file)
+//   NEFFOS_TEST_TLS  a directory with ca.pem, tls.pem and tls.key (lib/tls.mjs): every server is
+//                started with --tls-cert/--tls-key, every client speaks wss:// / https:// trusting
+//                ca.pem (spec/interop/tls_core.test.mjs runs the core files so)
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, after } from 'node:test';
@@ -19,6 +23,13 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(process.env.NEFFOS_ROOT || path.join(here, '..', '..', '..'));
 export const BIN = path.resolve(ROOT, process.env.NEFFOS_BIN || path.join('build', 'neffos'));
 export { neffos };
+
+/** TLS mode (NEFFOS_TEST_TLS), or null. */
+export const TLS = process.env.NEFFOS_TEST_TLS ? {
+  ca: readFileSync(path.join(process.env.NEFFOS_TEST_TLS, 'ca.pem')),
+  cert: path.join(process.env.NEFFOS_TEST_TLS, 'tls.pem'),
+  key: path.join(process.env.NEFFOS_TEST_TLS, 'tls.key'),
+} : null;
 
 /** Per-test options for node:test: no single test may run longer than this. */
 export const T = { timeout: 30_000 };
@@ -73,13 +84,13 @@ export function freePort() {
   });
 }
 
-/** Does something accept TCP connections on 127.0.0.1:port? */
+/** Does something accept TCP connections on 127.0.0.1:port (in TLS mode: complete a handshake)? */
 export function canConnect(port) {
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
+    const s = TLS ? tls.connect({ host: '127.0.0.1', port, ca: TLS.ca }) : net.connect({ host: '127.0.0.1', port });
     const done = (ok) => { s.destroy(); resolve(ok); };
     s.setTimeout(500, () => done(false));
-    s.once('connect', () => done(true));
+    s.once(TLS ? 'secureConnect' : 'connect', () => done(true));
     s.once('error', () => done(false));
   });
 }
@@ -104,8 +115,8 @@ class Server {
   }
 
   /** ws:// URL of `p` (default: the app's endpoint). */
-  url(p = this.endpoint) { return `ws://127.0.0.1:${this.port}${p}`; }
-  httpUrl(p = this.endpoint) { return `http://127.0.0.1:${this.port}${p}`; }
+  url(p = this.endpoint) { return `${TLS ? 'wss' : 'ws'}://127.0.0.1:${this.port}${p}`; }
+  httpUrl(p = this.endpoint) { return `${TLS ? 'https' : 'http'}://127.0.0.1:${this.port}${p}`; }
   /** Everything the server has printed so far (stdout then stderr). */
   logs() { return this.out + this.err; }
   describe() {
@@ -145,7 +156,8 @@ export async function startServer(app, { args = [], endpoint = '/echo', readyMs 
   let lastErr;
   for (let attempt = 0; attempt < (fixedPort ? 1 : 4); attempt++) {
     const port = fixedPort ?? await freePort();
-    const argv = [...wrapper, BIN, ...args, '--listen', `127.0.0.1:${port}`, app];
+    const tlsArgs = TLS ? ['--tls-cert', TLS.cert, '--tls-key', TLS.key] : [];
+    const argv = [...wrapper, BIN, ...args, ...tlsArgs, '--listen', `127.0.0.1:${port}`, app];
     const proc = spawn(argv[0], argv.slice(1), {
       cwd: ROOT,
       env: { ...process.env, ...env },
@@ -214,6 +226,7 @@ export async function metricOf(s, name) {
 export async function dial(t, url, handlers = {}, options = undefined, ms = 5000) {
   let conn;
   try {
+    if (TLS) options = { ca: TLS.ca, ...options };
     conn = await withTimeout(neffos.dial(url, handlers, options), ms, `neffos.dial(${url})`);
   } catch (e) {
     if (e instanceof Error) throw e;
@@ -249,7 +262,8 @@ export class RawClient {
   /** Opens a WebSocket to `url` (no neffos handshake yet). */
   static open(t, url, { headers, perMessageDeflate } = {}, ms = 5000) {
     // perMessageDeflate: `ws`'s own default (offered) unless given.
-    const ws = new WebSocket(url, perMessageDeflate === undefined ? { headers } : { headers, perMessageDeflate });
+    const ws = new WebSocket(url, { headers, ...(perMessageDeflate === undefined ? {} : { perMessageDeflate }),
+                                    ...(TLS ? { ca: TLS.ca } : {}) });
     const client = new RawClient(ws);
     t?.after(() => client.terminate());
     return withTimeout(new Promise((resolve, reject) => {
@@ -333,7 +347,8 @@ export class RawClient {
 export function rawHttp(port, request, ms = 3000) {
   return withTimeout(new Promise((resolve, reject) => {
     const chunks = [];
-    const s = net.connect({ host: '127.0.0.1', port }, () => s.write(request));
+    const s = TLS ? tls.connect({ host: '127.0.0.1', port, ca: TLS.ca }, () => s.write(request))
+      : net.connect({ host: '127.0.0.1', port }, () => s.write(request));
     const finish = () => {
       const raw = Buffer.concat(chunks).toString('latin1');
       const end = raw.indexOf('\r\n\r\n');
