@@ -22,27 +22,8 @@ const ENV = { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS || ''}:quarantine_size_m
 const serve = (t, args = []) => serveFor(t, APP, args, { endpoint: '/raw', env: ENV });
 
 /** Upgrades with these extra header lines; resolves { ws, head } (head: the 101 answer's lines). */
-function openWith(t, port, extra = 'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n') {
-  return withTimeout(new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    let buf = Buffer.alloc(0);
-    const onData = (d) => {
-      buf = Buffer.concat([buf, d]);
-      const i = buf.indexOf('\r\n\r\n');
-      if (i < 0) return;
-      sock.off('data', onData);
-      const head = buf.slice(0, i).toString('latin1');
-      if (!/^HTTP\/1\.1 101 /.test(head)) { sock.destroy(); reject(new Error(`refused: ${head}`)); return; }
-      t.after(() => sock.destroy());
-      resolve({ ws: new RawWs(sock, buf.slice(i + 4)), head });
-    };
-    sock.on('data', onData);
-    sock.once('error', reject);
-    sock.once('connect', () => sock.write(
-      `GET /raw HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`));
-  }), 5000, 'the upgrade');
-}
+const openWith = (t, port, extra = 'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n') =>
+  RawWs.upgrade(t, net.connect({ host: '127.0.0.1', port }), { port, extra, ms: 5000 });
 
 const extensionsOf = (head) => (/^Sec-WebSocket-Extensions: (.*)$/im.exec(head) || [])[1];
 

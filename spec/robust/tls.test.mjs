@@ -272,24 +272,10 @@ test('frames sent with the upgrade request over TLS are read (decrypted by the b
   await withTimeout(new Promise((resolve, reject) => { sock.once('secureConnect', resolve); sock.once('error', reject); }), 5000, 'TLS handshake');
   // One write, one TLS record: the bufferevent decrypts the request and the two frames behind
   // it together; the frames must reach the WebSocket, which reads the SSL itself from then on.
-  sock.write(Buffer.concat([
-    Buffer.from(`GET /echo HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'),
-    frame(OP.TEXT, 'M'),
-    frame(OP.TEXT, '$0;default;;_OnNamespaceConnect;0;0;'),
-  ]));
-  const ws = await withTimeout(new Promise((resolve) => {
-    let head = Buffer.alloc(0);
-    const onData = (d) => {
-      head = Buffer.concat([head, d]);
-      const i = head.indexOf('\r\n\r\n');
-      if (i < 0) return;
-      sock.off('data', onData);
-      assert.match(head.slice(0, i).toString('latin1'), /^HTTP\/1\.1 101 /);
-      resolve(new RawWs(sock, head.slice(i + 4)));
-    };
-    sock.on('data', onData);
-  }), 5000, 'the 101');
+  const { ws, head } = await RawWs.upgrade(t, sock, {
+    port: s.port, path: '/echo', after: Buffer.concat([frame(OP.TEXT, 'M'), frame(OP.TEXT, '$0;default;;_OnNamespaceConnect;0;0;')]),
+  });
+  assert.match(head, /^HTTP\/1\.1 101 /);
   const next = async (what) => {   // the next data frame; pings (the server's barrier) answered
     for (;;) {
       const f = await ws.next(10_000, what);

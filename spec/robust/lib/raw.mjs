@@ -61,30 +61,37 @@ export class RawWs {
   }
 
   /** Opens TCP, sends the upgrade, waits for 101. */
-  static open(t, port, path = '/raw', ms = 5000) {
+  static async open(t, port, path = '/raw', ms = 5000) {
+    return (await RawWs.upgrade(t, net.connect({ host: '127.0.0.1', port }), { port, path, ms })).ws;
+  }
+
+  /** Sends the upgrade request on `sock` (connecting or connected: TCP or TLS), with `extra` header
+   *  lines (each ending in CRLF) and `after` (bytes written in the same write, behind the request),
+   *  waits for 101; resolves { ws, head } (head: the answer's header lines). */
+  static upgrade(t, sock, { port, path = '/raw', extra = '', after = Buffer.alloc(0), ms = 5000 } = {}) {
     return withTimeout(new Promise((resolve, reject) => {
-      const sock = net.connect({ host: '127.0.0.1', port });
-      let head = Buffer.alloc(0);
+      let buf = Buffer.alloc(0);
       const onData = (d) => {
-        head = Buffer.concat([head, d]);
-        const i = head.indexOf('\r\n\r\n');
+        buf = Buffer.concat([buf, d]);
+        const i = buf.indexOf('\r\n\r\n');
         if (i < 0) return;
         sock.off('data', onData);
-        const status = head.slice(0, i).toString('latin1').split('\r\n')[0];
-        if (!/^HTTP\/1\.1 101 /.test(status)) {
+        const head = buf.slice(0, i).toString('latin1');
+        if (!/^HTTP\/1\.1 101 /.test(head)) {
           sock.destroy();
-          reject(new Error(`upgrade refused: ${status}`));
+          reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`));
           return;
         }
-        const ws = new RawWs(sock, head.slice(i + 4));
         t?.after(() => sock.destroy());
-        resolve(ws);
+        resolve({ ws: new RawWs(sock, buf.slice(i + 4)), head });
       };
+      const send = () => sock.write(Buffer.concat([Buffer.from(
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`), after]));
       sock.on('data', onData);
       sock.once('error', reject);
-      sock.once('connect', () => sock.write(
-        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'));
+      if (sock.connecting === false && !sock.pending) send();
+      else sock.once(sock.encrypted ? 'secureConnect' : 'connect', send);
     }), ms, `WebSocket upgrade on ${path}`);
   }
 
