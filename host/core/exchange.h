@@ -26,6 +26,9 @@ typedef struct nf_exchange_ops {
     /* Ends an ask before its cb ran: the cb runs now, with NF_ASK_CLOSED. */
     void (*ask_cancel)(nf_exchange *x, void *handle);
     void (*free)(nf_exchange *x);
+    /* Optional: the open connections of ep's path in the whole process
+     * (--workers N: every worker's), ep's own included. NULL: ep's count. */
+    size_t (*count)(nf_exchange *x, nf_endpoint *ep);
 } nf_exchange_ops;
 
 struct nf_exchange {

@@ -26,8 +26,9 @@ typedef struct ws_slot {
 #define SLOT_POOL_MAX 1024
 #define WS_MAX_HEADER 14   /* bytes of a frame header: 2 + 8 (length) + 4 (mask) */
 
-static ws_slot *slot_pool;
-static size_t slot_pool_size;
+/* Per thread: each worker (--workers N) lends its own contexts. */
+static _Thread_local ws_slot *slot_pool;
+static _Thread_local size_t slot_pool_size;
 
 struct nf_ws {
     struct bufferevent *bev;
@@ -591,3 +592,13 @@ int nf_ws_send_shared(nf_ws *ws, nf_shared_frame *f)
 }
 
 size_t nf_shared_frame_size(const nf_shared_frame *f) { return f->len; }
+
+void nf_ws_pool_release(void)
+{
+    while (slot_pool) {
+        ws_slot *slot = slot_pool;
+        slot_pool = slot->next;
+        slot_destroy(slot);
+    }
+    slot_pool_size = 0;
+}

@@ -119,4 +119,8 @@ void nf_shared_frame_release(nf_shared_frame *f);
 int nf_ws_send_shared(nf_ws *ws, nf_shared_frame *f);
 size_t nf_shared_frame_size(const nf_shared_frame *f);
 
+/* Frees the wslay contexts this thread keeps for reuse (they are per
+ * thread: each worker of --workers N has its own); call as a thread ends. */
+void nf_ws_pool_release(void);
+
 #endif

@@ -1,0 +1,725 @@
+/* exchange_workers.c - see exchange_workers.h.
+ *
+ * Threads. Everything of a worker (its host, connections, endpoints, its
+ * `wx` and the asks and /metrics requests it waits on) is touched by its
+ * own thread only. What crosses is a call in a mailbox whose argument is
+ * owned by the receiving call from the moment the post succeeded; the
+ * pointers in it to the poster's records (an ask, a /metrics request) are
+ * only followed back on the poster's thread, in the answer the receiver
+ * posts. Shared: the count table (mutex), each worker's load (atomic), the
+ * turn of the acceptor's tie-break (the acceptor's thread only).
+ *
+ * Lifetimes. A worker whose loop ended is detached: its mailbox refuses new
+ * posts and runs those queued in stopped mode. From then on no answer can
+ * reach its records, so the host's exchange free (after detach) fails the
+ * asks still out with NF_ASK_CLOSED and frees them. */
+#include "exchange_workers.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "dict.h"
+#include "internal.h"
+#include "log.h"
+
+#define QUEUE_LOG_INTERVAL_MS 1000   /* at most one "queue full" line per worker per interval */
+
+typedef struct wx wx;
+
+typedef struct worker {
+    nf_workers *g;
+    unsigned id;
+    nf_host *host;
+    nf_mailbox *mb;
+    wx *x;                        /* the in-process exchange, or NULL */
+    atomic_size_t load;           /* open connections with an ID (the acceptor's choice) */
+    nf_list gathers;              /* /metrics requests waiting for the others */
+    bool stopped;                 /* detached (own thread) */
+    uint64_t queue_logged_ms;     /* own thread */
+} worker;
+
+/* Connections of one endpoint path, per worker. */
+typedef struct path_count {
+    size_t *per;                  /* [g->n] */
+    char path[];
+} path_count;
+
+struct nf_workers {
+    unsigned n;
+    size_t queue_cap;
+    unsigned turn;                /* the acceptor's tie-break (its thread only) */
+    pthread_mutex_t mu;
+    nf_dict *counts;              /* path -> path_count, under mu */
+    worker w[];
+};
+
+struct wx {
+    nf_exchange base;             /* first: the host holds an nf_exchange */
+    worker *w;
+    nf_list asks;                 /* wask.link */
+};
+
+/* ---- posting -------------------------------------------------------------------- */
+
+static void count_failure(worker *from, unsigned to, int rc)
+{
+    if (rc != NF_ENOBUFS)
+        return;
+    from->host->metrics.limit_worker_queue++;
+    uint64_t now = nf_now_ms();
+    if (from->queue_logged_ms == 0 || now - from->queue_logged_ms >= QUEUE_LOG_INTERVAL_MS) {
+        from->queue_logged_ms = now;
+        nf_warn("worker %u: the queue of worker %u is full (--max-worker-queue %zu): a message to it was dropped "
+                "(neffos_limit_hits_total{limit=\"worker_queue\"})", from->id + 1, to + 1, from->g->queue_cap);
+    }
+}
+
+/* A post from worker `from` (its thread) to worker `to`: counted both ways. */
+static int post(worker *from, unsigned to, nf_mailbox_fn fn, void *arg)
+{
+    int rc = nf_mailbox_post(from->g->w[to].mb, fn, arg);
+    if (rc == 0)
+        from->host->metrics.worker_messages_out++;
+    else
+        count_failure(from, to, rc);
+    return rc;
+}
+
+static void received(worker *w)
+{
+    if (!w->stopped)
+        w->host->metrics.worker_messages_in++;
+}
+
+/* Copies the endpoint's path (NUL-terminated) and then slices into one
+ * block: dst[i] point into data, which has room for path_room(path) plus
+ * every src[i].len. Returns where the path went. */
+static size_t path_room(const char *path) { return strlen(path) + 1; }
+
+static char *copy_slices(char *data, const char *path, nf_slice *dst, const nf_slice *src, size_t n)
+{
+    size_t plen = strlen(path) + 1;
+    memcpy(data, path, plen);
+    char *copied = data;
+    data += plen;
+    for (size_t i = 0; i < n; i++) {
+        if (src[i].len)
+            memcpy(data, src[i].ptr, src[i].len);
+        dst[i] = nf_slice_of(data, src[i].len);
+        data += src[i].len;
+    }
+    return copied;
+}
+
+static size_t slices_len(const nf_slice *s, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += s[i].len;
+    return len;
+}
+
+/* ---- broadcasts ------------------------------------------------------------------ */
+
+enum { B_NS, B_ROOM, B_EVENT, B_BODY, B_TO, B_EXCEPT, B_FIELDS };
+
+/* One broadcast for every other worker: copied once, shared by reference. */
+typedef struct wmsg {
+    atomic_uint refs;
+    bool binary;
+    nf_slice f[B_FIELDS];
+    char *path;                   /* the endpoint's, in data */
+    char data[];
+} wmsg;
+
+static void wmsg_release(wmsg *m)
+{
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+        free(m);
+}
+
+static void run_broadcast(void *owner, void *arg)
+{
+    worker *w = owner;
+    wmsg *m = arg;
+    received(w);
+    if (!w->stopped) {
+        nf_endpoint *ep = nf_host_find_endpoint(w->host, m->path);
+        if (ep) {
+            /* The excepted connection (not an ID) lives on the publisher. */
+            nf_broadcast b = { .ns = m->f[B_NS], .room = m->f[B_ROOM], .event = m->f[B_EVENT],
+                               .body = m->f[B_BODY], .binary = m->binary, .to = m->f[B_TO],
+                               .except_id = m->f[B_EXCEPT] };
+            nf_broadcast_local(ep, &b);
+        }
+    }
+    wmsg_release(m);
+}
+
+static void wx_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b)
+{
+    worker *w = ((wx *)x)->w;
+    nf_workers *g = w->g;
+    const char *path = nf_endpoint_path(ep);
+    nf_slice src[B_FIELDS] = { b->ns, b->room, b->event, b->body, b->to, b->except_id };
+    wmsg *m = malloc(sizeof *m + path_room(path) + slices_len(src, B_FIELDS));
+    if (m == NULL)
+        return;
+    m->binary = b->binary;
+    m->path = copy_slices(m->data, path, m->f, src, B_FIELDS);
+    atomic_init(&m->refs, 1);   /* ours, while posting */
+    for (unsigned i = 0; i < g->n; i++) {
+        if (i == w->id)
+            continue;
+        atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+        if (post(w, i, run_broadcast, m) != 0)
+            atomic_fetch_sub_explicit(&m->refs, 1, memory_order_relaxed);
+    }
+    wmsg_release(m);
+}
+
+/* Every worker delivers every broadcast to its own connections, whatever
+ * their namespaces: nothing to subscribe. */
+static void wx_subscribe_ns(nf_exchange *x, nf_endpoint *ep, nf_slice ns) {}
+static void wx_unsubscribe_ns(nf_exchange *x, nf_endpoint *ep, nf_slice ns) {}
+
+/* ---- connection counts ------------------------------------------------------------ */
+
+static void count_change(worker *w, nf_endpoint *ep, int delta)
+{
+    nf_workers *g = w->g;
+    const char *path = nf_endpoint_path(ep);
+    nf_slice key = nf_slice_of(path, strlen(path));
+    pthread_mutex_lock(&g->mu);
+    path_count *pc = nf_dict_get(g->counts, key);
+    if (pc == NULL && delta > 0) {
+        pc = calloc(1, sizeof *pc + key.len + 1);
+        size_t *per = calloc(g->n, sizeof *per);
+        if (pc == NULL || per == NULL) {
+            free(pc);
+            free(per);
+            pc = NULL;
+        } else {
+            pc->per = per;
+            memcpy(pc->path, path, key.len + 1);
+            if (nf_dict_set(g->counts, nf_slice_of(pc->path, key.len), pc) != 0) {
+                free(per);
+                free(pc);
+                pc = NULL;
+            }
+        }
+    }
+    if (pc && (delta > 0 || pc->per[w->id] > 0))
+        pc->per[w->id] += (size_t)delta;
+    pthread_mutex_unlock(&g->mu);
+    if (delta > 0)
+        atomic_fetch_add_explicit(&w->load, 1, memory_order_relaxed);
+    else if (atomic_load_explicit(&w->load, memory_order_relaxed) > 0)
+        atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+}
+
+static void wx_subscribe_id(nf_exchange *x, nf_endpoint *ep, nf_slice id) { count_change(((wx *)x)->w, ep, 1); }
+static void wx_unsubscribe_id(nf_exchange *x, nf_endpoint *ep, nf_slice id) { count_change(((wx *)x)->w, ep, -1); }
+
+/* ep's own connections, exactly, plus the other workers' with an ID. */
+static size_t wx_count(nf_exchange *x, nf_endpoint *ep)
+{
+    worker *w = ((wx *)x)->w;
+    nf_workers *g = w->g;
+    const char *path = nf_endpoint_path(ep);
+    size_t others = 0;
+    pthread_mutex_lock(&g->mu);
+    path_count *pc = nf_dict_get(g->counts, nf_slice_of(path, strlen(path)));
+    for (unsigned i = 0; pc && i < g->n; i++)
+        if (i != w->id)
+            others += pc->per[i];
+    pthread_mutex_unlock(&g->mu);
+    return ep->count + others;
+}
+
+/* ---- asks by ID ------------------------------------------------------------------- */
+
+/* An ask of this worker to the others (the asker's thread only). */
+typedef struct wask {
+    nf_list link;                 /* in wx.asks */
+    nf_ask_cb cb;
+    void *ud;
+    unsigned legs;                /* workers that have not answered */
+    bool done;                    /* cb ran */
+    nf_ask_status failure;        /* the most telling so far */
+} wask;
+
+enum { Q_TO, Q_NS, Q_ROOM, Q_EVENT, Q_BODY, Q_FIELDS };
+
+typedef struct wquestion {
+    unsigned asker;
+    wask *a;                      /* followed only on the asker's thread */
+    worker *w;                    /* the worker asking its clients */
+    unsigned timeout_ms;
+    nf_slice f[Q_FIELDS];
+    char *path;                   /* in data */
+    char data[];
+} wquestion;
+
+enum { A_NS, A_ROOM, A_EVENT, A_BODY, A_FIELDS };
+
+typedef struct wanswer {
+    wask *a;
+    nf_ask_status st;
+    bool has_reply;
+    bool is_error;
+    nf_slice f[A_FIELDS];
+    char data[];
+} wanswer;
+
+static int failure_rank(nf_ask_status st)
+{
+    return st == NF_ASK_TIMEOUT ? 2 : st == NF_ASK_CLOSED ? 1 : 0;
+}
+
+static void wask_leg_done(wask *a, nf_ask_status st, const nf_msg *reply)
+{
+    if (!a->done && (st == NF_ASK_OK || st == NF_ASK_REMOTE_ERROR)) {
+        a->done = true;
+        a->cb(a->ud, st, reply);
+    } else if (!a->done && failure_rank(st) > failure_rank(a->failure)) {
+        a->failure = st;
+    }
+    if (--a->legs > 0)
+        return;
+    if (!a->done) {
+        a->done = true;
+        a->cb(a->ud, a->failure, NULL);
+    }
+    nf_list_remove(&a->link);
+    free(a);
+}
+
+static void run_answer(void *owner, void *arg)
+{
+    worker *w = owner;
+    wanswer *an = arg;
+    received(w);
+    nf_msg reply = { .ns = an->f[A_NS], .room = an->f[A_ROOM], .event = an->f[A_EVENT], .body = an->f[A_BODY],
+                     .is_error = an->is_error };
+    wask_leg_done(an->a, an->st, an->has_reply ? &reply : NULL);
+    free(an);
+}
+
+static void answer(worker *from, unsigned asker, wask *a, nf_ask_status st, const nf_msg *reply)
+{
+    nf_slice src[A_FIELDS] = { NF_SLICE_EMPTY, NF_SLICE_EMPTY, NF_SLICE_EMPTY, NF_SLICE_EMPTY };
+    if (reply) {
+        src[A_NS] = reply->ns;
+        src[A_ROOM] = reply->room;
+        src[A_EVENT] = reply->event;
+        src[A_BODY] = reply->body;
+    }
+    wanswer *an = malloc(sizeof *an + path_room("") + slices_len(src, A_FIELDS));
+    if (an == NULL)
+        return;   /* the asker's own timeout ends its wait */
+    an->a = a;
+    an->st = st;
+    an->has_reply = reply != NULL;
+    an->is_error = reply && reply->is_error;
+    copy_slices(an->data, "", an->f, src, A_FIELDS);
+    if (post(from, asker, run_answer, an) != 0)
+        free(an);   /* the asker's loop has ended: its asks end with it */
+}
+
+static void question_done(void *ud, nf_ask_status st, const nf_msg *reply)
+{
+    wquestion *q = ud;
+    answer(q->w, q->asker, q->a, st, reply);
+    free(q);
+}
+
+static void run_question(void *owner, void *arg)
+{
+    worker *w = owner;
+    wquestion *q = arg;
+    received(w);
+    q->w = w;
+    nf_endpoint *ep = w->stopped ? NULL : nf_host_find_endpoint(w->host, q->path);
+    if (ep == NULL) {
+        question_done(q, w->stopped ? NF_ASK_CLOSED : NF_ASK_NOT_FOUND, NULL);
+        return;
+    }
+    /* Local only: the asker asks every worker itself. */
+    nf_broadcast_ask(ep, false, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], false,
+                     q->timeout_ms, question_done, q);
+}
+
+static void *wx_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
+                    nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud)
+{
+    wx *self = (wx *)x;
+    worker *w = self->w;
+    nf_workers *g = w->g;
+    wask *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        cb(ud, NF_ASK_CLOSED, NULL);
+        return NULL;
+    }
+    *a = (wask){ .cb = cb, .ud = ud, .failure = NF_ASK_NOT_FOUND };
+    nf_list_push_back(&self->asks, &a->link);
+    const char *path = nf_endpoint_path(ep);
+    nf_slice src[Q_FIELDS] = { to, ns, room, event, body };
+    size_t len = path_room(path) + slices_len(src, Q_FIELDS);
+    a->legs = 1;   /* while posting */
+    for (unsigned i = 0; i < g->n; i++) {
+        if (i == w->id)
+            continue;
+        wquestion *q = malloc(sizeof *q + len);
+        if (q == NULL)
+            continue;
+        q->asker = w->id;
+        q->a = a;
+        q->w = NULL;
+        q->timeout_ms = timeout_ms;
+        q->path = copy_slices(q->data, path, q->f, src, Q_FIELDS);
+        a->legs++;
+        if (post(w, i, run_question, q) != 0) {
+            a->legs--;
+            free(q);
+        }
+    }
+    if (a->legs == 1) {   /* nobody to ask */
+        a->legs = 0;
+        nf_list_remove(&a->link);
+        free(a);
+        cb(ud, NF_ASK_NOT_FOUND, NULL);
+        return NULL;
+    }
+    a->legs--;
+    return a;
+}
+
+/* The legs still out answer to nobody; the record goes with the last one. */
+static void wx_ask_cancel(nf_exchange *x, void *handle)
+{
+    wask *a = handle;
+    if (a->done)
+        return;
+    a->done = true;
+    a->cb(a->ud, NF_ASK_CLOSED, NULL);
+}
+
+static void wx_free(nf_exchange *x)
+{
+    wx *self = (wx *)x;
+    /* Detached already: no answer can arrive any more. */
+    NF_LIST_FOREACH_SAFE(it, tmp, &self->asks) {
+        wask *a = NF_LIST_ENTRY(it, wask, link);
+        nf_list_remove(&a->link);
+        if (!a->done)
+            a->cb(a->ud, NF_ASK_CLOSED, NULL);
+        free(a);
+    }
+    self->w->x = NULL;
+    free(self);
+}
+
+static const nf_exchange_ops wx_ops = {
+    .publish = wx_publish,
+    .subscribe_ns = wx_subscribe_ns,
+    .unsubscribe_ns = wx_unsubscribe_ns,
+    .subscribe_id = wx_subscribe_id,
+    .unsubscribe_id = wx_unsubscribe_id,
+    .ask = wx_ask,
+    .ask_cancel = wx_ask_cancel,
+    .free = wx_free,
+    .count = wx_count,
+};
+
+/* ---- one listener ------------------------------------------------------------------ */
+
+typedef struct whandover {
+    int fd;
+    char remote[64];
+} whandover;
+
+static void run_adopt(void *owner, void *arg)
+{
+    worker *w = owner;
+    whandover *ho = arg;
+    received(w);
+    if (w->stopped || w->host->draining)
+        close(ho->fd);   /* it would be refused anyway: the process stops */
+    else
+        nf_host_adopt(w->host, ho->fd, ho->remote, NULL);
+    free(ho);
+}
+
+/* The worker with the fewest connections; among equals, the next in turn
+ * (a burst of connections that have not upgraded yet is spread too). */
+static unsigned least_loaded(nf_workers *g)
+{
+    unsigned best = g->turn % g->n;
+    size_t best_load = atomic_load_explicit(&g->w[best].load, memory_order_relaxed);
+    for (unsigned k = 1; k < g->n; k++) {
+        unsigned i = (g->turn + k) % g->n;
+        size_t load = atomic_load_explicit(&g->w[i].load, memory_order_relaxed);
+        if (load < best_load) {
+            best = i;
+            best_load = load;
+        }
+    }
+    g->turn = best + 1;
+    return best;
+}
+
+static bool hook_accepted(void *ud, nf_host *h, int fd, const char *remote)
+{
+    worker *w = ud;
+    unsigned to = least_loaded(w->g);
+    if (to == w->id)
+        return false;
+    whandover *ho = malloc(sizeof *ho);
+    if (ho == NULL)
+        return false;
+    ho->fd = fd;
+    snprintf(ho->remote, sizeof ho->remote, "%s", remote);
+    if (post(w, to, run_adopt, ho) != 0) {
+        free(ho);
+        return false;   /* admitted here instead */
+    }
+    return true;
+}
+
+/* ---- /metrics for the whole process -------------------------------------------------- */
+
+typedef struct gather {
+    nf_list link;                 /* in worker.gathers */
+    nf_conn *c;                   /* held (nf_host_answer_metrics releases it) */
+    bool head;
+    unsigned pending;
+    nf_metrics sum;
+    size_t conns, eps;
+    size_t *per_conns;            /* [n] */
+} gather;
+
+typedef struct snapshot {
+    gather *gt;                   /* followed only on the requester's thread */
+    unsigned requester, from;
+    bool valid;
+    nf_metrics m;
+    size_t conns, eps;
+} snapshot;
+
+static void gather_add(gather *gt, unsigned from, const nf_metrics *m, size_t conns, size_t eps)
+{
+    nf_metrics_add(&gt->sum, m);
+    gt->conns += conns;
+    if (eps > gt->eps)
+        gt->eps = eps;
+    gt->per_conns[from] = conns;
+}
+
+static void gather_finish(worker *w, gather *gt)
+{
+    nf_workers *g = w->g;
+    size_t cap = 200 + (size_t)g->n * 64;
+    char *extra = malloc(cap);
+    if (extra) {
+        size_t used = (size_t)snprintf(extra, cap, "# HELP neffos_worker_connections Open WebSocket connections, by worker.\n"
+                                                   "# TYPE neffos_worker_connections gauge\n");
+        for (unsigned i = 0; i < g->n && used < cap; i++)
+            used += (size_t)snprintf(extra + used, cap - used, "neffos_worker_connections{worker=\"%u\"} %zu\n", i + 1,
+                                     gt->per_conns[i]);
+    }
+    gt->sum.workers = g->n;
+    nf_list_remove(&gt->link);
+    nf_host_answer_metrics(gt->c, gt->head, &gt->sum, gt->conns, gt->eps, extra);
+    free(extra);
+    free(gt->per_conns);
+    free(gt);
+}
+
+static void run_snapshot_reply(void *owner, void *arg)
+{
+    worker *w = owner;
+    snapshot *s = arg;
+    received(w);
+    if (s->valid)
+        gather_add(s->gt, s->from, &s->m, s->conns, s->eps);
+    if (--s->gt->pending == 0)
+        gather_finish(w, s->gt);
+    free(s);
+}
+
+static void run_snapshot(void *owner, void *arg)
+{
+    worker *w = owner;
+    snapshot *s = arg;
+    received(w);
+    s->from = w->id;
+    s->valid = !w->stopped;
+    if (s->valid)
+        nf_host_metrics_snapshot(w->host, &s->m, &s->conns, &s->eps);
+    if (post(w, s->requester, run_snapshot_reply, s) != 0)
+        free(s);   /* the requester has ended: its requests with it */
+}
+
+static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
+{
+    worker *w = ud;
+    nf_workers *g = w->g;
+    gather *gt = calloc(1, sizeof *gt);
+    size_t *per = calloc(g->n, sizeof *per);
+    if (gt == NULL || per == NULL) {
+        free(gt);
+        free(per);
+        return false;   /* this worker's figures only */
+    }
+    gt->c = c;
+    gt->head = head;
+    gt->per_conns = per;
+    nf_list_push_back(&w->gathers, &gt->link);
+    nf_metrics m;
+    size_t conns, eps;
+    nf_host_metrics_snapshot(h, &m, &conns, &eps);
+    gather_add(gt, w->id, &m, conns, eps);
+    gt->pending = 1;   /* while posting */
+    for (unsigned i = 0; i < g->n; i++) {
+        if (i == w->id)
+            continue;
+        snapshot *s = calloc(1, sizeof *s);
+        if (s == NULL)
+            continue;
+        s->gt = gt;
+        s->requester = w->id;
+        gt->pending++;
+        if (post(w, i, run_snapshot, s) != 0) {
+            gt->pending--;
+            free(s);
+        }
+    }
+    if (--gt->pending == 0)
+        gather_finish(w, gt);
+    return true;
+}
+
+static const nf_host_hooks worker_hooks = { .accepted = hook_accepted, .metrics = hook_metrics };
+
+/* ---- the group ------------------------------------------------------------------------ */
+
+nf_workers *nf_workers_new(unsigned n, size_t queue_cap)
+{
+    if (n == 0 || n > NF_WORKERS_MAX)
+        return NULL;
+    nf_workers *g = calloc(1, sizeof *g + n * sizeof(worker));
+    if (g == NULL)
+        return NULL;
+    g->n = n;
+    g->queue_cap = queue_cap;
+    g->counts = nf_dict_new();
+    if (g->counts == NULL) {
+        free(g);
+        return NULL;
+    }
+    pthread_mutex_init(&g->mu, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        g->w[i].g = g;
+        g->w[i].id = i;
+        atomic_init(&g->w[i].load, 0);
+        nf_list_init(&g->w[i].gathers);
+    }
+    return g;
+}
+
+unsigned nf_workers_count(const nf_workers *g) { return g->n; }
+
+int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange)
+{
+    if (i >= g->n || g->w[i].host)
+        return NF_EINVAL;
+    worker *w = &g->w[i];
+    w->mb = nf_mailbox_new(nf_host_base(h), g->queue_cap, w);
+    if (w->mb == NULL)
+        return NF_ENOMEM;
+    w->host = h;
+    h->metrics.workers = g->n;
+    nf_host_set_hooks(h, &worker_hooks, w);
+    if (with_exchange) {
+        wx *x = calloc(1, sizeof *x);
+        if (x == NULL)
+            return NF_ENOMEM;
+        x->base.ops = &wx_ops;
+        x->base.host = h;
+        x->w = w;
+        nf_list_init(&x->asks);
+        w->x = x;
+        nf_host_set_exchange(h, &x->base);
+        h->metrics.exchange_connected = -1;   /* no broker: no exchange lines in /metrics */
+    }
+    return 0;
+}
+
+typedef struct wcall {
+    nf_workers_fn fn;
+    void *arg;
+} wcall;
+
+static void run_call(void *owner, void *arg)
+{
+    worker *w = owner;
+    wcall *c = arg;
+    received(w);
+    c->fn(w->host, c->arg);
+    free(c);
+}
+
+int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg)
+{
+    if (i >= g->n || g->w[i].mb == NULL)
+        return NF_EINVAL;
+    wcall *c = malloc(sizeof *c);
+    if (c == NULL)
+        return NF_ENOMEM;
+    c->fn = fn;
+    c->arg = arg;
+    int rc = nf_mailbox_post(g->w[i].mb, run_call, c);
+    if (rc != 0)
+        free(c);
+    return rc;
+}
+
+void nf_workers_detach(nf_workers *g, unsigned i)
+{
+    worker *w = &g->w[i];
+    if (w->mb == NULL || w->stopped)
+        return;
+    w->stopped = true;
+    nf_mailbox_detach(w->mb);
+    /* /metrics requests still waiting: their connections are closing. */
+    NF_LIST_FOREACH_SAFE(it, tmp, &w->gathers) {
+        gather *gt = NF_LIST_ENTRY(it, gather, link);
+        nf_list_remove(&gt->link);
+        nf_conn_unref(gt->c);
+        free(gt->per_conns);
+        free(gt);
+    }
+}
+
+void nf_workers_free(nf_workers *g)
+{
+    if (g == NULL)
+        return;
+    for (unsigned i = 0; i < g->n; i++)
+        nf_mailbox_free(g->w[i].mb);
+    size_t cur = 0;
+    path_count *pc;
+    while ((pc = nf_dict_next(g->counts, &cur, NULL)) != NULL) {
+        free(pc->per);
+        free(pc);
+    }
+    nf_dict_free(g->counts);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
