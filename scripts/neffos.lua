@@ -47,7 +47,7 @@ M.state = {}
 -- app in a Lua state of its own; `neffos.state` and module locals are the
 -- worker's. neffos.shared is the one dictionary they all share.
 M.worker = { id = host and host.worker_id or 1, count = host and host.worker_count or 1 }
-M.shared = host and host.shared or nil
+M.shared = host and host.shared or false   -- false: --shared-dict-bytes 0, or no server
 
 -- ---------------------------------------------------------------------------
 -- Logging. The host's logger when running in the server, stderr otherwise.
@@ -510,7 +510,7 @@ end
 local PUBLIC = { "OnNamespaceConnect", "OnNamespaceConnected", "OnNamespaceDisconnect", "OnRoomJoin",
   "OnRoomJoined", "OnRoomLeave", "OnRoomLeft", "OnAnyEvent", "OnNativeMessage", "ErrBadNamespace", "ErrBadRoom",
   "ErrWrite", "_VERSION", "state", "log", "json", "after", "every", "sleep", "servers", "server", "is_server",
-  "scale_out", "controller", "prefix_matcher", "trim_prefix_matcher", "marshal", "unmarshal", "dial" }
+  "scale_out", "controller", "prefix_matcher", "trim_prefix_matcher", "marshal", "unmarshal", "dial", "worker", "shared" }
 local api
 
 function M.public()
