@@ -654,11 +654,9 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
     process p = { .cfg = cfg, .n = cfg->workers };
     int rc = 1;
     fd_budget fb = fit_descriptors(cfg);
-    /* --max-connections is per process: each worker admits its share (the
-     * listener hands a new connection to the least loaded worker). */
+    /* --max-connections and --max-connections-per-ip are per process: the
+     * workers count together (exchange_workers.h). */
     nf_limits wl = cfg->limits;
-    if (p.n > 1)
-        wl.max_connections = (cfg->limits.max_connections + p.n - 1) / p.n;
 
     p.w = calloc(p.n, sizeof *p.w);
     if (!p.w) {

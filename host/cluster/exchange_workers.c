@@ -49,12 +49,21 @@ typedef struct path_count {
     char path[];
 } path_count;
 
+/* Sockets from one address, process-wide. */
+typedef struct ip_count {
+    size_t count;
+    char ip[];
+} ip_count;
+
 struct nf_workers {
     unsigned n;
     size_t queue_cap;
     unsigned turn;                /* the acceptor's tie-break (its thread only) */
+    size_t max_sockets, max_per_ip;   /* --max-connections, --max-connections-per-ip (0 = none) */
     pthread_mutex_t mu;
     nf_dict *counts;              /* path -> path_count, under mu */
+    size_t sockets;               /* every worker's, under mu */
+    nf_dict *per_ip;              /* address -> ip_count, under mu */
     worker w[];
 };
 
@@ -605,7 +614,54 @@ static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
     return true;
 }
 
-static const nf_host_hooks worker_hooks = { .accepted = hook_accepted, .metrics = hook_metrics };
+/* ---- the connection limits, per process ---------------------------------------------- */
+
+static int hook_admit(void *ud, const char *ip)
+{
+    nf_workers *g = ((worker *)ud)->g;
+    nf_slice key = nf_slice_of(ip, strlen(ip));
+    int rc = 0;
+    pthread_mutex_lock(&g->mu);
+    ip_count *ic = g->max_per_ip ? nf_dict_get(g->per_ip, key) : NULL;
+    if (g->sockets >= g->max_sockets) {
+        rc = NF_EAGAIN;
+    } else if (g->max_per_ip && ic && ic->count >= g->max_per_ip) {
+        rc = NF_EEXIST;
+    } else if (g->max_per_ip && ic == NULL) {
+        ic = calloc(1, sizeof *ic + key.len + 1);
+        if (ic == NULL || (memcpy(ic->ip, ip, key.len + 1), nf_dict_set(g->per_ip, nf_slice_of(ic->ip, key.len), ic)) != 0) {
+            free(ic);
+            rc = NF_EEXIST;   /* out of memory: refused like a limit */
+            ic = NULL;
+        }
+    }
+    if (rc == 0) {
+        g->sockets++;
+        if (ic)
+            ic->count++;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+static void hook_gone(void *ud, const char *ip)
+{
+    nf_workers *g = ((worker *)ud)->g;
+    nf_slice key = nf_slice_of(ip, strlen(ip));
+    pthread_mutex_lock(&g->mu);
+    if (g->sockets > 0)
+        g->sockets--;
+    ip_count *ic = g->max_per_ip ? nf_dict_get(g->per_ip, key) : NULL;
+    if (ic && --ic->count == 0) {
+        nf_dict_delete(g->per_ip, key);
+        free(ic);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+static const nf_host_hooks worker_hooks = {
+    .accepted = hook_accepted, .metrics = hook_metrics, .admit = hook_admit, .gone = hook_gone,
+};
 
 /* ---- the group ------------------------------------------------------------------------ */
 
@@ -619,7 +675,10 @@ nf_workers *nf_workers_new(unsigned n, size_t queue_cap)
     g->n = n;
     g->queue_cap = queue_cap;
     g->counts = nf_dict_new();
-    if (g->counts == NULL) {
+    g->per_ip = nf_dict_new();
+    if (g->counts == NULL || g->per_ip == NULL) {
+        nf_dict_free(g->counts);
+        nf_dict_free(g->per_ip);
         free(g);
         return NULL;
     }
@@ -645,6 +704,10 @@ int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange)
         return NF_ENOMEM;
     w->host = h;
     h->metrics.workers = g->n;
+    if (i == 0) {   /* the process's limits: every worker has the same */
+        g->max_sockets = h->limits.max_connections;
+        g->max_per_ip = h->limits.max_connections_per_ip;
+    }
     nf_host_set_hooks(h, &worker_hooks, w);
     if (with_exchange) {
         wx *x = calloc(1, sizeof *x);
@@ -720,6 +783,11 @@ void nf_workers_free(nf_workers *g)
         free(pc);
     }
     nf_dict_free(g->counts);
+    ip_count *ic;
+    cur = 0;
+    while ((ic = nf_dict_next(g->per_ip, &cur, NULL)) != NULL)
+        free(ic);
+    nf_dict_free(g->per_ip);
     pthread_mutex_destroy(&g->mu);
     free(g);
 }

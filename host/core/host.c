@@ -227,9 +227,22 @@ static bool ip_admit(nf_host *h, const char *remote)
     return true;
 }
 
+/* --workers N: the process's counts (nf_host_hooks.admit). */
+static int hooks_admit(nf_host *h, const char *remote)
+{
+    char ip[INET6_ADDRSTRLEN];
+    ip_of(remote, ip, sizeof ip);
+    return h->hooks->admit(h->hooks_ud, ip);
+}
+
 static void ip_release(nf_host *h, const char *remote)
 {
     char ip[INET6_ADDRSTRLEN];
+    if (h->hooks && h->hooks->gone) {
+        ip_of(remote, ip, sizeof ip);
+        h->hooks->gone(h->hooks_ud, ip);
+        return;
+    }
     if (h->limits.max_connections_per_ip == 0)
         return;
     ip_of(remote, ip, sizeof ip);
@@ -271,13 +284,15 @@ static int admit(nf_host *h, evutil_socket_t fd, const char *remote, nf_conn **o
         *out = NULL;
     /* Sockets still in the HTTP phase count too: a flood of half-open
      * requests must not use up descriptors until the handshake timeout. */
-    if (h->conn_count >= h->limits.max_connections) {
+    int over = h->hooks && h->hooks->admit ? hooks_admit(h, remote)
+             : h->conn_count >= h->limits.max_connections ? NF_EAGAIN : ip_admit(h, remote) ? 0 : NF_EEXIST;
+    if (over == NF_EAGAIN) {
         nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections (--max-connections %zu)",
                    h->limits.max_connections);
         evutil_closesocket(fd);
         return NF_EAGAIN;
     }
-    if (!ip_admit(h, remote)) {
+    if (over != 0) {
         nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections from this address (--max-connections-per-ip %zu)",
                    h->limits.max_connections_per_ip);
         evutil_closesocket(fd);

@@ -199,6 +199,12 @@ typedef struct nf_host_hooks {
     /* GET or HEAD /metrics: true when the answer will be given later, with
      * nf_host_answer_metrics (the connection is held meanwhile). */
     bool (*metrics)(void *ud, nf_host *h, nf_conn *c, bool head);
+    /* Optional, together: --max-connections and --max-connections-per-ip
+     * for the whole process. admit counts a new socket from address ip
+     * and returns 0, or NF_EAGAIN over --max-connections, NF_EEXIST over
+     * the per-address limit (nothing counted); gone releases one. */
+    int (*admit)(void *ud, const char *ip);
+    void (*gone)(void *ud, const char *ip);
 } nf_host_hooks;
 void nf_host_set_hooks(nf_host *h, const nf_host_hooks *hooks, void *ud);
 
