@@ -69,7 +69,7 @@ foreach(spec ${NF_LUA_SPECS})
   set_tests_properties(lua/${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS unit TIMEOUT 60)
 endforeach()
 
-foreach(kind interop browser scaleout robust reload examples bench package author)
+foreach(kind interop browser scaleout robust reload examples bench package author workers)
   file(GLOB NF_NODE_TESTS CONFIGURE_DEPENDS ${NF_SPEC_DIR}/${kind}/*.test.mjs)
   foreach(t ${NF_NODE_TESTS})
     get_filename_component(name ${t} NAME)
