@@ -445,8 +445,12 @@ int nf_lua_reload_commit(nf_lua_app *a, char *err, size_t errcap)
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - a->prepared_at.tv_sec) * 1e3 + (double)(t1.tv_nsec - a->prepared_at.tv_nsec) / 1e6;
-    if (a->worker_count > 1)
-        nf_info("worker %u: reloaded %s: version %u serving (%.1f ms)", a->worker_id, a->main_file, a->version, ms);
+    /* One line per reload: worker 1's (every worker swaps, or none). */
+    if (a->worker_count > 1 && a->worker_id > 1)
+        nf_debug("worker %u: reloaded %s: version %u serving", a->worker_id, a->main_file, a->version);
+    else if (a->worker_count > 1)
+        nf_info("reloaded %s: version %u serving on %u workers (loaded in %.1f ms)", a->main_file, a->version,
+                a->worker_count, ms);
     else
         nf_info("reloaded %s: version %u serving (loaded in %.1f ms)", a->main_file, a->version, ms);
     nf_host_set_unhealthy(a->host, NULL);

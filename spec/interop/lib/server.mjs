@@ -89,7 +89,7 @@ export function canConnect(port) {
   });
 }
 
-const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error:/;
+const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error:|WARNING: ThreadSanitizer/;
 
 /** A running server process. */
 class Server {
