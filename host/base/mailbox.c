@@ -20,8 +20,8 @@
 
 #include "errors.h"
 
-typedef struct cell {
-    struct cell *next;
+typedef struct nf_mailbox_cell {
+    struct nf_mailbox_cell *next;
     nf_mailbox_fn fn;
     void *arg;
 } cell;
@@ -101,6 +101,64 @@ int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg)
     }
     pthread_mutex_unlock(&mb->mu);
     return 0;
+}
+
+int nf_mailbox_batch_add(nf_mailbox_batch *b, nf_mailbox_fn fn, void *arg)
+{
+    cell *c = malloc(sizeof *c);
+    if (c == NULL)
+        return NF_ENOMEM;
+    c->next = NULL;
+    c->fn = fn;
+    c->arg = arg;
+    if (b->tail)
+        b->tail->next = c;
+    else
+        b->head = c;
+    b->tail = c;
+    b->count++;
+    return 0;
+}
+
+int nf_mailbox_post_batch(nf_mailbox *mb, nf_mailbox_batch *b)
+{
+    if (b->head == NULL)
+        return 0;
+    pthread_mutex_lock(&mb->mu);
+    if (mb->closed || mb->count + b->count > mb->cap) {
+        int rc = mb->closed ? NF_EPIPE : NF_ENOBUFS;
+        pthread_mutex_unlock(&mb->mu);
+        return rc;
+    }
+    bool was_empty = mb->head == NULL;
+    if (mb->tail)
+        mb->tail->next = b->head;
+    else
+        mb->head = b->head;
+    mb->tail = b->tail;
+    mb->count += b->count;
+    if (was_empty) {
+        uint64_t one = 1;
+        while (write(mb->efd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_mutex_unlock(&mb->mu);
+    b->head = b->tail = NULL;
+    b->count = 0;
+    return 0;
+}
+
+void nf_mailbox_batch_run(nf_mailbox_batch *b, void *owner)
+{
+    cell *c = b->head;
+    b->head = b->tail = NULL;
+    b->count = 0;
+    while (c) {
+        cell *next = c->next;
+        c->fn(owner, c->arg);
+        free(c);
+        c = next;
+    }
 }
 
 size_t nf_mailbox_run(nf_mailbox *mb)

@@ -31,6 +31,23 @@ nf_mailbox *nf_mailbox_new(struct event_base *base, size_t cap, void *owner);
  * nf_mailbox_close (arg is then still the caller's). */
 int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg);
 
+/* Calls gathered by one thread (its loop iteration's) and posted together:
+ * one lock and at most one wake-up for the lot, instead of one each. */
+typedef struct nf_mailbox_cell nf_mailbox_cell;
+typedef struct nf_mailbox_batch {
+    nf_mailbox_cell *head, *tail;
+    size_t count;
+} nf_mailbox_batch;
+
+/* Appends fn(arg) to b. Returns 0 or NF_ENOMEM. */
+int nf_mailbox_batch_add(nf_mailbox_batch *b, nf_mailbox_fn fn, void *arg);
+/* Posts every call of b, in order, or none: 0 (b is then empty), or
+ * NF_ENOBUFS / NF_EPIPE as nf_mailbox_post, b untouched. */
+int nf_mailbox_post_batch(nf_mailbox *mb, nf_mailbox_batch *b);
+/* Runs every call of b with `owner` (e.g. NULL: "not delivered, release
+ * what you hold"), then empties it. */
+void nf_mailbox_batch_run(nf_mailbox_batch *b, void *owner);
+
 /* From the loop's thread: runs what is queued now (also done by the loop
  * on its own); returns how many calls ran. */
 size_t nf_mailbox_run(nf_mailbox *mb);

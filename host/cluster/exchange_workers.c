@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "clock.h"
 #include "dict.h"
 #include "internal.h"
@@ -41,6 +43,13 @@ typedef struct worker {
     nf_list gathers;              /* /metrics requests waiting for the others */
     bool stopped;                 /* detached (own thread) */
     uint64_t queue_logged_ms;     /* own thread */
+    /* Calls to the other workers made during this loop iteration, posted
+     * together at its end (flush_ev): one lock and one wake-up per worker
+     * per iteration, so a receiver gets a burst as a batch, as it would
+     * have come from its own clients (and flushes its sockets once). */
+    nf_mailbox_batch *outbox;     /* [n] */
+    struct event *flush_ev;
+    bool flush_pending;
 } worker;
 
 /* Connections of one endpoint path, per worker. */
@@ -88,20 +97,56 @@ static void count_failure(worker *from, unsigned to, int rc)
     }
 }
 
-/* A post from worker `from` (its thread) to worker `to`: counted both ways. */
+/* A call from worker `from` (its thread) to worker `to`, posted at the end
+ * of this loop iteration. A call that cannot be delivered then (the queue
+ * full, the loop ended) runs on `from` with owner NULL: it releases what it
+ * holds and ends what waited for it. Returns 0 or NF_ENOMEM (not queued). */
 static int post(worker *from, unsigned to, nf_mailbox_fn fn, void *arg)
 {
-    int rc = nf_mailbox_post(from->g->w[to].mb, fn, arg);
-    if (rc == 0)
-        from->host->metrics.worker_messages_out++;
-    else
-        count_failure(from, to, rc);
-    return rc;
+    if (from->stopped || from->flush_ev == NULL) {   /* no iteration to end: at once */
+        int rc = nf_mailbox_post(from->g->w[to].mb, fn, arg);
+        if (rc == NF_ENOMEM)
+            return rc;
+        if (rc == 0)
+            from->host->metrics.worker_messages_out++;
+        else {
+            count_failure(from, to, rc);
+            fn(NULL, arg);
+        }
+        return 0;
+    }
+    if (nf_mailbox_batch_add(&from->outbox[to], fn, arg) != 0)
+        return NF_ENOMEM;
+    if (!from->flush_pending) {
+        from->flush_pending = true;
+        event_active(from->flush_ev, 0, 0);
+    }
+    return 0;
 }
+
+static void flush_outbox(worker *w)
+{
+    w->flush_pending = false;
+    for (unsigned i = 0; i < w->g->n; i++) {
+        nf_mailbox_batch *b = &w->outbox[i];
+        size_t n = b->count;
+        if (n == 0)
+            continue;
+        int rc = nf_mailbox_post_batch(w->g->w[i].mb, b);
+        if (rc == 0) {
+            w->host->metrics.worker_messages_out += n;
+            continue;
+        }
+        count_failure(w, i, rc);
+        nf_mailbox_batch_run(b, NULL);   /* not delivered */
+    }
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg) { flush_outbox(arg); }
 
 static void received(worker *w)
 {
-    if (!w->stopped)
+    if (w && !w->stopped)
         w->host->metrics.worker_messages_in++;
 }
 
@@ -157,7 +202,7 @@ static void run_broadcast(void *owner, void *arg)
     worker *w = owner;
     wmsg *m = arg;
     received(w);
-    if (!w->stopped) {
+    if (w && !w->stopped) {
         nf_endpoint *ep = nf_host_find_endpoint(w->host, m->path);
         if (ep) {
             /* The excepted connection (not an ID) lives on the publisher. */
@@ -187,7 +232,7 @@ static void wx_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b)
             continue;
         atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
         if (post(w, i, run_broadcast, m) != 0)
-            atomic_fetch_sub_explicit(&m->refs, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&m->refs, 1, memory_order_relaxed);   /* not queued */
     }
     wmsg_release(m);
 }
@@ -313,6 +358,10 @@ static void run_answer(void *owner, void *arg)
 {
     worker *w = owner;
     wanswer *an = arg;
+    if (w == NULL) {   /* the asker's loop has ended: its asks end with it */
+        free(an);
+        return;
+    }
     received(w);
     nf_msg reply = { .ns = an->f[A_NS], .room = an->f[A_ROOM], .event = an->f[A_EVENT], .body = an->f[A_BODY],
                      .is_error = an->is_error };
@@ -338,7 +387,7 @@ static void answer(worker *from, unsigned asker, wask *a, nf_ask_status st, cons
     an->is_error = reply && reply->is_error;
     copy_slices(an->data, "", an->f, src, A_FIELDS);
     if (post(from, asker, run_answer, an) != 0)
-        free(an);   /* the asker's loop has ended: its asks end with it */
+        free(an);   /* out of memory: the asker's leg ends with its worker's */
 }
 
 static void question_done(void *ud, nf_ask_status st, const nf_msg *reply)
@@ -352,6 +401,11 @@ static void run_question(void *owner, void *arg)
 {
     worker *w = owner;
     wquestion *q = arg;
+    if (w == NULL) {   /* not delivered: on the asker's thread, that leg ends */
+        wask_leg_done(q->a, NF_ASK_CLOSED, NULL);
+        free(q);
+        return;
+    }
     received(w);
     q->w = w;
     nf_endpoint *ep = w->stopped ? NULL : nf_host_find_endpoint(w->host, q->path);
@@ -449,6 +503,7 @@ static const nf_exchange_ops wx_ops = {
 /* ---- one listener ------------------------------------------------------------------ */
 
 typedef struct whandover {
+    worker *from;                 /* the listener's worker */
     int fd;
     char remote[64];
 } whandover;
@@ -457,6 +512,11 @@ static void run_adopt(void *owner, void *arg)
 {
     worker *w = owner;
     whandover *ho = arg;
+    if (w == NULL) {   /* not delivered: admitted by the listener's worker */
+        nf_host_adopt(ho->from->host, ho->fd, ho->remote, NULL);
+        free(ho);
+        return;
+    }
     received(w);
     if (w->stopped || w->host->draining)
         close(ho->fd);   /* it would be refused anyway: the process stops */
@@ -492,6 +552,7 @@ static bool hook_accepted(void *ud, nf_host *h, int fd, const char *remote)
     whandover *ho = malloc(sizeof *ho);
     if (ho == NULL)
         return false;
+    ho->from = w;
     ho->fd = fd;
     snprintf(ho->remote, sizeof ho->remote, "%s", remote);
     if (post(w, to, run_adopt, ho) != 0) {
@@ -515,6 +576,7 @@ typedef struct gather {
 
 typedef struct snapshot {
     gather *gt;                   /* followed only on the requester's thread */
+    worker *rq;                   /* the requester (its thread only) */
     unsigned requester, from;
     bool valid;
     nf_metrics m;
@@ -554,6 +616,10 @@ static void run_snapshot_reply(void *owner, void *arg)
 {
     worker *w = owner;
     snapshot *s = arg;
+    if (w == NULL) {   /* the requester has ended: its requests with it */
+        free(s);
+        return;
+    }
     received(w);
     if (s->valid)
         gather_add(s->gt, s->from, &s->m, s->conns, s->eps);
@@ -566,13 +632,21 @@ static void run_snapshot(void *owner, void *arg)
 {
     worker *w = owner;
     snapshot *s = arg;
+    if (w == NULL) {   /* not delivered: on the requester's thread, without that worker's figures */
+        gather *gt = s->gt;
+        worker *rq = s->rq;
+        free(s);
+        if (--gt->pending == 0)
+            gather_finish(rq, gt);
+        return;
+    }
     received(w);
     s->from = w->id;
     s->valid = !w->stopped;
     if (s->valid)
         nf_host_metrics_snapshot(w->host, &s->m, &s->conns, &s->eps);
     if (post(w, s->requester, run_snapshot_reply, s) != 0)
-        free(s);   /* the requester has ended: its requests with it */
+        free(s);   /* out of memory: that gather waits for its connection's close */
 }
 
 static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
@@ -602,6 +676,7 @@ static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
         if (s == NULL)
             continue;
         s->gt = gt;
+        s->rq = w;
         s->requester = w->id;
         gt->pending++;
         if (post(w, i, run_snapshot, s) != 0) {
@@ -700,7 +775,9 @@ int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange)
         return NF_EINVAL;
     worker *w = &g->w[i];
     w->mb = nf_mailbox_new(nf_host_base(h), g->queue_cap, w);
-    if (w->mb == NULL)
+    w->outbox = calloc(g->n, sizeof *w->outbox);
+    w->flush_ev = event_new(nf_host_base(h), -1, 0, flush_cb, w);
+    if (w->mb == NULL || w->outbox == NULL || w->flush_ev == NULL)
         return NF_ENOMEM;
     w->host = h;
     h->metrics.workers = g->n;
@@ -758,8 +835,11 @@ void nf_workers_detach(nf_workers *g, unsigned i)
     worker *w = &g->w[i];
     if (w->mb == NULL || w->stopped)
         return;
+    flush_outbox(w);   /* what this iteration still had for the others */
     w->stopped = true;
     nf_mailbox_detach(w->mb);
+    event_free(w->flush_ev);
+    w->flush_ev = NULL;
     /* /metrics requests still waiting: their connections are closing. */
     NF_LIST_FOREACH_SAFE(it, tmp, &w->gathers) {
         gather *gt = NF_LIST_ENTRY(it, gather, link);
@@ -774,8 +854,12 @@ void nf_workers_free(nf_workers *g)
 {
     if (g == NULL)
         return;
-    for (unsigned i = 0; i < g->n; i++)
+    for (unsigned i = 0; i < g->n; i++) {
         nf_mailbox_free(g->w[i].mb);
+        if (g->w[i].flush_ev)
+            event_free(g->w[i].flush_ev);   /* attached, never detached (a start that failed) */
+        free(g->w[i].outbox);
+    }
     size_t cur = 0;
     path_count *pc;
     while ((pc = nf_dict_next(g->counts, &cur, NULL)) != NULL) {
