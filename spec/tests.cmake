@@ -96,7 +96,8 @@ set(NF_WORKER_SUITES
   reload/api reload/container reload/reload reload/save reload/stress
   robust/barrier robust/budget robust/descriptors robust/guards robust/hostile robust/names robust/parked
   robust/refusals robust/rfc6455 robust/worst_case robust/ws_bounds
-  scaleout/app_config scaleout/example scaleout/ids)
+  scaleout/app_config scaleout/example scaleout/ids
+  examples/auth examples/chat_terminal browser/chat browser/auth)
 foreach(suite ${NF_WORKER_SUITES})
   string(REGEX MATCH "^[a-z]+" kind ${suite})
   add_test(NAME workers2/${suite}
