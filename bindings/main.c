@@ -531,6 +531,8 @@ static int check_app(const config *cfg, struct event_base *base, const nf_lua_op
     return rc == 0 ? 0 : 1;
 }
 
+/* The broker connection: worker 1's host's exchange, or with --workers N
+ * the group's, which carries every worker's traffic through it. */
 static int start_exchange(server *s, const char *kind, const char *url, const char *prefix)
 {
     char err[1024];
@@ -541,7 +543,10 @@ static int start_exchange(server *s, const char *kind, const char *url, const ch
         fprintf(stderr, "neffos: %s\n", err);
         return -1;
     }
-    nf_host_set_exchange(s->host, x);
+    if (s->p->g)
+        nf_workers_set_broker(s->p->g, x);
+    else
+        nf_host_set_exchange(s->host, x);
     return 0;
 }
 
@@ -685,16 +690,21 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
         if ((rc = make_worker(&p, i, base, lo, &wl)) != 0)
             goto out;
     rc = 1;
+    for (unsigned i = 0; p.g && i < p.n; i++) {
+        if (nf_workers_attach(p.g, i, p.w[i].host, true) != 0) {
+            fprintf(stderr, "neffos: cannot join worker %u: out of memory or descriptors\n", i + 1);
+            goto out;
+        }
+    }
     if (cfg->redis || cfg->nats) {
         /* Before the app loads: its connections subscribe as they come. A
          * broker that does not answer now is an error (exit 2), not a
-         * process that would quietly serve its own clients only. */
-        for (unsigned i = 0; i < p.n; i++) {
-            if (start_exchange(&p.w[i], cfg->redis ? "redis" : "nats", cfg->redis ? cfg->redis : cfg->nats,
-                               cfg->redis ? cfg->redis_prefix : cfg->nats_prefix) != 0) {
-                rc = 2;
-                goto out;
-            }
+         * process that would quietly serve its own clients only. One
+         * connection (pair) for the process, worker 1's. */
+        if (start_exchange(&p.w[0], cfg->redis ? "redis" : "nats", cfg->redis ? cfg->redis : cfg->nats,
+                           cfg->redis ? cfg->redis_prefix : cfg->nats_prefix) != 0) {
+            rc = 2;
+            goto out;
         }
     }
     for (unsigned i = 0; i < p.n; i++) {
@@ -702,30 +712,17 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
             fprintf(stderr, "%s\n", err);
             goto out;
         }
-    }
-    char kind[8], url[512], prefix[128];
-    bool app_broker = !cfg->redis && !cfg->nats &&
-                      nf_lua_scale_out(p.w[0].app, kind, sizeof kind, url, sizeof url, prefix, sizeof prefix);
-    if (app_broker) {
-        /* Asked for by the app (neffos.scale_out): still before listening,
-         * so no connection exists yet. */
-        for (unsigned i = 0; i < p.n; i++) {
-            if (start_exchange(&p.w[i], kind, url, prefix[0] ? prefix : NULL) != 0) {
-                rc = 2;
-                goto out;
-            }
-        }
-    }
-    bool broker = cfg->redis || cfg->nats || app_broker;
-    for (unsigned i = 0; i < p.n; i++) {
         if (cfg->static_root)
             nf_host_set_static_root(p.w[i].host, cfg->static_root);
         if (cfg->origins)
             nf_host_set_allowed_origins(p.w[i].host, cfg->origins);
-        /* With a broker each worker is a node of the cluster: it carries
-         * what crosses workers. */
-        if (p.g && nf_workers_attach(p.g, i, p.w[i].host, !broker) != 0) {
-            fprintf(stderr, "neffos: cannot join worker %u: out of memory or descriptors\n", i + 1);
+    }
+    char kind[8], url[512], prefix[128];
+    if (!cfg->redis && !cfg->nats && nf_lua_scale_out(p.w[0].app, kind, sizeof kind, url, sizeof url, prefix, sizeof prefix)) {
+        /* Asked for by the app (neffos.scale_out): still before listening,
+         * so no connection exists yet. */
+        if (start_exchange(&p.w[0], kind, url, prefix[0] ? prefix : NULL) != 0) {
+            rc = 2;
             goto out;
         }
     }

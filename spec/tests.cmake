@@ -96,7 +96,7 @@ set(NF_WORKER_SUITES
   reload/api reload/container reload/reload reload/save reload/stress
   robust/barrier robust/budget robust/descriptors robust/guards robust/hostile robust/names robust/parked
   robust/refusals robust/rfc6455 robust/worst_case robust/ws_bounds
-  scaleout/app_config scaleout/example scaleout/ids
+  scaleout/app_config scaleout/example scaleout/ids scaleout/redis scaleout/nats
   examples/auth examples/chat_terminal browser/chat browser/auth)
 foreach(suite ${NF_WORKER_SUITES})
   string(REGEX MATCH "^[a-z]+" kind ${suite})
@@ -112,7 +112,7 @@ endforeach()
 # when that binary is not built.
 set(NF_TSAN_BIN ${CMAKE_SOURCE_DIR}/build-tsan/neffos)
 add_test(NAME tsan/workers
-         COMMAND sh -c "test -x '${NF_TSAN_BIN}' || { echo 'no ${NF_TSAN_BIN}: cmake -S . -B build-tsan -DNEFFOS_TSAN=ON && cmake --build build-tsan --target neffos'; exit 77; }; NEFFOS_BIN='${NF_TSAN_BIN}' exec '${NODE}' --test --test-reporter=spec '${NF_SPEC_DIR}/workers/workers.test.mjs'"
+         COMMAND sh -c "test -x '${NF_TSAN_BIN}' || { echo 'no ${NF_TSAN_BIN}: cmake -S . -B build-tsan -DNEFFOS_TSAN=ON && cmake --build build-tsan --target neffos'; exit 77; }; NEFFOS_BIN='${NF_TSAN_BIN}' exec '${NODE}' --test --test-reporter=spec '${NF_SPEC_DIR}/workers/workers.test.mjs' '${NF_SPEC_DIR}/workers/broker.test.mjs'"
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(tsan/workers PROPERTIES ENVIRONMENT "${NF_TEST_ENV};TSAN_OPTIONS=halt_on_error=0"
                      LABELS workers TIMEOUT 600 SKIP_RETURN_CODE 77 ENVIRONMENT_MODIFICATION "${NF_NODE_PATH}")

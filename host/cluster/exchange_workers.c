@@ -73,6 +73,7 @@ struct nf_workers {
     nf_dict *counts;              /* path -> path_count, under mu */
     size_t sockets;               /* every worker's, under mu */
     nf_dict *per_ip;              /* address -> ip_count, under mu */
+    nf_exchange *up;              /* the broker (worker 1's thread only), or NULL */
     worker w[];
 };
 
@@ -80,6 +81,7 @@ struct wx {
     nf_exchange base;             /* first: the host holds an nf_exchange */
     worker *w;
     nf_list asks;                 /* wask.link */
+    nf_list unsubs;               /* unsub_later.link (worker 1) */
 };
 
 /* ---- posting -------------------------------------------------------------------- */
@@ -186,6 +188,7 @@ enum { B_NS, B_ROOM, B_EVENT, B_BODY, B_TO, B_EXCEPT, B_FIELDS };
 typedef struct wmsg {
     atomic_uint refs;
     bool binary;
+    bool publish_up;              /* from an app: worker 1 also publishes it to the broker */
     nf_slice f[B_FIELDS];
     char *path;                   /* the endpoint's, in data */
     char data[];
@@ -209,15 +212,19 @@ static void run_broadcast(void *owner, void *arg)
             nf_broadcast b = { .ns = m->f[B_NS], .room = m->f[B_ROOM], .event = m->f[B_EVENT],
                                .body = m->f[B_BODY], .binary = m->binary, .to = m->f[B_TO],
                                .except_id = m->f[B_EXCEPT] };
+            nf_exchange *up = w->g->up;
+            if (m->publish_up && up && w->id == 0)
+                up->ops->publish(up, ep, &b);   /* the process's one broker connection */
             nf_broadcast_local(ep, &b);
         }
     }
     wmsg_release(m);
 }
 
-static void wx_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b)
+/* Posts b to every other worker; publish_up: worker 1 publishes it to the
+ * broker too (a broadcast of an app, not one that came from the broker). */
+static void fan_out(worker *w, nf_endpoint *ep, const nf_broadcast *b, bool publish_up)
 {
-    worker *w = ((wx *)x)->w;
     nf_workers *g = w->g;
     const char *path = nf_endpoint_path(ep);
     nf_slice src[B_FIELDS] = { b->ns, b->room, b->event, b->body, b->to, b->except_id };
@@ -225,6 +232,7 @@ static void wx_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b)
     if (m == NULL)
         return;
     m->binary = b->binary;
+    m->publish_up = publish_up;
     m->path = copy_slices(m->data, path, m->f, src, B_FIELDS);
     atomic_init(&m->refs, 1);   /* ours, while posting */
     for (unsigned i = 0; i < g->n; i++) {
@@ -237,10 +245,122 @@ static void wx_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b)
     wmsg_release(m);
 }
 
+static void wx_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b)
+{
+    worker *w = ((wx *)x)->w;
+    nf_exchange *up = w->g->up;
+    if (up && w->id == 0)
+        up->ops->publish(up, ep, b);
+    fan_out(w, ep, b, w->id != 0);
+}
+
+/* Worker 1: the broker delivered b to its connections; the others' too. */
+static void wx_relay(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b)
+{
+    fan_out(((wx *)x)->w, ep, b, false);
+}
+
+/* ---- the broker's subscriptions: all on worker 1's one connection ---------------- */
+
+enum { SUB_NS, SUB_ID };
+
+typedef struct wsub {
+    int kind;
+    bool add;
+    nf_slice name;
+    char *path;
+    char data[];
+} wsub;
+
+static void subscribe_up(worker *w, nf_endpoint *ep, int kind, bool add, nf_slice name)
+{
+    nf_exchange *up = w->g->up;
+    if (kind == SUB_NS)
+        (add ? up->ops->subscribe_ns : up->ops->unsubscribe_ns)(up, ep, name);
+    else
+        (add ? up->ops->subscribe_id : up->ops->unsubscribe_id)(up, ep, name);
+}
+
+/* A namespace's last unsubscription waits NF_WORKERS_UNSUB_DELAY_MS on
+ * worker 1: a connection that leaves and one that comes (a reconnect, a
+ * page reload) on two workers would otherwise make the broker unsubscribe
+ * and subscribe again, and the new connection's subscription, one hop
+ * behind its connect reply, could miss what it causes at once. */
+typedef struct unsub_later {
+    nf_list link;                 /* in wx.unsubs */
+    worker *w;
+    struct event *ev;
+    wsub *sb;
+} unsub_later;
+
+static void unsub_fire(evutil_socket_t fd, short what, void *arg)
+{
+    unsub_later *u = arg;
+    nf_endpoint *ep = u->w->g->up ? nf_host_find_endpoint(u->w->host, u->sb->path) : NULL;
+    if (ep)
+        subscribe_up(u->w, ep, u->sb->kind, false, u->sb->name);
+    nf_list_remove(&u->link);
+    event_free(u->ev);
+    free(u->sb);
+    free(u);
+}
+
+static void run_sub(void *owner, void *arg)
+{
+    worker *w = owner;
+    wsub *sb = arg;
+    received(w);
+    nf_endpoint *ep = w && !w->stopped && w->g->up && w->x ? nf_host_find_endpoint(w->host, sb->path) : NULL;
+    if (ep && sb->kind == SUB_NS && !sb->add) {
+        unsub_later *u = calloc(1, sizeof *u);
+        if (u && (u->ev = evtimer_new(nf_host_base(w->host), unsub_fire, u)) != NULL) {
+            struct timeval tv = nf_clock_timeval(NF_WORKERS_UNSUB_DELAY_MS);
+            u->w = w;
+            u->sb = sb;
+            nf_list_push_back(&w->x->unsubs, &u->link);
+            evtimer_add(u->ev, &tv);
+            return;
+        }
+        free(u);
+    }
+    if (ep)
+        subscribe_up(w, ep, sb->kind, sb->add, sb->name);
+    free(sb);
+}
+
 /* Every worker delivers every broadcast to its own connections, whatever
- * their namespaces: nothing to subscribe. */
-static void wx_subscribe_ns(nf_exchange *x, nf_endpoint *ep, nf_slice ns) {}
-static void wx_unsubscribe_ns(nf_exchange *x, nf_endpoint *ep, nf_slice ns) {}
+ * their namespaces: nothing to subscribe between workers. With a broker,
+ * worker 1 holds the process's subscriptions (reference-counted there). */
+static void forward_sub(worker *w, nf_endpoint *ep, int kind, bool add, nf_slice name)
+{
+    if (w->g->up == NULL)
+        return;
+    const char *path = nf_endpoint_path(ep);
+    wsub *sb = malloc(sizeof *sb + path_room(path) + name.len);
+    if (sb == NULL)
+        return;
+    sb->kind = kind;
+    sb->add = add;
+    sb->path = copy_slices(sb->data, path, &sb->name, &name, 1);
+    if (w->id == 0) {   /* here, now (run_sub delays a namespace's unsubscription) */
+        run_sub(w, sb);
+        return;
+    }
+    /* At once, not with this iteration's batch: the connect reply that this
+     * subscription precedes leaves now, and a broadcast the client then asks
+     * of another process must find the broker subscribed (as close as one
+     * process comes: its subscription is written before its reply). */
+    int rc = nf_mailbox_post(w->g->w[0].mb, run_sub, sb);
+    if (rc == 0)
+        w->host->metrics.worker_messages_out++;
+    else {
+        count_failure(w, 0, rc);
+        free(sb);
+    }
+}
+
+static void wx_subscribe_ns(nf_exchange *x, nf_endpoint *ep, nf_slice ns) { forward_sub(((wx *)x)->w, ep, SUB_NS, true, ns); }
+static void wx_unsubscribe_ns(nf_exchange *x, nf_endpoint *ep, nf_slice ns) { forward_sub(((wx *)x)->w, ep, SUB_NS, false, ns); }
 
 /* ---- connection counts ------------------------------------------------------------ */
 
@@ -277,8 +397,17 @@ static void count_change(worker *w, nf_endpoint *ep, int delta)
         atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
 }
 
-static void wx_subscribe_id(nf_exchange *x, nf_endpoint *ep, nf_slice id) { count_change(((wx *)x)->w, ep, 1); }
-static void wx_unsubscribe_id(nf_exchange *x, nf_endpoint *ep, nf_slice id) { count_change(((wx *)x)->w, ep, -1); }
+static void wx_subscribe_id(nf_exchange *x, nf_endpoint *ep, nf_slice id)
+{
+    count_change(((wx *)x)->w, ep, 1);
+    forward_sub(((wx *)x)->w, ep, SUB_ID, true, id);
+}
+
+static void wx_unsubscribe_id(nf_exchange *x, nf_endpoint *ep, nf_slice id)
+{
+    count_change(((wx *)x)->w, ep, -1);
+    forward_sub(((wx *)x)->w, ep, SUB_ID, false, id);
+}
 
 /* ep's own connections, exactly, plus the other workers' with an ID. */
 static size_t wx_count(nf_exchange *x, nf_endpoint *ep)
@@ -314,6 +443,7 @@ typedef struct wquestion {
     unsigned asker;
     wask *a;                      /* followed only on the asker's thread */
     worker *w;                    /* the worker asking its clients */
+    bool via_broker;              /* worker 1 asks the other processes through the broker */
     unsigned timeout_ms;
     nf_slice f[Q_FIELDS];
     char *path;                   /* in data */
@@ -413,6 +543,15 @@ static void run_question(void *owner, void *arg)
         question_done(q, w->stopped ? NF_ASK_CLOSED : NF_ASK_NOT_FOUND, NULL);
         return;
     }
+    if (q->via_broker) {
+        nf_exchange *up = w->g->up;
+        if (up == NULL)
+            question_done(q, NF_ASK_NOT_FOUND, NULL);
+        else   /* its answer (or timeout) comes through question_done; not cancelled: answers to nobody */
+            up->ops->ask(up, ep, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], q->timeout_ms,
+                         question_done, q);
+        return;
+    }
     /* Local only: the asker asks every worker itself. */
     nf_broadcast_ask(ep, false, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], false,
                      q->timeout_ms, question_done, q);
@@ -435,8 +574,14 @@ static void *wx_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, n
     nf_slice src[Q_FIELDS] = { to, ns, room, event, body };
     size_t len = path_room(path) + slices_len(src, Q_FIELDS);
     a->legs = 1;   /* while posting */
-    for (unsigned i = 0; i < g->n; i++) {
-        if (i == w->id)
+    /* A question to every other worker; with a broker, one more to worker 1
+     * (itself included) for the other processes, unless this ask serves a
+     * question that came from the broker. */
+    bool broker = g->up != NULL && !nf_exchange_serving();
+    for (unsigned k = 0; k < g->n + (broker ? 1u : 0u); k++) {
+        bool via_broker = k == g->n;
+        unsigned i = via_broker ? 0 : k;
+        if (i == w->id && !via_broker)
             continue;
         wquestion *q = malloc(sizeof *q + len);
         if (q == NULL)
@@ -444,6 +589,7 @@ static void *wx_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, n
         q->asker = w->id;
         q->a = a;
         q->w = NULL;
+        q->via_broker = via_broker;
         q->timeout_ms = timeout_ms;
         q->path = copy_slices(q->data, path, q->f, src, Q_FIELDS);
         a->legs++;
@@ -476,6 +622,13 @@ static void wx_ask_cancel(nf_exchange *x, void *handle)
 static void wx_free(nf_exchange *x)
 {
     wx *self = (wx *)x;
+    NF_LIST_FOREACH_SAFE(it, tmp, &self->unsubs) {   /* the broker goes too */
+        unsub_later *u = NF_LIST_ENTRY(it, unsub_later, link);
+        nf_list_remove(&u->link);
+        event_free(u->ev);
+        free(u->sb);
+        free(u);
+    }
     /* Detached already: no answer can arrive any more. */
     NF_LIST_FOREACH_SAFE(it, tmp, &self->asks) {
         wask *a = NF_LIST_ENTRY(it, wask, link);
@@ -483,6 +636,11 @@ static void wx_free(nf_exchange *x)
         if (!a->done)
             a->cb(a->ud, NF_ASK_CLOSED, NULL);
         free(a);
+    }
+    if (self->w->id == 0 && self->w->g->up) {
+        nf_exchange *up = self->w->g->up;
+        self->w->g->up = NULL;
+        up->ops->free(up);
     }
     self->w->x = NULL;
     free(self);
@@ -498,6 +656,7 @@ static const nf_exchange_ops wx_ops = {
     .ask_cancel = wx_ask_cancel,
     .free = wx_free,
     .count = wx_count,
+    .relay = wx_relay,
 };
 
 /* ---- one listener ------------------------------------------------------------------ */
@@ -794,11 +953,18 @@ int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange)
         x->base.host = h;
         x->w = w;
         nf_list_init(&x->asks);
+        nf_list_init(&x->unsubs);
         w->x = x;
         nf_host_set_exchange(h, &x->base);
         h->metrics.exchange_connected = -1;   /* no broker: no exchange lines in /metrics */
     }
     return 0;
+}
+
+void nf_workers_set_broker(nf_workers *g, nf_exchange *x)
+{
+    g->up = x;
+    g->w[0].host->metrics.exchange_connected = 0;   /* the broker's lines in /metrics */
 }
 
 typedef struct wcall {

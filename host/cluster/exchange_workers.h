@@ -17,9 +17,12 @@
  * connections or Lua state. Frames to one client keep their order: one
  * worker's posts to another run in the order they were made.
  *
- * With a broker (--redis, --nats) each worker is a node of the cluster of
- * its own, and the in-process exchange is not installed (attach with
- * with_exchange false): the broker carries what crosses workers. */
+ * With a broker (--redis, --nats) the process keeps one broker connection
+ * (pair), worker 1's, and the cluster sees one node: a broadcast of any
+ * worker is published once, by worker 1; what the broker delivers to worker
+ * 1 is relayed to the others; every worker's subscriptions are worker 1's
+ * (reference-counted there); a server ask by ID asks the other processes
+ * through worker 1, and a question from them is asked of every worker. */
 #ifndef NF_EXCHANGE_WORKERS_H
 #define NF_EXCHANGE_WORKERS_H
 
@@ -31,6 +34,7 @@
 
 #define NF_WORKERS_MAX 256                      /* --workers */
 #define NF_WORKER_QUEUE_DEFAULT (1u << 20)      /* --max-worker-queue: calls waiting for one worker */
+#define NF_WORKERS_UNSUB_DELAY_MS 1000          /* a namespace's last broker unsubscription waits this long */
 
 typedef struct nf_workers nf_workers;
 
@@ -44,6 +48,11 @@ unsigned nf_workers_count(const nf_workers *g);
  * with_exchange the in-process exchange. Returns 0, NF_ENOMEM, or NF_EINVAL
  * (i out of range, attached already). */
 int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange);
+
+/* After attaching with the exchange: the broker exchange x, made on worker
+ * 1's host and not installed there (the group owns it from now on, worker
+ * 1's exchange frees it). Before any loop runs. */
+void nf_workers_set_broker(nf_workers *g, nf_exchange *x);
 
 /* From any thread: fn(worker i's host, arg) on worker i's loop. Returns 0,
  * NF_ENOBUFS (its queue is full), NF_EPIPE (its loop has ended) or
