@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -364,7 +365,10 @@ static int parse_args(int argc, char **argv, config *cfg)
             break;
         case OPT_WORKERS:
             if (strcmp(optarg, "auto") == 0) {
-                long cores = sysconf(_SC_NPROCESSORS_ONLN);
+                /* The cores this process may run on (a container's or taskset's
+                 * CPU set), not every core of the machine. */
+                cpu_set_t set;
+                long cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
                 cfg->workers = cores < 1 ? 1 : cores > NF_WORKERS_MAX ? NF_WORKERS_MAX : (unsigned)cores;
             } else if (!parse_u64(optarg, NF_WORKERS_MAX, &v) || v == 0) {
                 return bad_usage("--workers wants a number from 1 to 256 or auto, got '%s'", optarg);
