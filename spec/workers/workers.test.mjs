@@ -5,10 +5,11 @@
 // /metrics, the connection limits, hot reload all-or-none and the drain are checked across them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { T, ROOT, startServer, serveFor, withTimeout, eventually, rawHttp, metricOf, sleep, RawClient, neffos } from '../interop/lib/server.mjs';
+import { T, ROOT, BIN, startServer, serveFor, withTimeout, eventually, rawHttp, metricOf, sleep, RawClient, neffos } from '../interop/lib/server.mjs';
 import { connectAs, askBody } from '../interop/lib/parity.mjs';
 
 const APP = path.join(ROOT, 'spec', 'workers', 'apps', 'workers.lua');
@@ -223,4 +224,10 @@ test('SIGTERM drains every worker: each client gets 1001, the process exits 0', 
     assert.equal(code, 1001);
   }
   await s.stop();
+});
+
+test('neffos test gives each app it starts a neffos.shared of its own', T, () => {
+  const r = spawnSync(BIN, ['test', path.join('spec', 'workers', 'apps', 'shared')], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout + r.stderr, /1 success \/ 0 failures \/ 0 errors/);
 });
