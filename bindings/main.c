@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -34,6 +35,10 @@
 #include "reloader.h"
 #include "shdict.h"
 #include "watchdog.h"
+
+/* glibc's trim and mmap thresholds with --workers N (serve()). */
+#define NF_WORKER_TRIM_BYTES (64 << 20)
+#define NF_WORKER_MMAP_BYTES (4 << 20)
 
 /* neffos.shared's default capacity (--shared-dict-bytes). */
 #define NF_SHARED_BYTES_DEFAULT (16u << 20)
@@ -667,6 +672,18 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
      * workers count together (exchange_workers.h). */
     nf_limits wl = cfg->limits;
 
+    if (p.n > 1) {
+        /* Each worker thread allocates from a glibc arena of its own, which
+         * free() shrinks (madvise) whenever its top passes the trim
+         * threshold: a broadcast's burst of output chains then costs page
+         * faults on every round (perf: ~18% in _int_free and faulting, and
+         * 1.7x the server CPU per delivery at 1,000 receivers, docs/bench.md).
+         * The main arena's dynamic threshold avoids that; the others get a
+         * fixed one (a worker heap's size), and large blocks (> 4 MiB) still
+         * come from mmap. malloc_trim still gives everything back. */
+        mallopt(M_TRIM_THRESHOLD, NF_WORKER_TRIM_BYTES);
+        mallopt(M_MMAP_THRESHOLD, NF_WORKER_MMAP_BYTES);
+    }
     p.w = calloc(p.n, sizeof *p.w);
     if (!p.w) {
         fprintf(stderr, "neffos: out of memory\n");
