@@ -822,6 +822,7 @@ static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
     gt->c = c;
     gt->head = head;
     gt->per_conns = per;
+    gt->sum.exchange_connected = -1;   /* no broker unless a worker has one */
     nf_list_push_back(&w->gathers, &gt->link);
     nf_metrics m;
     size_t conns, eps;

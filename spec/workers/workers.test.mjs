@@ -103,6 +103,8 @@ test('server:count() is the process\'s, on every worker, and follows closes', T,
   await eventually(async () => (await askBody(a.ns, 'count')) === '3' && (await askBody(b.ns, 'count')) === '3', 'count 3');
   assert.equal(await metricOf(s, 'neffos_connections'), 3, '/metrics sums the workers');
   assert.equal(await metricOf(s, 'neffos_workers'), WORKERS);
+  const text = (await rawHttp(s.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')).body;
+  assert.doesNotMatch(text, /neffos_exchange_connected/, 'no broker: no broker lines');
   let perWorker = 0;
   for (let w = 1; w <= WORKERS; w++) perWorker += await metricOf(s, `neffos_worker_connections{worker="${w}"}`);
   assert.equal(perWorker, 3);
