@@ -89,13 +89,15 @@ endforeach()
 
 # The same suites with every server at --workers 2: the files whose apps hold nothing a
 # test reads back in module locals (each worker has its own; docs/lua-api.md "Workers").
-# A file not listed here is not yet written for several workers (README, "Workers").
+# A file not listed here is not yet written for several workers (README, "Workers"), or, for
+# robust/hostile, ws_bounds and worst_case (pass at --workers 2, ~65 s), one connection's wire
+# bounds, which no worker changes: left out to keep CI under 15 minutes.
 set(NF_WORKER_SUITES
   interop/api_extras interop/api_extras_docs interop/ask interop/cli interop/examples interop/handshake
   interop/http interop/parity_ask interop/static interop/metrics
   reload/api reload/container reload/reload reload/save reload/stress
-  robust/barrier robust/budget robust/descriptors robust/guards robust/hostile robust/names robust/parked
-  robust/refusals robust/rfc6455 robust/worst_case robust/ws_bounds
+  robust/barrier robust/budget robust/descriptors robust/guards robust/names robust/parked
+  robust/refusals robust/rfc6455
   scaleout/app_config scaleout/example scaleout/ids scaleout/redis scaleout/nats
   examples/auth examples/chat_terminal browser/chat browser/auth)
 foreach(suite ${NF_WORKER_SUITES})
