@@ -143,6 +143,18 @@ void nf_host_set_unhealthy(nf_host *h, const char *reason)
     h->unhealthy = reason ? strdup(reason) : NULL;
 }
 
+void nf_host_set_hooks(nf_host *h, const nf_host_hooks *hooks, void *ud)
+{
+    h->hooks = hooks;
+    h->hooks_ud = ud;
+}
+
+void nf_host_thread_exit(void)
+{
+    nf_ws_pool_trim();
+    nf_invocation_pool_release();
+}
+
 void nf_host_set_exchange(nf_host *h, nf_exchange *x)
 {
     if (h->exchange && h->exchange->ops->free)
@@ -221,9 +233,22 @@ static bool ip_admit(nf_host *h, const char *remote)
     return true;
 }
 
+/* --workers N: the process's counts (nf_host_hooks.admit). */
+static int hooks_admit(nf_host *h, const char *remote)
+{
+    char ip[INET6_ADDRSTRLEN];
+    ip_of(remote, ip, sizeof ip);
+    return h->hooks->admit(h->hooks_ud, ip);
+}
+
 static void ip_release(nf_host *h, const char *remote)
 {
     char ip[INET6_ADDRSTRLEN];
+    if (h->hooks && h->hooks->gone) {
+        ip_of(remote, ip, sizeof ip);
+        h->hooks->gone(h->hooks_ud, ip);
+        return;
+    }
     if (h->limits.max_connections_per_ip == 0)
         return;
     ip_of(remote, ip, sizeof ip);
@@ -265,13 +290,15 @@ static int admit(nf_host *h, evutil_socket_t fd, const char *remote, nf_conn **o
         *out = NULL;
     /* Sockets still in the HTTP phase count too: a flood of half-open
      * requests must not use up descriptors until the handshake timeout. */
-    if (h->conn_count >= h->limits.max_connections) {
+    int over = h->hooks && h->hooks->admit ? hooks_admit(h, remote)
+             : h->conn_count >= h->limits.max_connections ? NF_EAGAIN : ip_admit(h, remote) ? 0 : NF_EEXIST;
+    if (over == NF_EAGAIN) {
         nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections (--max-connections %zu)",
                    h->limits.max_connections);
         evutil_closesocket(fd);
         return NF_EAGAIN;
     }
-    if (!ip_admit(h, remote)) {
+    if (over != 0) {
         nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections from this address (--max-connections-per-ip %zu)",
                    h->limits.max_connections_per_ip);
         evutil_closesocket(fd);
@@ -304,9 +331,12 @@ static int admit(nf_host *h, evutil_socket_t fd, const char *remote, nf_conn **o
 /* Nothing is accepted while draining: nf_host_drain closes the listener. */
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
+    nf_host *h = arg;
     char remote[64];
     format_addr(sa, remote, sizeof remote);
-    admit(arg, fd, remote, NULL);
+    if (h->hooks && h->hooks->accepted && h->hooks->accepted(h->hooks_ud, h, fd, remote))
+        return;   /* another worker adopts it */
+    admit(h, fd, remote, NULL);
 }
 
 /* accept() failed for want of a resource: descriptors (EMFILE, ENFILE) or
@@ -450,17 +480,25 @@ static void answer_health(nf_conn *c, bool head)
         http_answer(c, 200, NULL, "text/plain; charset=utf-8", "ok\n", head);
 }
 
-static void answer_metrics(nf_conn *c, bool head)
+void nf_host_metrics_snapshot(const nf_host *h, nf_metrics *m, size_t *connections, size_t *endpoints)
 {
-    nf_host *h = nf_conn_host(c);
     size_t eps = 0;
     for (nf_endpoint *ep = h->endpoints; ep; ep = ep->next)
         eps++;
+    *m = h->metrics;
+    m->lingering = nf_linger_count(h->linger);
+    *connections = h->ws_count;
+    *endpoints = eps;
+}
+
+static void write_metrics(nf_conn *c, bool head, const nf_metrics *m, size_t conns, size_t eps, const char *extra)
+{
     struct evbuffer *body = evbuffer_new();
     if (body == NULL)
         return;
-    h->metrics.lingering = nf_linger_count(h->linger);
-    nf_metrics_render(&h->metrics, h->ws_count, eps, body);
+    nf_metrics_render(m, conns, eps, body);
+    if (extra)
+        evbuffer_add(body, extra, strlen(extra));
     size_t len = evbuffer_get_length(body);
     struct evbuffer *out = nf_conn_output(c);
     nf_http_write_head(out, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", len);
@@ -468,6 +506,28 @@ static void answer_metrics(nf_conn *c, bool head)
         evbuffer_add_buffer(out, body);
     evbuffer_free(body);
     nf_conn_end_http(c, NF_CONN_ANSWER_SHORT);
+}
+
+void nf_host_answer_metrics(nf_conn *c, bool head, const nf_metrics *m, size_t conns, size_t eps, const char *extra)
+{
+    if (!nf_conn_is_closed(c))
+        write_metrics(c, head, m, conns, eps, extra);
+    nf_conn_unref(c);
+}
+
+static void answer_metrics(nf_conn *c, bool head)
+{
+    nf_host *h = nf_conn_host(c);
+    if (h->hooks && h->hooks->metrics) {
+        nf_conn_ref(c);
+        if (h->hooks->metrics(h->hooks_ud, h, c, head))
+            return;
+        nf_conn_unref(c);
+    }
+    nf_metrics m;
+    size_t conns, eps;
+    nf_host_metrics_snapshot(h, &m, &conns, &eps);
+    write_metrics(c, head, &m, conns, eps, NULL);
 }
 
 static void route(nf_conn *c)

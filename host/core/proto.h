@@ -191,6 +191,40 @@ typedef struct nf_host_stats {
 } nf_host_stats;
 void nf_host_get_stats(const nf_host *h, nf_host_stats *out);
 
+/* ---- workers (--workers N): the seams of a process of several hosts ----------
+ * Each worker is one host on its own loop and thread; these let the layer
+ * that joins them (host/cluster/exchange_workers.h) share one listener and
+ * answer /metrics for the whole process. A host without hooks is a process
+ * of its own (the default). */
+typedef struct nf_host_hooks {
+    /* A socket this host's listener accepted: true when it was handed to
+     * another host (which adopts it with nf_host_adopt), false to admit it
+     * here. */
+    bool (*accepted)(void *ud, nf_host *h, int fd, const char *remote);
+    /* GET or HEAD /metrics: true when the answer will be given later, with
+     * nf_host_answer_metrics (the connection is held meanwhile). */
+    bool (*metrics)(void *ud, nf_host *h, nf_conn *c, bool head);
+    /* Optional, together: --max-connections and --max-connections-per-ip
+     * for the whole process. admit counts a new socket from address ip
+     * and returns 0, or NF_EAGAIN over --max-connections, NF_EEXIST over
+     * the per-address limit (nothing counted); gone releases one. */
+    int (*admit)(void *ud, const char *ip);
+    void (*gone)(void *ud, const char *ip);
+} nf_host_hooks;
+void nf_host_set_hooks(nf_host *h, const nf_host_hooks *hooks, void *ud);
+
+struct nf_metrics;
+/* This host's counters and gauges, a copy (its loop's thread only). */
+void nf_host_metrics_snapshot(const nf_host *h, struct nf_metrics *m, size_t *connections, size_t *endpoints);
+/* Answers a /metrics request held by the metrics hook: m rendered, then
+ * `extra` (more exposition lines, may be NULL). Does nothing if c closed
+ * meanwhile. Releases the hold (the reference the hook took). */
+void nf_host_answer_metrics(nf_conn *c, bool head, const struct nf_metrics *m, size_t connections,
+                            size_t endpoints, const char *extra);
+/* Frees this thread's recycled objects (wslay contexts, invocations: the
+ * pools are per thread); a worker thread calls this as it ends. */
+void nf_host_thread_exit(void);
+
 /* Serves static files from `root` for GET/HEAD requests that match no
  * endpoint. NULL disables it. */
 void nf_host_set_static_root(nf_host *h, const char *root);

@@ -5,6 +5,8 @@
 // Environment (set by spec/tests.cmake; the defaults suit a manual run from the repo root):
 //   NEFFOS_BIN   the server binary       (default: <root>/build/neffos)
 //   NEFFOS_ROOT  the repository root     (default: three levels above this file)
+//   NEFFOS_WORKERS  N: every server runs with --workers N (unless a test passes --workers
+//                itself); spec/tests.cmake registers the suites again with NEFFOS_WORKERS=2
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -19,6 +21,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(process.env.NEFFOS_ROOT || path.join(here, '..', '..', '..'));
 export const BIN = path.resolve(ROOT, process.env.NEFFOS_BIN || path.join('build', 'neffos'));
 export { neffos };
+
+/** --workers of every server this harness starts (NEFFOS_WORKERS; 1 = the default). */
+export const WORKERS = Number(process.env.NEFFOS_WORKERS || 1);
 
 /** Per-test options for node:test: no single test may run longer than this. */
 export const T = { timeout: 30_000 };
@@ -84,7 +89,7 @@ export function canConnect(port) {
   });
 }
 
-const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error:/;
+const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error:|WARNING: ThreadSanitizer/;
 
 /** A running server process. */
 class Server {
@@ -145,7 +150,8 @@ export async function startServer(app, { args = [], endpoint = '/echo', readyMs 
   let lastErr;
   for (let attempt = 0; attempt < (fixedPort ? 1 : 4); attempt++) {
     const port = fixedPort ?? await freePort();
-    const argv = [...wrapper, BIN, ...args, '--listen', `127.0.0.1:${port}`, app];
+    const workers = WORKERS > 1 && !args.includes('--workers') ? ['--workers', String(WORKERS)] : [];
+    const argv = [...wrapper, BIN, ...workers, ...args, '--listen', `127.0.0.1:${port}`, app];
     const proc = spawn(argv[0], argv.slice(1), {
       cwd: ROOT,
       env: { ...process.env, ...env },
