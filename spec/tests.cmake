@@ -97,7 +97,7 @@ set(NF_WORKER_SUITES
   interop/http interop/parity_ask interop/static interop/metrics
   reload/api reload/container reload/reload reload/save reload/stress
   robust/barrier robust/budget robust/descriptors robust/guards robust/names robust/parked
-  robust/refusals robust/rfc6455
+  robust/refusals robust/rfc6455 robust/linger robust/broadcast_memory
   scaleout/app_config scaleout/example scaleout/ids scaleout/redis scaleout/nats
   examples/auth examples/chat_terminal browser/chat browser/auth)
 foreach(suite ${NF_WORKER_SUITES})

@@ -613,7 +613,10 @@ void nf_host_conn_gone(nf_host *h, nf_conn *c)
  * closed or queues drained: at the first sweep that finds the server quiet
  * after them, so a burst of closes costs one trim, or every
  * TRIM_MAX_WAIT_MS while it stays busy. The application's garbage is
- * collected first only when quiet: a full GC under load would be a pause. */
+ * collected first only when quiet: a full GC under load would be a pause.
+ * With --workers N each worker trims on its own quiet sweeps, on its own
+ * thread: its Lua state and its input-buffer pool are its own, and
+ * malloc_trim (heap.h) locks each arena as it walks them. */
 static void sweep_trim(nf_host *h, uint64_t now)
 {
     uint64_t activity = h->metrics.closed + h->metrics.broadcast_deliveries;

@@ -11,8 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { T, ROOT, BIN, startServer, serveFor, withTimeout, eventually, rawHttp, metricOf, sleep, RawClient, neffos } from '../interop/lib/server.mjs';
 import { connectAs, askBody } from '../interop/lib/parity.mjs';
+import { RawWs, frame, OP, closePayload } from '../robust/lib/raw.mjs';
 
 const APP = path.join(ROOT, 'spec', 'workers', 'apps', 'workers.lua');
+const RAW_APP = path.join(ROOT, 'spec', 'robust', 'apps', 'raw_echo.lua');
 const WORKERS = Math.max(2, Number(process.env.NEFFOS_WORKERS || 2));
 const FLAGS = ['--workers', String(WORKERS)];
 
@@ -108,6 +110,38 @@ test('server:count() is the process\'s, on every worker, and follows closes', T,
   let perWorker = 0;
   for (let w = 1; w <= WORKERS; w++) perWorker += await metricOf(s, `neffos_worker_connections{worker="${w}"}`);
   assert.equal(perWorker, 3);
+});
+
+// Each worker lingers its own closed sockets (host/core/linger.h): /metrics gives the sum.
+// Every socket here sends an oversized message, gets 1009, answers the close and never sends
+// its FIN, so the server keeps it lingering for NF_LINGER_MS (2 s) from at least the moment
+// the message was written: a round read later than that (a machine very busy) is run again.
+test('/metrics sums the lingering sockets of every worker', T, async (t) => {
+  const LINGER_MS = 2000;
+  const s = await serveFor(t, RAW_APP, [...FLAGS, '--max-message-bytes', '1024']);
+  for (let round = 1; ; round++) {
+    const socks = [];
+    let first;
+    for (let i = 0; i < 2 * WORKERS; i++) {   // one after the other: the listener deals them out in turn
+      const ws = await RawWs.open(t, s.port, '/raw');
+      ws.sock.allowHalfOpen = true;   // the server's FIN must not make ours
+      first ??= performance.now();
+      ws.write(frame(OP.TEXT, Buffer.alloc(4096, 0x61)));
+      const f = await ws.next(5000, 'the close frame');
+      assert.equal(f.code, 1009);
+      ws.send(OP.CLOSE, closePayload(1009));
+      await withTimeout(ws.end, 5000, "the server's FIN");
+      socks.push(ws);
+    }
+    const n = await metricOf(s, 'neffos_lingering_sockets');
+    const inTime = performance.now() - first < LINGER_MS - 100;
+    for (const ws of socks) ws.sock.destroy();
+    if (inTime) {
+      assert.equal(n, socks.length, 'every worker\'s lingering sockets');
+      break;
+    }
+    assert.ok(round < 10, 'ten rounds slower than the linger bound');
+  }
 });
 
 test('neffos.shared: one dictionary for every worker, atomic incr, add, bounded with a clear error', T, async (t) => {
