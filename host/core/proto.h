@@ -221,7 +221,7 @@ void nf_host_metrics_snapshot(const nf_host *h, struct nf_metrics *m, size_t *co
  * meanwhile. Releases the hold (the reference the hook took). */
 void nf_host_answer_metrics(nf_conn *c, bool head, const struct nf_metrics *m, size_t connections,
                             size_t endpoints, const char *extra);
-/* Frees this thread's recycled objects (wslay contexts, invocations: the
+/* Frees this thread's recycled objects (input buffers, invocations: the
  * pools are per thread); a worker thread calls this as it ends. */
 void nf_host_thread_exit(void);
 
