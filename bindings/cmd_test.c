@@ -25,6 +25,7 @@
 #include "log.h"
 #include "lua_client.h"
 #include "lua_internal.h"
+#include "shdict.h"
 #include "nf_cmds.h"
 #include "nf_limits.h"
 
@@ -33,6 +34,7 @@
 
 typedef struct tapp {
     nf_lua_app *app;
+    nf_shdict *shared;     /* its neffos.shared, fresh for each app started */
     nf_host *host;
     bool fake_clock;
     struct tapp *next;           /* every app started, for the final cleanup */
@@ -171,6 +173,9 @@ static int install_fake_clock(tapp *t, char *err, size_t errcap)
 
 /* ---- apps under test ------------------------------------------------------------------ */
 
+/* neffos.shared of an app under test (the server's default --shared-dict-bytes). */
+#define NF_SHARED_TEST_BYTES (16u << 20)
+
 static void tapp_stop(tapp *t)
 {
     if (!t->app)
@@ -178,8 +183,10 @@ static void tapp_stop(tapp *t)
     nf_lua_stop(t->app);
     nf_host_free(t->host);
     nf_lua_free(t->app);
+    nf_shdict_free(t->shared);
     t->app = NULL;
     t->host = NULL;
+    t->shared = NULL;
 }
 
 static tapp *check_tapp(lua_State *L)
@@ -208,7 +215,11 @@ static int t_start(lua_State *L)
     };
     nf_limits limits = nf_limits_default();
     t->fake_clock = fake;
-    t->app = nf_lua_new(g.base, &lo, err, sizeof err);
+    t->shared = nf_shdict_new(NF_SHARED_TEST_BYTES);
+    lo.shared = t->shared;
+    t->app = t->shared ? nf_lua_new(g.base, &lo, err, sizeof err) : NULL;
+    if (!t->shared)
+        snprintf(err, sizeof err, "out of memory");
     if (!t->app)
         goto fail;
     t->host = nf_host_new(g.base, &limits, nf_lua_ops(), t->app);
@@ -232,6 +243,7 @@ fail:
         nf_host_free(t->host);
     if (t->app)
         nf_lua_free(t->app);
+    nf_shdict_free(t->shared);
     free(t);
     lua_pushnil(L);
     lua_pushstring(L, err);

@@ -119,6 +119,10 @@ nf_lua_app *nf_lua_new(struct event_base *base, const nf_lua_options *opt, char 
     }
     a->base = base;
     a->version_ref = LUA_NOREF;
+    a->prepared_ref = LUA_NOREF;
+    a->worker_id = opt->worker_id ? opt->worker_id : 1;
+    a->worker_count = opt->worker_count ? opt->worker_count : 1;
+    a->shared = opt->shared;
     a->sb.cap = opt->memory_limit;
     a->sb.limit = opt->instruction_limit;
     a->sb.step = (int)(a->sb.limit / 100 < 100 ? 100 : a->sb.limit / 100 > 10000 ? 10000 : a->sb.limit / 100);
@@ -403,14 +407,13 @@ static void push_attempt_digests(nf_lua_app *a)
     lua_getfield(a->L, -2, "last_digests");   /* -2: the neffos table, below same_files */
 }
 
-int nf_lua_reload(nf_lua_app *a, bool if_changed, char *err, size_t errcap)
+int nf_lua_reload_prepare(nf_lua_app *a, bool if_changed, char *err, size_t errcap)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!a->host) {
         snprintf(err, errcap, "nothing is served");
         return NF_RELOAD_FAILED;
     }
+    nf_lua_reload_abort(a);
     if (if_changed && a->version_ref != LUA_NOREF) {
         if (same_files(a, push_serving_digests)) {
             /* What is on disk is what serves (e.g. a broken save undone). */
@@ -421,14 +424,53 @@ int nf_lua_reload(nf_lua_app *a, bool if_changed, char *err, size_t errcap)
         if (same_files(a, push_attempt_digests))
             return NF_RELOAD_SAME_FAILURE;
     }
-    if (load_version(a, err, errcap) != 0 || swap_in(a, err, errcap) != 0)
+    clock_gettime(CLOCK_MONOTONIC, &a->prepared_at);
+    if (load_version(a, err, errcap) != 0)
         return NF_RELOAD_FAILED;
+    a->prepared_ref = luaL_ref(a->L, LUA_REGISTRYINDEX);
+    return NF_RELOAD_PREPARED;
+}
+
+int nf_lua_reload_commit(nf_lua_app *a, char *err, size_t errcap)
+{
+    if (a->prepared_ref == LUA_NOREF) {
+        snprintf(err, errcap, "no version prepared");
+        return NF_RELOAD_FAILED;
+    }
+    lua_rawgeti(a->L, LUA_REGISTRYINDEX, a->prepared_ref);
+    luaL_unref(a->L, LUA_REGISTRYINDEX, a->prepared_ref);
+    a->prepared_ref = LUA_NOREF;
+    if (swap_in(a, err, errcap) != 0)
+        return NF_RELOAD_FAILED;
+    struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    nf_info("reloaded %s: version %u serving (loaded in %.1f ms)", a->main_file, a->version, ms);
+    double ms = (double)(t1.tv_sec - a->prepared_at.tv_sec) * 1e3 + (double)(t1.tv_nsec - a->prepared_at.tv_nsec) / 1e6;
+    /* One line per reload: worker 1's (every worker swaps, or none). */
+    if (a->worker_count > 1 && a->worker_id > 1)
+        nf_debug("worker %u: reloaded %s: version %u serving", a->worker_id, a->main_file, a->version);
+    else if (a->worker_count > 1)
+        nf_info("reloaded %s: version %u serving on %u workers (loaded in %.1f ms)", a->main_file, a->version,
+                a->worker_count, ms);
+    else
+        nf_info("reloaded %s: version %u serving (loaded in %.1f ms)", a->main_file, a->version, ms);
     nf_host_set_unhealthy(a->host, NULL);
     nf_host_count_reload(a->host, true);
     return NF_RELOAD_SWAPPED;
+}
+
+void nf_lua_reload_abort(nf_lua_app *a)
+{
+    if (a->prepared_ref == LUA_NOREF)
+        return;
+    luaL_unref(a->L, LUA_REGISTRYINDEX, a->prepared_ref);
+    a->prepared_ref = LUA_NOREF;
+    ltimer_cancel_version(a, a->version + 1);   /* made by its top level */
+}
+
+int nf_lua_reload(nf_lua_app *a, bool if_changed, char *err, size_t errcap)
+{
+    int rc = nf_lua_reload_prepare(a, if_changed, err, errcap);
+    return rc == NF_RELOAD_PREPARED ? nf_lua_reload_commit(a, err, errcap) : rc;
 }
 
 void nf_lua_reload_failed(nf_lua_app *a, const char *err)
@@ -572,5 +614,6 @@ void nf_lua_free(nf_lua_app *a)
     free(a->app_dir);
     free(a->scripts_dir);
     free(a->default_endpoint);
+    free(a->shared_buf);
     free(a);
 }

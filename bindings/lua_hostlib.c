@@ -64,6 +64,12 @@ void lhost_open(lua_State *L)
     luaL_newlib(L, fns);
     lua_pushlightuserdata(L, &lrun_yield_tag);
     lua_setfield(L, -2, "yield_tag");
+    lua_pushinteger(L, lapp_of(L)->worker_id);
+    lua_setfield(L, -2, "worker_id");
+    lua_pushinteger(L, lapp_of(L)->worker_count);
+    lua_setfield(L, -2, "worker_count");
+    lshared_push(L, lapp_of(L)->shared);
+    lua_setfield(L, -2, "shared");
 #ifdef NF_VERSION
     lua_pushliteral(L, NF_VERSION);
     lua_setfield(L, -2, "version");

@@ -21,6 +21,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdbool.h>
+#include <time.h>
 #include <stdint.h>
 
 #include "nf_lua.h"
@@ -62,6 +63,7 @@ struct nf_lua_app {
     char *scripts_dir;
     char *default_endpoint;
     int version_ref;         /* the serving version record (LUA_NOREF before the first load) */
+    int prepared_ref;        /* a loaded, validated version waiting for the other workers (LUA_NOREF) */
     unsigned version;        /* 1, 2, ... per successful load */
     unsigned loading;        /* the version being loaded (owner of timers made meanwhile) */
     lendpoint *endpoints;
@@ -71,7 +73,17 @@ struct nf_lua_app {
     int pool[32];            /* finished threads kept for reuse (registry refs) */
     int npool;
     bool stopping;
+    struct timespec prepared_at;   /* when the prepared version began to load */
+    unsigned worker_id;      /* 1-based (--workers N) */
+    unsigned worker_count;
+    struct nf_shdict *shared;      /* neffos.shared, or NULL */
+    char *shared_buf;              /* values copied out of it */
+    size_t shared_cap;
 };
+
+/* ---- lua_shared.c ---- */
+/* Pushes neffos.shared for d (nil when NULL). */
+void lshared_push(lua_State *L, struct nf_shdict *d);
 
 /* ---- lua_sandbox.c ---- */
 void *lsb_alloc(void *ud, void *ptr, size_t osize, size_t nsize);

@@ -11,6 +11,8 @@
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -25,16 +27,24 @@
 #include <wslay/wslay.h>
 
 #include "exchange.h"
+#include "exchange_workers.h"
 #include "fdlimit.h"
 #include "log.h"
 #include "nf_cmds.h"
 #include "nf_lua.h"
+#include "reload_all.h"
 #include "reloader.h"
+#include "shdict.h"
 #include "tls.h"
 #include "watchdog.h"
 
 #define MALLOC_TOP_PAD (4 << 20)         /* bytes of free heap kept at its top (M_TOP_PAD) */
 #define MALLOC_MMAP_THRESHOLD (1 << 20)  /* allocations this large or larger are mmapped */
+/* glibc's trim threshold with --workers N (serve()). */
+#define NF_WORKER_TRIM_BYTES (64 << 20)
+
+/* neffos.shared's default capacity (--shared-dict-bytes). */
+#define NF_SHARED_BYTES_DEFAULT (16u << 20)
 
 #ifndef NF_VERSION
 #define NF_VERSION "dev"
@@ -80,6 +90,7 @@ enum {
     OPT_REDIS, OPT_REDIS_PREFIX, OPT_NATS, OPT_NATS_PREFIX, OPT_WD_WARN, OPT_WD_KILL, OPT_WATCH_POLL,
     OPT_COMPRESSION,
     OPT_LISTEN_TLS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_MIN,
+    OPT_WORKERS, OPT_WORKER_QUEUE, OPT_SHARED_BYTES,
     OPT_LIMIT_FIRST = 512
 };
 
@@ -105,6 +116,9 @@ typedef struct config {
     unsigned watchdog_warn_ms, watchdog_kill_ms;
     nf_limits limits;
     bool max_connections_set;            /* else derived from RLIMIT_NOFILE */
+    unsigned workers;                    /* event loops, each with its own Lua state */
+    size_t max_worker_queue;             /* calls waiting for one worker */
+    size_t shared_bytes;                 /* neffos.shared's capacity (0 = none) */
 } config;
 
 static void flag_name(char *out, size_t cap, const char *field)
@@ -167,9 +181,13 @@ static void usage(FILE *f)
             "  --redis-prefix P         Redis channel prefix (default neffos)\n"
             "  --nats URL               scale out over NATS: nats://[user:password@|token@]HOST[:PORT]\n"
             "  --nats-prefix P          NATS subject prefix (default neffos)\n"
+            "  --workers N|auto         event loops on as many threads, each running the app in a Lua state of\n"
+            "                           its own, one server to clients (default 1; auto = the usable cores)\n"
+            "  --max-worker-queue N     calls (broadcasts, asks, connections) waiting for one worker (default %u)\n"
+            "  --shared-dict-bytes N    capacity of neffos.shared, shared by every worker (default %u, 0 = none)\n"
             "  --help, --version\n"
             "\n"
-            "limits:\n");
+            "limits:\n", NF_WORKER_QUEUE_DEFAULT, NF_SHARED_BYTES_DEFAULT);
     for (size_t i = 0; i < NLIMITS; i++) {
         char name[64];
         flag_name(name, sizeof name, limit_flags[i].name);
@@ -302,6 +320,9 @@ static int parse_args(int argc, char **argv, config *cfg)
         { "redis-prefix", required_argument, NULL, OPT_REDIS_PREFIX },
         { "nats", required_argument, NULL, OPT_NATS },
         { "nats-prefix", required_argument, NULL, OPT_NATS_PREFIX },
+        { "workers", required_argument, NULL, OPT_WORKERS },
+        { "max-worker-queue", required_argument, NULL, OPT_WORKER_QUEUE },
+        { "shared-dict-bytes", required_argument, NULL, OPT_SHARED_BYTES },
         { "help", no_argument, NULL, OPT_HELP },
         { "version", no_argument, NULL, OPT_VERSION },
     };
@@ -395,6 +416,29 @@ static int parse_args(int argc, char **argv, config *cfg)
                 return bad_usage("--watchdog-*-ms wants a number of milliseconds, got '%s'", optarg);
             *(c == OPT_WD_WARN ? &cfg->watchdog_warn_ms : &cfg->watchdog_kill_ms) = (unsigned)v;
             break;
+        case OPT_WORKERS:
+            if (strcmp(optarg, "auto") == 0) {
+                /* The cores this process may run on (a container's or taskset's
+                 * CPU set), not every core of the machine. */
+                cpu_set_t set;
+                long cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+                cfg->workers = cores < 1 ? 1 : cores > NF_WORKERS_MAX ? NF_WORKERS_MAX : (unsigned)cores;
+            } else if (!parse_u64(optarg, NF_WORKERS_MAX, &v) || v == 0) {
+                return bad_usage("--workers wants a number from 1 to 256 or auto, got '%s'", optarg);
+            } else {
+                cfg->workers = (unsigned)v;
+            }
+            break;
+        case OPT_WORKER_QUEUE:
+            if (!parse_u64(optarg, SIZE_MAX, &v) || v == 0)
+                return bad_usage("--max-worker-queue wants a number of calls (at least 1), got '%s'", optarg);
+            cfg->max_worker_queue = (size_t)v;
+            break;
+        case OPT_SHARED_BYTES:
+            if (!parse_u64(optarg, SIZE_MAX / 2, &v))
+                return bad_usage("--shared-dict-bytes wants a number of bytes, got '%s'", optarg);
+            cfg->shared_bytes = (size_t)v;
+            break;
         case 'h':
         case OPT_HELP:
             usage(stdout);
@@ -437,39 +481,76 @@ static int parse_args(int argc, char **argv, config *cfg)
 
 /* ---- running ----------------------------------------------------------------------- */
 
+typedef struct process process;
+
+/* One worker: a loop, a host and a Lua state of its own (--workers N). */
 typedef struct server {
-    config *cfg;
+    process *p;
+    unsigned id;                 /* 0-based; neffos.worker.id is id + 1 */
     struct event_base *base;
     nf_host *host;
     nf_lua_app *app;
-    nf_watchdog *watchdog;
-    nf_reloader *reloader;
-    nf_tls *tls;                         /* --tls-cert, or NULL */
+    pthread_t thread;
+    bool started;                /* its thread runs (id > 0) */
     bool draining;
 } server;
+
+struct process {
+    config *cfg;
+    unsigned n;
+    server *w;                   /* [n] */
+    nf_workers *g;               /* NULL with one worker */
+    nf_reload_all *reload_all;   /* NULL with one worker */
+    nf_shdict *shared;
+    nf_watchdog *watchdog;
+    nf_reloader *reloader;       /* worker 1's */
+    nf_tls *tls;                 /* --tls-cert, or NULL: one for every worker */
+    bool draining;               /* worker 1's thread */
+};
 
 static void drained(void *ud)
 {
     server *s = ud;
     nf_lua_abort_waiting(s->app);
-    nf_info("drained, exiting");
+    if (s->id == 0)
+        nf_info("drained, exiting");
     event_base_loopbreak(s->base);
+}
+
+/* On s's own thread. */
+static void start_drain(server *s)
+{
+    if (s->draining)
+        return;
+    s->draining = true;
+    nf_lua_stop(s->app);
+    nf_host_drain(s->host, s->p->cfg->grace_ms, drained, s);
+}
+
+static void drain_call(nf_host *h, void *arg)
+{
+    (void)h;
+    start_drain(arg);
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *ud)
 {
     (void)what;
-    server *s = ud;
-    if (s->draining) {
+    process *p = ud;
+    if (p->draining) {
         nf_warn("second signal: exiting now");
         _exit(0);
     }
-    s->draining = true;
-    nf_info("%s: draining (%u ms grace)", sig == SIGINT ? "SIGINT" : "SIGTERM", s->cfg->grace_ms);
-    nf_lua_stop(s->app);
-    if (s->reloader)
-        nf_reloader_stop(s->reloader);
-    nf_host_drain(s->host, s->cfg->grace_ms, drained, s);
+    p->draining = true;
+    nf_info("%s: draining (%u ms grace)", sig == SIGINT ? "SIGINT" : "SIGTERM", p->cfg->grace_ms);
+    if (p->reloader)
+        nf_reloader_stop(p->reloader);
+    /* Every worker drains on its own loop; a worker that cannot be told
+     * (its queue full) is ended by the watchdog after the grace period. */
+    for (unsigned i = 1; i < p->n; i++)
+        if (nf_workers_post(p->g, i, drain_call, &p->w[i]) != 0)
+            nf_warn("worker %u cannot be told to drain", i + 1);
+    start_drain(&p->w[0]);
 }
 
 /* SIGTERM/SIGINT, passed on by the watchdog thread (watchdog.h). */
@@ -486,41 +567,47 @@ static void on_hup(evutil_socket_t sig, short what, void *ud)
 {
     (void)sig;
     (void)what;
-    server *s = ud;
-    if (s->draining)
+    process *p = ud;
+    if (p->draining)
         return;
-    if (s->tls) {
+    if (p->tls) {   /* the process's one certificate: every worker's next SSL_new gets the new one */
         nf_info("SIGHUP: reloading the TLS certificate");
-        nf_tls_reload(s->tls, NULL, 0);   /* logged either way; a bad one leaves the old serving */
+        nf_tls_reload(p->tls, NULL, 0);   /* logged either way; a bad one leaves the old serving */
     }
-    if (!s->reloader)
+    if (!p->reloader)
         return;
     nf_info("SIGHUP: reloading");
-    nf_reloader_reload(s->reloader);
+    nf_reloader_reload(p->reloader);
 }
 
 /* The listeners: --listen plain, or TLS when --tls-cert is given without
  * --listen-tls; --listen-tls TLS beside it. Returns 0, or a negative code
  * and err ("cannot listen: ...", "TLS: ..."). */
-static int start_listening(server *s, char *err, size_t errcap)
+static int start_listening(process *p, char *err, size_t errcap)
 {
-    const config *cfg = s->cfg;
+    const config *cfg = p->cfg;
+    server *s = &p->w[0];
     char why[512];
     if (cfg->tls_cert) {
-        int rc = nf_tls_new(cfg->tls_cert, cfg->tls_key, (nf_tls_version)cfg->tls_min_version, &s->tls, why, sizeof why);
+        int rc = nf_tls_new(cfg->tls_cert, cfg->tls_key, (nf_tls_version)cfg->tls_min_version, &p->tls, why, sizeof why);
         if (rc != 0) {
             snprintf(err, errcap, "TLS: %s", rc == NF_ENOMEM ? "out of memory" : why);
             return rc;
         }
-        rc = nf_tls_watch(s->tls, s->base);
+        /* One watcher (worker 1's loop) reloads for the process. */
+        rc = nf_tls_watch(p->tls, s->base);
         if (rc != 0)
             nf_warn("tls: cannot watch %s (%s): reload it with SIGHUP", cfg->tls_cert, strerror(-rc));
+        /* Worker 1 listens and hands TLS sockets to the others (host.c's
+         * accepted hook), which then make their handshakes with it. */
+        for (unsigned i = 1; i < p->n; i++)
+            nf_host_set_tls(p->w[i].host, p->tls);
     }
     bool tls_on_listen = cfg->tls_cert && !cfg->tls_host[0];
-    int rc = tls_on_listen ? nf_host_listen_tls(s->host, cfg->host, cfg->port, s->tls, why, sizeof why)
+    int rc = tls_on_listen ? nf_host_listen_tls(s->host, cfg->host, cfg->port, p->tls, why, sizeof why)
                            : nf_host_listen(s->host, cfg->host, cfg->port, why, sizeof why);
     if (rc == 0 && cfg->tls_host[0])
-        rc = nf_host_listen_tls(s->host, cfg->tls_host, cfg->tls_port, s->tls, why, sizeof why);
+        rc = nf_host_listen_tls(s->host, cfg->tls_host, cfg->tls_port, p->tls, why, sizeof why);
     if (rc != 0)
         snprintf(err, errcap, "cannot listen: %s", why);
     return rc;
@@ -528,9 +615,10 @@ static int start_listening(server *s, char *err, size_t errcap)
 
 /* "127.0.0.1:8080" (plain only, as before TLS), "https [::1]:8443", or
  * "http ... and https ...", for the log. */
-static void listening_on(const server *s, char *out, size_t cap)
+static void listening_on(const process *p, char *out, size_t cap)
 {
-    const config *cfg = s->cfg;
+    const config *cfg = p->cfg;
+    const server *s = &p->w[0];
     bool both = cfg->tls_host[0] != '\0', tls_only = cfg->tls_cert && !both;
     const char *h1 = cfg->host, *h2 = cfg->tls_host;
     int n = snprintf(out, cap, "%s%s%s%s:%d", tls_only ? "https " : both ? "http " : "", strchr(h1, ':') ? "[" : "", h1,
@@ -557,6 +645,8 @@ static int check_app(const config *cfg, struct event_base *base, const nf_lua_op
     return rc == 0 ? 0 : 1;
 }
 
+/* The broker connection: worker 1's host's exchange, or with --workers N
+ * the group's, which carries every worker's traffic through it. */
 static int start_exchange(server *s, const char *kind, const char *url, const char *prefix)
 {
     char err[1024];
@@ -567,7 +657,10 @@ static int start_exchange(server *s, const char *kind, const char *url, const ch
         fprintf(stderr, "neffos: %s\n", err);
         return -1;
     }
-    nf_host_set_exchange(s->host, x);
+    if (s->p->g)
+        nf_workers_set_broker(s->p->g, x);
+    else
+        nf_host_set_exchange(s->host, x);
     return 0;
 }
 
@@ -608,104 +701,242 @@ static void report_descriptors(const config *cfg, const fd_budget *fb)
                 (unsigned long long)budget);
 }
 
-static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
+/* Makes worker i: its loop (worker 1 uses the main one), Lua state and host,
+ * and loads the app into it. Returns 0, or the exit code. */
+static int make_worker(process *p, unsigned i, struct event_base *main_base, const nf_lua_options *lo0,
+                       const nf_limits *limits)
 {
     char err[1024];
-    server s = { .cfg = cfg, .base = base };
-    int rc = 1;
-    fd_budget fb = fit_descriptors(cfg);
-
-    s.app = nf_lua_new(base, lo, err, sizeof err);
-    if (!s.app) {
+    server *s = &p->w[i];
+    s->p = p;
+    s->id = i;
+    s->base = i == 0 ? main_base : event_base_new();
+    if (!s->base) {
+        fprintf(stderr, "neffos: cannot create the event loop of worker %u\n", i + 1);
+        return 1;
+    }
+    nf_lua_options lo = *lo0;
+    lo.worker_id = i + 1;
+    lo.worker_count = p->n;
+    lo.shared = p->shared;
+    s->app = nf_lua_new(s->base, &lo, err, sizeof err);
+    if (!s->app) {
         fprintf(stderr, "neffos: %s\n", err);
         return 2;
     }
-    s.host = nf_host_new(base, &cfg->limits, nf_lua_ops(), s.app);
-    if (!s.host) {
+    s->host = nf_host_new(s->base, limits, nf_lua_ops(), s->app);
+    if (!s->host) {
         fprintf(stderr, "neffos: cannot create the host\n");
+        return 1;
+    }
+    nf_lua_set_watchdog(s->app, p->watchdog);
+    return 0;
+}
+
+/* Worker i's loop: make it the watchdog's loop i, run it until its drain
+ * ends, then let go of what crosses threads. */
+static void run_worker_loop(server *s)
+{
+    nf_watchdog_bind_thread(s->id);
+    event_base_dispatch(s->base);
+    if (s->p->g)
+        nf_workers_detach(s->p->g, s->id);
+}
+
+/* Takes worker i apart, on the thread that ran it (pools are per thread). */
+static void free_worker(server *s)
+{
+    if (s->app)
+        nf_lua_stop(s->app);
+    if (s->host)
+        nf_host_free(s->host);
+    nf_lua_free(s->app);
+    s->host = NULL;
+    s->app = NULL;
+    if (s->id > 0 && s->base)
+        event_base_free(s->base);
+    s->base = NULL;
+}
+
+static void *worker_thread(void *ud)
+{
+    server *s = ud;
+    run_worker_loop(s);
+    free_worker(s);
+    nf_host_thread_exit();
+    return NULL;
+}
+
+static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
+{
+    char err[1024];
+    process p = { .cfg = cfg, .n = cfg->workers };
+    int rc = 1;
+    fd_budget fb = fit_descriptors(cfg);
+    /* --max-connections and --max-connections-per-ip are per process: the
+     * workers count together (exchange_workers.h). */
+    nf_limits wl = cfg->limits;
+
+    if (p.n > 1) {
+        /* Each worker thread allocates from a glibc arena of its own, which
+         * free() shrinks (madvise) whenever its top passes the trim
+         * threshold: a broadcast's burst of output chains then costs page
+         * faults on every round (perf: ~18% in _int_free and faulting, and
+         * 1.7x the server CPU per delivery at 1,000 receivers, docs/bench.md).
+         * M_TOP_PAD (main()) keeps only 4 MiB of slack, less than such a
+         * burst: every arena gets a fixed threshold (a worker heap's size),
+         * and large blocks (MALLOC_MMAP_THRESHOLD, main()) still come from
+         * mmap. The sweep's malloc_trim (host.c) still gives everything back. */
+        mallopt(M_TRIM_THRESHOLD, NF_WORKER_TRIM_BYTES);
+    }
+    p.w = calloc(p.n, sizeof *p.w);
+    if (!p.w) {
+        fprintf(stderr, "neffos: out of memory\n");
+        return 1;
+    }
+    if (p.n > 1) {
+        p.g = nf_workers_new(p.n, cfg->max_worker_queue);
+        if (!p.g) {
+            fprintf(stderr, "neffos: out of memory\n");
+            goto out;
+        }
+    }
+    if (cfg->shared_bytes && (p.shared = nf_shdict_new(cfg->shared_bytes)) == NULL) {
+        fprintf(stderr, "neffos: out of memory\n");
         goto out;
     }
     /* Before the app's top level runs: it is app code like any handler. */
-    nf_watchdog_config wc = { cfg->watchdog_warn_ms, cfg->watchdog_kill_ms, cfg->grace_ms };
-    s.watchdog = nf_watchdog_start(&wc, err, sizeof err);
-    if (!s.watchdog) {
+    nf_watchdog_config wc = { cfg->watchdog_warn_ms, cfg->watchdog_kill_ms, cfg->grace_ms, p.n };
+    p.watchdog = nf_watchdog_start(&wc, err, sizeof err);
+    if (!p.watchdog) {
         fprintf(stderr, "neffos: %s\n", err);
         goto out;
     }
-    nf_lua_set_watchdog(s.app, s.watchdog);
+    for (unsigned i = 0; i < p.n; i++)
+        if ((rc = make_worker(&p, i, base, lo, &wl)) != 0)
+            goto out;
+    rc = 1;
+    for (unsigned i = 0; p.g && i < p.n; i++) {
+        if (nf_workers_attach(p.g, i, p.w[i].host, true) != 0) {
+            fprintf(stderr, "neffos: cannot join worker %u: out of memory or descriptors\n", i + 1);
+            goto out;
+        }
+    }
     if (cfg->redis || cfg->nats) {
         /* Before the app loads: its connections subscribe as they come. A
          * broker that does not answer now is an error (exit 2), not a
-         * process that would quietly serve its own clients only. */
-        if (start_exchange(&s, cfg->redis ? "redis" : "nats", cfg->redis ? cfg->redis : cfg->nats,
+         * process that would quietly serve its own clients only. One
+         * connection (pair) for the process, worker 1's. */
+        if (start_exchange(&p.w[0], cfg->redis ? "redis" : "nats", cfg->redis ? cfg->redis : cfg->nats,
                            cfg->redis ? cfg->redis_prefix : cfg->nats_prefix) != 0) {
             rc = 2;
             goto out;
         }
     }
-    if (nf_lua_load(s.app, s.host, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        goto out;
+    for (unsigned i = 0; i < p.n; i++) {
+        if (nf_lua_load(p.w[i].app, p.w[i].host, err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            goto out;
+        }
+        if (cfg->static_root)
+            nf_host_set_static_root(p.w[i].host, cfg->static_root);
+        if (cfg->origins)
+            nf_host_set_allowed_origins(p.w[i].host, cfg->origins);
     }
     char kind[8], url[512], prefix[128];
-    if (!cfg->redis && !cfg->nats && nf_lua_scale_out(s.app, kind, sizeof kind, url, sizeof url, prefix, sizeof prefix)) {
+    if (!cfg->redis && !cfg->nats && nf_lua_scale_out(p.w[0].app, kind, sizeof kind, url, sizeof url, prefix, sizeof prefix)) {
         /* Asked for by the app (neffos.scale_out): still before listening,
          * so no connection exists yet. */
-        if (start_exchange(&s, kind, url, prefix[0] ? prefix : NULL) != 0) {
+        if (start_exchange(&p.w[0], kind, url, prefix[0] ? prefix : NULL) != 0) {
             rc = 2;
             goto out;
         }
     }
-    if (cfg->static_root)
-        nf_host_set_static_root(s.host, cfg->static_root);
-    if (cfg->origins)
-        nf_host_set_allowed_origins(s.host, cfg->origins);
-    if (start_listening(&s, err, sizeof err) != 0) {
+    server *s = &p.w[0];
+    if (start_listening(&p, err, sizeof err) != 0) {
         fprintf(stderr, "neffos: %s\n", err);
         rc = 2;
         goto out;
     }
     report_descriptors(cfg, &fb);
     nf_reloader_options ro = { .watch = cfg->watch, .poll_ms = cfg->watch_poll_ms };
-    s.reloader = nf_reloader_new(base, s.app, &ro);
-    if (!s.reloader) {
+    if (p.n > 1) {
+        nf_lua_app *apps[NF_WORKERS_MAX];
+        for (unsigned i = 0; i < p.n; i++)
+            apps[i] = p.w[i].app;
+        p.reload_all = nf_reload_all_new(p.g, apps, p.n);
+        ro.reload = nf_reload_all_reload;
+        ro.failed = nf_reload_all_failed;
+        ro.ud = p.reload_all;
+    }
+    p.reloader = (p.n == 1 || p.reload_all) ? nf_reloader_new(base, s->app, &ro) : NULL;
+    if (!p.reloader) {
         fprintf(stderr, "neffos: out of memory\n");
         goto out;
     }
 
     struct event *sigs[2] = {
-        event_new(base, nf_watchdog_signal_fd(s.watchdog), EV_READ | EV_PERSIST, on_signal_pipe, &s),
-        evsignal_new(base, SIGHUP, on_hup, &s),
+        event_new(base, nf_watchdog_signal_fd(p.watchdog), EV_READ | EV_PERSIST, on_signal_pipe, &p),
+        evsignal_new(base, SIGHUP, on_hup, &p),
     };
     for (int i = 0; i < 2; i++)
         event_add(sigs[i], NULL);
 
     char eps[512] = "";
     size_t used = 0;
-    for (nf_endpoint *ep = nf_host_endpoint_next(s.host, NULL); ep; ep = nf_host_endpoint_next(s.host, ep)) {
+    for (nf_endpoint *ep = nf_host_endpoint_next(s->host, NULL); ep; ep = nf_host_endpoint_next(s->host, ep)) {
         int w = snprintf(eps + used, sizeof eps - used, "%s%s", used ? " " : "", nf_endpoint_path(ep));
         if (w > 0 && (size_t)w < sizeof eps - used)
             used += (size_t)w;
     }
+    char workers[32] = "";
+    if (p.n > 1)
+        snprintf(workers, sizeof workers, ", workers: %u", p.n);
+    /* The other workers' threads take no signals: SIGHUP reaches worker 1's
+     * loop, SIGTERM/SIGINT the watchdog. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (unsigned i = 1; i < p.n; i++) {
+        int e = pthread_create(&p.w[i].thread, NULL, worker_thread, &p.w[i]);
+        if (e != 0) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            fprintf(stderr, "neffos: cannot start worker %u: %s\n", i + 1, strerror(e));
+            _exit(1);   /* workers already serve: no orderly way back */
+        }
+        p.w[i].started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     char where[600];
-    listening_on(&s, where, sizeof where);
-    nf_info("neffos %s listening on %s, endpoints: %s, app: %s", NF_VERSION, where, eps, cfg->app);
+    listening_on(&p, where, sizeof where);
+    nf_info("neffos %s listening on %s, endpoints: %s, app: %s%s", NF_VERSION, where, eps, cfg->app, workers);
 
-    event_base_dispatch(base);
-    nf_watchdog_disarm(s.watchdog);
+    run_worker_loop(s);
+    nf_reloader_free(p.reloader);
+    p.reloader = NULL;
+    for (unsigned i = 1; i < p.n; i++) {
+        if (p.w[i].started)
+            pthread_join(p.w[i].thread, NULL);
+        p.w[i].started = false;
+    }
+    nf_watchdog_disarm(p.watchdog);
     rc = 0;
 
     for (int i = 0; i < 2; i++)
         event_free(sigs[i]);
 out:
-    nf_reloader_free(s.reloader);
-    if (s.app)
-        nf_lua_stop(s.app);
-    if (s.host)
-        nf_host_free(s.host);
-    nf_lua_free(s.app);
-    nf_watchdog_free(s.watchdog);
-    nf_tls_free(s.tls);
+    nf_reloader_free(p.reloader);
+    for (unsigned i = 0; i < p.n; i++) {
+        if (p.g)
+            nf_workers_detach(p.g, i);   /* a start that failed: no loop ran */
+        free_worker(&p.w[i]);
+    }
+    nf_reload_all_free(p.reload_all);
+    nf_workers_free(p.g);
+    nf_shdict_free(p.shared);
+    nf_watchdog_free(p.watchdog);
+    nf_tls_free(p.tls);   /* after every worker: their connections' SSLs are gone */
+    free(p.w);
     return rc;
 }
 
@@ -734,6 +965,9 @@ int main(int argc, char **argv)
         .watchdog_kill_ms = 30000,
         .limits = nf_limits_default(),
         .tls_min_version = NF_TLS_1_2,
+        .workers = 1,
+        .max_worker_queue = NF_WORKER_QUEUE_DEFAULT,
+        .shared_bytes = NF_SHARED_BYTES_DEFAULT,
     };
     int rc = parse_args(argc, argv, &cfg);
     if (rc >= 0)

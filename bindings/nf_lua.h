@@ -22,6 +22,9 @@ typedef struct nf_lua_options {
     const char *scripts_dir;       /* where neffos.lua lives; NF_SCRIPTS_DIR if NULL */
     size_t memory_limit;           /* bytes the Lua heap may use while app code runs; 0 = no cap */
     uint64_t instruction_limit;    /* per handler run slice (until it waits); 0 = no limit */
+    unsigned worker_id;            /* neffos.worker.id: 1..worker_count (0 = 1) */
+    unsigned worker_count;         /* neffos.worker.count (--workers; 0 = 1) */
+    struct nf_shdict *shared;      /* neffos.shared (shared by every worker), or NULL */
 } nf_lua_options;
 
 /* Creates the Lua state and loads the neffos library (not the app yet).
@@ -44,6 +47,7 @@ enum {
     NF_RELOAD_UNCHANGED = 1,     /* every file is byte-identical to what serves: nothing ran,
                                   * the host is marked healthy (a broken save was undone) */
     NF_RELOAD_SAME_FAILURE = 2,  /* the files are those the last, failed, attempt read */
+    NF_RELOAD_PREPARED = 3,      /* nf_lua_reload_prepare: loaded and valid, waiting for commit */
 };
 
 /* Hot reload: load into a fresh environment, validate, swap. With
@@ -53,6 +57,15 @@ enum {
  * failure is only returned (the caller decides when it is final); report
  * it with nf_lua_reload_failed(). */
 int nf_lua_reload(nf_lua_app *a, bool if_changed, char *err, size_t errcap);
+/* The two halves of nf_lua_reload, for a process of several workers that
+ * swap all or none (--workers N): prepare loads and validates the new
+ * version (the old one keeps serving) and returns NF_RELOAD_PREPARED or what
+ * nf_lua_reload would; commit swaps it in (NF_RELOAD_SWAPPED or
+ * NF_RELOAD_FAILED); abort drops it. A second prepare drops the first. */
+int nf_lua_reload_prepare(nf_lua_app *a, bool if_changed, char *err, size_t errcap);
+int nf_lua_reload_commit(nf_lua_app *a, char *err, size_t errcap);
+void nf_lua_reload_abort(nf_lua_app *a);
+
 /* Logs a failed reload and marks the host unhealthy (/health 503 with err)
  * until the next good reload. */
 void nf_lua_reload_failed(nf_lua_app *a, const char *err);

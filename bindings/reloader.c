@@ -11,6 +11,7 @@
 
 struct nf_reloader {
     nf_lua_app *app;
+    nf_reloader_options opt;
     nf_watch *watch;           /* NULL: --no-watch, or inotify unavailable */
     struct event *settle;      /* armed while a failed load waits for the save to finish */
     struct event *poll;        /* --watch-poll-ms */
@@ -61,6 +62,21 @@ static void follow_all(nf_reloader *r)
     nf_watch_end(r->watch);
 }
 
+static int reload(nf_reloader *r, bool if_changed, char *err, size_t errcap)
+{
+    if (r->opt.reload)
+        return r->opt.reload(r->opt.ud, if_changed, err, errcap);
+    return nf_lua_reload(r->app, if_changed, err, errcap);
+}
+
+static void failed(nf_reloader *r, const char *err)
+{
+    if (r->opt.failed)
+        r->opt.failed(r->opt.ud, err);
+    else
+        nf_lua_reload_failed(r->app, err);
+}
+
 static void on_change(void *ud)
 {
     nf_reloader *r = ud;
@@ -68,7 +84,7 @@ static void on_change(void *ud)
         return;
     follow_all(r);   /* before loading: a new directory must be watched from now on */
     char err[sizeof r->failure];
-    int rc = nf_lua_reload(r->app, true, err, sizeof err);
+    int rc = reload(r, true, err, sizeof err);
     if (rc == NF_RELOAD_FAILED) {
         /* Maybe the save is not finished: wait for the next change. */
         nf_debug("app files changed but do not load (yet), the previous version keeps serving: %s", err);
@@ -91,7 +107,7 @@ static void on_settled(evutil_socket_t fd, short what, void *ud)
         event_add(r->settle, &r->settle_tv);
         return;
     }
-    nf_lua_reload_failed(r->app, r->failure);
+    failed(r, r->failure);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *ud)
@@ -108,8 +124,8 @@ void nf_reloader_reload(nf_reloader *r)
     event_del(r->settle);
     follow_all(r);
     char err[sizeof r->failure];
-    if (nf_lua_reload(r->app, false, err, sizeof err) == NF_RELOAD_FAILED)
-        nf_lua_reload_failed(r->app, err);
+    if (reload(r, false, err, sizeof err) == NF_RELOAD_FAILED)
+        failed(r, err);
     follow_all(r);
 }
 
@@ -119,6 +135,7 @@ nf_reloader *nf_reloader_new(struct event_base *base, nf_lua_app *app, const nf_
     if (!r)
         return NULL;
     r->app = app;
+    r->opt = *opt;
     unsigned settle = NF_RELOAD_SETTLE_MS;
     if (opt->poll_ms && settle < 2 * opt->poll_ms)
         settle = 2 * opt->poll_ms;   /* the next poll may be the end of the save */

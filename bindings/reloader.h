@@ -26,6 +26,12 @@ typedef struct nf_reloader nf_reloader;
 typedef struct nf_reloader_options {
     bool watch;         /* follow the app's files with inotify */
     unsigned poll_ms;   /* also compare them every poll_ms (0 = never) */
+    /* Optional (--workers N: every worker or none): what reloads and what
+     * reports a final failure, in place of nf_lua_reload and
+     * nf_lua_reload_failed on the app; ud is theirs. */
+    int (*reload)(void *ud, bool if_changed, char *err, size_t errcap);
+    void (*failed)(void *ud, const char *err);
+    void *ud;
 } nf_reloader_options;
 
 /* Starts watching/polling the app's files (after its first load). NULL only

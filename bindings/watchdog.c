@@ -28,6 +28,18 @@
 #define TICK_MIN_MS 10
 #define TICK_MAX_MS 250
 
+/* One event loop's state (--workers N: one per worker). */
+typedef struct loop_state {
+    /* under mu */
+    unsigned depth;
+    unsigned long long progress;
+    char label[DEPTH_MAX][LABEL_MAX];
+    /* the watchdog thread's own */
+    unsigned long long seen;
+    uint64_t since;
+    bool warned;
+} loop_state;
+
 struct nf_watchdog {
     nf_watchdog_config cfg;
     pthread_t thread;
@@ -35,14 +47,15 @@ struct nf_watchdog {
     int notify[2];          /* thread -> loop: signal numbers */
     struct sigaction old_term, old_int;
     pthread_mutex_t mu;
-    /* under mu */
-    unsigned depth;
-    unsigned long long progress;
-    bool disarmed;
-    char label[DEPTH_MAX][LABEL_MAX];
+    bool disarmed;          /* under mu */
+    unsigned loops;
+    loop_state *loop;       /* [loops] */
 };
 
 static int wake_fd = -1;    /* the signal handler's only state */
+static _Thread_local unsigned this_loop;   /* nf_watchdog_bind_thread */
+
+void nf_watchdog_bind_thread(unsigned loop) { this_loop = loop; }
 
 static void on_signal(int sig)
 {
@@ -95,10 +108,10 @@ static void *watch(void *ud)
     nf_watchdog *wd = ud;
     const nf_watchdog_config *c = &wd->cfg;
     unsigned tick = tick_ms(c);
-    unsigned long long seen = 0;
-    uint64_t since = now_ms(), signalled_at = 0;
+    uint64_t signalled_at = 0;
     int signals = 0, first_sig = 0;
-    bool warned = false;
+    for (unsigned i = 0; i < wd->loops; i++)
+        wd->loop[i].since = now_ms();
 
     for (;;) {
         struct pollfd p = { .fd = wd->wake[0], .events = POLLIN };
@@ -118,35 +131,46 @@ static void *watch(void *ud)
             }
         }
 
-        char label[LABEL_MAX] = "";
-        pthread_mutex_lock(&wd->mu);
-        bool running = wd->depth > 0 && !wd->disarmed, disarmed = wd->disarmed;
-        unsigned long long progress = wd->progress;
-        if (running)
-            memcpy(label, wd->label[(wd->depth > DEPTH_MAX ? DEPTH_MAX : wd->depth) - 1], LABEL_MAX);
-        pthread_mutex_unlock(&wd->mu);
+        char blocked[LABEL_MAX] = "";
+        bool any_running = false, disarmed = false;
+        for (unsigned i = 0; i < wd->loops; i++) {
+            loop_state *ls = &wd->loop[i];
+            char label[LABEL_MAX] = "";
+            pthread_mutex_lock(&wd->mu);
+            bool running = ls->depth > 0 && !wd->disarmed;
+            disarmed = wd->disarmed;
+            unsigned long long progress = ls->progress;
+            if (running)
+                memcpy(label, ls->label[(ls->depth > DEPTH_MAX ? DEPTH_MAX : ls->depth) - 1], LABEL_MAX);
+            pthread_mutex_unlock(&wd->mu);
 
+            uint64_t now = now_ms();
+            if (progress != ls->seen) {
+                ls->seen = progress;
+                ls->since = now;
+                ls->warned = false;
+            }
+            unsigned long long ran = now - ls->since;
+            if (running && c->kill_ms && ran >= c->kill_ms) {
+                say(NF_LOG_ERROR, "watchdog: %s has run for %llu ms without returning, the event loop is blocked "
+                    "(--watchdog-kill-ms %u): exiting with code %d", label, ran, c->kill_ms, NF_WATCHDOG_EXIT);
+                _exit(NF_WATCHDOG_EXIT);
+            }
+            if (running && c->warn_ms && ran >= c->warn_ms && !ls->warned) {
+                say(NF_LOG_WARN, "watchdog: %s has run for %llu ms without returning; every connection waits "
+                    "(--watchdog-warn-ms %u)", label, ran, c->warn_ms);
+                ls->warned = true;
+            }
+            if (running && !any_running) {
+                any_running = true;
+                memcpy(blocked, label, LABEL_MAX);
+            }
+        }
         uint64_t now = now_ms();
-        if (progress != seen) {
-            seen = progress;
-            since = now;
-            warned = false;
-        }
-        unsigned long long ran = now - since;
-        if (running && c->kill_ms && ran >= c->kill_ms) {
-            say(NF_LOG_ERROR, "watchdog: %s has run for %llu ms without returning, the event loop is blocked "
-                "(--watchdog-kill-ms %u): exiting with code %d", label, ran, c->kill_ms, NF_WATCHDOG_EXIT);
-            _exit(NF_WATCHDOG_EXIT);
-        }
-        if (running && c->warn_ms && ran >= c->warn_ms && !warned) {
-            say(NF_LOG_WARN, "watchdog: %s has run for %llu ms without returning; every connection waits "
-                "(--watchdog-warn-ms %u)", label, ran, c->warn_ms);
-            warned = true;
-        }
         if (signals > 0 && !disarmed && now - signalled_at >= (uint64_t)c->grace_ms + NF_WATCHDOG_STOP_MARGIN_MS) {
             say(NF_LOG_ERROR, "watchdog: still running %llu ms after %s (grace period %u ms)%s%s: exiting with code %d",
                 (unsigned long long)(now - signalled_at), signame(first_sig), c->grace_ms,
-                running ? ", the event loop is blocked by " : "", label, NF_WATCHDOG_EXIT);
+                any_running ? ", the event loop is blocked by " : "", blocked, NF_WATCHDOG_EXIT);
             _exit(NF_WATCHDOG_EXIT);
         }
     }
@@ -165,6 +189,13 @@ nf_watchdog *nf_watchdog_start(const nf_watchdog_config *cfg, char *err, size_t 
         return NULL;
     }
     wd->cfg = *cfg;
+    wd->loops = cfg->loops ? cfg->loops : 1;
+    wd->loop = calloc(wd->loops, sizeof *wd->loop);
+    if (!wd->loop) {
+        snprintf(err, errcap, "watchdog: out of memory");
+        free(wd);
+        return NULL;
+    }
     wd->wake[0] = wd->wake[1] = wd->notify[0] = wd->notify[1] = -1;
     if (make_pipe(wd->wake) != 0 || make_pipe(wd->notify) != 0) {
         snprintf(err, errcap, "watchdog: pipe: %s", strerror(errno));
@@ -200,6 +231,7 @@ fail:
         if (wd->wake[i] >= 0) close(wd->wake[i]);
         if (wd->notify[i] >= 0) close(wd->notify[i]);
     }
+    free(wd->loop);
     free(wd);
     return NULL;
 }
@@ -210,17 +242,18 @@ void nf_watchdog_enter(nf_watchdog *wd, const char *what)
 {
     if (!wd)
         return;
+    loop_state *ls = &wd->loop[this_loop < wd->loops ? this_loop : 0];
     pthread_mutex_lock(&wd->mu);
-    if (wd->depth < DEPTH_MAX) {
-        char *l = wd->label[wd->depth];
+    if (ls->depth < DEPTH_MAX) {
+        char *l = ls->label[ls->depth];
         size_t n = strlen(what);
         if (n >= LABEL_MAX)
             n = LABEL_MAX - 1;
         memcpy(l, what, n);
         l[n] = '\0';
     }
-    wd->depth++;
-    wd->progress++;
+    ls->depth++;
+    ls->progress++;
     pthread_mutex_unlock(&wd->mu);
 }
 
@@ -228,10 +261,11 @@ void nf_watchdog_leave(nf_watchdog *wd)
 {
     if (!wd)
         return;
+    loop_state *ls = &wd->loop[this_loop < wd->loops ? this_loop : 0];
     pthread_mutex_lock(&wd->mu);
-    if (wd->depth > 0)
-        wd->depth--;
-    wd->progress++;
+    if (ls->depth > 0)
+        ls->depth--;
+    ls->progress++;
     pthread_mutex_unlock(&wd->mu);
 }
 
@@ -258,5 +292,6 @@ void nf_watchdog_free(nf_watchdog *wd)
         close(wd->wake[i]);
         close(wd->notify[i]);
     }
+    free(wd->loop);
     free(wd);
 }

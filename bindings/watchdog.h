@@ -17,6 +17,8 @@
  * if the loop is still running grace_ms + NF_WATCHDOG_STOP_MARGIN_MS after
  * the first signal, or at once (exit 0) on the second.
  *
+ * With --workers N it watches N loops, each on its own thread, apart.
+ *
  * The watchdog never touches the Lua state: it reads a copy of the label,
  * made under a mutex by the loop thread. Knows nothing of Lua. */
 #ifndef NF_WATCHDOG_H
@@ -33,7 +35,13 @@ typedef struct nf_watchdog_config {
     unsigned warn_ms;    /* log code that has run this long without returning; 0 = never */
     unsigned kill_ms;    /* exit NF_WATCHDOG_EXIT when it has run this long; 0 = never */
     unsigned grace_ms;   /* the drain's grace period (--grace-ms) */
+    unsigned loops;      /* event loops watched (--workers N); 0 = 1 */
 } nf_watchdog_config;
+
+/* The calling thread runs loop `loop` (0-based, below cfg.loops) from now
+ * on: its enter/leave are judged apart from the other loops'. A thread that
+ * never calls it runs loop 0. */
+void nf_watchdog_bind_thread(unsigned loop);
 
 /* Installs the SIGTERM/SIGINT handler and starts the thread. NULL with a
  * message in err on failure (no thread, no handler). One per process. */

@@ -10,6 +10,10 @@ if [ ! -x "$NEFFOS_BIN" ]; then
   exit 1
 fi
 PORT=${PORT:-8080}
+# NEFFOS_WORKERS=N: serve with --workers N (the tests re-run the examples so, spec/tests.cmake).
+if [ -n "${NEFFOS_WORKERS:-}" ] && [ "${NEFFOS_WORKERS}" != 1 ]; then
+  set -- --workers "$NEFFOS_WORKERS" "$@"
+fi
 
 # Copies the neffos.js browser build from the npm package into the static dir $1.
 # A copy, not a symlink: the static server refuses symlinks that resolve outside its root.

@@ -43,6 +43,12 @@ M._VERSION = host and host.version or "dev"
 -- process, only the app's own files are loaded again.
 M.state = {}
 
+-- Workers (--workers N, docs/lua-api.md "Workers"): each worker runs this
+-- app in a Lua state of its own; `neffos.state` and module locals are the
+-- worker's. neffos.shared is the one dictionary they all share.
+M.worker = { id = host and host.worker_id or 1, count = host and host.worker_count or 1 }
+M.shared = host and host.shared or false   -- false: --shared-dict-bytes 0, or no server
+
 -- ---------------------------------------------------------------------------
 -- Logging. The host's logger when running in the server, stderr otherwise.
 
@@ -123,18 +129,38 @@ local function check_seconds(what, s)
   end
 end
 
-function M.after(seconds, fn)
+-- A timer that never fires: what a worker gets for a timer that runs on
+-- another one ({ worker = n }).
+local idle_timer = setmetatable({}, { __index = { cancel = function() end }, __metatable = "locked" })
+
+-- options.worker = n: only worker n arms it (once per process with
+-- --workers N: { worker = 1 }); the others get a timer that never fires.
+local function timer_worker(what, options)
+  if options == nil then return nil end
+  if type(options) ~= "table" then error(what .. ": options must be a table", 3) end
+  local w = options.worker
+  if w ~= nil and (math.type(w) ~= "integer" or w < 1) then
+    error(what .. ": options.worker must be a worker number (1 .. neffos.worker.count)", 3)
+  end
+  return w
+end
+
+function M.after(seconds, fn, options)
   check_seconds("neffos.after", seconds)
   if type(fn) ~= "function" then error("neffos.after: fn must be a function", 2) end
   need_host("neffos.after")
+  local w = timer_worker("neffos.after", options)
+  if w and w ~= M.worker.id then return idle_timer end
   return host.timer(seconds, fn, false)
 end
 
-function M.every(seconds, fn)
+function M.every(seconds, fn, options)
   check_seconds("neffos.every", seconds)
   if seconds == 0 then error("neffos.every: the interval must be greater than 0", 2) end
   if type(fn) ~= "function" then error("neffos.every: fn must be a function", 2) end
   need_host("neffos.every")
+  local w = timer_worker("neffos.every", options)
+  if w and w ~= M.worker.id then return idle_timer end
   return host.timer(seconds, fn, true)
 end
 
@@ -484,7 +510,7 @@ end
 local PUBLIC = { "OnNamespaceConnect", "OnNamespaceConnected", "OnNamespaceDisconnect", "OnRoomJoin",
   "OnRoomJoined", "OnRoomLeave", "OnRoomLeft", "OnAnyEvent", "OnNativeMessage", "ErrBadNamespace", "ErrBadRoom",
   "ErrWrite", "_VERSION", "state", "log", "json", "after", "every", "sleep", "servers", "server", "is_server",
-  "scale_out", "controller", "prefix_matcher", "trim_prefix_matcher", "marshal", "unmarshal", "dial" }
+  "scale_out", "controller", "prefix_matcher", "trim_prefix_matcher", "marshal", "unmarshal", "dial", "worker", "shared" }
 local api
 
 function M.public()

@@ -12,11 +12,14 @@
 
 /* Returns free heap pages to the system. Costs a walk over the heap's free
  * chunks (a few ms for hundreds of MB): call it when memory was freed, not
- * per message. */
+ * per message. Any thread may call it: glibc locks each arena as it walks
+ * it (--workers N: each worker's sweep trims, neffos_heap_trims_total sums
+ * them). */
 void nf_heap_trim(void);
 
 /* Bytes allocated and not freed (malloc'd by anyone in the process, libevent
- * and Lua included); 0 when unknown. Under AddressSanitizer, its own count. */
+ * and Lua included, every thread's); 0 when unknown. Under AddressSanitizer
+ * and ThreadSanitizer, the sanitizer's own count. */
 size_t nf_heap_live_bytes(void);
 
 #endif

@@ -522,11 +522,14 @@ static void serve_done(void *ud, nf_ask_status st, const nf_msg *reply)
 static void serve_ask(nf_bus *b, bus_chan *ch, nf_slice id, const nf_msg *m)
 {
     nf_endpoint *ep = NULL;
+    /* --workers N: the ID may live on any worker of this process: ask them all. */
+    nf_exchange *hx = b->host->exchange;
+    bool workers = hx && hx != &b->base && hx->ops->relay;
     if (id.len == 0 || own_token(b, m->wait))
         return;           /* not an ID channel; or our own question: asked here directly */
     NF_LIST_FOREACH(it, &ch->eps[KIND_ID]) {
         nf_endpoint *cand = NF_LIST_ENTRY(it, chan_ep, link)->ep;
-        if (nf_endpoint_find(cand, id)) {
+        if (workers || nf_endpoint_find(cand, id)) {
             ep = cand;
             break;
         }
@@ -541,7 +544,13 @@ static void serve_ask(nf_bus *b, bus_chan *ch, nf_slice id, const nf_msg *m)
     if (s == NULL)
         return;
     b->host->metrics.exchange_received++;
-    nf_endpoint_ask_local(ep, id, m->ns, m->room, m->event, m->body, false, 0, serve_done, s);
+    if (workers) {
+        nf_exchange_set_serving(true);   /* every worker, not the broker again */
+        nf_endpoint_ask(ep, id, m->ns, m->room, m->event, m->body, false, 0, serve_done, s);
+        nf_exchange_set_serving(false);
+    } else {
+        nf_endpoint_ask_local(ep, id, m->ns, m->room, m->event, m->body, false, 0, serve_done, s);
+    }
 }
 
 /* ---- receiving ------------------------------------------------------------------ */

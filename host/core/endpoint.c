@@ -4,6 +4,8 @@
  * fan-out, listings and asks). See endpoint.h for what it owns. */
 #include "internal.h"
 
+#include "exchange.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +70,11 @@ const char *nf_endpoint_path(const nf_endpoint *ep) { return ep->path; }
 nf_host *nf_endpoint_host(nf_endpoint *ep) { return ep->host; }
 void *nf_endpoint_app_data(nf_endpoint *ep) { return ep->app_data; }
 void nf_endpoint_set_app_data(nf_endpoint *ep, void *data) { ep->app_data = data; }
-size_t nf_endpoint_connection_count(const nf_endpoint *ep) { return ep->count; }
+size_t nf_endpoint_connection_count(const nf_endpoint *ep)
+{
+    nf_exchange *x = ep->host->exchange;
+    return x && x->ops->count ? x->ops->count(x, (nf_endpoint *)ep) : ep->count;
+}
 
 /* ---- entries owned elsewhere ------------------------------------------------------ */
 

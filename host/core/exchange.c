@@ -21,6 +21,14 @@ void nf_exchange_ask_cancel(nf_exchange *x, void *handle) { x->ops->ask_cancel(x
 
 size_t nf_exchange_deliver_local(nf_endpoint *ep, const nf_broadcast *b)
 {
+    nf_exchange *x = ep->host->exchange;
     ep->host->metrics.exchange_received++;
+    if (x && x->ops->relay)
+        x->ops->relay(x, ep, b);
     return nf_broadcast_local(ep, b);
 }
+
+static _Thread_local bool serving;
+
+void nf_exchange_set_serving(bool on) { serving = on; }
+bool nf_exchange_serving(void) { return serving; }

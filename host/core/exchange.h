@@ -26,6 +26,12 @@ typedef struct nf_exchange_ops {
     /* Ends an ask before its cb ran: the cb runs now, with NF_ASK_CLOSED. */
     void (*ask_cancel)(nf_exchange *x, void *handle);
     void (*free)(nf_exchange *x);
+    /* Optional: the open connections of ep's path in the whole process
+     * (--workers N: every worker's), ep's own included. NULL: ep's count. */
+    size_t (*count)(nf_exchange *x, nf_endpoint *ep);
+    /* Optional: a message from a broker was delivered to ep's connections;
+     * pass it on to the other workers of this process (--workers N). */
+    void (*relay)(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *b);
 } nf_exchange_ops;
 
 struct nf_exchange {
@@ -46,8 +52,15 @@ void *nf_exchange_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns,
 void nf_exchange_ask_cancel(nf_exchange *x, void *handle);
 
 /* For implementations: deliver a message received from the broker to the
- * local connections (namespace/room/To checks, except the marked sender). */
+ * local connections (namespace/room/To checks, except the marked sender);
+ * with --workers N, to every worker's. */
 size_t nf_exchange_deliver_local(nf_endpoint *ep, const nf_broadcast *b);
+
+/* For implementations: true while a broker's question is being asked of
+ * this process's connections (set around that ask, on its thread): the
+ * workers' exchange then asks the other workers, not the broker again. */
+void nf_exchange_set_serving(bool on);
+bool nf_exchange_serving(void);
 
 /* The brokers (exchange_redis.c, exchange_nats.c). Each checks at once that
  * the broker answers (a blocking probe of at most 2 s) and returns NULL with

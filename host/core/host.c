@@ -147,6 +147,19 @@ void nf_host_set_unhealthy(nf_host *h, const char *reason)
     h->unhealthy = reason ? strdup(reason) : NULL;
 }
 
+void nf_host_set_hooks(nf_host *h, const nf_host_hooks *hooks, void *ud)
+{
+    h->hooks = hooks;
+    h->hooks_ud = ud;
+}
+
+void nf_host_thread_exit(void)
+{
+    nf_ws_pool_trim();
+    nf_ws_deflate_thread_free();
+    nf_invocation_pool_release();
+}
+
 void nf_host_set_exchange(nf_host *h, nf_exchange *x)
 {
     if (h->exchange && h->exchange->ops->free)
@@ -225,9 +238,22 @@ static bool ip_admit(nf_host *h, const char *remote)
     return true;
 }
 
+/* --workers N: the process's counts (nf_host_hooks.admit). */
+static int hooks_admit(nf_host *h, const char *remote)
+{
+    char ip[INET6_ADDRSTRLEN];
+    ip_of(remote, ip, sizeof ip);
+    return h->hooks->admit(h->hooks_ud, ip);
+}
+
 static void ip_release(nf_host *h, const char *remote)
 {
     char ip[INET6_ADDRSTRLEN];
+    if (h->hooks && h->hooks->gone) {
+        ip_of(remote, ip, sizeof ip);
+        h->hooks->gone(h->hooks_ud, ip);
+        return;
+    }
     if (h->limits.max_connections_per_ip == 0)
         return;
     ip_of(remote, ip, sizeof ip);
@@ -269,13 +295,15 @@ static int admit(nf_host *h, evutil_socket_t fd, const char *remote, nf_tls *tls
         *out = NULL;
     /* Sockets still in the HTTP phase count too: a flood of half-open
      * requests must not use up descriptors until the handshake timeout. */
-    if (h->conn_count >= h->limits.max_connections) {
+    int over = h->hooks && h->hooks->admit ? hooks_admit(h, remote)
+             : h->conn_count >= h->limits.max_connections ? NF_EAGAIN : ip_admit(h, remote) ? 0 : NF_EEXIST;
+    if (over == NF_EAGAIN) {
         nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections (--max-connections %zu)",
                    h->limits.max_connections);
         evutil_closesocket(fd);
         return NF_EAGAIN;
     }
-    if (!ip_admit(h, remote)) {
+    if (over != 0) {
         nf_refusal(h, NF_REFUSED_LIMIT, remote, "too many connections from this address (--max-connections-per-ip %zu)",
                    h->limits.max_connections_per_ip);
         evutil_closesocket(fd);
@@ -309,9 +337,12 @@ static int admit(nf_host *h, evutil_socket_t fd, const char *remote, nf_tls *tls
 /* Nothing is accepted while draining: nf_host_drain closes the listener. */
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
+    nf_host *h = arg;
     char remote[64];
     format_addr(sa, remote, sizeof remote);
-    admit(arg, fd, remote, NULL, NULL);
+    if (h->hooks && h->hooks->accepted && h->hooks->accepted(h->hooks_ud, h, fd, remote, NULL))
+        return;   /* another worker adopts it */
+    admit(h, fd, remote, NULL, NULL);
 }
 
 static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
@@ -319,6 +350,10 @@ static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
     nf_host *h = arg;
     char remote[64];
     format_addr(sa, remote, sizeof remote);
+    /* Handed over with its certificate: the adopting worker makes the TLS
+     * bufferevent on its own loop. */
+    if (h->hooks && h->hooks->accepted && h->hooks->accepted(h->hooks_ud, h, fd, remote, h->tls))
+        return;
     admit(h, fd, remote, h->tls, NULL);
 }
 
@@ -501,17 +536,27 @@ static void answer_health(nf_conn *c, bool head)
         http_answer(c, 200, NULL, "text/plain; charset=utf-8", "ok\n", head);
 }
 
-static void answer_metrics(nf_conn *c, bool head)
+void nf_host_metrics_snapshot(const nf_host *h, nf_metrics *m, size_t *connections, size_t *endpoints)
 {
-    nf_host *h = nf_conn_host(c);
     size_t eps = 0;
     for (nf_endpoint *ep = h->endpoints; ep; ep = ep->next)
         eps++;
+    *m = h->metrics;
+    m->lingering = nf_linger_count(h->linger);
+    *connections = h->ws_count;
+    *endpoints = eps;
+}
+
+static void write_metrics(nf_conn *c, bool head, const nf_metrics *m, size_t conns, size_t eps, const char *extra)
+{
     struct evbuffer *body = evbuffer_new();
     if (body == NULL)
         return;
-    h->metrics.lingering = nf_linger_count(h->linger);
-    nf_metrics_render(&h->metrics, h->ws_count, eps, body);
+    nf_metrics_render(m, conns, eps, body);
+    if (extra)
+        evbuffer_add(body, extra, strlen(extra));
+    /* The certificate is the process's (every worker's host has it): once. */
+    nf_host *h = nf_conn_host(c);
     if (h->tls) {
         nf_tls_stats ts;
         nf_tls_get_stats(h->tls, &ts);
@@ -524,6 +569,28 @@ static void answer_metrics(nf_conn *c, bool head)
         evbuffer_add_buffer(out, body);
     evbuffer_free(body);
     nf_conn_end_http(c, NF_CONN_ANSWER_SHORT);
+}
+
+void nf_host_answer_metrics(nf_conn *c, bool head, const nf_metrics *m, size_t conns, size_t eps, const char *extra)
+{
+    if (!nf_conn_is_closed(c))
+        write_metrics(c, head, m, conns, eps, extra);
+    nf_conn_unref(c);
+}
+
+static void answer_metrics(nf_conn *c, bool head)
+{
+    nf_host *h = nf_conn_host(c);
+    if (h->hooks && h->hooks->metrics) {
+        nf_conn_ref(c);
+        if (h->hooks->metrics(h->hooks_ud, h, c, head))
+            return;
+        nf_conn_unref(c);
+    }
+    nf_metrics m;
+    size_t conns, eps;
+    nf_host_metrics_snapshot(h, &m, &conns, &eps);
+    write_metrics(c, head, &m, conns, eps, NULL);
 }
 
 static void route(nf_conn *c)
@@ -609,7 +676,10 @@ void nf_host_conn_gone(nf_host *h, nf_conn *c)
  * closed or queues drained: at the first sweep that finds the server quiet
  * after them, so a burst of closes costs one trim, or every
  * TRIM_MAX_WAIT_MS while it stays busy. The application's garbage is
- * collected first only when quiet: a full GC under load would be a pause. */
+ * collected first only when quiet: a full GC under load would be a pause.
+ * With --workers N each worker trims on its own quiet sweeps, on its own
+ * thread: its Lua state and its input-buffer pool are its own, and
+ * malloc_trim (heap.h) locks each arena as it walks them. */
 static void sweep_trim(nf_host *h, uint64_t now)
 {
     uint64_t activity = h->metrics.closed + h->metrics.broadcast_deliveries;
@@ -772,6 +842,13 @@ int nf_host_adopt(nf_host *h, int fd, const char *remote, nf_conn **out)
 {
     return admit(h, fd, remote, NULL, out);
 }
+
+int nf_host_adopt_tls(nf_host *h, int fd, const char *remote, nf_tls *tls, nf_conn **out)
+{
+    return admit(h, fd, remote, tls, out);
+}
+
+void nf_host_set_tls(nf_host *h, nf_tls *tls) { h->tls = tls; }
 
 /* The periodic sweep, after failing the server asks past their deadline:
  * their exact timers are libevent's, which a manual clock cannot move. */

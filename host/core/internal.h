@@ -75,6 +75,8 @@ struct nf_host {
     uint64_t trim_activity;          /* closes + deliveries at the last sweep (heap trim) */
     uint64_t trim_pending_ms;        /* since when memory may wait to go back; 0 = none */
     uint64_t trim_last_ms;           /* the last trim; 0 = none yet */
+    const nf_host_hooks *hooks;      /* --workers N (nf_host_set_hooks), or NULL */
+    void *hooks_ud;
 };
 
 /* Connections connected to one namespace of one endpoint, and its rooms. */
@@ -368,6 +370,8 @@ nf_invocation *nf_invocation_new(nf_invocation_kind kind, nf_conn *c, const nf_m
 void nf_invocation_set_cont(nf_invocation *inv, nf_invocation_cont cont, void *cont_ud);
 void *nf_invocation_cont_ud(const nf_invocation *inv);
 void nf_invocation_run(nf_invocation *inv);
+/* Frees this thread's recycled invocations (the pool is per thread). */
+void nf_invocation_pool_release(void);
 /* Fires a notification event (result ignored); flags as nf_invocation_new. */
 void nf_invocation_notify(nf_conn *c, nf_slice ns, nf_slice room, const char *event, unsigned flags);
 

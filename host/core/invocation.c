@@ -41,8 +41,9 @@ typedef union pooled {
     char bytes[sizeof(struct nf_invocation) + POOLED_STORAGE];
 } pooled;
 
-static pooled *free_list;
-static size_t free_count;
+/* Per thread: each worker (--workers N) recycles its own. */
+static _Thread_local pooled *free_list;
+static _Thread_local size_t free_count;
 
 static nf_invocation *inv_alloc(size_t storage)
 {
@@ -165,4 +166,14 @@ nf_nsconn *nf_invocation_nsconn(const nf_invocation *inv)
     if (inv->kind != NF_INVOKE_EVENT)
         return NULL;
     return nf_conn_namespace(inv->conn, inv->msg.ns);
+}
+
+void nf_invocation_pool_release(void)
+{
+    while (free_list) {
+        pooled *p = free_list;
+        free_list = p->next;
+        free(p);
+    }
+    free_count = 0;
 }

@@ -1,11 +1,36 @@
 /* metrics.c - see metrics.h. */
 #include "metrics.h"
 
+#include <stddef.h>
+
 #include <event2/buffer.h>
 
 #include "heap.h"
 #include "deflate.h"
 #include "tls.h"
+
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+_Static_assert(offsetof(nf_metrics, accept_paused) == offsetof(nf_metrics, limit_worker_queue) + sizeof(uint64_t),
+               "nf_metrics_add sums the uint64_t counters before accept_paused");
+
+void nf_metrics_add(nf_metrics *sum, const nf_metrics *m)
+{
+    /* Every field before accept_paused is a uint64_t counter. */
+    uint64_t *s = (uint64_t *)sum;
+    const uint64_t *v = (const uint64_t *)m;
+    size_t n = offsetof(nf_metrics, accept_paused) / sizeof(uint64_t);
+    uint64_t reloads_ok = MAX(sum->reloads_ok, m->reloads_ok), reloads_failed = MAX(sum->reloads_failed, m->reloads_failed);
+    for (size_t i = 0; i < n; i++)
+        s[i] += v[i];
+    sum->reloads_ok = reloads_ok;
+    sum->reloads_failed = reloads_failed;
+    sum->accept_paused = MAX(sum->accept_paused, m->accept_paused);
+    sum->exchange_connected = MAX(sum->exchange_connected, m->exchange_connected);
+    sum->exchange_channels += m->exchange_channels;
+    sum->exchange_pending += m->exchange_pending;
+    sum->lingering += m->lingering;
+}
 
 static void counter(struct evbuffer *out, const char *name, const char *help, const char *labels, uint64_t v)
 {
@@ -84,8 +109,15 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"name_bytes\"}", m->limit_name);
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"name_bytes_per_conn\"}", m->limit_names_per_conn);
     counter(out, "neffos_limit_hits_total", NULL, "{limit=\"handler_budget\"}", m->limit_budget);
+    counter(out, "neffos_limit_hits_total", NULL, "{limit=\"worker_queue\"}", m->limit_worker_queue);
     counter(out, "neffos_reloads_total", "Hot reloads, by result.", "{result=\"ok\"}", m->reloads_ok);
     counter(out, "neffos_reloads_total", NULL, "{result=\"failed\"}", m->reloads_failed);
+    if (m->workers > 1) {
+        gauge(out, "neffos_workers", "Event loops (--workers): each line above sums them.", m->workers);
+        counter(out, "neffos_worker_messages_total", "Calls between workers (broadcasts, asks, connections handed over).",
+                "{direction=\"out\"}", m->worker_messages_out);
+        counter(out, "neffos_worker_messages_total", NULL, "{direction=\"in\"}", m->worker_messages_in);
+    }
     if (m->exchange_connected >= 0) {
         gauge(out, "neffos_exchange_connected", "Scale-out broker connection up (1) or down (0).",
               m->exchange_connected);

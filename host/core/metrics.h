@@ -50,12 +50,23 @@ typedef struct nf_metrics {
     uint64_t accept_emfile;          /* accept() failures: out of descriptors (process) */
     uint64_t accept_enfile;          /* ... (system) */
     uint64_t accept_other;           /* ... anything else (ENOBUFS, ENOMEM) */
+    uint64_t worker_messages_out;    /* --workers N: calls posted to other workers */
+    uint64_t worker_messages_in;     /* ... run here for other workers */
+    uint64_t limit_worker_queue;     /* ... dropped: that worker's queue was full (--max-worker-queue) */
     int accept_paused;               /* 1 while the listener waits out such a failure */
     unsigned lingering;              /* closed sockets still discarding input (linger.h) */
     int exchange_connected;          /* -1 none, 0 down, 1 up */
     size_t exchange_channels;        /* channels (namespaces, IDs, asks) held at the broker */
     size_t exchange_pending;         /* ... of which the broker has not confirmed the subscription yet */
+    unsigned workers;                /* --workers N (0 or 1: one loop, the worker lines are left out) */
 } nf_metrics;
+
+/* Adds m's counters into sum (the process's figures from its workers'):
+ * counters and gauges are summed, except those every worker counts alike
+ * (reloads: each worker swaps on every reload; the broker's gauges: one
+ * worker holds the connection) which take the largest. neffos_heap_bytes
+ * is the process's allocator's figure, read as m is rendered. */
+void nf_metrics_add(nf_metrics *sum, const nf_metrics *m);
 
 /* Appends the Prometheus text exposition of m plus the gauges given. */
 void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints, struct evbuffer *out);

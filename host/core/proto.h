@@ -178,6 +178,14 @@ int nf_host_tls_port(const nf_host *h);
  * Returns 0, -EAGAIN (over --max-connections or the per-address limit),
  * -EINVAL or -ENOMEM. Tests use one end of a socketpair(AF_UNIX). */
 int nf_host_adopt(nf_host *h, int fd, const char *remote, nf_conn **out);
+/* nf_host_adopt of a socket a TLS listener accepted: the TLS handshake
+ * comes first, with tls's certificate (--workers N: another worker's TLS
+ * listener handed it over). */
+int nf_host_adopt_tls(nf_host *h, int fd, const char *remote, struct nf_tls *tls, nf_conn **out);
+/* The process's certificate on a host that does not listen itself
+ * (--workers N): /metrics then shows its reloads and expiry, from whichever
+ * worker answers. nf_host_listen_tls sets it on the host that listens. */
+void nf_host_set_tls(nf_host *h, struct nf_tls *tls);
 
 /* Runs the timeout sweep once, at nf_now_ms() (clock.h): server asks past
  * their deadline, then the handshake, read, write and close-grace deadlines.
@@ -199,6 +207,42 @@ typedef struct nf_host_stats {
     size_t rooms;          /* room indexes with members, all namespaces */
 } nf_host_stats;
 void nf_host_get_stats(const nf_host *h, nf_host_stats *out);
+
+/* ---- workers (--workers N): the seams of a process of several hosts ----------
+ * Each worker is one host on its own loop and thread; these let the layer
+ * that joins them (host/cluster/exchange_workers.h) share one listener and
+ * answer /metrics for the whole process. A host without hooks is a process
+ * of its own (the default). */
+typedef struct nf_host_hooks {
+    /* A socket this host's listener accepted (tls: its TLS listener's
+     * certificate, NULL for the plain one): true when it was handed to
+     * another host (which adopts it with nf_host_adopt_tls), false to admit
+     * it here. */
+    bool (*accepted)(void *ud, nf_host *h, int fd, const char *remote, struct nf_tls *tls);
+    /* GET or HEAD /metrics: true when the answer will be given later, with
+     * nf_host_answer_metrics (the connection is held meanwhile). */
+    bool (*metrics)(void *ud, nf_host *h, nf_conn *c, bool head);
+    /* Optional, together: --max-connections and --max-connections-per-ip
+     * for the whole process. admit counts a new socket from address ip
+     * and returns 0, or NF_EAGAIN over --max-connections, NF_EEXIST over
+     * the per-address limit (nothing counted); gone releases one. */
+    int (*admit)(void *ud, const char *ip);
+    void (*gone)(void *ud, const char *ip);
+} nf_host_hooks;
+void nf_host_set_hooks(nf_host *h, const nf_host_hooks *hooks, void *ud);
+
+struct nf_metrics;
+/* This host's counters and gauges, a copy (its loop's thread only). */
+void nf_host_metrics_snapshot(const nf_host *h, struct nf_metrics *m, size_t *connections, size_t *endpoints);
+/* Answers a /metrics request held by the metrics hook: m rendered, then
+ * `extra` (more exposition lines, may be NULL). Does nothing if c closed
+ * meanwhile. Releases the hold (the reference the hook took). */
+void nf_host_answer_metrics(nf_conn *c, bool head, const struct nf_metrics *m, size_t connections,
+                            size_t endpoints, const char *extra);
+/* Frees this thread's recycled objects (input buffers, invocations,
+ * permessage-deflate's compressors: the pools are per thread); a worker
+ * thread calls this as it ends. */
+void nf_host_thread_exit(void);
 
 /* Serves static files from `root` for GET/HEAD requests that match no
  * endpoint. NULL disables it. */

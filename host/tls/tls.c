@@ -2,6 +2,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,12 @@
                       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
                       "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
+/* --workers N: one nf_tls serves every worker's loop. A reload (SIGHUP or
+ * the file watcher, on worker 1's loop) swaps ctx while other workers call
+ * SSL_new on it: lock guards ctx and stats; SSL_new takes its reference to
+ * the context under it, so the old one is freed only by its last SSL. */
 struct nf_tls {
+    pthread_mutex_t lock;
     SSL_CTX *ctx;                    /* what new connections get; open ones hold their own reference */
     char *cert_file;
     char *key_file;
@@ -117,6 +123,7 @@ int nf_tls_new(const char *cert_file, const char *key_file, nf_tls_version min_v
     nf_tls *t = calloc(1, sizeof *t);
     if (t == NULL)
         return NF_ENOMEM;
+    pthread_mutex_init(&t->lock, NULL);
     t->min_version = min_version;
     t->cert_file = strdup(cert_file);
     t->key_file = key_file ? strdup(key_file) : NULL;
@@ -143,6 +150,7 @@ void nf_tls_free(nf_tls *t)
     SSL_CTX_free(t->ctx);
     free(t->cert_file);
     free(t->key_file);
+    pthread_mutex_destroy(&t->lock);
     free(t);
 }
 
@@ -151,17 +159,23 @@ int nf_tls_reload(nf_tls *t, char *err, size_t errcap)
     char why[512];
     SSL_CTX *ctx = build_ctx(t, why, sizeof why);
     if (ctx == NULL) {
+        pthread_mutex_lock(&t->lock);
         t->stats.reloads_failed++;
+        pthread_mutex_unlock(&t->lock);
         nf_warn("tls: the new certificate was not loaded, the old one keeps serving: %s", why);
         if (err)
             snprintf(err, errcap, "%s", why);
         return NF_EINVAL;
     }
-    SSL_CTX_free(t->ctx);   /* the connections made with it keep it until they close */
+    int64_t not_after = leaf_not_after(ctx);
+    pthread_mutex_lock(&t->lock);
+    SSL_CTX *old = t->ctx;
     t->ctx = ctx;
     t->stats.reloads_ok++;
-    t->stats.not_after = leaf_not_after(ctx);
-    time_t na = (time_t)t->stats.not_after;
+    t->stats.not_after = not_after;
+    pthread_mutex_unlock(&t->lock);
+    SSL_CTX_free(old);   /* the connections made with it keep it until they close */
+    time_t na = (time_t)not_after;
     struct tm tm;
     char until[32] = "?";
     if (na && gmtime_r(&na, &tm))
@@ -170,7 +184,13 @@ int nf_tls_reload(nf_tls *t, char *err, size_t errcap)
     return 0;
 }
 
-void nf_tls_get_stats(const nf_tls *t, nf_tls_stats *out) { *out = t->stats; }
+void nf_tls_get_stats(const nf_tls *t, nf_tls_stats *out)
+{
+    pthread_mutex_t *lock = (pthread_mutex_t *)&t->lock;   /* const to the caller: a read */
+    pthread_mutex_lock(lock);
+    *out = t->stats;
+    pthread_mutex_unlock(lock);
+}
 
 /* ---- watching the files ---------------------------------------------------------- */
 
@@ -223,7 +243,9 @@ int nf_tls_watch(nf_tls *t, struct event_base *base)
 
 struct bufferevent *nf_tls_accept(nf_tls *t, struct event_base *base, int fd)
 {
+    pthread_mutex_lock(&t->lock);
     SSL *ssl = SSL_new(t->ctx);
+    pthread_mutex_unlock(&t->lock);
     if (ssl == NULL) {
         ERR_clear_error();
         return NULL;

@@ -20,6 +20,10 @@
  * nothing. nf_tls_watch reloads when the files change (inotify, host/base
  * watch.h: a certbot renewal, a Kubernetes secret update).
  *
+ * Threads: one nf_tls may serve several event loops (--workers N):
+ * nf_tls_accept, nf_tls_reload and nf_tls_get_stats may run on any of them
+ * at once; nf_tls_watch's reloads run on the loop given to it.
+ *
  * Errors: 0 or a negative NF_E* code (errors.h); err/errcap get a line for
  * the operator where given. */
 #ifndef NF_TLS_H

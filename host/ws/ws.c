@@ -54,7 +54,8 @@ typedef struct in_pool {
     size_t n;
 } in_pool;
 
-static in_pool pool;
+/* Per thread: each worker (--workers N) pools its own buffers. */
+static _Thread_local in_pool pool;
 
 /* One entry of a connection's output queue (see "the output queue" below):
  * a shared frame, or a run of `owned` bytes at the front of the
@@ -108,7 +109,7 @@ struct nf_ws {
 };
 
 struct nf_shared_frame {
-    unsigned refs;
+    unsigned refs;        /* one thread's (ws.h) */
     size_t len;
     /* The same message compressed, per server window size, made for the
      * first receiver that wants it (see shared_deflated). */

@@ -64,7 +64,8 @@ nf_ws *nf_ws_new(struct bufferevent *bev, size_t max_message_bytes, size_t max_o
 void nf_ws_free(nf_ws *ws);
 
 /* Frees the input buffers pooled for the next reads (64 KiB each, up to
- * 64 of them): for when memory should go back. */
+ * 64 of them): for when memory should go back, and as a thread ends (the
+ * pool is per thread: each worker of --workers N has its own). */
 void nf_ws_pool_trim(void);
 
 /* Reads from the socket (nf_ws_set_sock; without one, only what is in the
@@ -159,7 +160,10 @@ void nf_ws_close(nf_ws *ws, uint16_t code, const char *reason, size_t reason_len
 
 /* Shared frames: build once, send to many. nf_shared_frame_new returns NULL
  * only when out of memory; nf_ws_send_shared takes a reference and returns
- * 0, NF_EPIPE if closing, or NF_ENOMEM (no reference taken). */
+ * 0, NF_EPIPE if closing, or NF_ENOMEM (no reference taken). The
+ * references are counted without atomics: a frame is built, queued and
+ * released on one thread (--workers N: a broadcast crosses workers as its
+ * fields, exchange_workers.c, and each worker builds its own frame). */
 nf_shared_frame *nf_shared_frame_new(bool binary, size_t payload_len,
                                      void (*fill)(void *ctx, char *dst), void *ctx);
 void nf_shared_frame_release(nf_shared_frame *f);

@@ -282,6 +282,61 @@ local Timer = {}
 ---Stops the timer (no-op if it already fired or was cancelled).
 function Timer:cancel() end
 
+---neffos.shared: the dictionary every worker of the process shares (--shared-dict-bytes).
+---Values are strings, numbers and booleans; ttl in seconds (nil or 0: never expires).
+---@class neffos.Shared
+local Shared = {}
+
+---@param key string
+---@return string|number|boolean|nil
+function Shared:get(key) end
+
+---@param key string
+---@param value string|number|boolean|nil nil deletes
+---@param ttl number?
+---@return true|nil ok
+---@return string? err "no memory" (full), "key too long", "empty key"
+function Shared:set(key, value, ttl) end
+
+---Like set, only if the key is absent.
+---@param key string
+---@param value string|number|boolean
+---@param ttl number?
+---@return true|nil ok
+---@return string? err "exists", "no memory", ...
+function Shared:add(key, value, ttl) end
+
+---Adds `by` atomically; an absent key starts from `init` (else "not found").
+---@param key string
+---@param by number
+---@param init number?
+---@param init_ttl number?
+---@return number|nil value
+---@return string? err "not found", "not a number", "no memory"
+function Shared:incr(key, by, init, init_ttl) end
+
+---@param key string
+function Shared:delete(key) end
+
+---@param max integer? at most this many (default 1024, 0 = all)
+---@return string[]
+function Shared:keys(max) end
+
+function Shared:flush_all() end
+
+---@return integer bytes
+function Shared:capacity() end
+
+---@return integer bytes
+function Shared:used() end
+
+---@class neffos.Worker
+---@field id integer this worker, 1 .. count
+---@field count integer --workers
+
+---@class neffos.TimerOptions
+---@field worker integer? only this worker arms the timer (1: once per process)
+
 ---@alias neffos.Handler fun(ns: neffos.NS, msg: neffos.Msg): (string|number|nil), string?
 
 ---@class neffos.Timeouts
@@ -356,7 +411,9 @@ function Json.decode(text) end
 ---@field ErrBadRoom string "bad room"
 ---@field ErrWrite string "write closed"
 ---@field _VERSION string
----@field state table kept across hot reloads
+---@field state table kept across hot reloads (this worker's)
+---@field worker neffos.Worker
+---@field shared neffos.Shared|false false with --shared-dict-bytes 0 (or outside the server)
 ---@field log neffos.Log
 ---@field json neffos.Json
 local neffos = {}
@@ -364,14 +421,16 @@ local neffos = {}
 ---Runs fn once after `seconds`, in a coroutine (it may wait).
 ---@param seconds number
 ---@param fn fun()
+---@param options neffos.TimerOptions?
 ---@return neffos.Timer
-function neffos.after(seconds, fn) end
+function neffos.after(seconds, fn, options) end
 
 ---Runs fn every `seconds` (> 0), each time in a coroutine.
 ---@param seconds number
 ---@param fn fun()
+---@param options neffos.TimerOptions?
 ---@return neffos.Timer
-function neffos.every(seconds, fn) end
+function neffos.every(seconds, fn, options) end
 
 ---Waits inside a handler or a timer without blocking the server.
 ---@param seconds number

@@ -6,6 +6,7 @@
 #   spec/bench/run.sh                              # every case, 5 runs each
 #   CASES="ask64 rtt" RUNS=3 spec/bench/run.sh     # a quick look
 #   BASELINE=main~3 spec/bench/run.sh              # this tree against a commit
+#   WORKERS=1,2 CASES="ask64 bc1000" spec/bench/run.sh   # --workers 1 against --workers 2
 #
 # Cases (CASES, space-separated; default: all of them):
 #   ask64 ask4k ask64k   ask echo, 50 connections x 8 in flight, body 64 B / 4 KB / 64 KB
@@ -26,6 +27,9 @@
 #   BUILD (build-release)      where this tree is built (Release)
 #   BASELINE=<rev>             also build <rev> (in $BUILD/baseline-src, a git worktree) and compare
 #   SKIP_BUILD=1               use the binaries already built
+#   WORKERS=1                  --workers of the server, a comma-separated list: each value is a
+#                              column of its own (side@N), and with two the ratio is the second's
+#                              over the first's (docs/bench.md, "Workers")
 # Output: a Markdown table on stdout and in $BUILD/bench.md; every run's JSON
 # line in $BUILD/bench-logs/<case>-<side>-<run>.json. Servers are killed on
 # exit, whatever happens. The figures are for comparison on one machine in
@@ -68,6 +72,17 @@ if [ -n "${BASELINE:-}" ]; then
     NEFFOS[base]=$BASE_SRC/build-release/neffos
     BENCH[base]=$BASE_SRC/build-release/neffos-bench
 fi
+# The columns: each side at each --workers value ("cur@2"); a lone 1 keeps the plain names.
+WORKERS=${WORKERS:-1}
+if [ "$WORKERS" = 1 ]; then
+    COLUMNS=$SIDES
+else
+    COLUMNS=
+    for side in $SIDES; do
+        for w in ${WORKERS//,/ }; do COLUMNS="$COLUMNS $side@$w"; done
+    done
+    COLUMNS=${COLUMNS# }
+fi
 mkdir -p "$LOGDIR"
 rm -f "$LOGDIR"/*.json
 
@@ -92,13 +107,15 @@ trap 'exit 130' INT TERM
 # sets SERVER_PID and URL.
 start_server() {
     stop_server
+    local side=${1%@*} workers=1
+    [ "$1" != "$side" ] && workers=${1#*@}
     for _attempt in 1 2 3 4 5 6 7 8; do
         PORT=$((PORT + 1))
         URL="ws://127.0.0.1:$PORT/echo"
-        if [ "$1" = floor ]; then
+        if [ "$side" = floor ]; then
             "${BENCH[cur]}" floor --url "$URL" >"$2" 2>&1 &
         else
-            "${NEFFOS[$1]}" "$APP" --listen "127.0.0.1:$PORT" --log-level warn --no-watch >"$2" 2>&1 &
+            "${NEFFOS[$side]}" "$APP" --listen "127.0.0.1:$PORT" --log-level warn --no-watch --workers "$workers" >"$2" 2>&1 &
         fi
         SERVER_PID=$!
         for _ in $(seq 100); do
@@ -158,7 +175,7 @@ run_case() {
         args=$(case_args "$name")
         echo "== $tag: neffos-bench $args" >&2
         # shellcheck disable=SC2086
-        "${BENCH[$side]}" $args --server-pid "$SERVER_PID" >"$LOGDIR/$tag.txt" 2>&1 || true ;;
+        "${BENCH[${side%@*}]}" $args --server-pid "$SERVER_PID" >"$LOGDIR/$tag.txt" 2>&1 || true ;;
     esac
     # The clients are gone: the server closes them and, at the first quiet
     # sweep after (250 ms apart), gives free memory back.
@@ -173,10 +190,11 @@ run_case() {
 }
 
 run_reload() {   # run_reload SIDE
-    local side=$1 tag="reload-$1-1"
+    local side=${1%@*} tag="reload-$1-1" workers=1
+    [ "$1" != "$side" ] && workers=${1#*@}
     echo "== $tag: node spec/bench/reload_latency.mjs --conns 1000 --rounds 10" >&2
     rm -f "$ROOT/$BUILD/reload_ms"
-    (cd "${SRC[$side]}" && BUILD="$ROOT/$BUILD" NEFFOS_BIN="${NEFFOS[$side]}" \
+    (cd "${SRC[$side]}" && BUILD="$ROOT/$BUILD" NEFFOS_BIN="${NEFFOS[$side]}" NEFFOS_WORKERS="$workers" \
         NODE_PATH="$ROOT/node_modules" node "$ROOT/spec/bench/reload_latency.mjs" --conns 1000 --rounds 10) \
         >"$LOGDIR/$tag.txt" 2>&1 || true
     local ms
@@ -188,12 +206,13 @@ run_reload() {   # run_reload SIDE
 for name in $CASES; do
     if [ "$name" = reload ]; then
         command -v node >/dev/null && [ -d node_modules/neffos.js ] || { echo "reload: needs node" >&2; continue; }
-        for side in $SIDES; do run_reload "$side"; done
+        for side in $COLUMNS; do run_reload "$side"; done
         continue
     fi
     for run in $(seq "$RUNS"); do
-        order=$SIDES
-        [ $((run % 2)) -eq 0 ] && [ "$SIDES" = "cur base" ] && order="base cur"
+        order=$COLUMNS
+        # every other run in reverse: neither column always goes first
+        [ $((run % 2)) -eq 0 ] && order=$(echo "$COLUMNS" | tr ' ' '\n' | tac | tr '\n' ' ')
         for side in $order; do run_case "$name" "$side" "$run"; done
         if [ "$name" = rtt ]; then run_case rtt floor "$run"; fi
     done
@@ -218,8 +237,8 @@ cell() {   # cell CASE SIDE FIELD
     set -- $s
     echo "$(fmt "$1") [$(fmt "$2")..$(fmt "$3")]"
 }
-ratio() {  # ratio CASE FIELD [SIDE_A SIDE_B]: median(SIDE_A, cur) / median(SIDE_B, base)
-    local a b; a=$(stats "$1" "${3:-cur}" "$2" | cut -d' ' -f1); b=$(stats "$1" "${4:-base}" "$2" | cut -d' ' -f1)
+ratio() {  # ratio CASE FIELD A B: median(A) / median(B)
+    local a b; a=$(stats "$1" "$3" "$2" | cut -d' ' -f1); b=$(stats "$1" "$4" "$2" | cut -d' ' -f1)
     [ -z "$a" ] || [ -z "$b" ] && { echo "n/a"; return; }
     awk -v a="$a" -v b="$b" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx\n", a / b }'
 }
@@ -244,31 +263,42 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "Date $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- host bindings scripts spec/bench || echo ' (with local changes)')${BASELINE:+, baseline $BASELINE = $(git rev-parse --short "$BASE_REV")}."
     echo "Machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); server and load generator on the same machine, load $(cut -d' ' -f1-3 /proc/loadavg) at the end."
-    echo "Command: \`${BASELINE:+BASELINE=$BASELINE }RUNS=$RUNS BENCH_SECONDS=$SECS CASES=\"$CASES\" spec/bench/run.sh\`; each figure is the median [min..max] of $RUNS runs, each on a fresh server."
+    echo "Command: \`${BASELINE:+BASELINE=$BASELINE }${WORKERS:+WORKERS=$WORKERS }RUNS=$RUNS BENCH_SECONDS=$SECS CASES=\"$CASES\" spec/bench/run.sh\`; each figure is the median [min..max] of $RUNS runs, each on a fresh server."
     echo
-    if [ "$SIDES" = "cur base" ]; then
-        echo "| case | figure | this tree | baseline | ratio |"
-        echo "|---|---|---|---|---|"
-    else
-        echo "| case | figure | measured |"
-        echo "|---|---|---|"
-    fi
+    set -- $COLUMNS
+    ncols=$#
+    first=$1
+    last=${!#}
+    # Two columns: the ratio of the first over the second (this tree / baseline), or
+    # with WORKERS the second over the first (--workers N / --workers 1).
+    num=$first den=$last
+    [ "$WORKERS" != 1 ] && { num=$last; den=$first; }
+    header="| case | figure |"
+    rule="|---|---|"
+    for c in $COLUMNS; do
+        label=$c
+        [ "$c" = cur ] && label="this tree"
+        [ "$c" = base ] && label="baseline"
+        header="$header $label |"
+        rule="$rule---|"
+    done
+    [ "$ncols" = 2 ] && { header="$header ratio |"; rule="$rule---|"; }
+    echo "$header"
+    echo "$rule"
     for name in $CASES; do
         while IFS='|' read -r field label; do
-            if [ "$SIDES" = "cur base" ]; then
-                echo "| $name | $label | $(cell "$name" cur "$field") | $(cell "$name" base "$field") | $(ratio "$name" "$field") |"
-            else
-                echo "| $name | $label | $(cell "$name" cur "$field") |"
-            fi
+            row="| $name | $label |"
+            for c in $COLUMNS; do row="$row $(cell "$name" "$c" "$field") |"; done
+            [ "$ncols" = 2 ] && row="$row $(ratio "$name" "$field" "$num" "$den") |"
+            echo "$row"
         done < <(fields_of "$name")
         if [ "$name" = rtt ]; then   # the floor: a plain C echo over the same sockets
-            if [ "$SIDES" = "cur base" ]; then
-                echo "| rtt | floor p50 µs (plain C echo, same sockets) | $(cell rtt floor p50_us) | $(cell rtt floor p50_us) | |"
-                echo "| rtt | p50 as a ratio to the floor's | $(ratio rtt p50_us cur floor) | $(ratio rtt p50_us base floor) | |"
-            else
-                echo "| rtt | floor p50 µs (plain C echo, same sockets) | $(cell rtt floor p50_us) |"
-                echo "| rtt | p50 as a ratio to the floor's | $(ratio rtt p50_us cur floor) |"
-            fi
+            floor="| rtt | floor p50 µs (plain C echo, same sockets) |"
+            vs="| rtt | p50 as a ratio to the floor's |"
+            for c in $COLUMNS; do floor="$floor $(cell rtt floor p50_us) |"; vs="$vs $(ratio rtt p50_us "$c" floor) |"; done
+            [ "$ncols" = 2 ] && { floor="$floor |"; vs="$vs |"; }
+            echo "$floor"
+            echo "$vs"
         fi
     done
 } >"$OUT"

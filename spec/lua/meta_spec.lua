@@ -78,6 +78,7 @@ local REGISTRATIONS = {
   ["lua_nsconn.c"] = { ns_methods = "neffos.NS", room_methods = "neffos.Room" },
   ["lua_server.c"] = { methods = "neffos.Server" },
   ["lua_timer.c"] = { methods = "neffos.Timer" },
+  ["lua_shared.c"] = { methods = "neffos.Shared" },
   ["lua_hostlib.c"] = { fns = false },   -- "neffos.host": scripts/neffos.lua's, not the apps'
   ["lua_pattern.c"] = { fns = false },   -- string.find/match/gmatch/gsub, metered: Lua's own API
   ["lua_client.c"] = { fns = false, methods = false },  -- neffos.host.client: scripts/neffos/client.lua wraps it (neffos.dial)

@@ -8,6 +8,8 @@
 //   NEFFOS_TEST_TLS  a directory with ca.pem, tls.pem and tls.key (lib/tls.mjs): every server is
 //                started with --tls-cert/--tls-key, every client speaks wss:// / https:// trusting
 //                ca.pem (spec/interop/tls_core.test.mjs runs the core files so)
+//   NEFFOS_WORKERS  N: every server runs with --workers N (unless a test passes --workers
+//                itself); spec/tests.cmake registers the suites again with NEFFOS_WORKERS=2
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -30,6 +32,9 @@ export const TLS = process.env.NEFFOS_TEST_TLS ? {
   cert: path.join(process.env.NEFFOS_TEST_TLS, 'tls.pem'),
   key: path.join(process.env.NEFFOS_TEST_TLS, 'tls.key'),
 } : null;
+
+/** --workers of every server this harness starts (NEFFOS_WORKERS; 1 = the default). */
+export const WORKERS = Number(process.env.NEFFOS_WORKERS || 1);
 
 /** Per-test options for node:test: no single test may run longer than this. */
 export const T = { timeout: 30_000 };
@@ -95,7 +100,7 @@ export function canConnect(port) {
   });
 }
 
-const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error:/;
+const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error:|WARNING: ThreadSanitizer/;
 
 /** A running server process. */
 class Server {
@@ -157,7 +162,8 @@ export async function startServer(app, { args = [], endpoint = '/echo', readyMs 
   for (let attempt = 0; attempt < (fixedPort ? 1 : 4); attempt++) {
     const port = fixedPort ?? await freePort();
     const tlsArgs = TLS ? ['--tls-cert', TLS.cert, '--tls-key', TLS.key] : [];
-    const argv = [...wrapper, BIN, ...args, ...tlsArgs, '--listen', `127.0.0.1:${port}`, app];
+    const workers = WORKERS > 1 && !args.includes('--workers') ? ['--workers', String(WORKERS)] : [];
+    const argv = [...wrapper, BIN, ...workers, ...args, ...tlsArgs, '--listen', `127.0.0.1:${port}`, app];
     const proc = spawn(argv[0], argv.slice(1), {
       cwd: ROOT,
       env: { ...process.env, ...env },

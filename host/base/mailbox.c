@@ -1,0 +1,219 @@
+/* mailbox.c - see mailbox.h.
+ *
+ * The queue is a singly linked list of (fn, arg) cells appended under the
+ * mutex. The consumer takes the whole list in one lock and runs it outside
+ * the lock, so a call may post again (to any mailbox, its own included)
+ * without deadlock; what it posts to its own mailbox runs in the next round.
+ * The eventfd is written only on the empty -> non-empty transition: a burst
+ * of N posts costs one wake-up. */
+#include "mailbox.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "errors.h"
+
+typedef struct nf_mailbox_cell {
+    struct nf_mailbox_cell *next;
+    nf_mailbox_fn fn;
+    void *arg;
+} cell;
+
+struct nf_mailbox {
+    pthread_mutex_t mu;
+    cell *head, *tail;      /* under mu */
+    size_t count;           /* under mu */
+    size_t cap;
+    void *owner;
+    bool closed;            /* under mu */
+    int efd;
+    struct event *ev;
+};
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    uint64_t v;
+    while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+    nf_mailbox_run(arg);
+}
+
+nf_mailbox *nf_mailbox_new(struct event_base *base, size_t cap, void *owner)
+{
+    nf_mailbox *mb = calloc(1, sizeof *mb);
+    if (mb == NULL)
+        return NULL;
+    mb->cap = cap;
+    mb->owner = owner;
+    mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (mb->efd < 0) {
+        free(mb);
+        return NULL;
+    }
+    pthread_mutex_init(&mb->mu, NULL);
+    mb->ev = event_new(base, mb->efd, EV_READ | EV_PERSIST, wake_cb, mb);
+    if (mb->ev == NULL || event_add(mb->ev, NULL) != 0) {
+        if (mb->ev)
+            event_free(mb->ev);
+        close(mb->efd);
+        pthread_mutex_destroy(&mb->mu);
+        free(mb);
+        return NULL;
+    }
+    return mb;
+}
+
+int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg)
+{
+    cell *c = malloc(sizeof *c);
+    if (c == NULL)
+        return NF_ENOMEM;
+    c->next = NULL;
+    c->fn = fn;
+    c->arg = arg;
+    pthread_mutex_lock(&mb->mu);
+    if (mb->closed || mb->count >= mb->cap) {
+        int rc = mb->closed ? NF_EPIPE : NF_ENOBUFS;
+        pthread_mutex_unlock(&mb->mu);
+        free(c);
+        return rc;
+    }
+    bool was_empty = mb->head == NULL;
+    if (mb->tail)
+        mb->tail->next = c;
+    else
+        mb->head = c;
+    mb->tail = c;
+    mb->count++;
+    if (was_empty) {
+        /* Under the lock: nf_mailbox_detach closes the eventfd under it. */
+        uint64_t one = 1;
+        while (write(mb->efd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_mutex_unlock(&mb->mu);
+    return 0;
+}
+
+int nf_mailbox_batch_add(nf_mailbox_batch *b, nf_mailbox_fn fn, void *arg)
+{
+    cell *c = malloc(sizeof *c);
+    if (c == NULL)
+        return NF_ENOMEM;
+    c->next = NULL;
+    c->fn = fn;
+    c->arg = arg;
+    if (b->tail)
+        b->tail->next = c;
+    else
+        b->head = c;
+    b->tail = c;
+    b->count++;
+    return 0;
+}
+
+int nf_mailbox_post_batch(nf_mailbox *mb, nf_mailbox_batch *b)
+{
+    if (b->head == NULL)
+        return 0;
+    pthread_mutex_lock(&mb->mu);
+    if (mb->closed || mb->count + b->count > mb->cap) {
+        int rc = mb->closed ? NF_EPIPE : NF_ENOBUFS;
+        pthread_mutex_unlock(&mb->mu);
+        return rc;
+    }
+    bool was_empty = mb->head == NULL;
+    if (mb->tail)
+        mb->tail->next = b->head;
+    else
+        mb->head = b->head;
+    mb->tail = b->tail;
+    mb->count += b->count;
+    if (was_empty) {
+        uint64_t one = 1;
+        while (write(mb->efd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_mutex_unlock(&mb->mu);
+    b->head = b->tail = NULL;
+    b->count = 0;
+    return 0;
+}
+
+void nf_mailbox_batch_run(nf_mailbox_batch *b, void *owner)
+{
+    cell *c = b->head;
+    b->head = b->tail = NULL;
+    b->count = 0;
+    while (c) {
+        cell *next = c->next;
+        c->fn(owner, c->arg);
+        free(c);
+        c = next;
+    }
+}
+
+size_t nf_mailbox_run(nf_mailbox *mb)
+{
+    pthread_mutex_lock(&mb->mu);
+    cell *c = mb->head;
+    mb->head = mb->tail = NULL;
+    mb->count = 0;
+    pthread_mutex_unlock(&mb->mu);
+    size_t n = 0;
+    while (c) {
+        cell *next = c->next;
+        c->fn(mb->owner, c->arg);
+        free(c);
+        c = next;
+        n++;
+    }
+    return n;
+}
+
+void nf_mailbox_close(nf_mailbox *mb)
+{
+    pthread_mutex_lock(&mb->mu);
+    mb->closed = true;
+    pthread_mutex_unlock(&mb->mu);
+}
+
+size_t nf_mailbox_pending(nf_mailbox *mb)
+{
+    pthread_mutex_lock(&mb->mu);
+    size_t n = mb->count;
+    pthread_mutex_unlock(&mb->mu);
+    return n;
+}
+
+void nf_mailbox_detach(nf_mailbox *mb)
+{
+    if (mb == NULL || mb->ev == NULL)
+        return;
+    nf_mailbox_close(mb);
+    while (nf_mailbox_run(mb) > 0)
+        ;
+    event_free(mb->ev);
+    mb->ev = NULL;
+    pthread_mutex_lock(&mb->mu);
+    close(mb->efd);
+    mb->efd = -1;
+    pthread_mutex_unlock(&mb->mu);
+}
+
+void nf_mailbox_free(nf_mailbox *mb)
+{
+    if (mb == NULL)
+        return;
+    nf_mailbox_detach(mb);
+    pthread_mutex_destroy(&mb->mu);
+    free(mb);
+}

@@ -1,0 +1,69 @@
+/* mailbox.h - a queue of calls into one event loop, posted from any thread.
+ *
+ * Each worker of a process (--workers N) runs its own libevent loop on its
+ * own thread and shares nothing with the others but what passes through
+ * their mailboxes: a poster appends (fn, arg) under the mailbox's mutex and,
+ * when the queue was empty, wakes the loop through an eventfd; the loop then
+ * runs every call queued so far, in the order they were posted, on its own
+ * thread. One lock per post and one eventfd write per burst: the cost of a
+ * message between workers (docs/bench.md).
+ *
+ * Bounded: at most `cap` calls wait (a worker that stops turning its loop
+ * must not make the others grow its queue without end); a post over the bound
+ * fails with NF_ENOBUFS and the caller counts it. */
+#ifndef NF_MAILBOX_H
+#define NF_MAILBOX_H
+
+#include <stddef.h>
+
+struct event_base;
+
+typedef struct nf_mailbox nf_mailbox;
+/* A call: owner is the mailbox's (nf_mailbox_new), arg the poster's. */
+typedef void (*nf_mailbox_fn)(void *owner, void *arg);
+
+/* A mailbox whose calls run on base's loop, each given `owner`. NULL when
+ * out of memory or out of descriptors (errno says which). */
+nf_mailbox *nf_mailbox_new(struct event_base *base, size_t cap, void *owner);
+
+/* From any thread: queue fn(arg) for the mailbox's loop. Returns 0, or
+ * NF_ENOBUFS when cap calls wait already, NF_ENOMEM, NF_EPIPE after
+ * nf_mailbox_close (arg is then still the caller's). */
+int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg);
+
+/* Calls gathered by one thread (its loop iteration's) and posted together:
+ * one lock and at most one wake-up for the lot, instead of one each. */
+typedef struct nf_mailbox_cell nf_mailbox_cell;
+typedef struct nf_mailbox_batch {
+    nf_mailbox_cell *head, *tail;
+    size_t count;
+} nf_mailbox_batch;
+
+/* Appends fn(arg) to b. Returns 0 or NF_ENOMEM. */
+int nf_mailbox_batch_add(nf_mailbox_batch *b, nf_mailbox_fn fn, void *arg);
+/* Posts every call of b, in order, or none: 0 (b is then empty), or
+ * NF_ENOBUFS / NF_EPIPE as nf_mailbox_post, b untouched. */
+int nf_mailbox_post_batch(nf_mailbox *mb, nf_mailbox_batch *b);
+/* Runs every call of b with `owner` (e.g. NULL: "not delivered, release
+ * what you hold"), then empties it. */
+void nf_mailbox_batch_run(nf_mailbox_batch *b, void *owner);
+
+/* From the loop's thread: runs what is queued now (also done by the loop
+ * on its own); returns how many calls ran. */
+size_t nf_mailbox_run(nf_mailbox *mb);
+
+/* Refuses later posts; what is queued still runs with nf_mailbox_run. */
+void nf_mailbox_close(nf_mailbox *mb);
+
+/* Calls waiting now (any thread; a snapshot). */
+size_t nf_mailbox_pending(nf_mailbox *mb);
+
+/* On the loop's thread, after its loop ended and before its base is freed:
+ * closes it, runs what is still queued (each call must free what its arg
+ * owns), lets go of the loop. Posts fail with NF_EPIPE from then on. */
+void nf_mailbox_detach(nf_mailbox *mb);
+
+/* When no thread can post any more: detaches if not yet, frees. */
+void nf_mailbox_free(nf_mailbox *mb);
+
+#endif

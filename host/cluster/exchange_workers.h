@@ -1,0 +1,71 @@
+/* exchange_workers.h - one process, N event loops (--workers N), one server.
+ *
+ * Each worker is a host (nf_host) with its own loop, on its own thread, with
+ * its own Lua state. This module joins them so that the app and the clients
+ * see one server:
+ *   - one listener: the worker that listens hands each accepted socket to the
+ *     worker with the fewest open connections (ties in turn), which adopts it;
+ *   - an in-process exchange (exchange.h): a broadcast is delivered locally at
+ *     once and posted, copied once and shared by reference, to every other
+ *     worker, which delivers it to its own connections (namespace, room, `to`,
+ *     except-ID checks as for a broker's message); a server ask by ID asks
+ *     every worker and the first answer wins; server:count() sums every
+ *     worker's connections of that path;
+ *   - /metrics of any worker sums every worker's counters.
+ * Workers share nothing but the mailboxes (mailbox.h) and one table of
+ * connection counts under a mutex; no worker ever touches another's host,
+ * connections or Lua state. Frames to one client keep their order: one
+ * worker's posts to another run in the order they were made.
+ *
+ * With a broker (--redis, --nats) the process keeps one broker connection
+ * (pair), worker 1's, and the cluster sees one node: a broadcast of any
+ * worker is published once, by worker 1; what the broker delivers to worker
+ * 1 is relayed to the others; every worker's subscriptions are worker 1's
+ * (reference-counted there); a server ask by ID asks the other processes
+ * through worker 1, and a question from them is asked of every worker. */
+#ifndef NF_EXCHANGE_WORKERS_H
+#define NF_EXCHANGE_WORKERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "exchange.h"
+#include "mailbox.h"
+
+#define NF_WORKERS_MAX 256                      /* --workers */
+#define NF_WORKER_QUEUE_DEFAULT (1u << 20)      /* --max-worker-queue: calls waiting for one worker */
+#define NF_WORKERS_UNSUB_DELAY_MS 1000          /* a namespace's last broker unsubscription waits this long */
+
+typedef struct nf_workers nf_workers;
+
+/* A group of n workers (1..NF_WORKERS_MAX); queue_cap bounds each worker's
+ * mailbox. NULL when out of memory. */
+nf_workers *nf_workers_new(unsigned n, size_t queue_cap);
+unsigned nf_workers_count(const nf_workers *g);
+
+/* Worker i (0-based) with its host, before any loop runs (any thread): its
+ * mailbox on the host's loop, the host's hooks (proto.h), and with
+ * with_exchange the in-process exchange. Returns 0, NF_ENOMEM, or NF_EINVAL
+ * (i out of range, attached already). */
+int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange);
+
+/* After attaching with the exchange: the broker exchange x, made on worker
+ * 1's host and not installed there (the group owns it from now on, worker
+ * 1's exchange frees it). Before any loop runs. */
+void nf_workers_set_broker(nf_workers *g, nf_exchange *x);
+
+/* From any thread: fn(worker i's host, arg) on worker i's loop. Returns 0,
+ * NF_ENOBUFS (its queue is full), NF_EPIPE (its loop has ended) or
+ * NF_ENOMEM; on failure fn does not run and arg stays the caller's. */
+typedef void (*nf_workers_fn)(nf_host *h, void *arg);
+int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg);
+
+/* Worker i's loop has ended (its thread): no more calls reach it, those
+ * queued run now (they see a stopped worker and only release what they
+ * hold). Call before freeing its host. */
+void nf_workers_detach(nf_workers *g, unsigned i);
+
+/* After every worker detached. */
+void nf_workers_free(nf_workers *g);
+
+#endif
