@@ -141,7 +141,7 @@ find_program(CLANG clang)
 if(CLANG)
   add_test(NAME fuzz/run COMMAND sh ${NF_SPEC_DIR}/fuzz/run.sh WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(fuzz/run PROPERTIES LABELS long TIMEOUT 900
-    ENVIRONMENT "FUZZ_SECONDS=20;FUZZ_BUILD=${CMAKE_BINARY_DIR}/fuzz-build;CC=${CLANG}")
+    ENVIRONMENT "FUZZ_SECONDS=10;FUZZ_BUILD=${CMAKE_BINARY_DIR}/fuzz-build;CC=${CLANG}")
 endif()
 find_program(VALGRIND valgrind)
 if(VALGRIND)
