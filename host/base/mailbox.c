@@ -71,14 +71,22 @@ nf_mailbox *nf_mailbox_new(struct event_base *base, size_t cap, void *owner)
     return mb;
 }
 
-int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg)
+static cell *cell_new(nf_mailbox_fn fn, void *arg)
 {
     cell *c = malloc(sizeof *c);
+    if (c) {
+        c->next = NULL;
+        c->fn = fn;
+        c->arg = arg;
+    }
+    return c;
+}
+
+int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg)
+{
+    cell *c = cell_new(fn, arg);
     if (c == NULL)
         return NF_ENOMEM;
-    c->next = NULL;
-    c->fn = fn;
-    c->arg = arg;
     pthread_mutex_lock(&mb->mu);
     if (mb->closed || mb->count >= mb->cap) {
         int rc = mb->closed ? NF_EPIPE : NF_ENOBUFS;
@@ -105,12 +113,9 @@ int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg)
 
 int nf_mailbox_batch_add(nf_mailbox_batch *b, nf_mailbox_fn fn, void *arg)
 {
-    cell *c = malloc(sizeof *c);
+    cell *c = cell_new(fn, arg);
     if (c == NULL)
         return NF_ENOMEM;
-    c->next = NULL;
-    c->fn = fn;
-    c->arg = arg;
     if (b->tail)
         b->tail->next = c;
     else
