@@ -123,6 +123,7 @@ nf_lua_app *nf_lua_new(struct event_base *base, const nf_lua_options *opt, char 
     a->worker_id = opt->worker_id ? opt->worker_id : 1;
     a->worker_count = opt->worker_count ? opt->worker_count : 1;
     a->shared = opt->shared;
+    a->workers = opt->workers;
     a->sb.cap = opt->memory_limit;
     a->sb.limit = opt->instruction_limit;
     a->sb.step = (int)(a->sb.limit / 100 < 100 ? 100 : a->sb.limit / 100 > 10000 ? 10000 : a->sb.limit / 100);
@@ -150,6 +151,7 @@ nf_lua_app *nf_lua_new(struct event_base *base, const nf_lua_options *opt, char 
     lconn_open(L);
     lns_open(L);
     lserver_open(L);
+    lremote_open(L);
     ltimer_open(L);
     lhost_open(L);
     if (open_library(a, err, errcap) != 0)

@@ -57,6 +57,8 @@ void lconn_freed(nf_lua_app *a, nf_conn *c)
     nf_conn_set_app_data(c, NULL);
 }
 
+bool lconn_is(lua_State *L, int idx) { return luaL_testudata(L, idx, CONN_MT) != NULL; }
+
 nf_conn *lconn_check(lua_State *L, int idx)
 {
     return ((lconn *)luaL_checkudata(L, idx, CONN_MT))->c;

@@ -77,6 +77,7 @@ struct nf_lua_app {
     unsigned worker_id;      /* 1-based (--workers N) */
     unsigned worker_count;
     struct nf_shdict *shared;      /* neffos.shared, or NULL */
+    struct nf_workers *workers;    /* the process's workers (worker_count > 1), or NULL */
     char *shared_buf;              /* values copied out of it */
     size_t shared_cap;
 };
@@ -208,6 +209,7 @@ void lconn_open(lua_State *L);                 /* metatables */
 void lconn_push(lua_State *L, nf_conn *c);     /* the conn userdata (made on first use) */
 nf_conn *lconn_check(lua_State *L, int idx);   /* raises if not a conn; may return NULL (gone) */
 nf_conn *lconn_test(lua_State *L, int idx);    /* NULL if not a conn or gone */
+bool lconn_is(lua_State *L, int idx);          /* a conn object, gone or not */
 void lconn_freed(nf_lua_app *a, nf_conn *c);
 void lconn_push_request(lua_State *L, nf_conn *c, const nf_request *r);
 void lconn_push_ns_cache(lua_State *L, int conn_idx);  /* the conn's ns objects by name */
@@ -217,6 +219,11 @@ void lns_open(lua_State *L);
 /* The ns object for (conn at idx, name); cached per connection. */
 void lns_push(lua_State *L, int conn_idx, nf_slice name);
 nf_conn *lns_test_conn(lua_State *L, int idx); /* the conn of an ns object, or NULL */
+/* An ns object's connection (NULL if gone) and name; false if idx is not an
+ * ns object. The name stays anchored by the object. c, name may be NULL. */
+bool lns_parts(lua_State *L, int idx, nf_conn **c, nf_slice *name);
+/* The same for a room object, with its room name. */
+bool lroom_parts(lua_State *L, int idx, nf_conn **c, nf_slice *ns, nf_slice *room);
 /* Pushes a room object of the ns object at ns_idx. */
 void lroom_push(lua_State *L, int ns_idx, nf_slice room);
 
@@ -224,6 +231,18 @@ void lroom_push(lua_State *L, int ns_idx, nf_slice room);
 void lserver_open(lua_State *L);
 /* The server object of an endpoint (nil if unknown). */
 void lserver_push(lua_State *L, nf_endpoint *ep);
+
+/* ---- lua_remote.c: other workers' connections (--workers N) ---- */
+enum { LREMOTE_CONNECTIONS = 1, LREMOTE_GET = 2, LREMOTE_GET_ALL = 3, LREMOTE_MEMBERS = 4 };
+void lremote_open(lua_State *L);   /* metatables; the app's main state */
+/* A listing of every worker's connections of ep, in opening order: waits
+ * for the other workers (raises where code may not wait). Pushes the list
+ * (LREMOTE_GET: the newest object or nil), or nil, err when a worker could
+ * not be asked (its queue full, stopping); returns the count. arg1 is the
+ * ID (GET, GET_ALL) or the namespace (MEMBERS), arg2 the room or empty. */
+int lremote_list(lua_State *L, nf_endpoint *ep, int what, nf_slice arg1, nf_slice arg2);
+/* A remote object's ID (for `except`): false if idx is not one. */
+bool lremote_id(lua_State *L, int idx, nf_slice *id);
 int lserver_new(lua_State *L, nf_endpoint *ep);  /* returns a registry ref */
 void lserver_detach(lua_State *L, int ref);        /* endpoint gone */
 

@@ -48,6 +48,23 @@ nf_conn *lns_test_conn(lua_State *L, int idx)
     return c;
 }
 
+bool lns_parts(lua_State *L, int idx, nf_conn **c, nf_slice *name)
+{
+    if (!luaL_testudata(L, idx, NS_MT))
+        return false;
+    if (c) {
+        lua_getiuservalue(L, idx, UV_CONN);
+        *c = lconn_test(L, -1);
+        lua_pop(L, 1);
+    }
+    if (name) {
+        lua_getiuservalue(L, idx, UV_NAME);
+        *name = lslice(L, -1);   /* anchored by the userdata */
+        lua_pop(L, 1);
+    }
+    return true;
+}
+
 /* The ns object at idx: its connection (NULL if gone), name, and the live
  * membership (NULL if the namespace is not connected now). */
 typedef struct nsref {
@@ -372,6 +389,22 @@ void lroom_push(lua_State *L, int ns_idx, nf_slice room)
     lua_setiuservalue(L, -2, 1);
     lpush_slice(L, room);
     lua_setiuservalue(L, -2, 2);
+}
+
+bool lroom_parts(lua_State *L, int idx, nf_conn **c, nf_slice *ns, nf_slice *room)
+{
+    if (!luaL_testudata(L, idx, ROOM_MT))
+        return false;
+    idx = lua_absindex(L, idx);
+    lua_getiuservalue(L, idx, 1);
+    bool ok = lns_parts(L, -1, c, ns);   /* the name stays anchored by the ns object */
+    lua_pop(L, 1);
+    if (room) {
+        lua_getiuservalue(L, idx, 2);
+        *room = lslice(L, -1);
+        lua_pop(L, 1);
+    }
+    return ok;
 }
 
 /* Room methods run as ns methods: index 1 becomes the ns object and the

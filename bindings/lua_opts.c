@@ -99,6 +99,8 @@ void lopts_except(lua_State *L, int idx, const char *what, nf_broadcast *b)
         b->except = lconn_test(L, -1);
         if (!b->except)
             b->except = lns_test_conn(L, -1);
+        if (!b->except && lremote_id(L, -1, &b->except_id))
+            break;   /* another worker's connection: skipped by its ID (the value anchors it) */
         break;   /* NULL: a conn or ns whose connection is gone, nobody to skip */
     default:
         luaL_error(L, "%s: field 'except' must be a conn, an ns or an ID", what);

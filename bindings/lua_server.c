@@ -132,9 +132,14 @@ static bool collect_conn(void *ud, nf_conn *c)
 
 /* server:connections(): a list of every open conn (the Server.Do
  * equivalent), a snapshot like every listing of the API. */
+/* With several workers a listing covers every worker (lua_remote.c). */
+static bool process_wide(lua_State *L, nf_endpoint *ep) { return ep && lapp_of(L)->worker_count > 1; }
+
 static int server_connections(lua_State *L)
 {
     nf_endpoint *ep = check_server(L);
+    if (process_wide(L, ep))
+        return lremote_list(L, ep, LREMOTE_CONNECTIONS, NF_SLICE_EMPTY, NF_SLICE_EMPTY);
     lua_newtable(L);
     if (ep)
         nf_endpoint_each(ep, collect_conn, L);
@@ -147,6 +152,8 @@ static int server_get(lua_State *L)
 {
     nf_endpoint *ep = check_server(L);
     nf_slice id = lcheck_slice(L, 2);
+    if (process_wide(L, ep))
+        return lremote_list(L, ep, LREMOTE_GET, id, NF_SLICE_EMPTY);
     nf_conn *c = ep ? nf_endpoint_find(ep, id) : NULL;
     if (!c)
         return 0;
@@ -159,6 +166,8 @@ static int server_get_all(lua_State *L)
 {
     nf_endpoint *ep = check_server(L);
     nf_slice id = lcheck_slice(L, 2);
+    if (process_wide(L, ep))
+        return lremote_list(L, ep, LREMOTE_GET_ALL, id, NF_SLICE_EMPTY);
     lua_newtable(L);
     if (ep)
         nf_endpoint_each_with_id(ep, id, collect_conn, L);
@@ -181,6 +190,8 @@ static int server_members(lua_State *L)
     nf_endpoint *ep = check_server(L);
     nf_slice ns = lcheck_slice(L, 2);
     nf_slice room = lopt_slice(L, 3);
+    if (process_wide(L, ep))
+        return lremote_list(L, ep, LREMOTE_MEMBERS, ns, room);
     lua_newtable(L);
     if (ep)
         nf_endpoint_each_member(ep, ns, room, collect_member, L);

@@ -719,6 +719,7 @@ static int make_worker(process *p, unsigned i, struct event_base *main_base, con
     lo.worker_id = i + 1;
     lo.worker_count = p->n;
     lo.shared = p->shared;
+    lo.workers = p->g;
     s->app = nf_lua_new(s->base, &lo, err, sizeof err);
     if (!s->app) {
         fprintf(stderr, "neffos: %s\n", err);

@@ -25,6 +25,7 @@ typedef struct nf_lua_options {
     unsigned worker_id;            /* neffos.worker.id: 1..worker_count (0 = 1) */
     unsigned worker_count;         /* neffos.worker.count (--workers; 0 = 1) */
     struct nf_shdict *shared;      /* neffos.shared (shared by every worker), or NULL */
+    struct nf_workers *workers;    /* the process's workers (worker_count > 1), or NULL */
 } nf_lua_options;
 
 /* Creates the Lua state and loads the neffos library (not the app yet).

@@ -20,6 +20,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,11 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_ws_read_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
+/* Process-wide, so that with --workers N a serial names one connection of
+ * the process and orders connections by when they opened, whichever
+ * worker holds them (nf_conn_serial). */
+static atomic_uint_fast64_t conn_serials;
+
 nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote, bool tls)
 {
     nf_conn *c = calloc(1, sizeof *c);
@@ -84,6 +90,7 @@ nf_conn *nf_conn_new(nf_host *h, struct bufferevent *bev, const char *remote, bo
     c->refs = 1;                      /* the loop's reference, dropped at teardown */
     c->state = NF_CONN_HTTP;
     c->opened_ms = nf_now_ms();
+    c->serial = (uint64_t)atomic_fetch_add_explicit(&conn_serials, 1, memory_order_relaxed) + 1;
     c->tls = tls;
     /* A TLS connection's transport is its SSL (tls.h); only the HTTP phase
      * reads through the bufferevent, which runs the handshake. */
@@ -973,6 +980,7 @@ void nf_conn_read_pipelined(nf_conn *c)
 
 nf_slice nf_conn_id(const nf_conn *c) { return nf_slice_of(c->id ? c->id : "", c->id_len); }
 nf_endpoint *nf_conn_endpoint(nf_conn *c) { return c->ep; }
+uint64_t nf_conn_serial(const nf_conn *c) { return c->serial; }
 const nf_request *nf_conn_request(const nf_conn *c) { return c->req; }
 bool nf_conn_is_closed(const nf_conn *c) { return c->state >= NF_CONN_CLOSING; }
 bool nf_conn_is_acknowledged(const nf_conn *c) { return c->state == NF_CONN_READY; }

@@ -204,6 +204,7 @@ struct nf_conn {
     uint64_t last_read_ms;
     uint64_t output_stall_ms;        /* when output became non-empty; 0 = empty */
     uint64_t opened_ms;
+    uint64_t serial;                 /* nf_conn_serial: unique in the process, in opening order */
     uint64_t close_deadline_ms;
     uint64_t rate_window_ms;
     unsigned rate_count;

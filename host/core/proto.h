@@ -152,6 +152,8 @@ nf_host *nf_host_new(struct event_base *base, const nf_limits *limits,
 void nf_host_free(nf_host *h);
 struct event_base *nf_host_base(nf_host *h);
 const nf_limits *nf_host_limits(const nf_host *h);
+/* The `app` given to nf_host_new. */
+void *nf_host_app(const nf_host *h);
 
 /* Listens on HOST:PORT (IPv4, IPv6 in brackets, or a name). Returns 0; on
  * failure a negative errno value (NF_EINVAL for a name that does not
@@ -360,6 +362,10 @@ void nf_conn_unref(nf_conn *c);
 
 nf_slice nf_conn_id(const nf_conn *c);
 nf_endpoint *nf_conn_endpoint(nf_conn *c);
+/* A number naming this connection in the whole process (every worker's host
+ * draws from one counter), larger for a connection opened later; never 0.
+ * With --workers N it is how one worker names another's connection. */
+uint64_t nf_conn_serial(const nf_conn *c);
 const nf_request *nf_conn_request(const nf_conn *c);
 bool nf_conn_is_closed(const nf_conn *c);
 bool nf_conn_is_acknowledged(const nf_conn *c);
