@@ -142,6 +142,10 @@ local function timer_worker(what, options)
   if w ~= nil and (math.type(w) ~= "integer" or w < 1) then
     error(what .. ": options.worker must be a worker number (1 .. neffos.worker.count)", 3)
   end
+  -- A timer for a worker this process does not have would never run anywhere.
+  if w ~= nil and w > M.worker.count then
+    error(("%s: options.worker %d, but this process has %d worker(s) (--workers)"):format(what, w, M.worker.count), 3)
+  end
   return w
 end
 

@@ -175,6 +175,20 @@ test('neffos.every { worker = 1 } runs once per process, a plain one on every wo
   assert.ok(Number(once) < counts.reduce((x, y) => x + y, 0) - 2, `not once per worker: ${once} vs ${counts}`);
 });
 
+test('a timer for a worker the process does not have is refused at load, not silently idle', T, async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nf-timer-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const app = path.join(dir, 'app.lua');
+  writeFileSync(app, `local neffos = require "neffos"
+neffos.every(1, function() end, { worker = ${WORKERS + 1} })
+return neffos.server { endpoint = "/echo", namespaces = { w = {} } }
+`);
+  const r = spawnSync(BIN, [app, '--workers', String(WORKERS), '--listen', '127.0.0.1:0', '--no-watch'],
+    { encoding: 'utf8', timeout: 20000 });
+  assert.notEqual(r.status, 0, `the server refused the app: ${r.stderr}`);
+  assert.match(r.stderr, new RegExp(`options.worker ${WORKERS + 1}, but this process has ${WORKERS} worker`));
+});
+
 test('--max-connections counts every worker\'s connections', T, async (t) => {
   const s = await serveFor(t, APP, [...FLAGS, '--max-connections', '2']);
   const cs = await clients(t, s, 'lim', 2);
