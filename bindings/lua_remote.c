@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "exchange_workers.h"
+#include "workers.h"
 #include "log.h"
 #include "lua_internal.h"
 

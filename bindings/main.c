@@ -27,7 +27,7 @@
 #include <wslay/wslay.h>
 
 #include "exchange.h"
-#include "exchange_workers.h"
+#include "workers.h"
 #include "fdlimit.h"
 #include "log.h"
 #include "nf_cmds.h"
@@ -775,7 +775,7 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
     int rc = 1;
     fd_budget fb = fit_descriptors(cfg);
     /* --max-connections and --max-connections-per-ip are per process: the
-     * workers count together (exchange_workers.h). */
+     * workers count together (workers.h). */
     nf_limits wl = cfg->limits;
 
     if (p.n > 1) {

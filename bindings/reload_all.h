@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "exchange_workers.h"
+#include "workers.h"
 #include "nf_lua.h"
 
 typedef struct nf_reload_all nf_reload_all;

@@ -1,81 +1,18 @@
-/* exchange_workers.c - see exchange_workers.h.
- *
- * Threads. Everything of a worker (its host, connections, endpoints, its
- * `wx` and the asks and /metrics requests it waits on) is touched by its
- * own thread only. What crosses is a call in a mailbox whose argument is
- * owned by the receiving call from the moment the post succeeded; the
- * pointers in it to the poster's records (an ask, a /metrics request) are
- * only followed back on the poster's thread, in the answer the receiver
- * posts. Shared: the count table (mutex), each worker's load (atomic), the
- * turn of the acceptor's tie-break (the acceptor's thread only).
- *
- * Lifetimes. A worker whose loop ended is detached: its mailbox refuses new
- * posts and runs those queued in stopped mode. From then on no answer can
- * reach its records, so the host's exchange free (after detach) fails the
- * asks still out with NF_ASK_CLOSED and frees them. */
-#include "exchange_workers.h"
+/* exchange_workers.c - the in-process exchange of a group of workers
+ * (workers.h, --workers N): the nf_exchange of each worker's host, which
+ * delivers a broadcast to the other workers' connections, forwards their
+ * broker subscriptions to worker 1, counts every worker's connections and
+ * asks every worker by ID. Threads and lifetimes: workers_internal.h. */
+#include "workers_internal.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 
 #include "clock.h"
-#include "dict.h"
-#include "internal.h"
 #include "log.h"
-
-#define QUEUE_LOG_INTERVAL_MS 1000   /* at most one "queue full" line per worker per interval */
-
-typedef struct wx wx;
-
-typedef struct worker {
-    nf_workers *g;
-    unsigned id;
-    nf_host *host;
-    nf_mailbox *mb;
-    wx *x;                        /* the in-process exchange, or NULL */
-    atomic_size_t load;           /* open connections with an ID (the acceptor's choice) */
-    nf_list gathers;              /* /metrics requests waiting for the others */
-    bool stopped;                 /* detached (own thread) */
-    uint64_t queue_logged_ms;     /* own thread */
-    /* Calls to the other workers made during this loop iteration, posted
-     * together at its end (flush_ev): one lock and one wake-up per worker
-     * per iteration, so a receiver gets a burst as a batch, as it would
-     * have come from its own clients (and flushes its sockets once). */
-    nf_mailbox_batch *outbox;     /* [n] */
-    struct event *flush_ev;
-    bool flush_pending;
-} worker;
-
-/* Connections of one endpoint path, per worker. */
-typedef struct path_count {
-    size_t *per;                  /* [g->n] */
-    char path[];
-} path_count;
-
-/* Sockets from one address, process-wide. */
-typedef struct ip_count {
-    size_t count;
-    char ip[];
-} ip_count;
-
-struct nf_workers {
-    unsigned n;
-    size_t queue_cap;
-    unsigned turn;                /* the acceptor's tie-break (its thread only) */
-    size_t max_sockets, max_per_ip;   /* --max-connections, --max-connections-per-ip (0 = none) */
-    pthread_mutex_t mu;
-    nf_dict *counts;              /* path -> path_count, under mu */
-    size_t sockets;               /* every worker's, under mu */
-    nf_dict *per_ip;              /* address -> ip_count, under mu */
-    nf_exchange *up;              /* the broker (worker 1's thread only), or NULL */
-    worker w[];
-};
 
 struct wx {
     nf_exchange base;             /* first: the host holds an nf_exchange */
@@ -83,74 +20,6 @@ struct wx {
     nf_list asks;                 /* wask.link */
     nf_list unsubs;               /* unsub_later.link (worker 1) */
 };
-
-/* ---- posting -------------------------------------------------------------------- */
-
-static void count_failure(worker *from, unsigned to, int rc)
-{
-    if (rc != NF_ENOBUFS)
-        return;
-    from->host->metrics.limit_worker_queue++;
-    uint64_t now = nf_now_ms();
-    if (from->queue_logged_ms == 0 || now - from->queue_logged_ms >= QUEUE_LOG_INTERVAL_MS) {
-        from->queue_logged_ms = now;
-        nf_warn("worker %u: the queue of worker %u is full (--max-worker-queue %zu): a message to it was dropped "
-                "(neffos_limit_hits_total{limit=\"worker_queue\"})", from->id + 1, to + 1, from->g->queue_cap);
-    }
-}
-
-/* A call from worker `from` (its thread) to worker `to`, posted at the end
- * of this loop iteration. A call that cannot be delivered then (the queue
- * full, the loop ended) runs on `from` with owner NULL: it releases what it
- * holds and ends what waited for it. Returns 0 or NF_ENOMEM (not queued). */
-static int post(worker *from, unsigned to, nf_mailbox_fn fn, void *arg)
-{
-    if (from->stopped || from->flush_ev == NULL) {   /* no iteration to end: at once */
-        int rc = nf_mailbox_post(from->g->w[to].mb, fn, arg);
-        if (rc == NF_ENOMEM)
-            return rc;
-        if (rc == 0)
-            from->host->metrics.worker_messages_out++;
-        else {
-            count_failure(from, to, rc);
-            fn(NULL, arg);
-        }
-        return 0;
-    }
-    if (nf_mailbox_batch_add(&from->outbox[to], fn, arg) != 0)
-        return NF_ENOMEM;
-    if (!from->flush_pending) {
-        from->flush_pending = true;
-        event_active(from->flush_ev, 0, 0);
-    }
-    return 0;
-}
-
-static void flush_outbox(worker *w)
-{
-    w->flush_pending = false;
-    for (unsigned i = 0; i < w->g->n; i++) {
-        nf_mailbox_batch *b = &w->outbox[i];
-        size_t n = b->count;
-        if (n == 0)
-            continue;
-        int rc = nf_mailbox_post_batch(w->g->w[i].mb, b);
-        if (rc == 0) {
-            w->host->metrics.worker_messages_out += n;
-            continue;
-        }
-        count_failure(w, i, rc);
-        nf_mailbox_batch_run(b, NULL);   /* not delivered */
-    }
-}
-
-static void flush_cb(evutil_socket_t fd, short what, void *arg) { flush_outbox(arg); }
-
-static void received(worker *w)
-{
-    if (w && !w->stopped)
-        w->host->metrics.worker_messages_in++;
-}
 
 /* Copies the endpoint's path (NUL-terminated) and then slices into one
  * block: dst[i] point into data, which has room for path_room(path) plus
@@ -204,7 +73,7 @@ static void run_broadcast(void *owner, void *arg)
 {
     worker *w = owner;
     wmsg *m = arg;
-    received(w);
+    nf_workers_received(w);
     if (w && !w->stopped) {
         nf_endpoint *ep = nf_host_find_endpoint(w->host, m->path);
         if (ep) {
@@ -239,7 +108,7 @@ static void fan_out(worker *w, nf_endpoint *ep, const nf_broadcast *b, bool publ
         if (i == w->id)
             continue;
         atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-        if (post(w, i, run_broadcast, m) != 0)
+        if (nf_workers_post_from(w, i, run_broadcast, m) != 0)
             atomic_fetch_sub_explicit(&m->refs, 1, memory_order_relaxed);   /* not queued */
     }
     wmsg_release(m);
@@ -309,7 +178,7 @@ static void run_sub(void *owner, void *arg)
 {
     worker *w = owner;
     wsub *sb = arg;
-    received(w);
+    nf_workers_received(w);
     nf_endpoint *ep = w && !w->stopped && w->g->up && w->x ? nf_host_find_endpoint(w->host, sb->path) : NULL;
     if (ep && sb->kind == SUB_NS && !sb->add) {
         unsub_later *u = calloc(1, sizeof *u);
@@ -350,13 +219,8 @@ static void forward_sub(worker *w, nf_endpoint *ep, int kind, bool add, nf_slice
      * subscription precedes leaves now, and a broadcast the client then asks
      * of another process must find the broker subscribed (as close as one
      * process comes: its subscription is written before its reply). */
-    int rc = nf_mailbox_post(w->g->w[0].mb, run_sub, sb);
-    if (rc == 0)
-        w->host->metrics.worker_messages_out++;
-    else {
-        count_failure(w, 0, rc);
+    if (nf_workers_post_now(w, 0, run_sub, sb) != 0)
         free(sb);
-    }
 }
 
 static void wx_subscribe_ns(nf_exchange *x, nf_endpoint *ep, nf_slice ns) { forward_sub(((wx *)x)->w, ep, SUB_NS, true, ns); }
@@ -364,65 +228,22 @@ static void wx_unsubscribe_ns(nf_exchange *x, nf_endpoint *ep, nf_slice ns) { fo
 
 /* ---- connection counts ------------------------------------------------------------ */
 
-static void count_change(worker *w, nf_endpoint *ep, int delta)
-{
-    nf_workers *g = w->g;
-    const char *path = nf_endpoint_path(ep);
-    nf_slice key = nf_slice_of(path, strlen(path));
-    pthread_mutex_lock(&g->mu);
-    path_count *pc = nf_dict_get(g->counts, key);
-    if (pc == NULL && delta > 0) {
-        pc = calloc(1, sizeof *pc + key.len + 1);
-        size_t *per = calloc(g->n, sizeof *per);
-        if (pc == NULL || per == NULL) {
-            free(pc);
-            free(per);
-            pc = NULL;
-        } else {
-            pc->per = per;
-            memcpy(pc->path, path, key.len + 1);
-            if (nf_dict_set(g->counts, nf_slice_of(pc->path, key.len), pc) != 0) {
-                free(per);
-                free(pc);
-                pc = NULL;
-            }
-        }
-    }
-    if (pc && (delta > 0 || pc->per[w->id] > 0))
-        pc->per[w->id] += (size_t)delta;
-    pthread_mutex_unlock(&g->mu);
-    if (delta > 0)
-        atomic_fetch_add_explicit(&w->load, 1, memory_order_relaxed);
-    else if (atomic_load_explicit(&w->load, memory_order_relaxed) > 0)
-        atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-}
-
 static void wx_subscribe_id(nf_exchange *x, nf_endpoint *ep, nf_slice id)
 {
-    count_change(((wx *)x)->w, ep, 1);
+    nf_workers_count_change(((wx *)x)->w, ep, 1);
     forward_sub(((wx *)x)->w, ep, SUB_ID, true, id);
 }
 
 static void wx_unsubscribe_id(nf_exchange *x, nf_endpoint *ep, nf_slice id)
 {
-    count_change(((wx *)x)->w, ep, -1);
+    nf_workers_count_change(((wx *)x)->w, ep, -1);
     forward_sub(((wx *)x)->w, ep, SUB_ID, false, id);
 }
 
 /* ep's own connections, exactly, plus the other workers' with an ID. */
 static size_t wx_count(nf_exchange *x, nf_endpoint *ep)
 {
-    worker *w = ((wx *)x)->w;
-    nf_workers *g = w->g;
-    const char *path = nf_endpoint_path(ep);
-    size_t others = 0;
-    pthread_mutex_lock(&g->mu);
-    path_count *pc = nf_dict_get(g->counts, nf_slice_of(path, strlen(path)));
-    for (unsigned i = 0; pc && i < g->n; i++)
-        if (i != w->id)
-            others += pc->per[i];
-    pthread_mutex_unlock(&g->mu);
-    return ep->count + others;
+    return ep->count + nf_workers_count_others(((wx *)x)->w, ep);
 }
 
 /* ---- asks by ID ------------------------------------------------------------------- */
@@ -492,7 +313,7 @@ static void run_answer(void *owner, void *arg)
         free(an);
         return;
     }
-    received(w);
+    nf_workers_received(w);
     nf_msg reply = { .ns = an->f[A_NS], .room = an->f[A_ROOM], .event = an->f[A_EVENT], .body = an->f[A_BODY],
                      .is_error = an->is_error };
     wask_leg_done(an->a, an->st, an->has_reply ? &reply : NULL);
@@ -516,7 +337,7 @@ static void answer(worker *from, unsigned asker, wask *a, nf_ask_status st, cons
     an->has_reply = reply != NULL;
     an->is_error = reply && reply->is_error;
     copy_slices(an->data, "", an->f, src, A_FIELDS);
-    if (post(from, asker, run_answer, an) != 0)
+    if (nf_workers_post_from(from, asker, run_answer, an) != 0)
         free(an);   /* out of memory: the asker's leg ends with its worker's */
 }
 
@@ -536,7 +357,7 @@ static void run_question(void *owner, void *arg)
         free(q);
         return;
     }
-    received(w);
+    nf_workers_received(w);
     q->w = w;
     nf_endpoint *ep = w->stopped ? NULL : nf_host_find_endpoint(w->host, q->path);
     if (ep == NULL) {
@@ -593,7 +414,7 @@ static void *wx_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, n
         q->timeout_ms = timeout_ms;
         q->path = copy_slices(q->data, path, q->f, src, Q_FIELDS);
         a->legs++;
-        if (post(w, i, run_question, q) != 0) {
+        if (nf_workers_post_from(w, i, run_question, q) != 0) {
             a->legs--;
             free(q);
         }
@@ -659,388 +480,20 @@ static const nf_exchange_ops wx_ops = {
     .relay = wx_relay,
 };
 
-/* ---- one listener ------------------------------------------------------------------ */
+/* ---- attaching ------------------------------------------------------------------------ */
 
-typedef struct whandover {
-    worker *from;                 /* the listener's worker */
-    int fd;
-    struct nf_tls *tls;           /* from the TLS listener: the handshake is the adopter's */
-    char remote[64];
-} whandover;
-
-static void run_adopt(void *owner, void *arg)
+int nf_exchange_workers_attach(worker *w)
 {
-    worker *w = owner;
-    whandover *ho = arg;
-    if (w == NULL) {   /* not delivered: admitted by the listener's worker */
-        nf_host_adopt_tls(ho->from->host, ho->fd, ho->remote, ho->tls, NULL);
-        free(ho);
-        return;
-    }
-    received(w);
-    if (w->stopped || w->host->draining)
-        close(ho->fd);   /* it would be refused anyway: the process stops */
-    else
-        nf_host_adopt_tls(w->host, ho->fd, ho->remote, ho->tls, NULL);
-    free(ho);
-}
-
-/* The worker with the fewest connections; among equals, the next in turn
- * (a burst of connections that have not upgraded yet is spread too). */
-static unsigned least_loaded(nf_workers *g)
-{
-    unsigned best = g->turn % g->n;
-    size_t best_load = atomic_load_explicit(&g->w[best].load, memory_order_relaxed);
-    for (unsigned k = 1; k < g->n; k++) {
-        unsigned i = (g->turn + k) % g->n;
-        size_t load = atomic_load_explicit(&g->w[i].load, memory_order_relaxed);
-        if (load < best_load) {
-            best = i;
-            best_load = load;
-        }
-    }
-    g->turn = best + 1;
-    return best;
-}
-
-static bool hook_accepted(void *ud, nf_host *h, int fd, const char *remote, struct nf_tls *tls)
-{
-    worker *w = ud;
-    unsigned to = least_loaded(w->g);
-    if (to == w->id)
-        return false;
-    whandover *ho = malloc(sizeof *ho);
-    if (ho == NULL)
-        return false;
-    ho->from = w;
-    ho->fd = fd;
-    ho->tls = tls;
-    snprintf(ho->remote, sizeof ho->remote, "%s", remote);
-    if (post(w, to, run_adopt, ho) != 0) {
-        free(ho);
-        return false;   /* admitted here instead */
-    }
-    return true;
-}
-
-/* ---- /metrics for the whole process -------------------------------------------------- */
-
-typedef struct gather {
-    nf_list link;                 /* in worker.gathers */
-    nf_conn *c;                   /* held (nf_host_answer_metrics releases it) */
-    bool head;
-    unsigned pending;
-    nf_metrics sum;
-    size_t conns, eps;
-    size_t *per_conns;            /* [n] */
-} gather;
-
-typedef struct snapshot {
-    gather *gt;                   /* followed only on the requester's thread */
-    worker *rq;                   /* the requester (its thread only) */
-    unsigned requester, from;
-    bool valid;
-    nf_metrics m;
-    size_t conns, eps;
-} snapshot;
-
-static void gather_add(gather *gt, unsigned from, const nf_metrics *m, size_t conns, size_t eps)
-{
-    nf_metrics_add(&gt->sum, m);
-    gt->conns += conns;
-    if (eps > gt->eps)
-        gt->eps = eps;
-    gt->per_conns[from] = conns;
-}
-
-static void gather_finish(worker *w, gather *gt)
-{
-    nf_workers *g = w->g;
-    size_t cap = 200 + (size_t)g->n * 64;
-    char *extra = malloc(cap);
-    if (extra) {
-        size_t used = (size_t)snprintf(extra, cap, "# HELP neffos_worker_connections Open WebSocket connections, by worker.\n"
-                                                   "# TYPE neffos_worker_connections gauge\n");
-        for (unsigned i = 0; i < g->n && used < cap; i++)
-            used += (size_t)snprintf(extra + used, cap - used, "neffos_worker_connections{worker=\"%u\"} %zu\n", i + 1,
-                                     gt->per_conns[i]);
-    }
-    gt->sum.workers = g->n;
-    nf_list_remove(&gt->link);
-    nf_host_answer_metrics(gt->c, gt->head, &gt->sum, gt->conns, gt->eps, extra);
-    free(extra);
-    free(gt->per_conns);
-    free(gt);
-}
-
-static void run_snapshot_reply(void *owner, void *arg)
-{
-    worker *w = owner;
-    snapshot *s = arg;
-    if (w == NULL) {   /* the requester has ended: its requests with it */
-        free(s);
-        return;
-    }
-    received(w);
-    if (s->valid)
-        gather_add(s->gt, s->from, &s->m, s->conns, s->eps);
-    if (--s->gt->pending == 0)
-        gather_finish(w, s->gt);
-    free(s);
-}
-
-static void run_snapshot(void *owner, void *arg)
-{
-    worker *w = owner;
-    snapshot *s = arg;
-    if (w == NULL) {   /* not delivered: on the requester's thread, without that worker's figures */
-        gather *gt = s->gt;
-        worker *rq = s->rq;
-        free(s);
-        if (--gt->pending == 0)
-            gather_finish(rq, gt);
-        return;
-    }
-    received(w);
-    s->from = w->id;
-    s->valid = !w->stopped;
-    if (s->valid)
-        nf_host_metrics_snapshot(w->host, &s->m, &s->conns, &s->eps);
-    if (post(w, s->requester, run_snapshot_reply, s) != 0)
-        free(s);   /* out of memory: that gather waits for its connection's close */
-}
-
-static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
-{
-    worker *w = ud;
-    nf_workers *g = w->g;
-    gather *gt = calloc(1, sizeof *gt);
-    size_t *per = calloc(g->n, sizeof *per);
-    if (gt == NULL || per == NULL) {
-        free(gt);
-        free(per);
-        return false;   /* this worker's figures only */
-    }
-    gt->c = c;
-    gt->head = head;
-    gt->per_conns = per;
-    gt->sum.exchange_connected = -1;   /* no broker unless a worker has one */
-    nf_list_push_back(&w->gathers, &gt->link);
-    nf_metrics m;
-    size_t conns, eps;
-    nf_host_metrics_snapshot(h, &m, &conns, &eps);
-    gather_add(gt, w->id, &m, conns, eps);
-    gt->pending = 1;   /* while posting */
-    for (unsigned i = 0; i < g->n; i++) {
-        if (i == w->id)
-            continue;
-        snapshot *s = calloc(1, sizeof *s);
-        if (s == NULL)
-            continue;
-        s->gt = gt;
-        s->rq = w;
-        s->requester = w->id;
-        gt->pending++;
-        if (post(w, i, run_snapshot, s) != 0) {
-            gt->pending--;
-            free(s);
-        }
-    }
-    if (--gt->pending == 0)
-        gather_finish(w, gt);
-    return true;
-}
-
-/* ---- the connection limits, per process ---------------------------------------------- */
-
-static int hook_admit(void *ud, const char *ip)
-{
-    nf_workers *g = ((worker *)ud)->g;
-    nf_slice key = nf_slice_of(ip, strlen(ip));
-    int rc = 0;
-    pthread_mutex_lock(&g->mu);
-    ip_count *ic = g->max_per_ip ? nf_dict_get(g->per_ip, key) : NULL;
-    if (g->sockets >= g->max_sockets) {
-        rc = NF_EAGAIN;
-    } else if (g->max_per_ip && ic && ic->count >= g->max_per_ip) {
-        rc = NF_EEXIST;
-    } else if (g->max_per_ip && ic == NULL) {
-        ic = calloc(1, sizeof *ic + key.len + 1);
-        if (ic == NULL || (memcpy(ic->ip, ip, key.len + 1), nf_dict_set(g->per_ip, nf_slice_of(ic->ip, key.len), ic)) != 0) {
-            free(ic);
-            rc = NF_EEXIST;   /* out of memory: refused like a limit */
-            ic = NULL;
-        }
-    }
-    if (rc == 0) {
-        g->sockets++;
-        if (ic)
-            ic->count++;
-    }
-    pthread_mutex_unlock(&g->mu);
-    return rc;
-}
-
-static void hook_gone(void *ud, const char *ip)
-{
-    nf_workers *g = ((worker *)ud)->g;
-    nf_slice key = nf_slice_of(ip, strlen(ip));
-    pthread_mutex_lock(&g->mu);
-    if (g->sockets > 0)
-        g->sockets--;
-    ip_count *ic = g->max_per_ip ? nf_dict_get(g->per_ip, key) : NULL;
-    if (ic && --ic->count == 0) {
-        nf_dict_delete(g->per_ip, key);
-        free(ic);
-    }
-    pthread_mutex_unlock(&g->mu);
-}
-
-static const nf_host_hooks worker_hooks = {
-    .accepted = hook_accepted, .metrics = hook_metrics, .admit = hook_admit, .gone = hook_gone,
-};
-
-/* ---- the group ------------------------------------------------------------------------ */
-
-nf_workers *nf_workers_new(unsigned n, size_t queue_cap)
-{
-    if (n == 0 || n > NF_WORKERS_MAX)
-        return NULL;
-    nf_workers *g = calloc(1, sizeof *g + n * sizeof(worker));
-    if (g == NULL)
-        return NULL;
-    g->n = n;
-    g->queue_cap = queue_cap;
-    g->counts = nf_dict_new();
-    g->per_ip = nf_dict_new();
-    if (g->counts == NULL || g->per_ip == NULL) {
-        nf_dict_free(g->counts);
-        nf_dict_free(g->per_ip);
-        free(g);
-        return NULL;
-    }
-    pthread_mutex_init(&g->mu, NULL);
-    for (unsigned i = 0; i < n; i++) {
-        g->w[i].g = g;
-        g->w[i].id = i;
-        atomic_init(&g->w[i].load, 0);
-        nf_list_init(&g->w[i].gathers);
-    }
-    return g;
-}
-
-unsigned nf_workers_count(const nf_workers *g) { return g->n; }
-
-int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange)
-{
-    if (i >= g->n || g->w[i].host)
-        return NF_EINVAL;
-    worker *w = &g->w[i];
-    w->mb = nf_mailbox_new(nf_host_base(h), g->queue_cap, w);
-    w->outbox = calloc(g->n, sizeof *w->outbox);
-    w->flush_ev = event_new(nf_host_base(h), -1, 0, flush_cb, w);
-    if (w->mb == NULL || w->outbox == NULL || w->flush_ev == NULL)
+    wx *x = calloc(1, sizeof *x);
+    if (x == NULL)
         return NF_ENOMEM;
-    w->host = h;
-    h->metrics.workers = g->n;
-    if (i == 0) {   /* the process's limits: every worker has the same */
-        g->max_sockets = h->limits.max_connections;
-        g->max_per_ip = h->limits.max_connections_per_ip;
-    }
-    nf_host_set_hooks(h, &worker_hooks, w);
-    if (with_exchange) {
-        wx *x = calloc(1, sizeof *x);
-        if (x == NULL)
-            return NF_ENOMEM;
-        x->base.ops = &wx_ops;
-        x->base.host = h;
-        x->w = w;
-        nf_list_init(&x->asks);
-        nf_list_init(&x->unsubs);
-        w->x = x;
-        nf_host_set_exchange(h, &x->base);
-        h->metrics.exchange_connected = -1;   /* no broker: no exchange lines in /metrics */
-    }
+    x->base.ops = &wx_ops;
+    x->base.host = w->host;
+    x->w = w;
+    nf_list_init(&x->asks);
+    nf_list_init(&x->unsubs);
+    w->x = x;
+    nf_host_set_exchange(w->host, &x->base);
+    w->host->metrics.exchange_connected = -1;   /* no broker: no exchange lines in /metrics */
     return 0;
-}
-
-void nf_workers_set_broker(nf_workers *g, nf_exchange *x)
-{
-    g->up = x;
-    g->w[0].host->metrics.exchange_connected = 0;   /* the broker's lines in /metrics */
-}
-
-typedef struct wcall {
-    nf_workers_fn fn;
-    void *arg;
-} wcall;
-
-static void run_call(void *owner, void *arg)
-{
-    worker *w = owner;
-    wcall *c = arg;
-    received(w);
-    c->fn(w->host, c->arg);
-    free(c);
-}
-
-int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg)
-{
-    if (i >= g->n || g->w[i].mb == NULL)
-        return NF_EINVAL;
-    wcall *c = malloc(sizeof *c);
-    if (c == NULL)
-        return NF_ENOMEM;
-    c->fn = fn;
-    c->arg = arg;
-    int rc = nf_mailbox_post(g->w[i].mb, run_call, c);
-    if (rc != 0)
-        free(c);
-    return rc;
-}
-
-void nf_workers_detach(nf_workers *g, unsigned i)
-{
-    worker *w = &g->w[i];
-    if (w->mb == NULL || w->stopped)
-        return;
-    flush_outbox(w);   /* what this iteration still had for the others */
-    w->stopped = true;
-    nf_mailbox_detach(w->mb);
-    event_free(w->flush_ev);
-    w->flush_ev = NULL;
-    /* /metrics requests still waiting: their connections are closing. */
-    NF_LIST_FOREACH_SAFE(it, tmp, &w->gathers) {
-        gather *gt = NF_LIST_ENTRY(it, gather, link);
-        nf_list_remove(&gt->link);
-        nf_conn_unref(gt->c);
-        free(gt->per_conns);
-        free(gt);
-    }
-}
-
-void nf_workers_free(nf_workers *g)
-{
-    if (g == NULL)
-        return;
-    for (unsigned i = 0; i < g->n; i++) {
-        nf_mailbox_free(g->w[i].mb);
-        if (g->w[i].flush_ev)
-            event_free(g->w[i].flush_ev);   /* attached, never detached (a start that failed) */
-        free(g->w[i].outbox);
-    }
-    size_t cur = 0;
-    path_count *pc;
-    while ((pc = nf_dict_next(g->counts, &cur, NULL)) != NULL) {
-        free(pc->per);
-        free(pc);
-    }
-    nf_dict_free(g->counts);
-    ip_count *ic;
-    cur = 0;
-    while ((ic = nf_dict_next(g->per_ip, &cur, NULL)) != NULL)
-        free(ic);
-    nf_dict_free(g->per_ip);
-    pthread_mutex_destroy(&g->mu);
-    free(g);
 }

@@ -1,4 +1,4 @@
-/* exchange_workers.h - one process, N event loops (--workers N), one server.
+/* workers.h - one process, N event loops (--workers N), one server.
  *
  * Each worker is a host (nf_host) with its own loop, on its own thread, with
  * its own Lua state. This module joins them so that the app and the clients
@@ -23,8 +23,8 @@
  * 1 is relayed to the others; every worker's subscriptions are worker 1's
  * (reference-counted there); a server ask by ID asks the other processes
  * through worker 1, and a question from them is asked of every worker. */
-#ifndef NF_EXCHANGE_WORKERS_H
-#define NF_EXCHANGE_WORKERS_H
+#ifndef NF_WORKERS_H
+#define NF_WORKERS_H
 
 #include <stdbool.h>
 #include <stddef.h>
