@@ -212,7 +212,7 @@ void nf_host_get_stats(const nf_host *h, nf_host_stats *out);
 
 /* ---- workers (--workers N): the seams of a process of several hosts ----------
  * Each worker is one host on its own loop and thread; these let the layer
- * that joins them (host/cluster/exchange_workers.h) share one listener and
+ * that joins them (host/cluster/workers.h) share one listener and
  * answer /metrics for the whole process. A host without hooks is a process
  * of its own (the default). */
 typedef struct nf_host_hooks {
