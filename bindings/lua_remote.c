@@ -445,7 +445,9 @@ static void answer_error(lrcall *k, const char *msg)
     k->ok = false;
     k->res.len = 0;
     k->res.err = NULL;
-    buf_put(&k->res, msg, strlen(msg));
+    buf_put(&k->res, msg, strlen(msg) + 1);   /* the NUL stays after the text: a C string too */
+    if (k->res.len > 0)
+        k->res.len--;
     post_answer(k);
 }
 
