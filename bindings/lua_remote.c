@@ -227,15 +227,21 @@ static bool match_serial(void *ud, nf_conn *c)
     return false;
 }
 
+/* This worker's endpoint at path, or NULL. */
+static nf_endpoint *find_endpoint(nf_lua_app *a, nf_slice path)
+{
+    char p[512];
+    if (!a->host || path.len >= sizeof p)
+        return NULL;
+    memcpy(p, path.ptr, path.len);
+    p[path.len] = '\0';
+    return nf_host_find_endpoint(a->host, p);
+}
+
 /* This worker's open connection that n names, or NULL. */
 static nf_conn *find_conn(nf_lua_app *a, const lrname *n)
 {
-    char path[512];
-    if (!a->host || n->path.len >= sizeof path)
-        return NULL;
-    memcpy(path, n->path.ptr, n->path.len);
-    path[n->path.len] = '\0';
-    nf_endpoint *ep = nf_host_find_endpoint(a->host, path);
+    nf_endpoint *ep = find_endpoint(a, n->path);
     if (!ep)
         return NULL;
     find_ctx f = { n->serial, NULL };
@@ -674,13 +680,7 @@ static void run_list(nf_lua_app *a, lrcall *k)
     lrread rd = { k->req.p, k->req.len, 0 };
     uint8_t what = rd_u8(&rd);
     nf_slice path = rd_str(&rd), arg1 = rd_str(&rd), arg2 = rd_str(&rd);
-    char p[512];
-    nf_endpoint *ep = NULL;
-    if (a->host && path.len < sizeof p) {
-        memcpy(p, path.ptr, path.len);
-        p[path.len] = '\0';
-        ep = nf_host_find_endpoint(a->host, p);
-    }
+    nf_endpoint *ep = find_endpoint(a, path);
     k->ok = true;
     k->res.len = 0;
     list_local(a, ep, what, arg1, arg2, &k->res);
@@ -1014,15 +1014,7 @@ static int remote_index(lua_State *L)
         return 1;
     }
     if (strcmp(k, "server") == 0) {
-        nf_lua_app *a = lapp_of(L);
-        char path[512];
-        nf_endpoint *ep = NULL;
-        if (a->host && rm->n.path.len < sizeof path) {
-            memcpy(path, rm->n.path.ptr, rm->n.path.len);
-            path[rm->n.path.len] = '\0';
-            ep = nf_host_find_endpoint(a->host, path);
-        }
-        lserver_push(L, ep);
+        lserver_push(L, find_endpoint(lapp_of(L), rm->n.path));
         return 1;
     }
     if (kind != K_CONN && strcmp(k, "namespace") == 0) {
