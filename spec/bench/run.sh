@@ -115,7 +115,11 @@ start_server() {
         if [ "$side" = floor ]; then
             "${BENCH[cur]}" floor --url "$URL" >"$2" 2>&1 &
         else
-            "${NEFFOS[$side]}" "$APP" --listen "127.0.0.1:$PORT" --log-level warn --no-watch --workers "$workers" >"$2" 2>&1 &
+            # --workers only when it is not the default: a BASELINE from before the
+            # flag existed refuses it (and 1 is what every revision runs anyway).
+            local wflag=()
+            [ "$workers" != 1 ] && wflag=(--workers "$workers")
+            "${NEFFOS[$side]}" "$APP" --listen "127.0.0.1:$PORT" --log-level warn --no-watch "${wflag[@]}" >"$2" 2>&1 &
         fi
         SERVER_PID=$!
         for _ in $(seq 100); do
@@ -263,7 +267,9 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "Date $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- host bindings scripts spec/bench || echo ' (with local changes)')${BASELINE:+, baseline $BASELINE = $(git rev-parse --short "$BASE_REV")}."
     echo "Machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); server and load generator on the same machine, load $(cut -d' ' -f1-3 /proc/loadavg) at the end."
-    echo "Command: \`${BASELINE:+BASELINE=$BASELINE }${WORKERS:+WORKERS=$WORKERS }RUNS=$RUNS BENCH_SECONDS=$SECS CASES=\"$CASES\" spec/bench/run.sh\`; each figure is the median [min..max] of $RUNS runs, each on a fresh server."
+    # WORKERS is always set (1 by default): name it only when it was not the default.
+    wenv=; [ "$WORKERS" != 1 ] && wenv="WORKERS=$WORKERS "
+    echo "Command: \`${BASELINE:+BASELINE=$BASELINE }${wenv}RUNS=$RUNS BENCH_SECONDS=$SECS CASES=\"$CASES\" spec/bench/run.sh\`; each figure is the median [min..max] of $RUNS runs, each on a fresh server."
     echo
     set -- $COLUMNS
     ncols=$#
