@@ -207,6 +207,9 @@ run_reload() {   # run_reload SIDE
 }
 
 # ---- measure: run by run, the sides alternate (and swap who goes first) ------
+# The machine's load before the first run: with the one at the end, the table says
+# how busy the shared machine was while it was measured.
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for name in $CASES; do
     if [ "$name" = reload ]; then
         command -v node >/dev/null && [ -d node_modules/neffos.js ] || { echo "reload: needs node" >&2; continue; }
@@ -266,7 +269,7 @@ fields_of() {
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "Date $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- host bindings scripts spec/bench || echo ' (with local changes)')${BASELINE:+, baseline $BASELINE = $(git rev-parse --short "$BASE_REV")}."
-    echo "Machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); server and load generator on the same machine, load $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+    echo "Machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); server and load generator on the same machine, load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
     # WORKERS is always set (1 by default): name it only when it was not the default.
     wenv=; [ "$WORKERS" != 1 ] && wenv="WORKERS=$WORKERS "
     echo "Command: \`${BASELINE:+BASELINE=$BASELINE }${wenv}RUNS=$RUNS BENCH_SECONDS=$SECS CASES=\"$CASES\" spec/bench/run.sh\`; each figure is the median [min..max] of $RUNS runs, each on a fresh server."
