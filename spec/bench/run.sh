@@ -115,7 +115,11 @@ start_server() {
         if [ "$side" = floor ]; then
             "${BENCH[cur]}" floor --url "$URL" >"$2" 2>&1 &
         else
-            "${NEFFOS[$side]}" "$APP" --listen "127.0.0.1:$PORT" --log-level warn --no-watch --workers "$workers" >"$2" 2>&1 &
+            # --workers only when it is not the default: a BASELINE from before the
+            # flag existed refuses it (and 1 is what every revision runs anyway).
+            local wflag=()
+            [ "$workers" != 1 ] && wflag=(--workers "$workers")
+            "${NEFFOS[$side]}" "$APP" --listen "127.0.0.1:$PORT" --log-level warn --no-watch "${wflag[@]}" >"$2" 2>&1 &
         fi
         SERVER_PID=$!
         for _ in $(seq 100); do
@@ -203,6 +207,9 @@ run_reload() {   # run_reload SIDE
 }
 
 # ---- measure: run by run, the sides alternate (and swap who goes first) ------
+# The machine's load before the first run: with the one at the end, the table says
+# how busy the shared machine was while it was measured.
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for name in $CASES; do
     if [ "$name" = reload ]; then
         command -v node >/dev/null && [ -d node_modules/neffos.js ] || { echo "reload: needs node" >&2; continue; }
@@ -262,8 +269,10 @@ fields_of() {
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "Date $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- host bindings scripts spec/bench || echo ' (with local changes)')${BASELINE:+, baseline $BASELINE = $(git rev-parse --short "$BASE_REV")}."
-    echo "Machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); server and load generator on the same machine, load $(cut -d' ' -f1-3 /proc/loadavg) at the end."
-    echo "Command: \`${BASELINE:+BASELINE=$BASELINE }${WORKERS:+WORKERS=$WORKERS }RUNS=$RUNS BENCH_SECONDS=$SECS CASES=\"$CASES\" spec/bench/run.sh\`; each figure is the median [min..max] of $RUNS runs, each on a fresh server."
+    echo "Machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); server and load generator on the same machine, load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+    # WORKERS is always set (1 by default): name it only when it was not the default.
+    wenv=; [ "$WORKERS" != 1 ] && wenv="WORKERS=$WORKERS "
+    echo "Command: \`${BASELINE:+BASELINE=$BASELINE }${wenv}RUNS=$RUNS BENCH_SECONDS=$SECS CASES=\"$CASES\" spec/bench/run.sh\`; each figure is the median [min..max] of $RUNS runs, each on a fresh server."
     echo
     set -- $COLUMNS
     ncols=$#

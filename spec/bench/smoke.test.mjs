@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ROOT, useServer } from '../interop/lib/server.mjs';
 
@@ -61,6 +63,48 @@ test('run.sh: one short run of two cases gives a table with a median and a sprea
   assert.ok(rows.length >= 8, out);
   assert.match(out, /\| ask64 \| replies\/s \| [0-9,]+ \[[0-9,]+\.\.[0-9,]+\] \|/);
   assert.match(out, /\| bc10 \| lost \| 0 \[0\.\.0\] \|/);
+});
+
+// run.sh with a stand-in for the server binary (NEFFOS_BIN): a shell script that records its
+// arguments and, as `old`, refuses --workers as every revision before issue 15 does (a BASELINE=).
+function runSh(extraEnv, { refuseWorkers }) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'neffos-runsh-'));
+  const argsLog = path.join(dir, 'args');
+  const real = process.env.NEFFOS_BIN || path.join(process.env.NEFFOS_BUILD || path.join(ROOT, 'build'), 'neffos');
+  const wrapper = path.join(dir, 'neffos');
+  writeFileSync(wrapper, `#!/bin/sh
+echo "$*" >> '${argsLog}'
+${refuseWorkers ? `case " $* " in *" --workers "*) echo "neffos: unknown option '--workers' (see neffos --help)" >&2; exit 2 ;; esac` : ''}
+exec '${real}' "$@"
+`, { mode: 0o755 });
+  const build = process.env.NEFFOS_BUILD || path.join(ROOT, 'build');
+  return new Promise((resolve, reject) => {
+    execFile('bash', [path.join(ROOT, 'spec', 'bench', 'run.sh')], {
+      timeout: 50_000,
+      env: { ...process.env, BUILD: path.relative(ROOT, build), SKIP_BUILD: '1', NEFFOS_BIN: wrapper, CASES: 'ask64',
+             RUNS: '1', BENCH_SECONDS: '1', ...extraEnv },
+    }, (err, stdout, stderr) => {
+      let args = '';
+      try { args = readFileSync(argsLog, 'utf8'); } catch { /* never started */ }
+      rmSync(dir, { recursive: true, force: true });
+      if (err) reject(new Error(`${err.message}\n${stderr}`)); else resolve({ out: stdout, args });
+    });
+  });
+}
+
+test('run.sh: a server from before --workers (a BASELINE) is started without the flag', T, async () => {
+  const r = await runSh({ PORT: String(22000 + (process.pid % 20000)) }, { refuseWorkers: true });
+  assert.doesNotMatch(r.args, /--workers/, r.args);
+  assert.match(r.out, /\| ask64 \| replies\/s \| [0-9,]+ \[[0-9,]+\.\.[0-9,]+\] \|/, r.out);
+});
+
+test('run.sh: WORKERS=1,2 starts one column with the default and one with --workers 2', T, async () => {
+  const r = await runSh({ WORKERS: '1,2', PORT: String(23000 + (process.pid % 20000)) }, { refuseWorkers: false });
+  const lines = r.args.trim().split('\n');
+  assert.equal(lines.length, 2, r.args);
+  assert.equal(lines.filter((l) => /--workers 2(\s|$)/.test(l)).length, 1, r.args);
+  assert.equal(lines.filter((l) => !/--workers/.test(l)).length, 1, r.args);
+  assert.match(r.out, /\| ask64 \| replies\/s \| [0-9,]+ \[[0-9,]+\.\.[0-9,]+\] \| [0-9,]+ \[[0-9,]+\.\.[0-9,]+\] \| [0-9.]+x \|/, r.out);
 });
 
 test('floor: the plain C echo answers the same asks (the round trip run.sh quotes the server against)', T, async () => {
