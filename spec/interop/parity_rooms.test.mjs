@@ -170,10 +170,11 @@ test('room names with ";" work both ways, escaped on the wire (5.2)', T, async (
 
 test('leaveAll() quirk: neffos.js sends _OnRoomLeft with a token; the server leaves the rooms (7.7, 17.5.5)', T, async (t) => {
   const [a, b] = await Promise.all([chat(t, 'la-alice'), chat(t, 'la-bob')]);
-  for (const room of ['q1', 'q2', 'q3']) {
-    await join(a, room);
-    await join(b, room);
-  }
+  // b first, then a: b hears a join each room (see "ns:leave_all" below for why this order)
+  for (const room of ['q1', 'q2', 'q3']) await join(b, room);
+  for (const room of ['q1', 'q2', 'q3']) await join(a, room);
+  await b.rec.count('notify', 3);
+  b.rec.seen.length = 0;
   assert.equal(await withTimeout(a.ns.leaveAll(), 5000, 'leaveAll'), null, 'leaveAll resolves null at once');
   // The server answered each request with the empty reply and really left the rooms.
   await b.rec.count('notify', 3);
@@ -252,10 +253,12 @@ test('Lua: room:ask asks the client inside the room; ns:leave_all leaves every r
     own: { roomq: (ns, msg) => neffos.reply(`${msg.Room}>${msg.Body}`) },
   });
   const b = await chat(t, 'lu2-bob');
-  for (const room of ['s1', 's2', 'sticky']) {
-    await join(a, room);
-    await join(b, room);
-  }
+  // b first: every notify b gets is then about a (joined, then left), whatever runs when. With
+  // --workers N, a's OnRoomJoined (a broadcast to the room) runs on its worker while b may
+  // already be joining the same room on another.
+  for (const room of ['s1', 's2', 'sticky']) await join(b, room);
+  for (const room of ['s1', 's2', 'sticky']) await join(a, room);
+  await b.rec.count('notify', 3);
   assert.equal(await askBody(a.ns, 'lua_room_ask', 's2|where?'), 's2:s2>where?', 'the question carries the room');
   a.rec.seen.length = 0;
   assert.equal(await askBody(a.ns, 'lua_leave_all'), 'left all, still in: 0');
@@ -263,7 +266,8 @@ test('Lua: room:ask asks the client inside the room; ns:leave_all leaves every r
   for (const room of ['s1', 's2', 'sticky']) assert.equal(a.ns.room(room), undefined, `the client left ${room}`);
   assert.deepEqual(a.rec.system(), ['_OnRoomLeave s1', '_OnRoomLeft s1', '_OnRoomLeave s2', '_OnRoomLeft s2',
     '_OnRoomLeave sticky', '_OnRoomLeft sticky']);
-  await b.rec.count('notify', 3);
-  assert.deepEqual(b.rec.bodies('notify'), ['lu2-alice left s1', 'lu2-alice left s2', 'lu2-alice left sticky'],
+  await b.rec.count('notify', 6);
+  assert.deepEqual(b.rec.bodies('notify'), ['lu2-alice joined s1', 'lu2-alice joined s2', 'lu2-alice joined sticky',
+    'lu2-alice left s1', 'lu2-alice left s2', 'lu2-alice left sticky'],
     'a server-initiated leave is not refused by the local OnRoomLeave (docs/protocol.md §7.7: the server fires it after the client left)');
 });
