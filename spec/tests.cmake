@@ -93,7 +93,8 @@ endforeach()
 # broadcast's count is checked against the receivers on the sender's worker.
 # Not listed: interop/ids, ordering, parity_forced, parity_native, parity_rooms, parity_server
 # and tls_core (which runs some of them over TLS) act on another worker's connections through
-# server:get / get_all / members / connections, this worker's own so far; robust/hostile,
+# server:get / get_all / members / connections: they pass at --workers 2 once those list every
+# worker (tls_core, ~45 s, adds only TLS to what the others run); robust/hostile,
 # ws_bounds and worst_case (pass at --workers 2, ~40 s), one connection's wire bounds, which no
 # worker changes: left out to keep CI under 15 minutes.
 set(NF_WORKER_SUITES
