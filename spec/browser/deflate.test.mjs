@@ -39,8 +39,11 @@ test('Chromium and neffos.js: permessage-deflate agreed, asks and a broadcast co
   const body = JSON.stringify({ rows: Array.from({ length: 300 }, (_, i) => ({ id: i, text: `row ${i}` })) });
   const echoed = await a.page.evaluate(async (x) => (await window.ns.ask('echo', x)).Body, body);
   assert.equal(echoed, body);
+  // shout returns the receivers on the sender's worker (README, "Workers"): b, with one worker
+  const worker = (c) => c.page.evaluate(async () => (await window.ns.ask('worker', '')).Body);
+  const local = (await worker(a)) === (await worker(b)) ? '1' : '0';
   const count = await a.page.evaluate(async (x) => (await window.ns.ask('shout', x)).Body, body);
-  assert.equal(count, '1');
+  assert.equal(count, local);
   await withTimeout(b.page.waitForFunction((n) => window.got.length === 1 && window.got[0].length === n, body.length),
     WAIT, 'the broadcast in the second page');
   assert.equal(await b.page.evaluate(() => window.got[0]), body);

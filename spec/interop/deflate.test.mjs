@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { T, appPath, serveFor, dial, metricOf, eventually } from './lib/server.mjs';
+import { workerOf } from './lib/parity.mjs';
 
 const APP = appPath('deflate.lua');
 const json = (n) => JSON.stringify({ items: Array.from({ length: n }, (_, i) => ({ id: i, name: `item ${i}`, ok: true })) });
@@ -39,7 +40,7 @@ test('a broadcast to compressing receivers is compressed once per window size, w
   const got = [];
   const receiver = async (options, label) => {
     const c = await dial(t, s.url(), { v1: { chat: (nsc, msg) => { got.push({ label, body: msg.Body }); } } }, options);
-    await c.connect('v1');
+    c.w = await workerOf(await c.connect('v1'));   // the worker serving it (1 with one worker)
     return c;
   };
   const full = [];
@@ -52,15 +53,21 @@ test('a broadcast to compressing receivers is compressed once per window size, w
 
   const sender = await dial(t, s.url(), { v1: {} }, { perMessageDeflate: false });
   const ns = await sender.connect('v1');
+  const sw = await workerOf(ns);
+  // With --workers N a broadcast returns the receivers on the sender's worker, and each worker
+  // compresses its own copy per window size (README, "Workers"): seven and two with one worker.
+  const all = [...full, ...plain, small];
+  const local = String(all.filter((c) => c.w === sw).length);
+  const copies = new Set([...full.map((c) => `${c.w}/15`), `${small.w}/10`]).size;
   for (let round = 1; round <= 2; round++) {
     got.length = 0;
     const before = await out(s);
     const body = json(100 + round);
-    assert.equal((await ns.ask('shout', body)).Body, '7', 'seven receivers');
+    assert.equal((await ns.ask('shout', body)).Body, local, 'the receivers on the sender\'s worker');
     await eventually(() => got.length === 7, 'every receiver got the broadcast');
     for (const g of got) assert.equal(g.body, body, g.label);
-    // Window 15 (the four) and window 10 (one): two compressor runs, not five.
-    assert.equal(await out(s) - before, 2, 'compressed once per window size');
+    // Window 15 (the four) and window 10 (one): two compressor runs, not five (per worker).
+    assert.equal(await out(s) - before, copies, 'compressed once per window size (and worker)');
   }
   // The compressing receivers read fewer bytes than the plain ones.
   assert.ok(wsOf(full[0])._socket.bytesRead < wsOf(plain[0])._socket.bytesRead / 2,

@@ -4,23 +4,31 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { T, appPath, useServer, RawClient, withTimeout, sleep } from './lib/server.mjs';
-import { connectAs, askBody } from './lib/parity.mjs';
+import { connectAs, askBody, workerOf } from './lib/parity.mjs';
 
 const h = useServer(appPath('parity_broadcast.lua'));
 const EVENTS = ['all', 'shout', 'whisper', 'roomcast', 'relay', 'n'];
-const bc = (t, name, opts = {}) => connectAs(t, h.server.url(), name, { ns: 'bc', events: EVENTS, ...opts });
+// Every client knows its worker (.w): a broadcast returns the receivers on the sender's worker
+// (docs/lua-api.md, "Workers"; all of them with one worker), `on(w, xs)` counts those.
+const bc = async (t, name, opts = {}) => {
+  const c = await connectAs(t, h.server.url(), name, { ns: 'bc', events: EVENTS, ...opts });
+  c.w = await workerOf(c.ns);
+  return c;
+};
 const many = (t, names) => Promise.all(names.map((n) => bc(t, n)));
 async function rawBc(t, name) {
   const r = await RawClient.connect(t, h.server.url(), { headers: { 'X-Username': name } });
   assert.equal(await r.ask('$c;bc;;_OnNamespaceConnect;0;0;'), '$c;;;;;;');
+  r.w = Number((await r.ask('$w;bc;;worker;0;0;')).split(';').pop());
   return r;
 }
+const on = (w, xs) => String(xs.filter((x) => x.w === w).length);
 
 test('to a namespace: every connection of it, the sender included, and nobody else (10.1)', T, async (t) => {
   const [a, b, c] = await many(t, ['ns-a', 'ns-b', 'ns-c']);
   const d = await connectAs(t, h.server.url(), 'ns-d', { ns: 'other', events: ['all'] });
   const r = await rawBc(t, 'ns-raw');
-  assert.equal(await askBody(a.ns, 'all', 'hello;all'), '4', 'four local receivers');
+  assert.equal(await askBody(a.ns, 'all', 'hello;all'), on(a.w, [a, b, c, r]), 'the local receivers (four with one worker)');
   for (const x of [a, b, c]) {
     await x.rec.count('all', 1);
     assert.deepEqual(x.rec.of('all').map((s) => [s.ns, s.room, s.body]), [['bc', '', 'hello;all']]);
@@ -33,9 +41,10 @@ test('to a namespace: every connection of it, the sender included, and nobody el
 
 test('shout to all but the sender: except = conn, ns, ID string, and ns:broadcast { except = ns }', T, async (t) => {
   const [a, b, c] = await many(t, ['sh-a', 'sh-b', 'sh-c']);
-  assert.equal(await askBody(a.ns, 'shout_conn', '1'), '2');
-  assert.equal(await askBody(a.ns, 'shout_ns', '2'), '2');
-  assert.equal(await askBody(a.ns, 'shout_id', '3'), '2');
+  const others = on(a.w, [b, c]);   // '2' with one worker
+  assert.equal(await askBody(a.ns, 'shout_conn', '1'), others);
+  assert.equal(await askBody(a.ns, 'shout_ns', '2'), others);
+  assert.equal(await askBody(a.ns, 'shout_id', '3'), others);
   a.ns.emit('shout_others', '4');
   b.ns.emit('shout_others', '5');
   await b.rec.count('shout', 4);
@@ -50,8 +59,8 @@ test('shout to all but the sender: except = conn, ns, ID string, and ns:broadcas
 test('whisper to one ID (`to`): only that connection; an unknown ID reaches nobody', T, async (t) => {
   const [a, b, c] = await many(t, ['wh-a', 'wh-b', 'wh-c']);
   const r = await rawBc(t, 'wh-raw');
-  assert.equal(await askBody(a.ns, 'whisper', 'wh-b|psst'), '1');
-  assert.equal(await askBody(a.ns, 'whisper', 'wh-raw|psst;raw'), '1');
+  assert.equal(await askBody(a.ns, 'whisper', 'wh-b|psst'), on(a.w, [b]));   // '1' with one worker
+  assert.equal(await askBody(a.ns, 'whisper', 'wh-raw|psst;raw'), on(a.w, [r]));
   assert.equal(await askBody(a.ns, 'whisper', 'nobody|lost'), '0');
   assert.equal(await askBody(a.ns, 'to_and_except', 'wh-c'), '0', '`to` and `except` the same ID: nobody');
   await b.rec.count('whisper', 1);
@@ -70,7 +79,7 @@ test('to a room: only its members, text or binary', T, async (t) => {
   await withTimeout(b.ns.joinRoom('green'), 5000, 'join');
   await withTimeout(c.ns.joinRoom('grey'), 5000, 'join');
   assert.equal(await r.ask('$j;bc;green;_OnRoomJoin;0;0;'), '$j;;;;;;');
-  assert.equal(await askBody(c.ns, 'roomcast', 'green|for green'), '3', 'a non-member may broadcast into a room');
+  assert.equal(await askBody(c.ns, 'roomcast', 'green|for green'), on(c.w, [a, b, r]), 'a non-member may broadcast into a room');
   await a.rec.count('roomcast', 1);
   await b.rec.count('roomcast', 1);
   assert.deepEqual(a.rec.of('roomcast').map((s) => [s.room, s.body]), [['green', 'for green']]);
@@ -84,7 +93,7 @@ test('to a room: only its members, text or binary', T, async (t) => {
   assert.equal(cast.binary, true, 'a binary broadcast is a binary frame');
   assert.deepEqual(cast.data, Buffer.from(';bc;green;roomcast;0;0;\x00\xff;', 'latin1'));
   assert.equal(reply.binary, true);
-  assert.equal(reply.data.toString(), '$b;bc;;roomcast;0;0;3');
+  assert.equal(reply.data.toString(), `$b;bc;;roomcast;0;0;${on(r.w, [a, b, r])}`);
   await b.rec.count('roomcast', 2);
   const got = b.rec.of('roomcast')[1];
   assert.equal(got.binary, true, 'neffos.js gets an ArrayBuffer');
@@ -100,7 +109,7 @@ test('a burst of 1,000 broadcasts from one handler reaches every receiver comple
   const r = await rawBc(t, 'bu-raw');
   assert.equal(await r.ask('$j;bc;burst;_OnRoomJoin;0;0;'), '$j;;;;;;');
   const N = 1000;
-  assert.equal(await askBody(clients[0].ns, 'burst', `burst|${N}`, 30_000), String(N * 6));
+  assert.equal(await askBody(clients[0].ns, 'burst', `burst|${N}`, 30_000), String(N * Number(on(clients[0].w, [...clients, r]))));
   const want = Array.from({ length: N }, (_, i) => String(i + 1));
   for (const c of clients) {
     await c.rec.count('n', N, 30_000);

@@ -76,15 +76,17 @@ test('refused join: joinRoom() rejects with the OnRoomJoin error text; no room o
 
 test('refused leave: room.leave() resolves with the error (docs/protocol.md §7.7: neffos.js returns it), the room stays', T, async (t) => {
   const [a, b] = await Promise.all([chat(t, 'rl-alice'), chat(t, 'rl-bob')]);
-  await join(a, 'sticky');
+  // b first (see "ns:leave_all" below for why): b hears a join
   await join(b, 'sticky');
+  await join(a, 'sticky');
+  await b.rec.count('notify', 1);
   const err = await withTimeout(a.ns.room('sticky').leave(), 5000, 'leave sticky');
   assert.ok(err instanceof Error, 'askRoomLeave returns (not throws) the server error');
   assert.equal(err.message, 'cannot leave sticky');
   assert.ok(a.ns.room('sticky'), 'the room stays on the client');
   assert.equal(await members(a, 'sticky'), 'rl-alice,rl-bob', 'and on the server');
   await sleep(150);
-  assert.deepEqual(b.rec.bodies('notify'), [], 'no "left" notify');
+  assert.deepEqual(b.rec.bodies('notify'), ['rl-alice joined sticky'], 'no "left" notify');
   // Still a member: room chat reaches it.
   b.ns.room('sticky').emit('chat', 'still there?');
   await a.rec.count('chat', 1);
@@ -113,13 +115,15 @@ test('room chat reaches only the other members of that room', T, async (t) => {
 
 test('namespace disconnect leaves every room with forced events (7.4); the others are notified', T, async (t) => {
   const [a, b] = await Promise.all([chat(t, 'nd-alice'), chat(t, 'nd-bob')]);
-  await join(a, 'x');
-  await join(a, 'sticky');
+  // b first (see "ns:leave_all" below for why): b hears a join, then leave
   await join(b, 'x');
   await join(b, 'sticky');
-  assert.ok(await withTimeout(a.ns.disconnect(), 5000, 'disconnect') == null, 'disconnect() resolves without an error');
+  await join(a, 'x');
+  await join(a, 'sticky');
   await b.rec.count('notify', 2);
-  assert.deepEqual(b.rec.bodies('notify'), ['nd-alice left x', 'nd-alice left sticky'],
+  assert.ok(await withTimeout(a.ns.disconnect(), 5000, 'disconnect') == null, 'disconnect() resolves without an error');
+  await b.rec.count('notify', 4);
+  assert.deepEqual(b.rec.bodies('notify'), ['nd-alice joined x', 'nd-alice joined sticky', 'nd-alice left x', 'nd-alice left sticky'],
     'rooms left in join order; a refusing OnRoomLeave cannot keep a forced leave');
   assert.deepEqual(a.rec.system(), ['_OnRoomJoin x', '_OnRoomJoined x', '_OnRoomJoin sticky', '_OnRoomJoined sticky',
     '_OnRoomLeave x', '_OnRoomLeft x', '_OnRoomLeave sticky', '_OnRoomLeft sticky', '_OnNamespaceDisconnect'],
@@ -135,12 +139,14 @@ test('namespace disconnect leaves every room with forced events (7.4); the other
 
 test('close leaves every room with forced local events, then on_disconnect (7.8)', T, async (t) => {
   const [a, b] = await Promise.all([chat(t, 'cl-alice'), chat(t, 'cl-bob')]);
+  // b first (see "ns:leave_all" below for why): b hears a join, then leave
+  await join(b, 'y');
   await join(a, 'y');
   await join(a, 'sticky');
-  await join(b, 'y');
-  a.conn.close();
   await b.rec.count('notify', 1);
-  assert.deepEqual(b.rec.bodies('notify'), ['cl-alice left y']);
+  a.conn.close();
+  await b.rec.count('notify', 2);
+  assert.deepEqual(b.rec.bodies('notify'), ['cl-alice joined y', 'cl-alice left y']);
   await eventually(async () => (await log(b, 'cl-alice')).includes('on_disconnect'), 'on_disconnect');
   assert.deepEqual((await log(b, 'cl-alice')).slice(4), [
     'leave y forced=true local=true', 'left y forced=true local=true',
@@ -152,17 +158,19 @@ test('close leaves every room with forced local events, then on_disconnect (7.8)
 
 test('room names with ";" work both ways, escaped on the wire (5.2)', T, async (t) => {
   const [a, b] = await Promise.all([chat(t, 'sc-alice'), chat(t, 'sc-bob')]);
-  await join(a, 'a;b');
+  // the raw client first (see "ns:leave_all" below for why): it hears every join after its own
   const r = await RawClient.connect(t, h.server.url(), { headers: { 'X-Username': 'sc-raw' } });
   assert.equal(await r.ask('$1;chat;;_OnNamespaceConnect;0;0;'), '$1;;;;;;');
   assert.equal(await r.ask('$2;chat;a@%!semicolon@%!b;_OnRoomJoin;0;0;'), '$2;;;;;;');
+  await join(a, 'a;b');
+  assert.equal(await r.nextText(5000, 'notify'), ';chat;a@%!semicolon@%!b;notify;0;0;sc-alice joined a;b');
   assert.equal(await members(a, 'a;b'), 'sc-alice,sc-raw');
-  await a.rec.count('notify', 1);
-  assert.deepEqual(a.rec.of('notify').map((s) => [s.room, s.body]), [['a;b', 'sc-raw joined a;b']]);
   a.ns.room('a;b').emit('chat', 'semi;colon');
   assert.equal(await r.nextText(5000, 'room chat'), ';chat;a@%!semicolon@%!b;chat;0;0;sc-alice: semi;colon');
   await join(b, 'a;b');
   assert.equal(await r.nextText(5000, 'notify'), ';chat;a@%!semicolon@%!b;notify;0;0;sc-bob joined a;b');
+  await a.rec.count('notify', 1);
+  assert.deepEqual(a.rec.of('notify').map((s) => [s.room, s.body]), [['a;b', 'sc-bob joined a;b']]);
   assert.equal(await withTimeout(b.ns.room('a;b').leave(), 5000, 'leave a;b'), null);
   assert.equal(await r.nextText(5000, 'notify'), ';chat;a@%!semicolon@%!b;notify;0;0;sc-bob left a;b');
   assert.equal(await askBody(a.ns, 'lua_room', 'a;b'), 'a;b chat true');
@@ -170,10 +178,11 @@ test('room names with ";" work both ways, escaped on the wire (5.2)', T, async (
 
 test('leaveAll() quirk: neffos.js sends _OnRoomLeft with a token; the server leaves the rooms (7.7, 17.5.5)', T, async (t) => {
   const [a, b] = await Promise.all([chat(t, 'la-alice'), chat(t, 'la-bob')]);
-  for (const room of ['q1', 'q2', 'q3']) {
-    await join(a, room);
-    await join(b, room);
-  }
+  // b first, then a: b hears a join each room (see "ns:leave_all" below for why this order)
+  for (const room of ['q1', 'q2', 'q3']) await join(b, room);
+  for (const room of ['q1', 'q2', 'q3']) await join(a, room);
+  await b.rec.count('notify', 3);
+  b.rec.seen.length = 0;
   assert.equal(await withTimeout(a.ns.leaveAll(), 5000, 'leaveAll'), null, 'leaveAll resolves null at once');
   // The server answered each request with the empty reply and really left the rooms.
   await b.rec.count('notify', 3);
@@ -252,10 +261,13 @@ test('Lua: room:ask asks the client inside the room; ns:leave_all leaves every r
     own: { roomq: (ns, msg) => neffos.reply(`${msg.Room}>${msg.Body}`) },
   });
   const b = await chat(t, 'lu2-bob');
-  for (const room of ['s1', 's2', 'sticky']) {
-    await join(a, room);
-    await join(b, room);
-  }
+  // b first: every notify b gets is then about a (joined, then left), whatever runs when. With
+  // --workers N, a's OnRoomJoined (a broadcast to the room, run after a's join reply) runs on
+  // its worker while b may already be joining the same room on another, so a b that joins
+  // second may or may not hear a's join ("join and leave" above asserts that order).
+  for (const room of ['s1', 's2', 'sticky']) await join(b, room);
+  for (const room of ['s1', 's2', 'sticky']) await join(a, room);
+  await b.rec.count('notify', 3);
   assert.equal(await askBody(a.ns, 'lua_room_ask', 's2|where?'), 's2:s2>where?', 'the question carries the room');
   a.rec.seen.length = 0;
   assert.equal(await askBody(a.ns, 'lua_leave_all'), 'left all, still in: 0');
@@ -263,7 +275,8 @@ test('Lua: room:ask asks the client inside the room; ns:leave_all leaves every r
   for (const room of ['s1', 's2', 'sticky']) assert.equal(a.ns.room(room), undefined, `the client left ${room}`);
   assert.deepEqual(a.rec.system(), ['_OnRoomLeave s1', '_OnRoomLeft s1', '_OnRoomLeave s2', '_OnRoomLeft s2',
     '_OnRoomLeave sticky', '_OnRoomLeft sticky']);
-  await b.rec.count('notify', 3);
-  assert.deepEqual(b.rec.bodies('notify'), ['lu2-alice left s1', 'lu2-alice left s2', 'lu2-alice left sticky'],
+  await b.rec.count('notify', 6);
+  assert.deepEqual(b.rec.bodies('notify'), ['lu2-alice joined s1', 'lu2-alice joined s2', 'lu2-alice joined sticky',
+    'lu2-alice left s1', 'lu2-alice left s2', 'lu2-alice left sticky'],
     'a server-initiated leave is not refused by the local OnRoomLeave (docs/protocol.md §7.7: the server fires it after the client left)');
 });

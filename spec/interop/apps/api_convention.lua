@@ -4,7 +4,8 @@
 local neffos = require "neffos"
 local json = neffos.json
 
-local kept = {}   -- name -> the ns of a connection, kept after it closed
+local kept = {}   -- name -> the ns of a connection, kept after it closed (this worker's: the
+                  -- test asks "stale" from a connection of the keeping worker)
 
 -- Runs fn and returns what it raised (nil if it did not raise).
 local function raised(fn, ...)
@@ -44,7 +45,9 @@ return neffos.server {
         r.namespaces = tostring(ns.conn:namespaces()[1])
         return json.encode(r)
       end,
-      keep = function(ns, msg) kept[msg.body] = ns; return "kept" end,
+      -- The worker serving this connection (a broadcast returns that worker's receivers).
+      worker = function() return tostring(neffos.worker.id) end,
+      keep = function(ns, msg) kept[msg.body] = ns; return tostring(neffos.worker.id) end,
       -- What a kept ns / conn answers once its connection is gone.
       stale = function(_, msg)
         local ns = kept[msg.body]

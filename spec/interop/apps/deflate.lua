@@ -1,5 +1,6 @@
 -- Interop test app for permessage-deflate (spec/interop/deflate.test.mjs): "echo" answers with
--- the body; "shout" broadcasts the body as "chat" to everyone in v1 but the sender.
+-- the body; "shout" broadcasts the body as "chat" to everyone in v1 but the sender; "worker" names
+-- the worker serving the connection (a broadcast counts and compresses per worker).
 local neffos = require "neffos"
 
 return neffos.server {
@@ -9,6 +10,7 @@ return neffos.server {
       echo = function(ns, msg)
         return msg.body
       end,
+      worker = function() return tostring(neffos.worker.id) end,
       shout = function(ns, msg)
         return tostring(ns.server:broadcast { namespace = "v1", event = "chat", body = msg.body, except = ns })
       end,

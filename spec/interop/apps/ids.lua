@@ -2,20 +2,20 @@
 --   id:         the X-Id header, percent-decoded (so a test can send any bytes: spaces,
 --               unicode, control bytes); X-Id-Fail makes id() raise; no X-Id: the default UUID
 --   on_connect: refuses the dial when the X-Refuse header is present; with X-Single, when
---               another connection has the same ID (the docs' recipe)
+--               another connection has the same ID (the docs' recipe for --workers N: an
+--               "online:<id>" key in neffos.shared, added in on_connect, deleted in on_disconnect)
 -- Events of namespace "default" (bodies are JSON where they take arguments):
 --   whoami                    the ID the server has for this connection
 --   to      {to, body}        server:broadcast to one ID; answers the local receiver count
 --   except  {except, body}    server:broadcast to everybody but that ID
 --   ask     {to, body, timeout}  server:ask of that ID: the answer's body or the error
 --   question                  counts calls: an ask's late answer must never land here
---   stats                     {question = calls}
+--   stats                     {question = calls} (the count is the process's: neffos.shared)
+--   worker                    neffos.worker.id (a broadcast answers that worker's receivers)
 --   get / get_all  (body: ID) the X-Tab header of server:get(id) / of each server:get_all(id)
 --   members                   the IDs of server:members("default") as JSON
 local neffos = require "neffos"
 local json = neffos.json
-
-local questions = 0
 
 local function decode(body)
   local t = json.decode(body)
@@ -37,9 +37,13 @@ return neffos.server {
     local why = conn.request.headers["x-refuse"]
     if why then return nil, "refused: " .. why end
     -- docs/lua-api.md: an app that wants one connection per ID refuses the second itself.
-    if conn.request.headers["x-single"] and #conn.server:get_all(conn.id) > 1 then
-      return nil, "already connected"
+    if conn.request.headers["x-single"] then
+      if not neffos.shared:add("online:" .. conn.id, true) then return nil, "already connected" end
+      conn:set("online", true)   -- on_disconnect runs for a refused one too: only the owner deletes
     end
+  end,
+  on_disconnect = function(conn)
+    if conn:get("online") then neffos.shared:delete("online:" .. conn.id) end
   end,
   namespaces = {
     default = {
@@ -60,8 +64,9 @@ return neffos.server {
         if not r then return nil, "ask failed: " .. tostring(err) end
         return r.body
       end,
-      question = function() questions = questions + 1 end,
-      stats = function() return json.encode { question = questions } end,
+      question = function() neffos.shared:incr("ids:questions", 1, 0) end,
+      stats = function() return json.encode { question = neffos.shared:get("ids:questions") or 0 } end,
+      worker = function() return tostring(neffos.worker.id) end,
       get = function(ns, msg)
         local c = ns.server:get(msg.body)
         return c and tab(c) or "nil"

@@ -1,13 +1,11 @@
 -- Interop test app: namespace connect, refusal, disconnect and close (docs/protocol.md §7).
--- Every lifecycle event is noted in `history`; the `history` event returns the notes
--- about one connection ID (the request body).
+-- Every lifecycle event is noted in `history` (neffos.shared: a note and the request reading it
+-- may run on different workers); the `history` event returns the notes about one connection ID
+-- (the request body).
 local neffos = require "neffos"
 
-local history = {}
-local function note(fmt, ...)
-  history[#history + 1] = fmt:format(...)
-  if #history > 500 then table.remove(history, 1) end
-end
+local history = require "shared_log" ("namespaces")
+local function note(fmt, ...) history.add(fmt:format(...)) end
 
 local function flags(msg)
   return ("forced=%s local=%s"):format(tostring(msg.is_forced == true), tostring(msg.is_local == true))
@@ -38,7 +36,7 @@ return neffos.server {
       end,
       history = function(ns, msg)
         local mine = {}
-        for _, h in ipairs(history) do
+        for _, h in ipairs(history.list()) do
           if h:sub(1, #msg.body + 1) == msg.body .. " " then mine[#mine + 1] = h end
         end
         return table.concat(mine, "\n")

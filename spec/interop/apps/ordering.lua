@@ -1,15 +1,11 @@
 -- Interop test app for spec/interop/ordering.test.mjs: the connection's turn (its handlers run one
 -- at a time, notifications and forced actions included) and what is sent right after a connect or
--- join reply. Every handler notes what it does per connection ID; `notes` returns them.
+-- join reply. Every handler notes what it does per connection ID; `notes` returns them. The notes
+-- live in neffos.shared (shared_log.lua): with --workers N, `notes` may run on another worker.
 local neffos = require "neffos"
+local shared_log = require "shared_log"
 
-local notes = {}
-local function note(id, what)
-  local list = notes[id] or {}
-  notes[id] = list
-  list[#list + 1] = what
-  if #list > 100 then table.remove(list, 1) end
-end
+local function note(id, what) shared_log("notes:" .. id, 100).add(what) end
 
 return neffos.server {
   endpoint = "/echo",
@@ -91,7 +87,7 @@ return neffos.server {
         note(ns.id, "joined " .. msg.room)
       end,
       notes = function(ns, msg)
-        return table.concat(notes[msg.body] or {}, ",")
+        return table.concat(shared_log("notes:" .. msg.body, 100).list(), ",")
       end,
     },
   },

@@ -11,6 +11,9 @@ return neffos.server {
   id = function(req) return req.headers["x-username"] end,
   namespaces = {
     bc = {
+      -- the worker serving this connection: a broadcast returns the receivers on the sender's
+      -- worker (docs/lua-api.md, "Workers"), so the tests count by worker
+      worker = function() return tostring(neffos.worker.id) end,
       -- to the whole namespace, the sender included; returns the local receiver count
       all = function(ns, msg)
         return tostring(ns.server:broadcast { namespace = "bc", event = "all", body = msg.body })

@@ -2,15 +2,15 @@
 -- on_disconnect runs once for every connection whose on_connect ran, refused ones included).
 local neffos = require "neffos"
 
-local state = neffos.state
-state.opened = state.opened or {}
-state.closed = state.closed or {}
+-- Counts per ID in neffos.shared: with --workers N the "pairs" request runs on any worker, and
+-- neffos.state is per worker.
+local shared = neffos.shared
 
 return neffos.server {
   endpoint = "/echo",
   id = function(req) return req.headers["x-username"] end,
   on_connect = function(conn)
-    state.opened[conn.id] = (state.opened[conn.id] or 0) + 1
+    shared:incr("opened:" .. conn.id, 1, 0)
     local how = conn.request.headers["x-how"]
     if how == "refuse" then
       return nil, "go away: " .. conn.id
@@ -27,13 +27,13 @@ return neffos.server {
     end
   end,
   on_disconnect = function(conn)
-    state.closed[conn.id] = (state.closed[conn.id] or 0) + 1
+    shared:incr("closed:" .. conn.id, 1, 0)
   end,
   namespaces = {
     default = {
       -- "opened closed" counts of an ID
       pairs = function(ns, msg)
-        return ("%d %d"):format(state.opened[msg.body] or 0, state.closed[msg.body] or 0)
+        return ("%d %d"):format(shared:get("opened:" .. msg.body) or 0, shared:get("closed:" .. msg.body) or 0)
       end,
       fail_semicolon = function() return nil, "a;b;c" end,
       fail_lines = function() return nil, "line 1\nline 2 κόσμε" end,

@@ -1,15 +1,12 @@
 -- Parity test app: server-driven actions (docs/protocol.md §7.3, §7.5 to §7.7, §12; docs/lua-api.md):
 -- forced connect (from on_connect, a handler, a timer), forced disconnect, join, leave,
--- and closing with a code. Server-side events are noted per ID in neffos.state.log.
+-- and closing with a code. Server-side events are noted per ID in neffos.shared (shared_log.lua:
+-- with --workers N the "log" request may run on another worker than the events).
 local neffos = require "neffos"
-
-local state = neffos.state
-state.log = state.log or {}
+local shared_log = require "shared_log"
 
 local function note(id, fmt, ...)
-  local l = state.log[id] or {}
-  state.log[id] = l
-  l[#l + 1] = fmt:format(...)
+  shared_log("log:" .. id).add(fmt:format(...))
 end
 
 local function flags(msg)
@@ -102,7 +99,7 @@ return neffos.server {
         c:close(tonumber(code), reason)
         return "kicked " .. id
       end,
-      log = function(ns, msg) return table.concat(state.log[msg.body] or {}, "\n") end,
+      log = function(ns, msg) return table.concat(shared_log("log:" .. msg.body).list(), "\n") end,
     },
     forced = noting {
       hi = function(ns) return "hi from forced" end,

@@ -2,12 +2,12 @@
 -- handler is namespaces[""][OnNativeMessage], so there is no handshake and every frame is raw.
 local neffos = require "neffos"
 
-local state = neffos.state
-state.connects = state.connects or 0
+-- The process's connect count (neffos.shared: neffos.state is per worker with --workers N).
+local shared = neffos.shared
 
 return neffos.server {
   endpoint = "/native",
-  on_connect = function(conn) state.connects = state.connects + 1 end,
+  on_connect = function() shared:incr("native:connects", 1, 0) end,
   namespaces = {
     [""] = {
       [neffos.OnNativeMessage] = function(ns, msg)
@@ -19,7 +19,7 @@ return neffos.server {
           for _, c in ipairs(ns.server:connections()) do c:write(body:sub(5)) end
         elseif body == "info" then
           ns.conn:write(("native=%s event=%s ns=[%s] connects=%d count=%d"):format(
-            tostring(msg.is_native), msg.event, msg.namespace, state.connects, ns.server:count()))
+            tostring(msg.is_native), msg.event, msg.namespace, shared:get("native:connects"), ns.server:count()))
         elseif body == "return" then
           return "ignored"   -- a native handler's result is not sent (docs/protocol.md §11.1)
         else

@@ -1,15 +1,12 @@
 -- Parity test app: rooms (docs/protocol.md §7.4, §7.6 to §7.8; docs/lua-api.md "Rooms").
--- Room events are noted per connection ID in neffos.state.log and read back with the
--- `log` event from any connection; joins and leaves are announced to the other members.
+-- Room events are noted per connection ID in neffos.shared (shared_log.lua: with --workers N the
+-- reading connection may sit on another worker) and read back with the `log` event from any
+-- connection; joins and leaves are announced to the other members.
 local neffos = require "neffos"
-
-local state = neffos.state
-state.log = state.log or {}
+local shared_log = require "shared_log"
 
 local function note(id, fmt, ...)
-  local l = state.log[id] or {}
-  state.log[id] = l
-  l[#l + 1] = fmt:format(...)
+  shared_log("log:" .. id).add(fmt:format(...))
 end
 
 local function flags(msg)
@@ -61,7 +58,7 @@ return neffos.server {
                               body = ns.id .. ": " .. msg.body, except = ns.conn }
       end,
       log = function(ns, msg)
-        return table.concat(state.log[msg.body] or {}, "\n")
+        return table.concat(shared_log("log:" .. msg.body).list(), "\n")
       end,
       members = function(ns, msg)
         local ids = {}

@@ -60,3 +60,24 @@ export async function askError(nsConn, event, body = '', ms = 5000) {
   if (r.ok) throw new Error(`ask ${event} succeeded with ${JSON.stringify(r.ok.Body)}, expected an error`);
   return r.err instanceof Error ? r.err.message : String(r.err);
 }
+
+/** The worker (1..N, `neffos.worker.id`) serving a connection: with --workers N (NEFFOS_WORKERS)
+ *  what a broadcast returns counts that worker's receivers only. Asks the app's event `event`,
+ *  which answers neffos.worker.id. */
+export async function workerOf(nsConn, event = 'worker') {
+  return Number(await askBody(nsConn, event));
+}
+
+/** Connects with `connect()` (resolving to {ns, ...}) until a connection lands on worker `w`
+ *  (the listener hands each new one to the least loaded worker, so a few tries reach every
+ *  worker); the others stay open until the test ends. Bounded: fails after `tries`. */
+export async function connectOnWorker(connect, w, tries = 8, event = 'worker') {
+  const seen = [];
+  for (let i = 0; i < tries; i++) {
+    const c = await connect(i);
+    const got = await workerOf(c.ns, event);
+    if (got === w) return c;
+    seen.push(got);
+  }
+  throw new Error(`no connection landed on worker ${w} in ${tries} tries (got ${seen})`);
+}

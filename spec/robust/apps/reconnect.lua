@@ -11,6 +11,8 @@ return neffos.server {
         local answer, err = ns:ask("release", "")
         return answer and "released" or ("not released: " .. tostring(err))
       end,
+      -- The worker serving this connection (a broadcast returns that worker's receivers).
+      worker = function() return tostring(neffos.worker.id) end,
       -- Broadcasts the body as "news" to room "r" of every connection in "chat".
       say = function(ns, msg)
         return tostring(neffos.servers()["/echo"]:broadcast { namespace = "chat", room = "r", event = "news", body = msg.body })
