@@ -91,17 +91,19 @@ endforeach()
 # test reads back in module locals (each worker has its own; docs/lua-api.md "Workers"): what
 # must hold for the process is in neffos.shared (spec/interop/apps/shared_log.lua), and a
 # broadcast's count is checked against the receivers on the sender's worker.
-# Not listed: interop/ids, ordering, parity_forced, parity_native, parity_rooms, parity_server
-# and tls_core (which runs some of them over TLS) act on another worker's connections through
-# server:get / get_all / members / connections: they pass at --workers 2 once those list every
-# worker (tls_core, ~45 s, adds only TLS to what the others run); robust/hostile,
-# ws_bounds and worst_case (pass at --workers 2, ~40 s), one connection's wire bounds, which no
-# worker changes: left out to keep CI under 15 minutes.
+# interop/ids, ordering, parity_forced, parity_native, parity_rooms and parity_server act on
+# another worker's connections through the process-wide server:get / get_all / members /
+# connections (remote objects, docs/lua-api.md "Workers").
+# Not listed, to keep CI under 15 minutes (each passes at --workers 2): interop/tls_core (~45 s,
+# adds only TLS to files listed here); robust/hostile, ws_bounds and worst_case (~40 s), one
+# connection's wire bounds, which no worker changes.
 set(NF_WORKER_SUITES
   interop/api_extras interop/api_extras_docs interop/ask interop/cli interop/examples interop/handshake
   interop/http interop/parity_ask interop/static interop/metrics
   interop/api_convention interop/namespaces interop/parity_broadcast interop/parity_errors
   interop/parity_timeouts interop/deflate interop/garbage robust/reconnect
+  interop/ids interop/ordering interop/parity_forced interop/parity_native interop/parity_rooms
+  interop/parity_server
   browser/deflate browser/https browser/native
   reload/api reload/container reload/reload reload/save reload/stress
   robust/barrier robust/budget robust/descriptors robust/guards robust/names robust/parked
