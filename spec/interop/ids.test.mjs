@@ -110,6 +110,9 @@ test('an app that wants unique IDs refuses the second connection itself (docs/lu
   await dial(t, h.server.url(), { default: {} }, { headers: { 'X-Id': idHeader(id), 'X-Single': '1' } });
   await assert.rejects(dial(t, h.server.url(), { default: {} }, { headers: { 'X-Id': idHeader(id), 'X-Single': '1' } }),
     (err) => err.message === 'already connected');
+  // The refused one's on_disconnect ran too, and must not have given the first one's key back.
+  await assert.rejects(dial(t, h.server.url(), { default: {} }, { headers: { 'X-Id': idHeader(id), 'X-Single': '1' } }),
+    (err) => err.message === 'already connected', 'a third is refused as well');
 });
 
 test('broadcast to = ID reaches every connection with it, nobody else (10.1)', T, async (t) => {
