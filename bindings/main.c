@@ -483,6 +483,19 @@ static int parse_args(int argc, char **argv, config *cfg)
 
 typedef struct process process;
 
+/* An event loop. With several workers it has the mailbox's priorities
+ * (mailbox.h): the calls from the other workers run before the sockets of
+ * the same wake-up, as causality across workers needs. */
+static struct event_base *new_loop(unsigned workers)
+{
+    struct event_base *base = event_base_new();
+    if (base && workers > 1 && event_base_priority_init(base, NF_MAILBOX_PRIORITIES) != 0) {
+        event_base_free(base);
+        return NULL;
+    }
+    return base;
+}
+
 /* One worker: a loop, a host and a Lua state of its own (--workers N). */
 typedef struct server {
     process *p;
@@ -710,7 +723,7 @@ static int make_worker(process *p, unsigned i, struct event_base *main_base, con
     server *s = &p->w[i];
     s->p = p;
     s->id = i;
-    s->base = i == 0 ? main_base : event_base_new();
+    s->base = i == 0 ? main_base : new_loop(p->n);
     if (!s->base) {
         fprintf(stderr, "neffos: cannot create the event loop of worker %u\n", i + 1);
         return 1;
@@ -983,7 +996,7 @@ int main(int argc, char **argv)
      * fresh mmapped, zeroed pages: a fifth of the CPU at 64 KB bodies. */
     mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
 
-    struct event_base *base = event_base_new();
+    struct event_base *base = new_loop(cfg.workers);
     if (!base) {
         fprintf(stderr, "neffos: cannot create the event loop\n");
         return 1;

@@ -60,6 +60,8 @@ nf_mailbox *nf_mailbox_new(struct event_base *base, size_t cap, void *owner)
     }
     pthread_mutex_init(&mb->mu, NULL);
     mb->ev = event_new(base, mb->efd, EV_READ | EV_PERSIST, wake_cb, mb);
+    if (mb->ev)
+        event_priority_set(mb->ev, 0);   /* before the sockets (mailbox.h); a base of one priority: no-op */
     if (mb->ev == NULL || event_add(mb->ev, NULL) != 0) {
         if (mb->ev)
             event_free(mb->ev);

@@ -10,7 +10,12 @@
  *
  * Bounded: at most `cap` calls wait (a worker that stops turning its loop
  * must not make the others grow its queue without end); a post over the bound
- * fails with NF_ENOBUFS and the caller counts it. */
+ * fails with NF_ENOBUFS and the caller counts it.
+ *
+ * First: the mailbox's event has the base's highest priority (0; see
+ * NF_MAILBOX_PRIORITIES), so when a wake-up finds both calls and readable
+ * sockets, the calls run first: what another loop posted before a client's
+ * frame arrived is done before that frame is read, as in one loop. */
 #ifndef NF_MAILBOX_H
 #define NF_MAILBOX_H
 
@@ -21,6 +26,12 @@ struct event_base;
 typedef struct nf_mailbox nf_mailbox;
 /* A call: owner is the mailbox's (nf_mailbox_new), arg the poster's. */
 typedef void (*nf_mailbox_fn)(void *owner, void *arg);
+
+/* The priorities a base whose loop has a mailbox should be given
+ * (event_base_priority_init, before any event of it is made): 0 for the
+ * mailbox and for what must run before the sockets' events of a wake-up,
+ * 1, libevent's default then, for everything else. */
+#define NF_MAILBOX_PRIORITIES 2
 
 /* A mailbox whose calls run on base's loop, each given `owner`. NULL when
  * out of memory or out of descriptors (errno says which). */

@@ -82,6 +82,19 @@ static void flush_outbox(worker *w)
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg) { flush_outbox(arg); }
 
+/* The host writes its sockets: this iteration's calls to the other workers
+ * go first, so that a client that reads an answer of ours and then writes to
+ * another worker finds that worker's mailbox signalled already; and the
+ * mailbox runs before the sockets of a wake-up (mailbox.h). Together: what
+ * a handler sent to other workers before its answer is delivered there
+ * before anything its client does after the answer, as in one loop. */
+static void hook_flushing(void *ud)
+{
+    worker *w = ud;
+    if (w->flush_pending)
+        flush_outbox(w);   /* flush_ev stays active: it finds nothing left */
+}
+
 void nf_workers_received(worker *w)
 {
     if (w && !w->stopped)
@@ -379,6 +392,7 @@ static void hook_gone(void *ud, const char *ip)
 
 static const nf_host_hooks worker_hooks = {
     .accepted = hook_accepted, .metrics = hook_metrics, .admit = hook_admit, .gone = hook_gone,
+    .flushing = hook_flushing,
 };
 
 /* ---- the group ------------------------------------------------------------------------ */

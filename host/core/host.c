@@ -46,7 +46,10 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg);
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-    nf_conn_flush_all(arg);
+    nf_host *h = arg;
+    if (h->hooks && h->hooks->flushing)
+        h->hooks->flushing(h->hooks_ud);
+    nf_conn_flush_all(h);
 }
 
 nf_host *nf_host_new(struct event_base *base, const nf_limits *limits, const nf_app_ops *ops, void *app)

@@ -230,6 +230,10 @@ typedef struct nf_host_hooks {
      * the per-address limit (nothing counted); gone releases one. */
     int (*admit)(void *ud, const char *ip);
     void (*gone)(void *ud, const char *ip);
+    /* Optional: the loop iteration's writes to the sockets are about to
+     * leave; what the hook sends elsewhere now leaves before them (a
+     * client that reads them and then acts finds it sent). */
+    void (*flushing)(void *ud);
 } nf_host_hooks;
 void nf_host_set_hooks(nf_host *h, const nf_host_hooks *hooks, void *ud);
 
