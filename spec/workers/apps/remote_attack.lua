@@ -162,6 +162,15 @@ return neffos.server {
         end
         return answer(table.concat(out, " | "))
       end,
+      -- "id": two listings' objects as table keys, and == with the local object first
+      keys = function(ns, msg)
+        local t = {}
+        t[ns.server:get(msg.body)] = true
+        local mine = ns.server:get(ns.conn.id)
+        return answer(("remote_key_found=%s local_key_same=%s local_first_eq=%s"):format(
+          tostring(t[ns.server:get(msg.body)] == true), tostring(rawequal(mine, ns.conn)),
+          tostring(ns.conn == ns.server:get(msg.body))))
+      end,
       -- a method that does not exist on a remote object, and an unknown field
       unknown = function(ns, msg)
         local c = ns.server:get(msg.body)
