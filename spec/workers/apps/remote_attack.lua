@@ -112,8 +112,12 @@ return neffos.server {
       -- "id|room": join a remote connection to a room (the test disconnects it meanwhile)
       join_slow = function(ns, msg)
         local id, room = split(msg.body)
-        local target = ns.server:get(id):namespace("w")
-        local r, err = target:join_room(room)
+        local c = ns.server:get(id)   -- the race may be lost at any of these steps
+        if not c then return answer("nil gone") end
+        local target, err = c:namespace("w")
+        if not target then return answer("nil " .. tostring(err)) end
+        local r
+        r, err = target:join_room(room)
         return answer(r and ("joined " .. r.name) or ("nil " .. tostring(err)))
       end,
       -- "text": broadcast to all but the ns of that id (a remote one when on the other worker)
