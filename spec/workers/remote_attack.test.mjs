@@ -177,3 +177,11 @@ test('a remote call where code cannot wait raises and leaks nothing', T, async (
   for (const g of got) assert.match(g, /^(\d:)?false .*a remote connection's (method|field) cannot wait here/);
   await s.stop();   // throws on LeakSanitizer's report: a call allocated, then the raise
 });
+
+test('two handlers force-join each other\'s connection across workers: both end (joined or timeout)', T, async (t) => {
+  const s = await serveFor(t, APP, [...FLAGS, '--ask-timeout-ms', '1500']);
+  const [a, b] = await pair(t, s);
+  const got = await Promise.all([askBody(a.ns, 'join_slow', `${b.name}|x`, 10000), askBody(b.ns, 'join_slow', `${a.name}|y`, 10000)]);
+  for (const [c, g] of [[a, got[0]], [b, got[1]]]) assert.match(g, new RegExp(`^${c.worker}:(joined [xy]|nil timeout)$`));
+  s.assertAlive();
+});
