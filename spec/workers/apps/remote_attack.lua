@@ -30,7 +30,8 @@ return neffos.server {
   end,
   on_reload = function()
     local ok, err = pcall(function()
-      for _, server in pairs(neffos.servers()) do return server:connections() end
+      local _, server = next(neffos.servers())
+      return server:connections()
     end)
     reload_listing = tostring(ok) .. " " .. tostring(err)
   end,
@@ -174,6 +175,18 @@ return neffos.server {
         return answer(("remote_key_found=%s local_key_same=%s local_first_eq=%s"):format(
           tostring(t[ns.server:get(msg.body)] == true), tostring(rawequal(mine, ns.conn)),
           tostring(ns.conn == ns.server:get(msg.body))))
+      end,
+      -- "id": close that connection, then read its request (as a listing's entry closed meanwhile is)
+      closed_request = function(ns, msg)
+        local c = ns.server:get(msg.body)
+        c:close()
+        for _ = 1, 100 do
+          if c:is_closed() then break end
+          neffos.sleep(0.02)
+        end
+        local req = c.request
+        return answer(("remote=%s closed=%s request=%s"):format(tostring(c.remote == true), tostring(c:is_closed()),
+          type(req)))
       end,
       -- a method that does not exist on a remote object, and an unknown field
       unknown = function(ns, msg)
