@@ -185,8 +185,8 @@ return neffos.server {
           neffos.sleep(0.02)
         end
         local req = c.request
-        return answer(("remote=%s closed=%s request=%s"):format(tostring(c.remote == true), tostring(c:is_closed()),
-          type(req)))
+        return answer(("remote=%s closed=%s request=%s tries=%s"):format(tostring(c.remote == true),
+          tostring(c:is_closed()), type(req), type(c.reconnect_tries)))
       end,
       -- a method that does not exist on a remote object, and an unknown field
       unknown = function(ns, msg)
