@@ -883,9 +883,13 @@ static int call_remote(lua_State *L, const lremote *rm, nf_slice what, bool fiel
     nf_lua_app *a = lapp_of(L);
     if (!a->workers || rm->n.worker >= a->worker_count)
         return luaL_error(L, "%s: no such worker", what.ptr);
+    /* First, as it raises where code cannot wait: nothing is allocated yet. */
+    lrun *r = lrun_begin_wait(L, field ? "a remote connection's field" : "a remote connection's method");
     lrcall *k = call_new(a, rm->n.worker, field ? OP_FIELD : OP_METHOD);
-    if (!k)
+    if (!k) {
+        lrun_cancel_wait(r);
         return luaL_error(L, "not enough memory");
+    }
     put_name(&k->req, &rm->n);
     buf_str(&k->req, what);
     if (!field)
@@ -894,9 +898,9 @@ static int call_remote(lua_State *L, const lremote *rm, nf_slice what, bool fiel
         char msg[200];
         snprintf(msg, sizeof msg, "%s", k->req.err);
         call_free(k);
+        lrun_cancel_wait(r);
         return luaL_error(L, "%s: %s", what.ptr, msg);
     }
-    lrun *r = lrun_begin_wait(L, field ? "a remote connection's field" : "a remote connection's method");
     k->r = r;
     int rc = post_call(k);
     lrun_cancel_wait(r);   /* as lrun_wait begins; the answer comes through the mailbox, later */
