@@ -23,7 +23,12 @@ local function decode(body)
   return {}
 end
 
-local function tab(conn) return conn.request.headers["x-tab"] or "?" end
+-- A connection listed a moment ago may have closed since; one served by another worker then has no
+-- request any more (docs/lua-api.md, "Listings and remote objects").
+local function tab(conn)
+  local request = conn.request
+  return request and request.headers["x-tab"] or "?"
+end
 
 return neffos.server {
   endpoint = "/echo",
