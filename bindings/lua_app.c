@@ -600,6 +600,7 @@ void nf_lua_free(nf_lua_app *a)
     if (!a)
         return;
     a->stopping = true;
+    lremote_free_retries(a);
     if (a->L) {
         ltimer_cancel_all(a);
         lrun_forget_all(a);

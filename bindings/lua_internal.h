@@ -78,6 +78,7 @@ struct nf_lua_app {
     unsigned worker_count;
     struct nf_shdict *shared;      /* neffos.shared, or NULL */
     struct nf_workers *workers;    /* the process's workers (worker_count > 1), or NULL */
+    struct lrretry *remote_retries;  /* lua_remote.c: answers waiting for a full queue */
     char *shared_buf;              /* values copied out of it */
     size_t shared_cap;
 };
@@ -241,6 +242,8 @@ void lremote_open(lua_State *L);   /* metatables; the app's main state */
  * not be asked (its queue full, stopping); returns the count. arg1 is the
  * ID (GET, GET_ALL) or the namespace (MEMBERS), arg2 the room or empty. */
 int lremote_list(lua_State *L, nf_endpoint *ep, int what, nf_slice arg1, nf_slice arg2);
+/* At the app's end: the answers still waiting for room in a full queue go. */
+void lremote_free_retries(nf_lua_app *a);
 /* A remote object's ID (for `except`): false if idx is not one. */
 bool lremote_id(lua_State *L, int idx, nf_slice *id);
 int lserver_new(lua_State *L, nf_endpoint *ep);  /* returns a registry ref */

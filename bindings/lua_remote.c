@@ -388,7 +388,7 @@ typedef struct lrcall {
     unsigned from, to;           /* 0-based workers */
     uint8_t op;
     bool ok;                     /* the answer: results, or an error raised there */
-    struct event_base *owner_base;   /* the owner's loop, for retries (owner's thread) */
+    nf_lua_app *owner;           /* the owner's app, for retries (owner's thread) */
     lrbuf req;                   /* name, method or field; args / list query */
     lrbuf res;                   /* answer: values, or the error text */
 } lrcall;
@@ -403,11 +403,24 @@ static void call_free(lrcall *k)
 static void answered(nf_host *h, void *arg);
 
 /* An answer waiting for room in the asker's queue: the owner's, with its
- * timer (the call itself then crosses without any event of the owner's). */
-typedef struct retry {
+ * timer (the call itself then crosses without any event of the owner's),
+ * listed in the owner's app until it goes (lremote_free_retries). */
+typedef struct lrretry {
     lrcall *k;
     struct event *ev;
-} retry;
+    nf_lua_app *owner;
+    struct lrretry *next, *prev;
+} lrretry;
+
+static void retry_unlink(lrretry *rt)
+{
+    if (rt->prev)
+        rt->prev->next = rt->next;
+    else
+        rt->owner->remote_retries = rt->next;
+    if (rt->next)
+        rt->next->prev = rt->prev;
+}
 
 static void post_answer(lrcall *k);
 
@@ -415,8 +428,9 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    retry *rt = arg;
+    lrretry *rt = arg;
     lrcall *k = rt->k;
+    retry_unlink(rt);
     event_free(rt->ev);
     free(rt);
     post_answer(k);
@@ -430,12 +444,18 @@ static void post_answer(lrcall *k)
     int rc = nf_workers_post(k->g, k->from, answered, k);
     if (rc == 0)
         return;
-    if (rc == NF_ENOBUFS && k->owner_base) {
-        retry *rt = malloc(sizeof *rt);
-        struct event *ev = rt ? evtimer_new(k->owner_base, retry_cb, rt) : NULL;
+    if (rc == NF_ENOBUFS && k->owner) {
+        lrretry *rt = malloc(sizeof *rt);
+        struct event *ev = rt ? evtimer_new(k->owner->base, retry_cb, rt) : NULL;
         if (ev) {
             rt->k = k;
             rt->ev = ev;
+            rt->owner = k->owner;
+            rt->prev = NULL;
+            rt->next = k->owner->remote_retries;
+            if (rt->next)
+                rt->next->prev = rt;
+            k->owner->remote_retries = rt;
             struct timeval tv = { 0, RETRY_MS * 1000 };
             evtimer_add(ev, &tv);
             return;
@@ -695,7 +715,7 @@ static void received(nf_host *h, void *arg)
 {
     lrcall *k = arg;
     nf_lua_app *a = nf_host_app(h);
-    k->owner_base = a->base;
+    k->owner = a;
     if (a->stopping || !a->host) {
         answer_error(k, "the worker is stopping");
         return;
@@ -1095,4 +1115,15 @@ void lremote_open(lua_State *L)
     lua_pop(L, 1);
     push_trampoline(L);
     lua_pop(L, 1);
+}
+
+void lremote_free_retries(nf_lua_app *a)
+{
+    while (a->remote_retries) {
+        lrretry *rt = a->remote_retries;
+        retry_unlink(rt);
+        event_free(rt->ev);
+        call_free(rt->k);   /* its asker's loop has ended too, or is ending: nobody waits */
+        free(rt);
+    }
 }

@@ -146,6 +146,15 @@ test('--max-worker-queue 1: many remote calls at once', T, async (t) => {
   assert.match(await askBody(b.ns, 'many', `${a.name}|100`, 25000), new RegExp(`^${b.worker}:done 100 ok \\d+$`));
 });
 
+// 200 calls at once with small queues: a call that cannot be posted returns nil, "...queue is full"
+// at once, and an answer that finds the asker's queue full is posted again on a timer (a few of the
+// 200 took that path when this was written); every call ends with its value or that error.
+test('answers that find the asking worker\'s queue full are posted again, none lost', T, async (t) => {
+  const s = await serveFor(t, APP, [...FLAGS, '--max-worker-queue', '4']);
+  const [a, b] = await pair(t, s);
+  assert.equal(await askBody(a.ns, 'crowd', `${b.name}|200`, 25000), `${a.worker}:done 200 ok+full 200 other `);
+});
+
 test('a remote join racing the target\'s disconnect', T, async (t) => {
   const s = await serveFor(t, APP, FLAGS);
   const a = await client(t, s, 'ann');

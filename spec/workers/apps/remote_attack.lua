@@ -100,6 +100,29 @@ return neffos.server {
         end
         return answer(("done %d ok %d"):format(done, okc))
       end,
+      -- "id|n": n remote calls at once on one remote object, from timers of this worker: with
+      -- --max-worker-queue small, answers find this worker's queue full and are posted again
+      crowd = function(ns, msg)
+        local id, n = split(msg.body)
+        n = tonumber(n)
+        local c = ns.server:get(id)
+        c:set("crowd", "here")
+        local done, okc, full, other = 0, 0, 0, {}
+        for _ = 1, n do
+          neffos.after(0, function()
+            local v, err = c:get("crowd")
+            if v == "here" then okc = okc + 1
+            elseif tostring(err):find("queue is full", 1, true) then full = full + 1
+            else other[#other + 1] = tostring(v) .. "/" .. tostring(err) end
+            done = done + 1
+          end)
+        end
+        for _ = 1, 400 do
+          if done == n then break end
+          neffos.sleep(0.05)
+        end
+        return answer(("done %d ok+full %d other %s"):format(done, okc + full, table.concat(other, ",")))
+      end,
       -- a listing inside a nested coroutine of the handler, and a remote field read there
       nested = function(ns, msg)
         local co = coroutine.wrap(function()
