@@ -43,7 +43,6 @@
 
 enum { K_CONN = 1, K_NS = 2, K_ROOM = 3 };
 enum { OP_METHOD = 1, OP_FIELD = 2, OP_LIST = 3 };
-enum { LIST_CONNECTIONS = 1, LIST_GET = 2, LIST_GET_ALL = 3, LIST_MEMBERS = 4 };
 
 /* ---- bytes ----------------------------------------------------------------------- */
 
@@ -381,7 +380,6 @@ static bool push_value(lua_State *L, lrread *r, int depth)
 typedef struct lrgather lrgather;
 
 typedef struct lrcall {
-    nf_lua_app *asker;           /* asker's thread only */
     lrun *r;                     /* the waiting run (OP_METHOD, OP_FIELD), asker's thread only */
     lrgather *gather;            /* OP_LIST, asker's thread only */
     nf_workers *g;
@@ -684,14 +682,14 @@ static bool list_member(void *ud, nf_nsconn *nc)
 /* This worker's part of a listing, as entries (serial, name) in b. */
 static void list_local(nf_lua_app *a, nf_endpoint *ep, uint8_t what, nf_slice arg1, nf_slice arg2, lrbuf *b)
 {
-    list_ctx x = { a, b, what == LIST_MEMBERS ? K_NS : K_CONN };
+    list_ctx x = { a, b, what == LREMOTE_MEMBERS ? K_NS : K_CONN };
     if (!ep)
         return;
     switch (what) {
-    case LIST_CONNECTIONS: nf_endpoint_each(ep, list_conn, &x); break;
-    case LIST_GET:
-    case LIST_GET_ALL: nf_endpoint_each_with_id(ep, arg1, list_conn, &x); break;
-    case LIST_MEMBERS: nf_endpoint_each_member(ep, arg1, arg2, list_member, &x); break;
+    case LREMOTE_CONNECTIONS: nf_endpoint_each(ep, list_conn, &x); break;
+    case LREMOTE_GET:
+    case LREMOTE_GET_ALL: nf_endpoint_each_with_id(ep, arg1, list_conn, &x); break;
+    case LREMOTE_MEMBERS: nf_endpoint_each_member(ep, arg1, arg2, list_member, &x); break;
     }
 }
 
@@ -755,7 +753,6 @@ static lrcall *call_new(nf_lua_app *a, unsigned to, uint8_t op)
 {
     lrcall *k = calloc(1, sizeof *k);
     if (k) {
-        k->asker = a;
         k->g = a->workers;
         k->from = self_index(a);
         k->to = to;
@@ -776,7 +773,7 @@ static int by_serial(const void *x, const void *y)
 }
 
 /* Pushes (T) the listing of every worker's entries in opening order: a
- * list, or for LIST_GET the newest object or nil. */
+ * list, or for LREMOTE_GET the newest object or nil. */
 static int push_gathered(lua_State *T, lrgather *gt)
 {
     lrread rd = { gt->parts.p, gt->parts.len, 0 };
@@ -801,7 +798,7 @@ static int push_gathered(lua_State *T, lrgather *gt)
     }
     if (n > 1)
         qsort(v, n, sizeof *v, by_serial);
-    if (gt->what == LIST_GET) {
+    if (gt->what == LREMOTE_GET) {
         if (n == 0) {
             lua_pushnil(T);
         } else {

@@ -9,6 +9,14 @@ local function split(s)
 end
 local function answer(s) return neffos.worker.id .. ":" .. s end
 
+-- Waits (at most 20 s) until done() is true.
+local function wait_until(done)
+  for _ = 1, 400 do
+    if done() then return end
+    neffos.sleep(0.05)
+  end
+end
+
 -- a listing at the top level of app.lua raises (cannot wait here)
 local top_ok, top_err = pcall(function()
   for _, server in pairs(neffos.servers()) do server:connections() end
@@ -94,10 +102,7 @@ return neffos.server {
             done = done + 1
           end)
         end
-        for _ = 1, 400 do
-          if done == n then break end
-          neffos.sleep(0.05)
-        end
+        wait_until(function() return done == n end)
         return answer(("done %d ok %d"):format(done, okc))
       end,
       -- "id|n": n remote calls at once on one remote object, from timers of this worker: with
@@ -117,10 +122,7 @@ return neffos.server {
             done = done + 1
           end)
         end
-        for _ = 1, 400 do
-          if done == n then break end
-          neffos.sleep(0.05)
-        end
+        wait_until(function() return done == n end)
         return answer(("done %d ok+full %d other %s"):format(done, okc + full, table.concat(other, ",")))
       end,
       -- a listing inside a nested coroutine of the handler, and a remote field read there
