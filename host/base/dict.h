@@ -17,7 +17,8 @@ void *nf_dict_get(const nf_dict *d, nf_slice key);
 /* Inserts or replaces; returns 0, or NF_ENOMEM (errors.h). The key's bytes
  * are not copied: they must live as long as the entry. */
 int nf_dict_set(nf_dict *d, nf_slice key, void *value);
-/* Removes key; returns the value it had, or NULL. */
+/* Removes key; returns the value it had, or NULL. The table shrinks when it
+ * falls below 1/8 full (dict.c): deleting while iterating is not allowed. */
 void *nf_dict_delete(nf_dict *d, nf_slice key);
 /* Iteration: start with *cursor = 0; returns NULL after the last value.
  * The table must not change during iteration. */
