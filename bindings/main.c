@@ -10,7 +10,6 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <limits.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -29,6 +28,7 @@
 #include "exchange.h"
 #include "workers.h"
 #include "fdlimit.h"
+#include "heap.h"
 #include "log.h"
 #include "nf_cmds.h"
 #include "nf_lua.h"
@@ -37,11 +37,6 @@
 #include "shdict.h"
 #include "tls.h"
 #include "watchdog.h"
-
-#define MALLOC_TOP_PAD (4 << 20)         /* bytes of free heap kept at its top (M_TOP_PAD) */
-#define MALLOC_MMAP_THRESHOLD (1 << 20)  /* allocations this large or larger are mmapped */
-/* glibc's trim threshold with --workers N (serve()). */
-#define NF_WORKER_TRIM_BYTES (64 << 20)
 
 /* neffos.shared's default capacity (--shared-dict-bytes). */
 #define NF_SHARED_BYTES_DEFAULT (16u << 20)
@@ -269,6 +264,7 @@ static void print_version(void)
     printf("  wslay %s (headers)\n", WSLAY_VERSION);
     printf("  hiredis %d.%d.%d (headers)\n", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
     printf("  %s\n", OpenSSL_version(OPENSSL_VERSION));
+    printf("  allocator: %s\n", nf_heap_allocator());
 }
 
 /* Where neffos.lua is: beside an installed binary, <prefix>/share/neffos/lua
@@ -791,18 +787,6 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
      * workers count together (workers.h). */
     nf_limits wl = cfg->limits;
 
-    if (p.n > 1) {
-        /* Each worker thread allocates from a glibc arena of its own, which
-         * free() shrinks (madvise) whenever its top passes the trim
-         * threshold: a broadcast's burst of output chains then costs page
-         * faults on every round (perf: ~18% in _int_free and faulting, and
-         * 1.7x the server CPU per delivery at 1,000 receivers, docs/bench.md).
-         * M_TOP_PAD (main()) keeps only 4 MiB of slack, less than such a
-         * burst: every arena gets a fixed threshold (a worker heap's size),
-         * and large blocks (MALLOC_MMAP_THRESHOLD, main()) still come from
-         * mmap. The sweep's malloc_trim (host.c) still gives everything back. */
-        mallopt(M_TRIM_THRESHOLD, NF_WORKER_TRIM_BYTES);
-    }
     p.w = calloc(p.n, sizeof *p.w);
     if (!p.w) {
         fprintf(stderr, "neffos: out of memory\n");
@@ -986,15 +970,9 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &cfg);
     if (rc >= 0)
         return rc;
-    /* glibc gives the top of the heap back (brk) once 128 KiB of it is free
-     * and takes it again for the next messages: under load that was a brk
-     * and freshly zeroed pages every few dozen messages (a sixth of the
-     * server's CPU at 4 KB bodies). Keep this much slack at the top. */
-    mallopt(M_TOP_PAD, MALLOC_TOP_PAD);
-    /* Setting M_TOP_PAD turns off glibc's adaptive mmap threshold, which
-     * left at 128 KiB would give every large-message input buffer (ws.c)
-     * fresh mmapped, zeroed pages: a fifth of the CPU at 64 KB bodies. */
-    mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
+    /* The allocator's tuning (heap.c: glibc's slack and mmap threshold, its
+     * arenas' trim threshold with --workers N; nothing under jemalloc). */
+    nf_heap_configure(cfg.workers > 1);
 
     struct event_base *base = new_loop(cfg.workers);
     if (!base) {

@@ -107,7 +107,7 @@ set(NF_WORKER_SUITES
   browser/deflate browser/https browser/native
   reload/api reload/container reload/reload reload/save reload/stress
   robust/barrier robust/budget robust/descriptors robust/guards robust/names robust/parked
-  robust/refusals robust/rfc6455 robust/linger robust/broadcast_memory
+  robust/refusals robust/rfc6455 robust/linger robust/broadcast_memory robust/rss_return
   interop/tls robust/tls robust/deflate
   scaleout/app_config scaleout/example scaleout/ids scaleout/redis scaleout/nats
   examples/auth examples/chat_terminal browser/chat browser/auth)

@@ -6,7 +6,8 @@
 # tls_core re-runs nine of these files over TLS: under valgrind that was a third of CI's valgrind time for
 # code paths the others run already; TLS itself runs under valgrind in interop/tls.test.mjs.
 #
-# Builds a RelWithDebInfo server (no sanitizers; $VALGRIND_BUILD, default build-valgrind),
+# Builds a RelWithDebInfo server (no sanitizers, glibc's malloc, which valgrind tracks;
+# $VALGRIND_BUILD, default build-valgrind),
 # runs `node --test` on the interop tests with NEFFOS_BIN set to a wrapper that execs the
 # server under `valgrind --leak-check=full --error-exitcode=99`, lets the harness stop each
 # server with SIGTERM (so the leak check runs at a clean exit), then reads every valgrind log:
@@ -21,9 +22,7 @@ cd "$ROOT"
 command -v valgrind >/dev/null 2>&1 || { echo "valgrind.sh: valgrind is not installed" >&2; exit 2; }
 command -v node >/dev/null 2>&1 || { echo "valgrind.sh: node is not installed" >&2; exit 2; }
 
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEFFOS_MALLOC=libc >/dev/null
 cmake --build "$BUILD" -j2 --target neffos >/dev/null
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/neffos-valgrind.XXXXXX")
