@@ -20,6 +20,7 @@
 #include <sys/random.h>
 
 #include "log.h"
+#include "utf8.h"
 
 #define UUID_LEN 36
 /* Bytes of an ID shown in a log line; longer ones are cut with "...". */
@@ -34,34 +35,6 @@ static bool uuid_v4(char out[UUID_LEN + 1])
     b[8] = (b[8] & 0x3F) | 0x80;
     snprintf(out, UUID_LEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
              b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-    return true;
-}
-
-/* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t k;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c < 0x80) { i++; continue; }
-        else if (c >= 0xC2 && c <= 0xDF) k = 1;
-        else if (c == 0xE0) { k = 2; lo = 0xA0; }
-        else if (c >= 0xE1 && c <= 0xEC) k = 2;
-        else if (c == 0xED) { k = 2; hi = 0x9F; }
-        else if (c >= 0xEE && c <= 0xEF) k = 2;
-        else if (c == 0xF0) { k = 3; lo = 0x90; }
-        else if (c >= 0xF1 && c <= 0xF3) k = 3;
-        else if (c == 0xF4) { k = 3; hi = 0x8F; }
-        else return false;
-        if (n - i <= k || s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t j = 2; j <= k; j++)
-            if (s[i + j] < 0x80 || s[i + j] > 0xBF)
-                return false;
-        i += k + 1;
-    }
     return true;
 }
 
@@ -104,7 +77,7 @@ int nf_ids_assign(nf_conn *c, nf_endpoint *ep)
     long n = h->ops->generate_id ? h->ops->generate_id(h->app, ep, c, id, cap) : NF_ID_DEFAULT;
     if (n > (long)cap)
         n = NF_ID_TOO_LONG;
-    else if (n > 0 && !utf8_valid((const unsigned char *)id, (size_t)n))
+    else if (n > 0 && !nf_utf8_valid((const uint8_t *)id, (size_t)n))
         n = NF_ID_NOT_UTF8;
     if (n == NF_ID_DEFAULT) {
         if (!uuid_v4(id)) {

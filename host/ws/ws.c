@@ -6,6 +6,7 @@
 #include "errors.h"
 #include "log.h"
 #include "sock.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -45,9 +46,6 @@ enum {   /* close codes the parser answers with, RFC 6455 7.4.1 */
     CLOSE_NO_STATUS = 1005, CLOSE_ABNORMAL = 1006, CLOSE_PROTOCOL = 1002, CLOSE_BAD_DATA = 1007,
     CLOSE_TOO_BIG = 1009
 };
-
-#define UTF8_OK 0u
-#define UTF8_BAD 0xFFFFFFFFu
 
 typedef struct in_pool {
     uint8_t *bufs[IN_POOL_MAX];
@@ -116,52 +114,6 @@ struct nf_shared_frame {
     struct nf_shared_frame *deflated[NF_DEFLATE_MAX_BITS - NF_DEFLATE_MIN_BITS + 1];
     char bytes[];
 };
-
-/* ---- UTF-8 (RFC 3629), checked as the bytes come ----------------------------
- *
- * The state is UTF8_OK between characters, UTF8_BAD once a byte was wrong,
- * else the continuation bytes still due (bits 0-7) and the range the next
- * one must be in (bits 8-15 low, 16-23 high: the first continuation of
- * E0, ED, F0 and F4 is narrower, which refuses overlong forms, surrogates
- * and code points past U+10FFFF). ASCII goes 8 bytes per step. */
-static uint32_t utf8_after(uint32_t st, const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n && st != UTF8_BAD) {
-        if (st == UTF8_OK) {
-            for (; i + 16 <= n; i += 16) {
-                uint64_t a, b;
-                memcpy(&a, s + i, 8);
-                memcpy(&b, s + i + 8, 8);
-                if ((a | b) & 0x8080808080808080ull)
-                    break;
-            }
-            if (i == n)
-                break;
-            uint8_t c = s[i++];
-            if (c < 0x80)
-                continue;
-            if (c < 0xC2 || c > 0xF4)
-                st = UTF8_BAD;
-            else if (c < 0xE0)
-                st = 1u | 0x80u << 8 | 0xBFu << 16;
-            else if (c < 0xF0)
-                st = 2u | (c == 0xE0 ? 0xA0u : 0x80u) << 8 | (c == 0xED ? 0x9Fu : 0xBFu) << 16;
-            else
-                st = 3u | (c == 0xF0 ? 0x90u : 0x80u) << 8 | (c == 0xF4 ? 0x8Fu : 0xBFu) << 16;
-        } else {
-            uint8_t c = s[i++];
-            if (c < ((st >> 8) & 0xff) || c > ((st >> 16) & 0xff)) {
-                st = UTF8_BAD;
-            } else {
-                st = (st & 0xff) - 1;
-                if (st)
-                    st |= 0x80u << 8 | 0xBFu << 16;
-            }
-        }
-    }
-    return st;
-}
 
 /* Unmasks n payload bytes at p, the first being byte `off` of the payload
  * (RFC 6455 5.3): word by word once in phase with the mask. */
@@ -452,7 +404,7 @@ static int control_frame(nf_ws *ws, const uint8_t *payload, size_t len)
             fail(ws, CLOSE_PROTOCOL);
             return 0;
         }
-        if (len > 2 && utf8_after(UTF8_OK, payload + 2, len - 2) != UTF8_OK) {
+        if (len > 2 && !nf_utf8_valid(payload + 2, len - 2)) {
             fail(ws, CLOSE_BAD_DATA);
             return 0;
         }
@@ -476,8 +428,8 @@ static void payload_arrived(nf_ws *ws, uint8_t *payload, size_t have)
     unmask(p, n, ws->mask, ws->payload_done);
     ws->payload_done = have;
     if (!(ws->opcode & 0x08) && ws->msg_text && !ws->msg_compressed) {
-        ws->utf8 = utf8_after(ws->utf8, p, n);
-        if (ws->utf8 == UTF8_BAD)
+        ws->utf8 = nf_utf8_step(ws->utf8, p, n);
+        if (ws->utf8 == NF_UTF8_BAD)
             fail(ws, CLOSE_BAD_DATA);
     }
 }
@@ -508,7 +460,7 @@ static int parse(nf_ws *ws)
             if (ws->opcode == OP_TEXT || ws->opcode == OP_BINARY) {
                 ws->msg_text = ws->opcode == OP_TEXT;
                 ws->msg_compressed = ws->rsv1;
-                ws->utf8 = UTF8_OK;
+                ws->utf8 = NF_UTF8_OK;
             }
             if (ws->cb.on_activity)
                 ws->cb.on_activity(ws->ud);
@@ -521,7 +473,7 @@ static int parse(nf_ws *ws)
             return 0;
         /* The frame is whole. */
         bool last = ws->fin && !(ws->opcode & 0x08);
-        if (last && ws->msg_text && !ws->msg_compressed && ws->utf8 != UTF8_OK) {
+        if (last && ws->msg_text && !ws->msg_compressed && ws->utf8 != NF_UTF8_OK) {
             fail(ws, CLOSE_BAD_DATA);   /* the message ends inside a character */
             return 0;
         }
@@ -1098,7 +1050,7 @@ static int deliver_inflated(nf_ws *ws, const uint8_t *data, size_t len)
             return NF_ENOMEM;
     }
     rc = nf_inflater_message(*z, data, len, ws->max_message_bytes, keep, &out, &out_len);
-    if (rc == 0 && ws->msg_text && utf8_after(UTF8_OK, out, out_len) != UTF8_OK)
+    if (rc == 0 && ws->msg_text && !nf_utf8_valid(out, out_len))
         rc = NF_EPROTO;
     if (rc == NF_ENOMEM)
         return rc;
