@@ -192,6 +192,11 @@ else()
 endif()
 set_tests_properties(lint/luacheck PROPERTIES LABELS unit TIMEOUT 120)
 
+# The allocator a configure picks (NEFFOS_MALLOC): jemalloc, libc under the sanitizers, decided
+# again at every configure, and clear errors (spec/lint/malloc_choice.sh; configures only).
+add_test(NAME lint/malloc_choice COMMAND sh ${NF_SPEC_DIR}/lint/malloc_choice.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(lint/malloc_choice PROPERTIES LABELS unit TIMEOUT 120)
+
 # One owner per concept in the protocol core: a function's prefix names its
 # file, no literal deadlines, host.c asks conn.c instead of reaching into a
 # connection (spec/lint/owners.sh).

@@ -4,8 +4,18 @@
 #include <stdint.h>
 #include <stdlib.h>   /* defines __GLIBC__ under glibc */
 
+/* gcc says __SANITIZE_ADDRESS__; clang before 16 only __has_feature (the
+ * fuzz build, spec/fuzz/run.sh, is clang's ASan). */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define HEAP_SANITIZER 1
+#endif
+#endif
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define HEAP_SANITIZER 1
+#endif
+
+#if defined(HEAP_SANITIZER)
 /* The sanitizer runtime's (sanitizer/allocator_interface.h, not always installed). */
 size_t __sanitizer_get_current_allocated_bytes(void);
 #elif defined(NF_JEMALLOC)
