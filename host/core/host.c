@@ -683,7 +683,8 @@ void nf_host_conn_gone(nf_host *h, nf_conn *c)
  * collected first only when quiet: a full GC under load would be a pause.
  * With --workers N each worker trims on its own quiet sweeps, on its own
  * thread: its Lua state and its input-buffer pool are its own, and
- * malloc_trim (heap.h) locks each arena as it walks them. */
+ * nf_heap_trim (heap.h) flushes this thread's cache and purges each arena
+ * under that arena's lock (malloc_trim in a libc build). */
 static void sweep_trim(nf_host *h, uint64_t now)
 {
     uint64_t activity = h->metrics.closed + h->metrics.broadcast_deliveries;

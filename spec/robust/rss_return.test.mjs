@@ -24,6 +24,8 @@ const APP = path.join(ROOT, 'spec', 'bench', 'app.lua');
 // whatever else the machine runs (a window of 64 let a busy machine's lag double the peak, and
 // jemalloc's metadata for it, 1.18x at two workers). The 10,000-receiver figure is run.sh's bc10000.
 const RECEIVERS = 2000;
+// ctest runs this file only when build-release/ is as new as the sources (spec/tests.cmake); run
+// alone without that build, it is skipped.
 const built = existsSync(process.env.NEFFOS_BIN) && existsSync(BENCH);
 const T = { timeout: 120_000, skip: built ? false : `no Release build in ${RELEASE} (bash .ci/build Release)` };
 
