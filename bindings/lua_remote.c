@@ -404,9 +404,8 @@ static void answered(nf_host *h, void *arg);
  * timer (the call itself then crosses without any event of the owner's),
  * listed in the owner's app until it goes (lremote_free_retries). */
 typedef struct lrretry {
-    lrcall *k;
+    lrcall *k;           /* k->owner lists it */
     struct event *ev;
-    nf_lua_app *owner;
     struct lrretry *next, *prev;
 } lrretry;
 
@@ -415,7 +414,7 @@ static void retry_unlink(lrretry *rt)
     if (rt->prev)
         rt->prev->next = rt->next;
     else
-        rt->owner->remote_retries = rt->next;
+        rt->k->owner->remote_retries = rt->next;
     if (rt->next)
         rt->next->prev = rt->prev;
 }
@@ -448,7 +447,6 @@ static void post_answer(lrcall *k)
         if (ev) {
             rt->k = k;
             rt->ev = ev;
-            rt->owner = k->owner;
             rt->prev = NULL;
             rt->next = k->owner->remote_retries;
             if (rt->next)
