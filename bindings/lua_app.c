@@ -230,6 +230,7 @@ static void drop_endpoint(nf_lua_app *a, lendpoint *le)
     lserver_detach(a->L, le->server_ref);
     luaL_unref(a->L, LUA_REGISTRYINDEX, le->server_ref);
     luaL_unref(a->L, LUA_REGISTRYINDEX, le->desc_ref);
+    lcodec_forget_meta(a->L, le);
     free(le);
 }
 
@@ -301,6 +302,7 @@ static int swap_in(nf_lua_app *a, char *err, size_t errcap)
             le->ep = ep;
             le->server_ref = lserver_new(L, ep);
             le->desc_ref = LUA_NOREF;
+            le->meta_ref = LUA_NOREF;
             le->next = NULL;
             lendpoint **tail = &a->endpoints;
             while (*tail)
@@ -315,6 +317,7 @@ static int swap_in(nf_lua_app *a, char *err, size_t errcap)
         lua_pop(L, 1);   /* endpoint */
         luaL_unref(L, LUA_REGISTRYINDEX, le->desc_ref);
         le->desc_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* pops the description */
+        lcodec_forget_meta(L, le);
         le->seen = next;
     }
     lua_settop(L, v);

@@ -2,8 +2,9 @@
  * Message.Unmarshal; docs/lua-api.md, "Tables as bodies"). A body argument
  * that is a table is encoded by scripts/neffos/codec.lua
  * (encode_body) with the codec of the connection's server; received messages
- * get that server's message metatable (msg:unmarshal()). The codec itself is
- * Lua: this file only finds it and anchors the encoded bytes. */
+ * get that server's message metatable (msg:unmarshal(), the fields'
+ * defaults), found once per served version and kept in its lendpoint. The
+ * codec itself is Lua: this file only finds it and anchors the encoded bytes. */
 #include "lua_internal.h"
 
 #define CODEC_MODULE "neffos.codec"
@@ -79,20 +80,43 @@ void lcodec_returned(lua_State *L, int first, nf_endpoint *ep)
     lua_insert(L, first);              /* nil, err */
 }
 
-void lcodec_attach(lua_State *L, nf_endpoint *ep)
+/* The uncached lookup: meta[desc], else meta.default. */
+static bool lookup_meta(lua_State *L, nf_endpoint *ep)
 {
     if (push_codec_field(L, "meta") != LUA_TTABLE) {
         lua_pop(L, 1);
-        return;
+        return false;
     }
     push_desc(L, ep);
     if (lua_isnil(L, -1) || lua_rawget(L, -2) != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_getfield(L, -1, "default");
     }
+    lua_remove(L, -2);
     if (lua_istable(L, -1))
-        lua_setmetatable(L, -3);
-    else
-        lua_pop(L, 1);
+        return true;
     lua_pop(L, 1);
+    return false;
+}
+
+bool lcodec_push_meta(lua_State *L, nf_endpoint *ep)
+{
+    lendpoint *le = ep ? lapp_endpoint(lapp_of(L), ep) : NULL;
+    if (le && le->meta_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, le->meta_ref);
+        return true;
+    }
+    if (!lookup_meta(L, ep))
+        return false;
+    if (le && le->desc_ref != LUA_NOREF) {   /* codec.prepare ran before the description served */
+        lua_pushvalue(L, -1);
+        le->meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    return true;
+}
+
+void lcodec_forget_meta(lua_State *L, lendpoint *le)
+{
+    luaL_unref(L, LUA_REGISTRYINDEX, le->meta_ref);
+    le->meta_ref = LUA_NOREF;
 }

@@ -47,6 +47,8 @@ typedef struct lendpoint {
     nf_endpoint *ep;
     int server_ref;          /* the server userdata, stable across reloads */
     int desc_ref;            /* the description table of the serving version */
+    int meta_ref;            /* its message metatable (lua_codec.c's cache), or LUA_NOREF:
+                              * reset whenever desc_ref changes */
     unsigned seen;           /* reload generation that declared it */
     struct lendpoint *next;
 } lendpoint;
@@ -156,9 +158,22 @@ bool linvoke_has_namespace(void *app, nf_endpoint *ep, nf_slice ns);
 long lids_generate(void *app, nf_endpoint *ep, nf_conn *c, char *id, size_t cap);
 
 /* ---- lua_message.c ---- */
-/* Builds the msg table of m; flags a set of nf_invocation_flag (binary,
- * is_local, is_forced, is_native). */
+/* Pushes the msg table of m, every field set (the client's messages); flags
+ * a set of nf_invocation_flag (binary, is_local, is_forced, is_native). */
 void lmsg_push(lua_State *L, const nf_msg *m, unsigned flags);
+/* The same for a message a server received or an ask's reply, with the
+ * message metatable of ep's server (lcodec_push_meta; ep may be NULL):
+ * the fields at the defaults it holds (room "", the flags false) are left
+ * unset. */
+void lmsg_push_served(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint *ep);
+/* The same with m's namespace and event names already strings at names and
+ * names + 1 (absolute indices): a short string's interning is ~140
+ * instructions, and the handler's lookup interned them already. */
+void lmsg_push_served_at(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint *ep, int names);
+/* A msg table at idx (its metatable is a server's message metatable) gets
+ * the fields left at their defaults written out, for a copy that reads raw
+ * (to another worker). Returns whether idx was such a table. */
+bool lmsg_unsparse(lua_State *L, int idx);
 /* Pushes nil, text for an ask that failed; returns 2. */
 int lmsg_push_ask_failure(lua_State *L, nf_ask_status st, const nf_msg *reply);
 /* Pushes nil, err (an empty err becomes "error"); returns 2. */
@@ -198,8 +213,13 @@ int lcodec_body(lua_State *L, int idx, nf_endpoint *ep, nf_slice *body, bool *bi
 /* A handler's results from index first to the top: a table first result is
  * encoded with ep's codec into the reply bytes, or becomes nil, err. */
 void lcodec_returned(lua_State *L, int first, nf_endpoint *ep);
-/* Gives the msg table on top ep's message metatable (msg:unmarshal()). */
-void lcodec_attach(lua_State *L, nf_endpoint *ep);
+/* Pushes ep's message metatable (msg:unmarshal(), and the defaults of the
+ * fields lmsg_push leaves unset) and returns true; pushes nothing and returns
+ * false when no codec is loaded. ep may be NULL (meta.default). Cached per
+ * endpoint: a registry lookup per message. */
+bool lcodec_push_meta(lua_State *L, nf_endpoint *ep);
+/* Forgets the cached metatable of le (its description changed or went). */
+void lcodec_forget_meta(lua_State *L, lendpoint *le);
 
 /* ---- lua_upgrade_error.c ---- */
 /* nf_app_ops.refused: calls the description's on_upgrade_error(req, reason, text). */
@@ -219,6 +239,8 @@ void lconn_push_ns_cache(lua_State *L, int conn_idx);  /* the conn's ns objects 
 void lns_open(lua_State *L);
 /* The ns object for (conn at idx, name); cached per connection. */
 void lns_push(lua_State *L, int conn_idx, nf_slice name);
+/* The same with the name a string at name_idx (no second interning). */
+void lns_push_at(lua_State *L, int conn_idx, int name_idx);
 nf_conn *lns_test_conn(lua_State *L, int idx); /* the conn of an ns object, or NULL */
 /* An ns object's connection (NULL if gone) and name; false if idx is not an
  * ns object. The name stays anchored by the object. c, name may be NULL. */

@@ -6,18 +6,22 @@
 
 #include "lua_internal.h"
 
-/* Pushes the handler for (ns, event) of ep's serving description, falling
- * back to _OnAnyEvent. Returns false (nothing pushed) when there is none. */
-static bool push_handler(nf_lua_app *a, nf_endpoint *ep, nf_slice ns, nf_slice event)
+/* Pushes the handler for (ns, event), the names strings at ns_at and
+ * event_at, of ep's serving description, falling back to _OnAnyEvent.
+ * Returns false (nothing pushed) when there is none. */
+static bool push_handler(nf_lua_app *a, nf_endpoint *ep, int ns_at, int event_at)
 {
     lua_State *L = a->L;
     int top = lua_gettop(L);
 
     lapp_push_desc(a, ep);
-    if (lua_type(L, -1) != LUA_TTABLE || lapp_rawget_str(L, -1, "namespaces", 10) != LUA_TTABLE
-        || lapp_rawget_str(L, -1, ns.ptr, ns.len) != LUA_TTABLE)
+    if (lua_type(L, -1) != LUA_TTABLE || lapp_rawget_str(L, -1, "namespaces", 10) != LUA_TTABLE)
         goto none;
-    if (lapp_rawget_str(L, -1, event.ptr, event.len) != LUA_TFUNCTION) {
+    lua_pushvalue(L, ns_at);
+    if (lua_rawget(L, -2) != LUA_TTABLE)
+        goto none;
+    lua_pushvalue(L, event_at);
+    if (lua_rawget(L, -2) != LUA_TFUNCTION) {
         lua_pop(L, 1);
         if (lapp_rawget_str(L, -1, NF_ON_ANY_EVENT, sizeof NF_ON_ANY_EVENT - 1) != LUA_TFUNCTION)
             goto none;
@@ -57,7 +61,11 @@ void linvoke_run(void *app, nf_invocation *inv)
     size_t labellen;
 
     if (kind == NF_INVOKE_EVENT) {
-        if (!push_handler(a, ep, m->ns, m->event)) {
+        /* The names as strings once, for the lookup, the ns object and the msg. */
+        lpush_slice(L, m->ns);      /* top + 1 */
+        lpush_slice(L, m->event);   /* top + 2 */
+        if (!push_handler(a, ep, top + 1, top + 2)) {
+            lua_settop(L, top);
             nf_invocation_finish(inv, NF_RESULT_NONE, NULL, 0);
             return;
         }
@@ -91,11 +99,16 @@ void linvoke_run(void *app, nf_invocation *inv)
     lua_xmove(L, co, 1);   /* the handler */
     int nargs;
     if (kind == NF_INVOKE_EVENT) {
-        lconn_push(co, c);
-        lns_push(co, -1, m->ns);
-        lua_remove(co, -2);
-        lmsg_push(co, m, nf_invocation_flags(inv));
-        lcodec_attach(co, nf_conn_endpoint(c));
+        lconn_push(co, c);                    /* handler, conn */
+        lua_pushvalue(L, top + 1);
+        lua_pushvalue(L, top + 2);
+        lua_xmove(L, co, 2);                  /* handler, conn, ns name, event name */
+        int names = lua_gettop(co) - 1;
+        lns_push_at(co, names - 1, names);
+        lua_replace(co, names - 1);           /* handler, ns, ns name, event name */
+        lmsg_push_served_at(co, m, nf_invocation_flags(inv), nf_conn_endpoint(c), names);
+        lua_replace(co, names);
+        lua_settop(co, names);                /* handler, ns, msg */
         nargs = 2;
     } else {
         lconn_push(co, c);

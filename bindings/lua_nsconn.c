@@ -16,11 +16,12 @@
 
 enum { UV_CONN = 1, UV_NAME = 2 };
 
-void lns_push(lua_State *L, int conn_idx, nf_slice name)
+void lns_push_at(lua_State *L, int conn_idx, int name_idx)
 {
     conn_idx = lua_absindex(L, conn_idx);
+    name_idx = lua_absindex(L, name_idx);
     lconn_push_ns_cache(L, conn_idx);
-    lpush_slice(L, name);
+    lua_pushvalue(L, name_idx);
     if (lua_rawget(L, -2) == LUA_TUSERDATA) {
         lua_remove(L, -2);
         return;
@@ -30,12 +31,20 @@ void lns_push(lua_State *L, int conn_idx, nf_slice name)
     luaL_setmetatable(L, NS_MT);
     lua_pushvalue(L, conn_idx);
     lua_setiuservalue(L, -2, UV_CONN);
-    lpush_slice(L, name);
+    lua_pushvalue(L, name_idx);
     lua_setiuservalue(L, -2, UV_NAME);
-    lpush_slice(L, name);
+    lua_pushvalue(L, name_idx);
     lua_pushvalue(L, -2);
     lua_rawset(L, -4);   /* cache[name] = ns */
     lua_remove(L, -2);
+}
+
+void lns_push(lua_State *L, int conn_idx, nf_slice name)
+{
+    conn_idx = lua_absindex(L, conn_idx);
+    lpush_slice(L, name);
+    lns_push_at(L, conn_idx, -1);
+    lua_remove(L, -2);   /* the name */
 }
 
 nf_conn *lns_test_conn(lua_State *L, int idx)

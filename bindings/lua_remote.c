@@ -301,7 +301,8 @@ static void put_value(lua_State *L, int idx, lrbuf *b, int depth)
             b->err = "a table nested too deep (or a cycle) for another worker";
             return;
         }
-        lua_checkstack(L, 4);
+        lua_checkstack(L, 8);
+        lmsg_unsparse(L, idx);   /* a msg arrives with every field, as its handler read them */
         buf_u8(b, 'T');
         lua_pushnil(L);
         while (!b->err && lua_next(L, idx)) {   /* raw: the contents, not a metatable's view */

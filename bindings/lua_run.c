@@ -108,6 +108,39 @@ void lrun_pool_free(nf_lua_app *a)
 
 /* ---- run lifecycle ---------------------------------------------------------- */
 
+static const char location_cache;   /* its address is the registry key */
+
+/* Pushes " (app.lua:12)" for the function at the top of L ("" for a C
+ * function) and returns it. lua_getinfo and the formatting per run showed in
+ * profiles, so the text is kept per function, in a table with weak keys: it
+ * goes with its function (a reload's old handlers). */
+static const char *push_location(lua_State *L, size_t *len)
+{
+    int fn = lua_gettop(L);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &location_cache) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &location_cache);
+    }
+    lua_pushvalue(L, fn);
+    if (lua_rawget(L, -2) != LUA_TSTRING) {
+        char loc[LUA_IDSIZE + 32];
+        lua_pop(L, 1);
+        lrun_describe(L, fn, "", loc, sizeof loc);
+        lua_pushstring(L, loc);
+        lua_pushvalue(L, fn);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, -4);   /* cache[fn] = the text */
+    }
+    lua_remove(L, -2);   /* the cache */
+    return lua_tolstring(L, -1, len);
+}
+
 lrun *lrun_new(nf_lua_app *a, nf_invocation *inv, nf_conn *c, const char *label, size_t labellen)
 {
     lrun *r = calloc(1, sizeof *r);
@@ -124,9 +157,16 @@ lrun *lrun_new(nf_lua_app *a, nf_invocation *inv, nf_conn *c, const char *label,
     memcpy(r->label, label, labellen);
     r->label[labellen] = '\0';
     if (a->wd) {   /* the function is at the top of a->L */
-        char what[sizeof r->label + 8] = "handler ";
-        memcpy(what + 8, r->label, labellen + 1);
-        lrun_describe(a->L, -1, what, r->where, sizeof r->where);
+        size_t loclen, at = sizeof "handler " - 1;
+        const char *loc = push_location(a->L, &loclen);
+        memcpy(r->where, "handler ", at);
+        memcpy(r->where + at, r->label, labellen);
+        at += labellen;
+        if (loclen > sizeof r->where - 1 - at)
+            loclen = sizeof r->where - 1 - at;
+        memcpy(r->where + at, loc, loclen);
+        r->where[at + loclen] = '\0';
+        lua_pop(a->L, 1);
     }
     pool_get(a, r);
     r->next = a->runs;

@@ -104,7 +104,7 @@ set(NF_WORKER_SUITES
   interop/api_convention interop/namespaces interop/parity_broadcast interop/parity_errors
   interop/parity_timeouts interop/deflate interop/garbage robust/reconnect
   interop/ids interop/ordering interop/parity_forced interop/parity_native interop/parity_rooms
-  interop/parity_server
+  interop/parity_server interop/msg_fields
   browser/deflate browser/https browser/native
   reload/api reload/container reload/reload reload/save reload/stress
   robust/barrier robust/budget robust/descriptors robust/guards robust/names robust/parked

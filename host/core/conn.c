@@ -461,6 +461,41 @@ static void run_native(nf_conn *c, bool binary, const char *data, size_t len)
 
 static bool is_event(const nf_msg *m, const char *name) { return nf_slice_eq_cstr(m->event, name); }
 
+/* A system event (docs/protocol.md §7.1) from the wire: handled here, or
+ * dropped when it is local-only. Returns false for an application event. */
+static bool dispatch_system(nf_conn *c, nf_msg *m, bool binary)
+{
+    /* Every system event's name begins so (codec.h): one compare spares an
+     * application event the nine below. */
+    if (m->event.len < 3 || memcmp(m->event.ptr, "_On", 3) != 0)
+        return false;
+    if (is_event(m, NF_ON_NAMESPACE_CONNECT)) {
+        nf_ns_handle_connect(c, m, binary);
+        return true;
+    }
+    if (is_event(m, NF_ON_NAMESPACE_DISCONNECT)) {
+        nf_ns_handle_disconnect(c, m, binary);
+        return true;
+    }
+    if (is_event(m, NF_ON_ROOM_JOIN)) {
+        nf_nsconn *nc = nf_conn_namespace(c, m->ns);
+        if (nc)
+            nf_ns_handle_join(c, nc, m, binary);
+        return true;
+    }
+    /* neffos.js leaveAll() sends _OnRoomLeft with a token (docs/protocol.md §7.7): treat it
+     * as the leave it meant to be. */
+    if (is_event(m, NF_ON_ROOM_LEAVE) || (is_event(m, NF_ON_ROOM_LEFT) && m->wait.len)) {
+        nf_nsconn *nc = nf_conn_namespace(c, m->ns);
+        if (nc)
+            nf_ns_handle_leave(c, nc, m, binary);
+        return true;
+    }
+    /* Local-only system events arriving from the wire are not signals (docs/protocol.md §17.5.5). */
+    return is_event(m, NF_ON_NAMESPACE_CONNECTED) || is_event(m, NF_ON_ROOM_JOINED) ||
+           is_event(m, NF_ON_ROOM_LEFT) || is_event(m, NF_ON_ANY_EVENT) || is_event(m, NF_ON_NATIVE_MESSAGE);
+}
+
 void nf_conn_dispatch(nf_conn *c, bool binary, const char *data, size_t len)
 {
     nf_msg m;
@@ -478,31 +513,9 @@ void nf_conn_dispatch(nf_conn *c, bool binary, const char *data, size_t len)
         return;   /* a late answer to one of our asks: dropped (docs/protocol.md §17.4.3) */
     if (!nf_ns_admit_names(c, &m, binary))
         return;
-    if (is_event(&m, NF_ON_NAMESPACE_CONNECT)) {
-        nf_ns_handle_connect(c, &m, binary);
+    if (dispatch_system(c, &m, binary))
         return;
-    }
-    if (is_event(&m, NF_ON_NAMESPACE_DISCONNECT)) {
-        nf_ns_handle_disconnect(c, &m, binary);
-        return;
-    }
     nf_nsconn *nc = nf_conn_namespace(c, m.ns);
-    if (is_event(&m, NF_ON_ROOM_JOIN)) {
-        if (nc)
-            nf_ns_handle_join(c, nc, &m, binary);
-        return;
-    }
-    /* neffos.js leaveAll() sends _OnRoomLeft with a token (docs/protocol.md §7.7): treat it
-     * as the leave it meant to be. */
-    if (is_event(&m, NF_ON_ROOM_LEAVE) || (is_event(&m, NF_ON_ROOM_LEFT) && m.wait.len)) {
-        if (nc)
-            nf_ns_handle_leave(c, nc, &m, binary);
-        return;
-    }
-    /* Local-only system events arriving from the wire are not signals (docs/protocol.md §17.5.5). */
-    if (is_event(&m, NF_ON_NAMESPACE_CONNECTED) || is_event(&m, NF_ON_ROOM_JOINED) ||
-        is_event(&m, NF_ON_ROOM_LEFT) || is_event(&m, NF_ON_ANY_EVENT) || is_event(&m, NF_ON_NATIVE_MESSAGE))
-        return;
     if (nc == NULL) {
         /* Friendlier than Go's silence: an ask gets an error instead of
          * waiting forever (docs/protocol.md §17.5.4). */

@@ -74,12 +74,18 @@ end
 -- meta.default serves messages whose server is unknown.
 M.meta = setmetatable({}, { __mode = "k" })
 
+-- Their __index also holds the defaults of the fields the host leaves unset
+-- when they have them (bindings/lua_message.c, lmsg_push): msg.room is ""
+-- and the flags are false without a table slot each.
 local function message_meta(desc)
   local methods = {
     --- msg:unmarshal() -> the body decoded with the server's codec, or nil, err.
     unmarshal = function(msg) return M.decode_body(desc, msg.body) end,
+    room = "", binary = false, is_local = false, is_forced = false, is_native = false,
   }
-  return { __index = methods, __metatable = "locked" }
+  -- __name marks a message for the host: a copy to another worker writes the defaults out
+  -- (bindings/lua_message.c, lmsg_unsparse).
+  return { __index = methods, __metatable = "locked", __name = "neffos.msg" }
 end
 
 M.meta.default = message_meta(nil)

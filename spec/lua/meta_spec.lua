@@ -131,15 +131,19 @@ describe("scripts/meta/neffos.lua (LuaLS annotations)", function()
     for k in req:gmatch('set_field%(L,%s*"([%w_]+)"') do names[#names + 1] = k end
     for k in req:gmatch('lua_setfield%(L,%s*%-2,%s*"([%w_]+)"') do names[#names + 1] = k end
     add("neffos.Request", names)
-    -- The msg table's fields: the keys lmsg_push sets (set_str(L, K_BODY, ...)), named in
+    -- The msg table's fields: the keys push_msg sets (set_str(L, K_BODY, ...) and the flags'
+    -- table), named in
     -- msg_key_names ([K_BODY] = "body").
     local msg_src = bindings_file("lua_message.c")
-    local msg = c_function(msg_src, "lmsg_push")
-    assert(msg, "lmsg_push not found in bindings/lua_message.c")
+    local msg = c_function(msg_src, "push_msg")
+    assert(msg, "push_msg not found in bindings/lua_message.c")
     local key_names = {}
     for k, name in msg_src:gmatch('%[K_([%u_]+)%]%s*=%s*"([%w_]+)"') do key_names[k] = name end
     names = {}
     for k in msg:gmatch('set_%a+%(L,%s*K_([%u_]+)') do
+      names[#names + 1] = assert(key_names[k], "K_" .. k .. " has no name in msg_key_names")
+    end
+    for k in msg:gmatch('{%s*K_([%u_]+),%s*NF_INV_') do   -- the flags: { K_BINARY, NF_INV_BINARY }
       names[#names + 1] = assert(key_names[k], "K_" .. k .. " has no name in msg_key_names")
     end
     -- The message metatable's methods (scripts/neffos/codec.lua: "name = function(msg)").
