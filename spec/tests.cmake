@@ -197,13 +197,14 @@ set_tests_properties(lint/luacheck PROPERTIES LABELS unit TIMEOUT 120)
 # builds it before ctest), at one worker and at two: skipped (77), never passed, when that build is
 # missing or older than host/ or bindings/.
 set(NF_RELEASE_BIN ${CMAKE_SOURCE_DIR}/build-release/neffos)
+set(NF_RELEASE_FRESH "test -x '${NF_RELEASE_BIN}' && test -z \"$(find '${CMAKE_SOURCE_DIR}/host' '${CMAKE_SOURCE_DIR}/bindings' -newer '${NF_RELEASE_BIN}' -print -quit)\" || { echo 'no Release build as new as the sources: bash .ci/build Release'; exit 77; }")
 foreach(w 1 2)
   set(name robust/rss_return)
   if(w EQUAL 2)
     set(name workers2/robust/rss_return)
   endif()
   add_test(NAME ${name}
-           COMMAND sh -c "test -x '${NF_RELEASE_BIN}' && test -z \"$(find '${CMAKE_SOURCE_DIR}/host' '${CMAKE_SOURCE_DIR}/bindings' -newer '${NF_RELEASE_BIN}' -print -quit)\" || { echo 'no Release build as new as the sources: bash .ci/build Release'; exit 77; }; exec '${NODE}' --test --test-reporter=spec '${NF_SPEC_DIR}/robust/rss_return.test.mjs'"
+           COMMAND sh -c "${NF_RELEASE_FRESH}; exec '${NODE}' --test --test-reporter=spec '${NF_SPEC_DIR}/robust/rss_return.test.mjs'"
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(${name} PROPERTIES ENVIRONMENT "${NF_TEST_ENV};NEFFOS_WORKERS=${w}" LABELS "robust;workers"
                        TIMEOUT 300 SKIP_RETURN_CODE 77 ENVIRONMENT_MODIFICATION "${NF_NODE_PATH}")
@@ -212,7 +213,7 @@ endforeach()
 # spec/bench/instructions.sh still counts (callgrind on the Release server, a second of asks):
 # its line is there and its figure positive, nothing about its size. Skipped (77) as rss_return.
 add_test(NAME bench/instructions
-         COMMAND sh -c "test -x '${NF_RELEASE_BIN}' && test -z \"$(find '${CMAKE_SOURCE_DIR}/host' '${CMAKE_SOURCE_DIR}/bindings' -newer '${NF_RELEASE_BIN}' -print -quit)\" || { echo 'no Release build as new as the sources: bash .ci/build Release'; exit 77; }; out=$(ASK_SECONDS=1 WARMUP_SECONDS=1 PORT=18291 bash '${NF_SPEC_DIR}/bench/instructions.sh') || exit 1; echo \"$out\"; echo \"$out\" | grep -Eq 'instructions/message [1-9][0-9]* \\([1-9][0-9]* messages\\)$'"
+         COMMAND sh -c "${NF_RELEASE_FRESH}; out=$(ASK_SECONDS=1 WARMUP_SECONDS=1 PORT=18291 bash '${NF_SPEC_DIR}/bench/instructions.sh') || exit 1; echo \"$out\"; echo \"$out\" | grep -Eq 'instructions/message [1-9][0-9]* \\([1-9][0-9]* messages\\)$'"
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(bench/instructions PROPERTIES LABELS bench TIMEOUT 180 SKIP_RETURN_CODE 77)
 
