@@ -114,13 +114,13 @@ void lmsg_push_served_at(lua_State *L, const nf_msg *m, unsigned flags, nf_endpo
     lua_setmetatable(L, -2);
 }
 
-bool lmsg_unsparse(lua_State *L, int idx)
+bool lmsg_each_default(lua_State *L, int idx, void (*put)(lua_State *L, void *ud), void *ud)
 {
     idx = lua_absindex(L, idx);
     if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
         return false;
     int top = lua_gettop(L) - 1;
-    lua_pushliteral(L, "__name");
+    lua_pushliteral(L, "__name");   /* interned already (codec.lua): no allocation */
     bool is_msg = lua_rawget(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "neffos.msg") == 0;
     lua_pushliteral(L, "__index");
     if (!is_msg || lua_rawget(L, -3) != LUA_TTABLE) {
@@ -135,10 +135,8 @@ bool lmsg_unsparse(lua_State *L, int idx)
             lua_pop(L, 1);
             lua_pushvalue(L, -1);
             int t = lua_rawget(L, -4);
-            if (t != LUA_TNIL && t != LUA_TFUNCTION) {
-                lua_rawset(L, idx);
-                continue;
-            }
+            if (t != LUA_TNIL && t != LUA_TFUNCTION)
+                put(L, ud);
         }
         lua_pop(L, 2);
     }

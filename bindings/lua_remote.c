@@ -271,6 +271,22 @@ static void push_named(lua_State *L, const lrname *n)
 
 /* ---- values ------------------------------------------------------------------------ */
 
+static void put_value(lua_State *L, int idx, lrbuf *b, int depth);
+
+typedef struct put_field_ctx {
+    lrbuf *b;
+    int depth;
+} put_field_ctx;
+
+/* lmsg_each_default's put: the key at -2 and the value at -1 as an entry. */
+static void put_field(lua_State *L, void *ud)
+{
+    put_field_ctx *x = ud;
+    buf_u8(x->b, 'k');
+    put_value(L, -2, x->b, x->depth + 1);
+    put_value(L, -1, x->b, x->depth + 1);
+}
+
 static void put_value(lua_State *L, int idx, lrbuf *b, int depth)
 {
     idx = lua_absindex(L, idx);
@@ -301,8 +317,10 @@ static void put_value(lua_State *L, int idx, lrbuf *b, int depth)
             b->err = "a table nested too deep (or a cycle) for another worker";
             return;
         }
-        lua_checkstack(L, 8);
-        lmsg_unsparse(L, idx);   /* a msg arrives with every field, as its handler read them */
+        if (!lua_checkstack(L, 8)) {   /* pushing on regardless would write past the stack */
+            b->err = "not enough memory";
+            return;
+        }
         buf_u8(b, 'T');
         lua_pushnil(L);
         while (!b->err && lua_next(L, idx)) {   /* raw: the contents, not a metatable's view */
@@ -313,6 +331,8 @@ static void put_value(lua_State *L, int idx, lrbuf *b, int depth)
         }
         if (b->err)
             lua_pop(L, 1);
+        else   /* a msg arrives with every field, as its handler read them */
+            lmsg_each_default(L, idx, put_field, &(put_field_ctx){ b, depth });
         buf_u8(b, 'e');
         return;
     case LUA_TUSERDATA:

@@ -213,7 +213,7 @@ endforeach()
 # spec/bench/instructions.sh still counts (callgrind on the Release server, a second of asks):
 # its line is there and its figure positive, nothing about its size. Skipped (77) as rss_return.
 add_test(NAME bench/instructions
-         COMMAND sh -c "${NF_RELEASE_FRESH}; out=$(ASK_SECONDS=1 WARMUP_SECONDS=1 PORT=18291 bash '${NF_SPEC_DIR}/bench/instructions.sh') || exit 1; echo \"$out\"; echo \"$out\" | grep -Eq 'instructions/message [1-9][0-9]* \\([1-9][0-9]* messages\\)$'"
+         COMMAND sh -c "${NF_RELEASE_FRESH}; out=$(ASK_SECONDS=1 WARMUP_SECONDS=1 bash '${NF_SPEC_DIR}/bench/instructions.sh') || exit 1; echo \"$out\"; echo \"$out\" | grep -Eq 'instructions/message [1-9][0-9]* \\([1-9][0-9]* messages\\)$'"
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(bench/instructions PROPERTIES LABELS bench TIMEOUT 180 SKIP_RETURN_CODE 77)
 

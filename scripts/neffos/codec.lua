@@ -83,8 +83,8 @@ local function message_meta(desc)
     unmarshal = function(msg) return M.decode_body(desc, msg.body) end,
     room = "", binary = false, is_local = false, is_forced = false, is_native = false,
   }
-  -- __name marks a message for the host: a copy to another worker writes the defaults out
-  -- (bindings/lua_message.c, lmsg_unsparse).
+  -- __name marks a message for the host: a copy to another worker copies the defaults too
+  -- (bindings/lua_message.c, lmsg_each_default).
   return { __index = methods, __metatable = "locked", __name = "neffos.msg" }
 end
 

@@ -10,13 +10,14 @@
 # run, counting is switched on, a 4 s ask run goes by, and the instructions counted are divided
 # by the messages the server's /metrics says it received meanwhile. The kernel's share is not
 # in it (callgrind sees user space only). Needs valgrind; the generator is
-# build-release/neffos-bench. ASK_SECONDS=4 (counted), WARMUP_SECONDS=2 (not), PORT=18290.
+# build-release/neffos-bench. ASK_SECONDS=4 (counted), WARMUP_SECONDS=2 (not), PORT (default: a
+# free one the kernel picks, so that runs of other worktrees on the machine do not collide).
 # Prints "BINARY instructions/message N (M messages)" per binary; exits 1 when a server
 # received no message while counted.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BENCH=${BENCH_BIN:-$ROOT/build-release/neffos-bench}
-PORT=${PORT:-18290}
+PORT=${PORT:-$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')}
 ASK_SECONDS=${ASK_SECONDS:-4}
 WARMUP_SECONDS=${WARMUP_SECONDS:-2}
 [ $# -gt 0 ] || set -- "$ROOT/build-release/neffos"
@@ -41,9 +42,14 @@ for bin in "$@"; do
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
         "$bin" --listen "127.0.0.1:$PORT" --log-level warn "$ROOT/spec/bench/app.lua" >"$TMP/server.log" 2>&1 &
     VP=$!
-    for _ in $(seq 100); do [ -n "$(messages_in 2>/dev/null)" ] && break; sleep 0.2; done
-    if [ -z "$(messages_in 2>/dev/null)" ]; then
-        echo "$bin: no server on port $PORT after 20 s; its log:" >&2
+    # Ours, not whatever else listens there: a server that could not bind has exited.
+    for _ in $(seq 100); do
+        kill -0 "$VP" 2>/dev/null || break
+        [ -n "$(messages_in 2>/dev/null)" ] && break
+        sleep 0.2
+    done
+    if ! kill -0 "$VP" 2>/dev/null || [ -z "$(messages_in 2>/dev/null)" ]; then
+        echo "$bin: no server of ours on port $PORT (exited, or not up after 20 s); its log:" >&2
         cat "$TMP/server.log" >&2
         exit 1
     fi
@@ -54,7 +60,12 @@ for bin in "$@"; do
     b=$(messages_in)
     callgrind_control -i off "$VP" >/dev/null 2>&1
     callgrind_control -d "$VP" >/dev/null 2>&1
-    kill "$VP"; wait "$VP" 2>/dev/null || true; VP=
+    if ! kill "$VP" 2>/dev/null; then   # it never served: what answered on $PORT was another server
+        echo "$bin: the server exited during the run (port $PORT taken?); its log:" >&2
+        cat "$TMP/server.log" >&2
+        exit 1
+    fi
+    wait "$VP" 2>/dev/null || true; VP=
     # The dump's file holds what was counted (the one written at exit: nothing more).
     ir=$(cat "$out"* | awk '/^totals:/{t += $2} /^summary:/{s += $2} END{print (t ? t : s) + 0}')
     n=$((b - a))

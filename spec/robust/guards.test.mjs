@@ -101,6 +101,20 @@ test('a <close> that allocates past the cap in a raising handler fails on the me
   assert.ok(peak - before < 150 * 1024, `peak RSS grew by ${peak - before} kB`);
 });
 
+test('a handler at the memory cap that forces a connect of its own connection: the host\'s part runs off the cap', T, async (t) => {
+  // The local OnNamespaceConnect is invoked inside the calling handler (lua_invoke.c): the host's
+  // Lua allocations there (names, the run's thread, the ns object and msg, its caches) are in no
+  // protected call, so a refusal by the cap aborted the process ("Lua panic: not enough memory").
+  const s = await serve(t, ['--lua-memory-limit-mb', '16', '--lua-instruction-limit', '0']);
+  for (let margin = 1000, id = 1; margin >= 20; margin -= 20, id++) {
+    const c = await g(t, s);
+    const frame = await c.ask(`$${id};g;;connect_full;0;0;16 ${margin}`, 20_000);
+    assert.match(frame, new RegExp(`^\\$${id};g;;connect_full;(0;0;nil (refused|not enough memory)|1;0;not enough memory)$`), `margin ${margin}`);
+    c.close();
+    s.assertAlive();
+  }
+});
+
 test('a coroutine that died over budget with a looping <close> pending is closed later in bounded time', T, async (t) => {
   const s = await serve(t, ['--lua-instruction-limit', '5000000']);
   const c = await g(t, s);

@@ -23,6 +23,19 @@ local top_ok, top_err = pcall(function()
 end)
 local top_level = tostring(top_ok) .. " " .. tostring(top_err)
 
+-- Fills this worker's Lua heap to `margin` bytes below its cap (cap_mb, the server's
+-- --lua-memory-limit-mb) without raising: allocation by allocation, counted.
+local hog
+local function fill_heap(cap_mb, margin)
+  local function free() return cap_mb * 1024 * 1024 - collectgarbage("count") * 1024 end
+  hog = {}
+  local n = 0
+  while free() > 200000 do n = n + 1; hog[n] = string.rep("y", 65536) .. n end
+  collectgarbage("collect")
+  local cur = hog
+  while free() > margin do local t = {}; cur.n = t; cur = t end
+end
+
 local results = {}
 local reload_listing = "none"   -- what a listing in on_reload did   -- what a handler got after its client went away (this worker's)
 
@@ -212,6 +225,21 @@ return neffos.server {
         local req = c.request
         return answer(("remote=%s closed=%s request=%s tries=%s"):format(tostring(c.remote == true),
           tostring(c:is_closed()), type(req), type(c.reconnect_tries)))
+      end,
+      -- "id|cap_mb|margin": a msg handed to another worker while the heap is `margin` bytes
+      -- below the cap: its copy must not allocate in this heap once the call is made (a raise
+      -- there leaked the call); then what arrived
+      msg_near_cap = function(ns, msg)
+        local id, rest = split(msg.body)
+        local cap_mb, margin = split(rest)
+        local c = ns.server:get(id)
+        local set = c.set
+        set(c, "warm", 1)   -- the stack and call frames this needs, grown before the fill
+        fill_heap(tonumber(cap_mb), tonumber(margin))
+        set(c, "msg", msg)
+        hog = nil
+        local got = c:get("msg")
+        return answer(("room=%q is_local=%s event=%s"):format(got.room, tostring(got.is_local), got.event))
       end,
       -- a method that does not exist on a remote object, and an unknown field
       unknown = function(ns, msg)

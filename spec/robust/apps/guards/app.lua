@@ -18,6 +18,19 @@ local function hogging_close()
   end })
 end
 
+-- Fills the Lua heap to `margin` bytes below the cap (cap_mb, the server's
+-- --lua-memory-limit-mb) without raising: allocation by allocation, counted.
+local hog
+local function fill_heap(cap_mb, margin)
+  local function free() return cap_mb * 1024 * 1024 - collectgarbage("count") * 1024 end
+  hog = {}
+  local n = 0
+  while free() > 200000 do n = n + 1; hog[n] = string.rep("y", 65536) .. n end
+  collectgarbage("collect")
+  local cur = hog
+  while free() > margin do local t = {}; cur.n = t; cur = t end
+end
+
 local OUTSIDE = "spec/robust/apps/?.lua"
 local parked   -- a coroutine left dead with a pending <close>
 
@@ -116,6 +129,20 @@ return neffos.server {
         ns.conn:close(tonumber(code), reason)
         return "closing"
       end,
+      -- "cap_mb margin": the heap `margin` bytes below the cap, then a forced connect of its own
+      -- connection, which runs the local OnNamespaceConnect (it refuses) inside this handler
+      connect_full = function(ns, msg)
+        local cap_mb, margin = msg.body:match("^(%d+) (%d+)$")
+        local conn = ns.conn
+        local connect = conn.connect
+        fill_heap(tonumber(cap_mb), tonumber(margin))
+        local ok, err = connect(conn, "refuses")
+        hog = nil
+        return tostring(ok) .. " " .. tostring(err)
+      end,
+    },
+    refuses = {
+      _OnNamespaceConnect = function(ns, msg) return nil, "refused" end,
     },
   },
 }
