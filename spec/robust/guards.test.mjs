@@ -105,10 +105,11 @@ test('a handler at the memory cap that forces a connect of its own connection: t
   // The local OnNamespaceConnect is invoked inside the calling handler (lua_invoke.c): the host's
   // Lua allocations there (names, the run's thread, the ns object and msg, its caches) are in no
   // protected call, so a refusal by the cap aborted the process ("Lua panic: not enough memory").
-  const s = await serve(t, ['--lua-memory-limit-mb', '16', '--lua-instruction-limit', '0']);
-  for (let margin = 1000, id = 1; margin >= 20; margin -= 20, id++) {
+  // Each step fills the heap to the cap: a small cap and 25 steps keep it to seconds.
+  const s = await serve(t, ['--lua-memory-limit-mb', '8', '--lua-instruction-limit', '0']);
+  for (let margin = 1000, id = 1; margin >= 20; margin -= 40, id++) {
     const c = await g(t, s);
-    const frame = await c.ask(`$${id};g;;connect_full;0;0;16 ${margin}`, 20_000);
+    const frame = await c.ask(`$${id};g;;connect_full;0;0;8 ${margin}`, 20_000);
     assert.match(frame, new RegExp(`^\\$${id};g;;connect_full;(0;0;nil (refused|not enough memory)|1;0;not enough memory)$`), `margin ${margin}`);
     c.close();
     s.assertAlive();
