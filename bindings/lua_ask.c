@@ -11,7 +11,7 @@ void lask_done(void *ud, nf_ask_status st, const nf_msg *reply)
     lua_State *T = lrun_result_state(r);
     int n;
     if (st == NF_ASK_OK) {
-        lmsg_push_served(T, reply, reply->binary ? NF_INV_BINARY : 0, w->c ? nf_conn_endpoint(w->c) : NULL);
+        lmsg_push_served(T, reply, reply->binary ? NF_INV_BINARY : 0, w->c ? nf_conn_endpoint(w->c) : NULL, 0);
         n = 1;
     } else {
         n = lmsg_push_ask_failure(T, st, reply);

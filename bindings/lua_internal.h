@@ -97,6 +97,12 @@ void lsb_install_hook(nf_lua_app *a, lua_State *co);
 typedef struct lsb_saved { int enforce; int64_t budget; } lsb_saved;
 lsb_saved lsb_enter(nf_lua_app *a);
 void lsb_leave(nf_lua_app *a, lsb_saved s);
+/* Brackets around the host's own Lua work while app code may be running
+ * (a run set up from inside a handler, a failure's traceback): off the
+ * memory cap, which is the app's; a refusal there, in no protected call,
+ * would panic. Returns what lsb_host_leave restores. */
+int lsb_host_enter(nf_lua_app *a);
+void lsb_host_leave(nf_lua_app *a, int saved);
 /* Takes n instructions off the current slice for work done in C; raises
  * "instruction limit exceeded" past the budget. No-op outside app code. */
 void lsb_charge(lua_State *L, int64_t n);
@@ -164,12 +170,10 @@ void lmsg_push(lua_State *L, const nf_msg *m, unsigned flags);
 /* The same for a message a server received or an ask's reply, with the
  * message metatable of ep's server (lcodec_push_meta; ep may be NULL):
  * the fields at the defaults it holds (room "", the flags false) are left
- * unset. */
-void lmsg_push_served(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint *ep);
-/* The same with m's namespace and event names already strings at names and
- * names + 1 (absolute indices): a short string's interning is ~140
- * instructions, and the handler's lookup interned them already. */
-void lmsg_push_served_at(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint *ep, int names);
+ * unset. names: 0, or where m's namespace and event names already are as
+ * strings (names, names + 1; absolute), which spares interning them again
+ * (~140 instructions each; the handler's lookup interned them). */
+void lmsg_push_served(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint *ep, int names);
 /* For a msg table at idx (its metatable is a server's message metatable),
  * calls put with each field it leaves at its default, the key at -2 and the
  * value at -1 (put leaves them), for a copy that reads raw (to another

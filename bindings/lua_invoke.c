@@ -105,7 +105,7 @@ static void invoke(nf_lua_app *a, nf_invocation *inv)
         int names = lua_gettop(co) - 1;
         lns_push_at(co, names - 1, names);
         lua_replace(co, names - 1);           /* handler, ns, ns name, event name */
-        lmsg_push_served_at(co, m, nf_invocation_flags(inv), nf_conn_endpoint(c), names);
+        lmsg_push_served(co, m, nf_invocation_flags(inv), nf_conn_endpoint(c), names);
         lua_replace(co, names);
         lua_settop(co, names);                /* handler, ns, msg */
         nargs = 2;
@@ -119,13 +119,11 @@ static void invoke(nf_lua_app *a, nf_invocation *inv)
 
 void linvoke_run(void *app, nf_invocation *inv)
 {
-    /* Host work, in no protected call: run from inside a handler (one that
-     * forces a connect, a leave ... on its own connection) it would be under
-     * that handler's memory cap, and a refusal here panics. The cap is the
-     * app's (lua_sandbox.c): off until the run starts, which applies it. */
+    /* Run from inside a handler (one that forces a connect, a leave ... on
+     * its own connection), the setup would be under that handler's memory
+     * cap, in no protected call; the run's start applies the cap again. */
     nf_lua_app *a = app;
-    int enforce = a->sb.enforce;
-    a->sb.enforce = 0;
+    int saved = lsb_host_enter(a);
     invoke(a, inv);
-    a->sb.enforce = enforce;
+    lsb_host_leave(a, saved);
 }

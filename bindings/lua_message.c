@@ -94,16 +94,11 @@ void lmsg_push(lua_State *L, const nf_msg *m, unsigned flags)
     push_msg(L, m, flags, false, 0);
 }
 
-void lmsg_push_served(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint *ep)
-{
-    lmsg_push_served_at(L, m, flags, ep, 0);
-}
-
-void lmsg_push_served_at(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint *ep, int names)
+void lmsg_push_served(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint *ep, int names)
 {
     /* The server's message metatable's __index gives the defaults
      * (codec.lua, message_meta), so a field at its default is left unset:
-     * a 64 B ask costs 3 fields in a 4-slot table instead of 10 in 16
+     * a 64 B ask costs 4 fields in a 4-slot table instead of 10 in 16
      * (callgrind: the msg table was a third of the server's instructions). */
     if (!lcodec_push_meta(L, ep)) {
         push_msg(L, m, flags, false, names);

@@ -297,16 +297,15 @@ static int run_msgh(lua_State *L)
 {
     nf_lua_app *a = lapp_of(L);
     lrun *r = a->current;
-    int enforce = a->sb.enforce;
     size_t len;
-    a->sb.enforce = 0;   /* the host's own allocations: the cap is the app's */
+    int saved = lsb_host_enter(a);
     lua_pushvalue(L, 1);
     const char *msg = error_text(L, &len);
     luaL_traceback(L, L, msg, 1);
     nf_error("handler %s failed: %s", r ? r->label : "?", lua_tostring(L, -1));
     if (r)
         r->logged = true;
-    a->sb.enforce = enforce;
+    lsb_host_leave(a, saved);
     lua_settop(L, 1);
     return 1;
 }

@@ -77,6 +77,18 @@ void lsb_leave(nf_lua_app *a, lsb_saved s)
     a->sb.budget = s.budget;
 }
 
+int lsb_host_enter(nf_lua_app *a)
+{
+    int saved = a->sb.enforce;
+    a->sb.enforce = 0;
+    return saved;
+}
+
+void lsb_host_leave(nf_lua_app *a, int saved)
+{
+    a->sb.enforce = saved;
+}
+
 void lsb_charge(lua_State *L, int64_t n)
 {
     nf_lua_app *a = lapp_of(L);

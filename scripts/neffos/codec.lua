@@ -75,7 +75,7 @@ end
 M.meta = setmetatable({}, { __mode = "k" })
 
 -- Their __index also holds the defaults of the fields the host leaves unset
--- when they have them (bindings/lua_message.c, lmsg_push): msg.room is ""
+-- when they have them (bindings/lua_message.c, lmsg_push_served): msg.room is ""
 -- and the flags are false without a table slot each.
 local function message_meta(desc)
   local methods = {
