@@ -551,6 +551,13 @@ void nf_host_metrics_snapshot(const nf_host *h, nf_metrics *m, size_t *connectio
     *endpoints = eps;
 }
 
+uint64_t nf_host_activity(void *arg)
+{
+    const nf_host *h = arg;
+    return h->metrics.messages_in + h->metrics.http_requests + h->metrics.worker_messages_in +
+           h->metrics.exchange_received;
+}
+
 static void write_metrics(nf_conn *c, bool head, const nf_metrics *m, size_t conns, size_t eps, const char *extra)
 {
     struct evbuffer *body = evbuffer_new();

@@ -240,6 +240,10 @@ void nf_host_set_hooks(nf_host *h, const nf_host_hooks *hooks, void *ud);
 struct nf_metrics;
 /* This host's counters and gauges, a copy (its loop's thread only). */
 void nf_host_metrics_snapshot(const nf_host *h, struct nf_metrics *m, size_t *connections, size_t *endpoints);
+/* A counter that grows with the input this host handled: WebSocket messages,
+ * HTTP requests, calls from other workers, broker messages. For
+ * nf_loop_run()'s spin (loop.h); arg is the nf_host. May wrap. */
+uint64_t nf_host_activity(void *arg);
 /* Answers a /metrics request held by the metrics hook: m rendered, then
  * `extra` (more exposition lines, may be NULL). Does nothing if c closed
  * meanwhile. Releases the hold (the reference the hook took). */

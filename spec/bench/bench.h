@@ -30,6 +30,7 @@ typedef struct bench_opts {
     double drain;           /* max wait for stragglers after the end */
     double dial_timeout;
     pid_t server_pid;       /* 0: none */
+    unsigned busy_poll_us;  /* floor: poll this long after input before sleeping (0: never) */
 } bench_opts;
 
 /* ---- clocks and /proc ---- */

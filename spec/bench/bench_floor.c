@@ -255,8 +255,14 @@ int bench_floor(const bench_opts *o)
     fprintf(stderr, "floor: echo on ws://%s%s\n", o->url.hostport, o->url.path);
     uint64_t until = o->seconds > 0 ? bench_now_ns() + (uint64_t)(o->seconds * 1e9) : 0;
     struct epoll_event evs[FLOOR_EVENTS];
+    uint64_t last_input = 0;   /* --busy-poll-us: as the server's loop (host/base/loop.h) */
     while (until == 0 || bench_now_ns() < until) {
-        int n = epoll_wait(ep, evs, FLOOR_EVENTS, until ? 100 : -1);
+        int tmo = until ? 100 : -1;
+        if (o->busy_poll_us && bench_now_ns() - last_input <= o->busy_poll_us * 1000ull)
+            tmo = 0;
+        int n = epoll_wait(ep, evs, FLOOR_EVENTS, tmo);
+        if (n > 0 && o->busy_poll_us)
+            last_input = bench_now_ns();
         for (int i = 0; i < n; i++) {
             floor_conn *fc = evs[i].data.ptr;
             if (fc == NULL) {

@@ -42,6 +42,8 @@ static void usage(FILE *out)
             "  --dial-parallel N    connections dialling at once (1000)\n"
             "  --dial-timeout S     give up on connections not ready by then (30)\n"
             "  --server-pid PID     read the server's CPU time and RSS from /proc\n"
+            "  --busy-poll-us N     floor: keep polling N us after input before sleeping, as the\n"
+            "                       server's --busy-poll-us (0)\n"
             "Loopback only. The last line of output is one JSON object.\n");
 }
 
@@ -68,7 +70,7 @@ static bool parse_secs(const char *s, double *out)
 int main(int argc, char **argv)
 {
     enum { O_URL = 256, O_NS, O_EVENT, O_RECV, O_CONNS, O_INFL, O_RECVS, O_WINDOW, O_SIZE,
-           O_SECS, O_WARM, O_DRAIN, O_DPAR, O_DTMO, O_PID, O_HELP };
+           O_SECS, O_WARM, O_DRAIN, O_DPAR, O_DTMO, O_PID, O_SPIN, O_HELP };
     static const struct option longopts[] = {
         { "url", required_argument, NULL, O_URL },
         { "namespace", required_argument, NULL, O_NS },
@@ -85,6 +87,7 @@ int main(int argc, char **argv)
         { "dial-parallel", required_argument, NULL, O_DPAR },
         { "dial-timeout", required_argument, NULL, O_DTMO },
         { "server-pid", required_argument, NULL, O_PID },
+        { "busy-poll-us", required_argument, NULL, O_SPIN },
         { "help", no_argument, NULL, O_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -117,6 +120,7 @@ int main(int argc, char **argv)
         case O_DPAR: ok = parse_uint(optarg, MAX_CONNS, &o.dial_parallel) && o.dial_parallel > 0; break;
         case O_DTMO: ok = parse_secs(optarg, &o.dial_timeout) && o.dial_timeout > 0; break;
         case O_PID: ok = parse_uint(optarg, 1u << 30, &pid); o.server_pid = (pid_t)pid; break;
+        case O_SPIN: ok = parse_uint(optarg, 1000000, &o.busy_poll_us); break;
         case O_HELP: usage(stdout); return 0;
         default: ok = false;
         }

@@ -15,6 +15,10 @@
 #                        same sockets: what the kernel's loopback and the generator cost), and
 #                        the server's p50 and p99 are reported as ratios to the floor's; ask64 too
 #                        (its p99 is mostly the generator's and the kernel's queueing)
+#   rtt-bp               rtt with the server's --busy-poll-us $BUSY_POLL_US (and the floor's): the
+#                        loop polls that long after input before it sleeps, so the next ask finds
+#                        it awake (a BASELINE without the flag runs as it is: the pair's ratio is
+#                        the flag's gain over that revision)
 #   bc10 bc100 bc1000 bc10000  broadcast to N receivers, window 64 messages
 #   idle                 10,000 idle connections in a namespace: server RSS per connection
 #   zask-off zask-on     permessage-deflate: 20 neffos.js clients (node, `ws`) ask with 2 KB JSON at
@@ -24,7 +28,7 @@
 #   reload               hot reload latency with 1,000 clients (node; one run of 10 rounds)
 #
 # Environment:
-#   RUNS=5  BENCH_SECONDS=5  PORT=18090  IDLE_CONNS=10000
+#   RUNS=5  BENCH_SECONDS=5  PORT=18090  IDLE_CONNS=10000  BUSY_POLL_US=200
 #   BUILD (build-release)      where this tree is built (Release)
 #   BASELINE=<rev>             also build <rev> (in $BUILD/baseline-src, a git worktree) and compare
 #   SKIP_BUILD=1               use the binaries already built
@@ -44,10 +48,12 @@ PORT=${PORT:-18090}
 SECS=${BENCH_SECONDS:-5}
 RUNS=${RUNS:-5}
 IDLE_CONNS=${IDLE_CONNS:-10000}
-ALL_CASES="ask64 ask4k ask64k rtt bc10 bc100 bc1000 bc10000 idle zask-off zask-on zbc-off zbc-on reload"
+BUSY_POLL_US=${BUSY_POLL_US:-200}
+BUSY_POLL=0   # set by run_case: the --busy-poll-us of the case's server (0: not passed)
+ALL_CASES="ask64 ask4k ask64k rtt rtt-bp bc10 bc100 bc1000 bc10000 idle zask-off zask-on zbc-off zbc-on reload"
 # The cases also run against the floor, `neffos-bench floor`, run by run: what the generator and the
 # kernel alone give under the same load (the p50 and p99 no server can beat on this machine).
-FLOOR_CASES="rtt ask64"
+FLOOR_CASES="rtt rtt-bp ask64"
 CASES=${CASES:-$ALL_CASES}
 APP=spec/bench/app.lua
 LOGDIR=$BUILD/bench-logs
@@ -117,12 +123,18 @@ start_server() {
         PORT=$((PORT + 1))
         URL="ws://127.0.0.1:$PORT/echo"
         if [ "$side" = floor ]; then
-            "${BENCH[cur]}" floor --url "$URL" >"$2" 2>&1 &
+            local fflag=()
+            [ "$BUSY_POLL" != 0 ] && fflag=(--busy-poll-us "$BUSY_POLL")
+            "${BENCH[cur]}" floor --url "$URL" "${fflag[@]}" >"$2" 2>&1 &
         else
             # --workers only when it is not the default: a BASELINE from before the
             # flag existed refuses it (and 1 is what every revision runs anyway).
             local wflag=()
             [ "$workers" != 1 ] && wflag=(--workers "$workers")
+            # --busy-poll-us where the revision has it (a BASELINE from before runs without)
+            if [ "$BUSY_POLL" != 0 ] && "${NEFFOS[$side]}" --help 2>&1 | grep -q -- --busy-poll-us; then
+                wflag+=(--busy-poll-us "$BUSY_POLL")
+            fi
             "${NEFFOS[$side]}" "$APP" --listen "127.0.0.1:$PORT" --log-level warn --no-watch "${wflag[@]}" >"$2" 2>&1 &
         fi
         SERVER_PID=$!
@@ -153,7 +165,7 @@ case_args() {
         ask64) echo "$ask --conns 50 --inflight 8 --size 64" ;;
         ask4k) echo "$ask --conns 50 --inflight 8 --size 4096" ;;
         ask64k) echo "$ask --conns 50 --inflight 8 --size 65536" ;;
-        rtt) echo "$ask --conns 1 --inflight 1 --size 64" ;;
+        rtt|rtt-bp) echo "$ask --conns 1 --inflight 1 --size 64" ;;
         bc10) echo "$bc --receivers 10" ;;
         bc100) echo "$bc --receivers 100" ;;
         bc1000) echo "$bc --receivers 1000" ;;
@@ -167,6 +179,8 @@ case_args() {
 # extended with the server's RSS before, at peak and after the clients left.
 run_case() {
     local name=$1 side=$2 run=$3 tag="$1-$2-$3"
+    BUSY_POLL=0
+    [ "$name" = rtt-bp ] && BUSY_POLL=$BUSY_POLL_US
     start_server "$side" "$LOGDIR/server-$tag.log"
     local rss0 args
     rss0=$(rss_kb "$SERVER_PID" VmRSS)
@@ -259,7 +273,7 @@ fields_of() {
     case $1 in
         ask*) printf '%s\n' "replies_per_s|replies/s" "replies_per_server_cpu_s|replies per server CPU-s" \
                   "p50_us|p50 µs" "p99_us|p99 µs" "errors|errors" "rss_peak_kb|server peak RSS, KB" ;;
-        rtt) printf '%s\n' "p50_us|p50 µs" "p99_us|p99 µs" "replies_per_server_cpu_s|replies per server CPU-s" ;;
+        rtt*) printf '%s\n' "p50_us|p50 µs" "p99_us|p99 µs" "replies_per_server_cpu_s|replies per server CPU-s" ;;
         bc*) printf '%s\n' "deliveries_per_s|deliveries/s" "deliveries_per_server_cpu_s|deliveries per server CPU-s" \
                  "lost|lost" "order_violations|out of order" "rss_start_kb|server RSS before, KB" \
                  "rss_peak_kb|server peak RSS, KB" "rss_end_kb|server RSS after the clients left, KB" ;;
