@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { T, BIN, ROOT, appPath, startServer, dial, rawHttp, withTimeout } from './lib/server.mjs';
+import path from 'node:path';
+import { T, BIN, ROOT, appPath, startServer, dial, rawHttp, withTimeout, sleep, cpuSeconds } from './lib/server.mjs';
 
 const run = (...args) => spawnSync(BIN, args, { cwd: ROOT, encoding: 'utf8', timeout: 10_000 });
 
@@ -26,6 +27,7 @@ test('bad usage is one clear line and exit 2', T, () => {
     [['spec/no/such/app'], /spec\/no\/such\/app: No such file or directory/],
     [['--log-level', 'loud', 'examples/echo'], /unknown log level 'loud'/],
     [['--listen', 'nonsense', 'examples/echo'], /listen|HOST:PORT/i],
+    [['--busy-poll-us', '2000000', 'examples/echo'], /--busy-poll-us wants a number of microseconds/],
   ];
   for (const [args, re] of cases) {
     const r = run(...args);
@@ -71,4 +73,27 @@ test('--endpoint sets the WebSocket path of an app that declares none', T, async
   assert.equal((await withTimeout(ns.ask('echo', 'here'), 3000, 'ask')).Body, 'here');
   const r = await rawHttp(srv.port, 'GET /echo HTTP/1.1\r\nHost: x\r\n\r\n');
   assert.equal(r.status, 404, 'the default path is not served');
+});
+
+// --busy-poll-us (README, Operations, "Latency"): after input the loop keeps polling for the window,
+// then sleeps. Counted in CPU time, in ticks of 10 ms: a 400 ms window after an ask burns a good part
+// of a core (the bound allows for a machine busy with other work); long after it, the server is back
+// to sleeping (its sweep every 250 ms costs next to nothing). Without the spin the first check fails,
+// without the end of the window the second.
+test('--busy-poll-us: the loop spins after input for that long, then sleeps', T, async (t) => {
+  const srv = await startServer(path.join(ROOT, 'examples', 'echo'), { args: ['--busy-poll-us', '400000', '--no-watch'] });
+  t.after(() => srv.stop());
+  const conn = await dial(t, srv.url('/echo'), { v1: {} });
+  const ns = await withTimeout(conn.connect('v1'), 3000, 'connect');
+  await sleep(600);   // the connect's window is over
+  assert.equal((await withTimeout(ns.ask('echo', 'spin'), 3000, 'ask')).Body, 'echo back: spin');
+  const cpu0 = cpuSeconds(srv.proc.pid);
+  await sleep(300);   // inside the 400 ms window that the ask opened
+  const spun = cpuSeconds(srv.proc.pid) - cpu0;
+  assert.ok(spun >= 0.05, `the loop polled after the ask: ${spun} s of CPU in 300 ms`);
+  await sleep(400);   // the window is over
+  const cpu1 = cpuSeconds(srv.proc.pid);
+  await sleep(600);
+  const slept = cpuSeconds(srv.proc.pid) - cpu1;
+  assert.ok(slept <= 0.05, `the loop sleeps once the window is over: ${slept} s of CPU in 600 ms`);
 });

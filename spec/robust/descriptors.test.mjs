@@ -8,9 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { ROOT, RawClient, rawHttp, startServer, withTimeout, sleep, eventually, rawIn } from '../interop/lib/server.mjs';
+import { ROOT, RawClient, rawHttp, startServer, withTimeout, sleep, eventually, rawIn, cpuSeconds } from '../interop/lib/server.mjs';
 
 const APP = path.join(ROOT, 'spec', 'robust', 'apps', 'hostile.lua');
 const NOFILE = 64;
@@ -18,15 +17,6 @@ const HOGS = 150;            // far more sockets than descriptors
 const EPISODE_MS = 2000;     // how long the server is kept out of descriptors
 const CPU_BOUND_S = 0.5;     // a server retrying accept() in a loop burns ~EPISODE_MS of CPU
 const T = { timeout: 90_000 };
-const TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-
-/** utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15). */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');   // f[0] is field 3 (state)
-  return (Number(f[11]) + Number(f[12])) / TICKS;
-}
-
 /** Opens a TCP connection that sends nothing; resolves once connected (the kernel completes the
  *  handshake for the backlog too, so this does not need the server to accept). */
 function hog() {

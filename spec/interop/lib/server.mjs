@@ -11,7 +11,7 @@
 //   NEFFOS_WORKERS  N: every server runs with --workers N (unless a test passes --workers
 //                itself); spec/tests.cmake registers the suites again with NEFFOS_WORKERS=2
 
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -383,3 +383,12 @@ export function bytes(x) {
 
 /** UUID v4 (docs/protocol.md §3.5: the default connection ID). */
 export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+const TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15; 1/CLK_TCK steps). */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');   // f[0] is field 3 (state)
+  return (Number(f[11]) + Number(f[12])) / TICKS;
+}
