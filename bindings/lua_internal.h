@@ -290,7 +290,10 @@ void lhost_open(lua_State *L);                     /* sets package.loaded["neffo
 
 /* ---- lua_opts.c ---- */
 /* Raises "what: unknown option k (known: ...)" unless the value at idx is
- * nil, none, or a table whose keys are all in `known` (NULL-terminated). */
+ * nil, none, or a table whose keys are all in `known` (NULL-terminated). A
+ * message a handler received (metatable "neffos.msg") may also carry its
+ * token, err, is_local, is_forced and is_native, which the caller ignores:
+ * `server:broadcast(msg)` relays it. */
 void lopts_check(lua_State *L, int idx, const char *what, const char *const known[]);
 /* Field k of the options at idx (nil/none: the default). */
 bool lopts_bool(lua_State *L, int idx, const char *k);

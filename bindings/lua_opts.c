@@ -10,6 +10,30 @@
 
 #include "lua_internal.h"
 
+/* The fields of a received message (codec.lua's neffos.msg) that describe
+ * how it came, not what to send: a handler that passes the msg it got to
+ * server:broadcast or server:ask (a relay) means its namespace, room, event
+ * and body, and an ask's token answers nobody else. */
+static const char *const MSG_ONLY[] = { "token", "err", "is_local", "is_forced", "is_native", NULL };
+
+/* True when the table at idx is a message a handler received. */
+static bool is_received_msg(lua_State *L, int idx)
+{
+    if (luaL_getmetafield(L, idx, "__name") == LUA_TNIL)
+        return false;
+    bool yes = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "neffos.msg") == 0;
+    lua_pop(L, 1);
+    return yes;
+}
+
+static bool in_list(const char *k, const char *const list[])
+{
+    for (int i = 0; k && list[i]; i++)
+        if (strcmp(k, list[i]) == 0)
+            return true;
+    return false;
+}
+
 void lopts_check(lua_State *L, int idx, const char *what, const char *const known[])
 {
     if (lua_isnoneornil(L, idx))
@@ -24,13 +48,12 @@ void lopts_check(lua_State *L, int idx, const char *what, const char *const know
         return;
     }
     idx = lua_absindex(L, idx);
+    bool msg = is_received_msg(L, idx);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
         const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        bool ok = false;
-        for (int i = 0; k && known[i]; i++)
-            ok = ok || strcmp(k, known[i]) == 0;
+        bool ok = in_list(k, known) || (msg && in_list(k, MSG_ONLY));
         if (!ok) {
             const char *name = luaL_tolstring(L, -1, NULL);
             luaL_Buffer b;

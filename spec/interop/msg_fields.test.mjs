@@ -39,3 +39,24 @@ test("an ask's answer from the client is built the same way", T, async (t) => {
   assert.equal(m.Body, 'room="" binary=false local=false forced=false native=false err=nil token=set ' +
     'unmarshal=function raw=body,event,namespace,token body=re: q');
 });
+
+test('a received msg, ask token and all, can be relayed with server:broadcast', T, async (t) => {
+  const seen = [];
+  const { nsc } = await connect(t, { relay: (c, msg) => { seen.push(msg.Body); } });
+  const other = await connect(t, { relay: (c, msg) => { seen.push(`other: ${msg.Body}`); } });
+  const m = await withTimeout(nsc.ask('relay', 'pass it on'), 5000, 'ask relay');
+  assert.equal(m.Body, 'relayed to some; a plain table with a token: unknown option token');
+  await eventually(() => seen.length === 2, 'both got the relay');
+  assert.deepEqual(seen.sort(), ['other: pass it on', 'pass it on']);
+  void other;
+});
+
+test('msg.except = ns on a received msg leaves the sender out of the relay', T, async (t) => {
+  const seen = [];
+  const { nsc } = await connect(t, { relay_others: (c, msg) => { seen.push(`sender: ${msg.Body}`); } });
+  await connect(t, { relay_others: (c, msg) => { seen.push(`other: ${msg.Body}`); } });
+  assert.equal((await withTimeout(nsc.ask('relay_others', 'psst'), 5000, 'ask relay_others')).Body, 'relayed');
+  await eventually(() => seen.length === 1, 'the other got it');
+  await withTimeout(nsc.ask('describe', 'after'), 5000, 'a later ask');   // the sender's copy would be here by now
+  assert.deepEqual(seen, ['other: psst']);
+});

@@ -27,6 +27,21 @@ return neffos.server {
         if not answer then return nil, err end
         return describe(answer) .. " body=" .. answer.body
       end,
+      -- docs/lua-api.md's relay to the others: msg.except set on the received msg.
+      relay_others = function(ns, msg)
+        msg.except = ns
+        return ns.server:broadcast(msg) and "relayed"
+      end,
+      -- A relay: the msg as received, an ask's token and all, goes to every connection of the
+      -- namespace (docs/lua-api.md, server:broadcast). A plain table with a token is still refused.
+      relay = function(ns, msg)
+        local n, err = ns.server:broadcast(msg)
+        if not n then return nil, err end
+        local ok, refused = pcall(ns.server.broadcast, ns.server, { namespace = "fields", event = "relay", token = "x" })
+        -- n counts this worker's receivers only (with --workers 2 the other client may be elsewhere)
+        return ("relayed to %s; a plain table with a token: %s"):format(n >= 1 and "some" or "none",
+          ok and "sent" or refused:match("unknown option token") or refused)
+      end,
     },
   },
 }
