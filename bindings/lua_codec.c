@@ -120,3 +120,33 @@ void lcodec_forget_meta(lua_State *L, lendpoint *le)
     luaL_unref(L, LUA_REGISTRYINDEX, le->meta_ref);
     le->meta_ref = LUA_NOREF;
 }
+
+const char *lcodec_meta_path(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (!lua_checkstack(L, 2) || !lua_getmetatable(L, idx))
+        return "";
+    const char *path = "";
+    for (lendpoint *le = lapp_of(L)->endpoints; le && !*path; le = le->next) {
+        if (le->meta_ref == LUA_NOREF)
+            continue;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, le->meta_ref);
+        if (lua_rawequal(L, -1, -2))
+            path = nf_endpoint_path(le->ep);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return path;
+}
+
+bool lcodec_set_meta_by_path(lua_State *L, nf_slice path)
+{
+    nf_endpoint *ep = NULL;
+    for (lendpoint *le = lapp_of(L)->endpoints; le && !ep && path.len; le = le->next)
+        if (nf_slice_eq_cstr(path, nf_endpoint_path(le->ep)))
+            ep = le->ep;
+    if (!lcodec_push_meta(L, ep))
+        return false;
+    lua_setmetatable(L, -2);
+    return true;
+}

@@ -174,6 +174,9 @@ void lmsg_push(lua_State *L, const nf_msg *m, unsigned flags);
  * strings (names, names + 1; absolute), which spares interning them again
  * (~140 instructions each; the handler's lookup interned them). */
 void lmsg_push_served(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint *ep, int names);
+/* Whether the value at idx is a msg a handler received: a table whose
+ * metatable is named "neffos.msg" (codec.lua). Allocates nothing. */
+bool lmsg_is(lua_State *L, int idx);
 /* For a msg table at idx (its metatable is a server's message metatable),
  * calls put with each field it leaves at its default, the key at -2 and the
  * value at -1 (put leaves them), for a copy that reads raw (to another
@@ -227,6 +230,15 @@ void lcodec_returned(lua_State *L, int first, nf_endpoint *ep);
 bool lcodec_push_meta(lua_State *L, nf_endpoint *ep);
 /* Forgets the cached metatable of le (its description changed or went). */
 void lcodec_forget_meta(lua_State *L, lendpoint *le);
+/* The path of the endpoint whose cached message metatable the table at idx
+ * has, or "" (not a message, or one of a version no longer served). Pushes
+ * and allocates nothing: safe where the heap is at its cap. */
+const char *lcodec_meta_path(lua_State *L, int idx);
+/* Gives the table on top the message metatable of the endpoint at path
+ * (meta.default when no endpoint has it): a message copied from another
+ * worker reads and unmarshals as one received here. False, with the table
+ * left as it was, when no codec is loaded. */
+bool lcodec_set_meta_by_path(lua_State *L, nf_slice path);
 
 /* ---- lua_upgrade_error.c ---- */
 /* nf_app_ops.refused: calls the description's on_upgrade_error(req, reason, text). */

@@ -109,16 +109,27 @@ void lmsg_push_served(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint
     lua_setmetatable(L, -2);
 }
 
+bool lmsg_is(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_checkstack(L, 2) || !lua_getmetatable(L, idx))
+        return false;
+    lua_pushliteral(L, "__name");   /* interned already (codec.lua): no allocation */
+    bool is_msg = lua_rawget(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "neffos.msg") == 0;
+    lua_pop(L, 2);
+    return is_msg;
+}
+
 bool lmsg_each_default(lua_State *L, int idx, void (*put)(lua_State *L, void *ud), void *ud)
 {
     idx = lua_absindex(L, idx);
-    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
+    if (!lmsg_is(L, idx))
         return false;
-    int top = lua_gettop(L) - 1;
-    lua_pushliteral(L, "__name");   /* interned already (codec.lua): no allocation */
-    bool is_msg = lua_rawget(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "neffos.msg") == 0;
+    int top = lua_gettop(L);
+    lua_getmetatable(L, idx);
+    lua_pushnil(L);                 /* keeps the slots below as they were: meta, (name), defaults */
     lua_pushliteral(L, "__index");
-    if (!is_msg || lua_rawget(L, -3) != LUA_TTABLE) {
+    if (lua_rawget(L, -3) != LUA_TTABLE) {
         lua_settop(L, top);
         return false;
     }

@@ -16,16 +16,6 @@
  * and body, and an ask's token answers nobody else. */
 static const char *const MSG_ONLY[] = { "token", "err", "is_local", "is_forced", "is_native", NULL };
 
-/* True when the table at idx is a message a handler received. */
-static bool is_received_msg(lua_State *L, int idx)
-{
-    if (luaL_getmetafield(L, idx, "__name") == LUA_TNIL)
-        return false;
-    bool yes = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "neffos.msg") == 0;
-    lua_pop(L, 1);
-    return yes;
-}
-
 static bool in_list(const char *k, const char *const list[])
 {
     for (int i = 0; k && list[i]; i++)
@@ -48,7 +38,7 @@ void lopts_check(lua_State *L, int idx, const char *what, const char *const know
         return;
     }
     idx = lua_absindex(L, idx);
-    bool msg = is_received_msg(L, idx);
+    bool msg = lmsg_is(L, idx);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);

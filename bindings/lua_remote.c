@@ -321,7 +321,15 @@ static void put_value(lua_State *L, int idx, lrbuf *b, int depth)
             b->err = "not enough memory";
             return;
         }
-        buf_u8(b, 'T');
+        /* A received msg goes as 'M' and its endpoint's path: the copy gets
+         * that endpoint's message metatable there (msg:unmarshal, __name). */
+        if (lmsg_is(L, idx)) {
+            buf_u8(b, 'M');
+            const char *path = lcodec_meta_path(L, idx);
+            buf_str(b, nf_slice_of(path, strlen(path)));
+        } else {
+            buf_u8(b, 'T');
+        }
         lua_pushnil(L);
         while (!b->err && lua_next(L, idx)) {   /* raw: the contents, not a metatable's view */
             buf_u8(b, 'k');
@@ -370,7 +378,9 @@ static bool push_value(lua_State *L, lrread *r, int depth)
         return true;
     }
     case 's': lpush_slice(L, rd_str(r)); return true;
-    case 'T':
+    case 'M':
+    case 'T': {
+        nf_slice path = t == 'M' ? rd_str(r) : NF_SLICE_EMPTY;
         lua_newtable(L);
         while (r->at < r->len && r->p[r->at] == 'k') {
             r->at++;
@@ -385,7 +395,10 @@ static bool push_value(lua_State *L, lrread *r, int depth)
             else
                 lua_rawset(L, -3);
         }
+        if (t == 'M')
+            lcodec_set_meta_by_path(L, path);
         return rd_u8(r) == 'e';
+    }
     case K_CONN: case K_NS: case K_ROOM: {
         lrname n = read_name(r, t);
         push_named(L, &n);

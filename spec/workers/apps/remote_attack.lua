@@ -241,6 +241,20 @@ return neffos.server {
         local got = c:get("msg")
         return answer(("room=%q is_local=%s event=%s"):format(got.room, tostring(got.is_local), got.event))
       end,
+      -- '{"to": id}': a msg stored on another worker's connection and read back is a msg on
+      -- either side: it unmarshals with the endpoint's codec, reads its defaults, and relays
+      msg_across = function(ns, msg)
+        local c = ns.server:get(msg:unmarshal().to)
+        c:set("msg", msg)
+        local there = c.remote and "remote" or "local"
+        local back = c:get("msg")
+        local decoded, derr = back:unmarshal()
+        local relayed, rerr = ns.server:broadcast(back)
+        return answer(("%s %s to=%s room=%q is_local=%s token=%s relayed=%s"):format(there,
+          tostring(back):match("^neffos%.msg") or tostring(back), decoded and decoded.to or derr,
+          back.room, tostring(back.is_local), back.token and "set" or "nil",
+          relayed and "yes" or tostring(rerr)))
+      end,
       -- a method that does not exist on a remote object, and an unknown field
       unknown = function(ns, msg)
         local c = ns.server:get(msg.body)
