@@ -419,36 +419,43 @@ M._yield_tag = YIELD_TAG
 
 local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield,
   coroutine.status
-local pack, unpack = table.pack, table.unpack
+local pack = table.pack
 
 -- After a handler ran past its instruction budget, the error must reach the
 -- host even through the app's pcall: these rethrow it.
 local over_budget = host and host.over_budget or function() return false end
 json_over_budget = over_budget
 
-local function rethrow_if_over(r)
-  if not r[1] and over_budget() then
-    error(r[2], 0)
+-- The results pass through as varargs, not a table: a pcall that caught
+-- "not enough memory" with the heap still full must return it to the app,
+-- and a table allocated after it would raise past the app's pcall instead.
+local function rethrow_if_over(ok, ...)
+  if not ok and over_budget() then
+    error((...), 0)
   end
-  return unpack(r, 1, r.n)
+  return ok, ...
 end
 
 local function sandbox_pcall(...)
-  return rethrow_if_over(pack(pcall(...)))
+  return rethrow_if_over(pcall(...))
 end
 
 local function sandbox_xpcall(...)
-  return rethrow_if_over(pack(xpcall(...)))
+  return rethrow_if_over(xpcall(...))
+end
+
+-- What co_resume returned: a host wait inside the app's coroutine (it
+-- yielded YIELD_TAG) suspends the handler too, and what the host resumes us
+-- with goes to the inner coroutine (a tail call: no stack per wait).
+local function resumed(co, ok, ...)
+  if ok and (...) == YIELD_TAG and co_status(co) == "suspended" then
+    return resumed(co, co_resume(co, co_yield(...)))
+  end
+  return rethrow_if_over(ok, ...)
 end
 
 local function resume(co, ...)
-  local r = pack(co_resume(co, ...))
-  while r[1] and r[2] == YIELD_TAG and co_status(co) == "suspended" do
-    -- A host wait inside the app's coroutine: suspend the handler too, and
-    -- hand what the host resumes us with to the inner coroutine.
-    r = pack(co_resume(co, co_yield(unpack(r, 2, r.n))))
-  end
-  return rethrow_if_over(r)
+  return resumed(co, co_resume(co, ...))
 end
 
 -- An error inside an app coroutine is caught in that coroutine, so its
@@ -472,11 +479,7 @@ end
 local function wrap(fn)
   local co = create(fn)
   return function(...)
-    local r = pack(resume(co, ...))
-    if not r[1] then
-      error(r[2], 0)
-    end
-    return unpack(r, 2, r.n)
+    return body_result(resume(co, ...))
   end
 end
 

@@ -116,6 +116,18 @@ test('a handler at the memory cap that forces a connect of its own connection: t
   }
 });
 
+test('the app\'s pcall around code that fills the heap to the cap returns false, "not enough memory"', T, async (t) => {
+  // scripts/neffos.lua's pcall wrapper packed the results into a table after pcall returned: with
+  // the heap still full, that allocation raised past the app's pcall and the handler failed.
+  const s = await serve(t, ['--lua-memory-limit-mb', '8', '--lua-instruction-limit', '0']);
+  for (let id = 1; id <= 5; id++) {
+    const c = await g(t, s);
+    assert.equal(await c.ask(`$${id};g;;pcall_full;0;0;`, 20_000), `$${id};g;;pcall_full;0;0;caught false not enough memory filled`);
+    c.close();
+  }
+  s.assertAlive();
+});
+
 test('a coroutine that died over budget with a looping <close> pending is closed later in bounded time', T, async (t) => {
   const s = await serve(t, ['--lua-instruction-limit', '5000000']);
   const c = await g(t, s);

@@ -129,6 +129,15 @@ return neffos.server {
         ns.conn:close(tonumber(code), reason)
         return "closing"
       end,
+      -- the app's pcall around code that fills the heap to the cap and keeps what it filled: the
+      -- pcall must return false, "not enough memory" here, not raise past it (scripts/neffos.lua)
+      pcall_full = function(ns, msg)
+        local kept, n = {}, 0
+        local ok, err = pcall(function() while true do n = n + 1; kept[n] = { n } end end)
+        local full = n
+        kept = nil
+        return ("caught %s %s %s"):format(tostring(ok), tostring(err), full > 1000 and "filled" or "empty")
+      end,
       -- "cap_mb margin": the heap `margin` bytes below the cap, then a forced connect of its own
       -- connection, which runs the local OnNamespaceConnect (it refuses) inside this handler
       connect_full = function(ns, msg)
