@@ -195,9 +195,10 @@ set_tests_properties(lint/luacheck PROPERTIES LABELS unit TIMEOUT 120)
 
 # robust/rss_return measures the RSS of the Release server (build-release/, jemalloc; .ci/test
 # builds it before ctest), at one worker and at two: skipped (77), never passed, when that build is
-# missing or older than host/ or bindings/.
+# missing or older than its C sources (host/, bindings/, spec/bench/: the server and neffos-bench) or
+# CMakeLists.txt.
 set(NF_RELEASE_BIN ${CMAKE_SOURCE_DIR}/build-release/neffos)
-set(NF_RELEASE_FRESH "test -x '${NF_RELEASE_BIN}' && test -z \"$(find '${CMAKE_SOURCE_DIR}/host' '${CMAKE_SOURCE_DIR}/bindings' -newer '${NF_RELEASE_BIN}' -print -quit)\" || { echo 'no Release build as new as the sources: bash .ci/build Release'; exit 77; }")
+set(NF_RELEASE_FRESH "test -x '${NF_RELEASE_BIN}' && test -z \"$(find '${CMAKE_SOURCE_DIR}/host' '${CMAKE_SOURCE_DIR}/bindings' '${CMAKE_SOURCE_DIR}/spec/bench' '${CMAKE_SOURCE_DIR}/CMakeLists.txt' '(' -name '*.[ch]' -o -name CMakeLists.txt ')' -newer '${NF_RELEASE_BIN}' -print -quit)\" || { echo 'no Release build as new as the sources: bash .ci/build Release'; exit 77; }")
 foreach(w 1 2)
   set(name robust/rss_return)
   if(w EQUAL 2)
