@@ -126,16 +126,13 @@ const char *lcodec_meta_path(lua_State *L, int idx)
     idx = lua_absindex(L, idx);
     if (!lua_checkstack(L, 2) || !lua_getmetatable(L, idx))
         return "";
-    const char *path = "";
-    for (lendpoint *le = lapp_of(L)->endpoints; le && !*path; le = le->next) {
-        if (le->meta_ref == LUA_NOREF)
-            continue;
-        lua_rawgeti(L, LUA_REGISTRYINDEX, le->meta_ref);
-        if (lua_rawequal(L, -1, -2))
-            path = nf_endpoint_path(le->ep);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
+    /* Read from the metatable, not found among the endpoints' cached ones: a
+     * msg received before a reload has the old version's metatable. The key
+     * is interned already (codec.lua): no allocation. The string stays
+     * anchored by the metatable, which the table at idx holds. */
+    lua_pushliteral(L, "__endpoint");
+    const char *path = lua_rawget(L, -2) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    lua_pop(L, 2);
     return path;
 }
 

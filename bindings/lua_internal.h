@@ -230,9 +230,10 @@ void lcodec_returned(lua_State *L, int first, nf_endpoint *ep);
 bool lcodec_push_meta(lua_State *L, nf_endpoint *ep);
 /* Forgets the cached metatable of le (its description changed or went). */
 void lcodec_forget_meta(lua_State *L, lendpoint *le);
-/* The path of the endpoint whose cached message metatable the table at idx
- * has, or "" (not a message, or one of a version no longer served). Pushes
- * and allocates nothing: safe where the heap is at its cap. */
+/* The path of the endpoint whose message metatable (of any version, one
+ * before a reload too) the table at idx has: its __endpoint (codec.lua), or
+ * "" (not a message, or meta.default's). Valid while that table lives.
+ * Pushes and allocates nothing: safe where the heap is at its cap. */
 const char *lcodec_meta_path(lua_State *L, int idx);
 /* Gives the table on top the message metatable of the endpoint at path
  * (meta.default when no endpoint has it): a message copied from another

@@ -84,8 +84,11 @@ local function message_meta(desc)
     room = "", binary = false, is_local = false, is_forced = false, is_native = false,
   }
   -- __name marks a message for the host: a copy to another worker copies the defaults too
-  -- (bindings/lua_message.c, lmsg_each_default).
-  return { __index = methods, __metatable = "locked", __name = "neffos.msg" }
+  -- (bindings/lua_message.c, lmsg_each_default). __endpoint names its server for that copy,
+  -- which gets the message metatable of that endpoint there (bindings/lua_codec.c,
+  -- lcodec_meta_path): after a reload too, when this desc is no longer the one served.
+  return { __index = methods, __metatable = "locked", __name = "neffos.msg",
+           __endpoint = desc and desc.endpoint }
 end
 
 M.meta.default = message_meta(nil)

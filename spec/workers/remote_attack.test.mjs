@@ -239,3 +239,17 @@ test('a closed connection: a local one keeps its request and reconnect_tries, a 
   // The owning worker freed it: nothing is left to answer with (docs/lua-api.md, "Listings and remote objects").
   assert.equal(await askBody(a.ns, 'closed_request', remote.name), `${a.worker}:remote=true closed=true request=nil tries=nil`);
 });
+
+test('a msg received before a reload, copied to another worker after it, keeps its endpoint\'s codec', T, async (t) => {
+  // bindings/lua_codec.c, lcodec_meta_path: a reload gives the endpoint a new message metatable,
+  // and a msg of the old one crossed with no endpoint (""), so the copy got meta.default and
+  // unmarshalled with JSON. It now names its endpoint in its metatable (codec.lua, __endpoint).
+  const s = await serveFor(t, path.join(ROOT, 'spec', 'workers', 'apps', 'msg_codec.lua'), FLAGS, { endpoint: '/codec' });
+  const [a, b] = await pair(t, s);
+  assert.equal(await askBody(a.ns, 'keep', `${b.name}|P:kept`), `${a.worker}:remote kept`);
+  assert.equal(await askBody(a.ns, 'fetch', b.name), `${a.worker}:kept kept`);
+  s.proc.kill('SIGHUP');
+  await eventually(() => /reloaded .*version 2/.test(s.logs()), 'reloaded', 5000);
+  assert.equal(await askBody(a.ns, 'fetch', b.name), `${a.worker}:kept kept`);
+  s.assertAlive();
+});
