@@ -6,6 +6,7 @@
  * fails to load (or --check finds a problem), 2 for a usage error: a bad
  * flag, a missing APP, an address that cannot be listened on, 3 when the
  * watchdog ended a process whose event loop stayed blocked (watchdog.h). */
+#include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
@@ -220,7 +221,7 @@ static bool parse_u64(const char *s, unsigned long long max, unsigned long long 
 {
     char *end;
     errno = 0;
-    if (!s || !*s || *s == '-')
+    if (!s || !isdigit((unsigned char)*s))   /* strtoull would take " 5", "+5" and "-1" (as 2^64 - 1) */
         return false;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end || v > max)
@@ -463,8 +464,11 @@ static int parse_args(int argc, char **argv, config *cfg)
             if (i >= NLIMITS)
                 return bad_usage("unknown option '%s'", argv[optind - 1]);
             const limit_flag *lf = &limit_flags[i];
-            if (!parse_u64(optarg, lf->is_unsigned ? UINT_MAX : SIZE_MAX, &v))
-                return bad_usage("bad number '%s'", optarg);
+            if (!parse_u64(optarg, lf->is_unsigned ? UINT_MAX : SIZE_MAX, &v)) {
+                fprintf(stderr, "neffos: --%s wants a number (0 to %llu), got '%s' (see neffos --help)\n", names[i],
+                        lf->is_unsigned ? (unsigned long long)UINT_MAX : (unsigned long long)SIZE_MAX, optarg);
+                return 2;
+            }
             char *p = (char *)&cfg->limits + lf->offset;
             if (lf->offset == offsetof(nf_limits, max_connections))
                 cfg->max_connections_set = true;

@@ -28,6 +28,8 @@ test('bad usage is one clear line and exit 2', T, () => {
     [['--log-level', 'loud', 'examples/echo'], /unknown log level 'loud'/],
     [['--listen', 'nonsense', 'examples/echo'], /listen|HOST:PORT/i],
     [['--busy-poll-us', '2000000', 'examples/echo'], /--busy-poll-us wants a number of microseconds/],
+    [['--busy-poll-us', ' 5', 'examples/echo'], /--busy-poll-us wants a number of microseconds/],
+    [['--max-connections', '+5', 'examples/echo'], /--max-connections wants a number \(0 to \d+\), got '\+5'/],
   ];
   for (const [args, re] of cases) {
     const r = run(...args);
