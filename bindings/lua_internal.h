@@ -177,13 +177,10 @@ void lmsg_push_served(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint
 /* Whether the value at idx is a msg a handler received: a table whose
  * metatable is named "neffos.msg" (codec.lua). Allocates nothing. */
 bool lmsg_is(lua_State *L, int idx);
-/* For a msg table at idx (its metatable is a server's message metatable),
- * calls put with each field it leaves at its default, the key at -2 and the
- * value at -1 (put leaves them), for a copy that reads raw (to another
- * worker). Writes nothing into the msg and allocates nothing in L, so it
- * cannot raise (a copy under way has allocated its buffer); needs 6 stack
- * slots. Returns whether idx was such a table. */
-bool lmsg_each_default(lua_State *L, int idx, void (*put)(lua_State *L, void *ud), void *ud);
+/* Sets the fields a msg leaves at their defaults (room "", the flags
+ * false) in the table at idx where they are missing: for a copy that can
+ * have no message metatable (no codec loaded). May raise (memory). */
+void lmsg_fill_defaults(lua_State *L, int idx);
 /* Pushes nil, text for an ask that failed; returns 2. */
 int lmsg_push_ask_failure(lua_State *L, nf_ask_status st, const nf_msg *reply);
 /* Pushes nil, err (an empty err becomes "error"); returns 2. */

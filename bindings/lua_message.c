@@ -120,34 +120,26 @@ bool lmsg_is(lua_State *L, int idx)
     return is_msg;
 }
 
-bool lmsg_each_default(lua_State *L, int idx, void (*put)(lua_State *L, void *ud), void *ud)
+void lmsg_fill_defaults(lua_State *L, int idx)
 {
+    static const int defaults[] = { K_ROOM, K_BINARY, K_IS_LOCAL, K_IS_FORCED, K_IS_NATIVE };
     idx = lua_absindex(L, idx);
-    if (!lmsg_is(L, idx))
-        return false;
-    int top = lua_gettop(L);
-    lua_getmetatable(L, idx);
-    lua_pushnil(L);                 /* keeps the slots below as they were: meta, (name), defaults */
-    lua_pushliteral(L, "__index");
-    if (lua_rawget(L, -3) != LUA_TTABLE) {
-        lua_settop(L, top);
-        return false;
-    }
-    push_keys(L);                                       /* meta, name, defaults, keys */
-    for (int k = 1; k < K_N; k++) {
-        lua_rawgeti(L, -1, k);                          /* the key */
+    push_keys(L);
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+        lua_rawgeti(L, -1, defaults[i]);                /* keys, key */
         lua_pushvalue(L, -1);
-        if (lua_rawget(L, idx) == LUA_TNIL) {           /* not set: its default, if it has one */
-            lua_pop(L, 1);
-            lua_pushvalue(L, -1);
-            int t = lua_rawget(L, -4);
-            if (t != LUA_TNIL && t != LUA_TFUNCTION)
-                put(L, ud);
+        if (lua_rawget(L, idx) != LUA_TNIL) {
+            lua_pop(L, 2);
+            continue;
         }
-        lua_pop(L, 2);
+        lua_pop(L, 1);
+        if (defaults[i] == K_ROOM)
+            lua_pushliteral(L, "");
+        else
+            lua_pushboolean(L, 0);
+        lua_rawset(L, idx);
     }
-    lua_settop(L, top);
-    return true;
+    lua_pop(L, 1);
 }
 
 int lmsg_push_error(lua_State *L, const char *err, size_t errlen)

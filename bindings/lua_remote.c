@@ -271,22 +271,6 @@ static void push_named(lua_State *L, const lrname *n)
 
 /* ---- values ------------------------------------------------------------------------ */
 
-static void put_value(lua_State *L, int idx, lrbuf *b, int depth);
-
-typedef struct put_field_ctx {
-    lrbuf *b;
-    int depth;
-} put_field_ctx;
-
-/* lmsg_each_default's put: the key at -2 and the value at -1 as an entry. */
-static void put_field(lua_State *L, void *ud)
-{
-    put_field_ctx *x = ud;
-    buf_u8(x->b, 'k');
-    put_value(L, -2, x->b, x->depth + 1);
-    put_value(L, -1, x->b, x->depth + 1);
-}
-
 static void put_value(lua_State *L, int idx, lrbuf *b, int depth)
 {
     idx = lua_absindex(L, idx);
@@ -321,8 +305,10 @@ static void put_value(lua_State *L, int idx, lrbuf *b, int depth)
             b->err = "not enough memory";
             return;
         }
-        /* A received msg goes as 'M' and its endpoint's path: the copy gets
-         * that endpoint's message metatable there (msg:unmarshal, __name). */
+        /* A received msg goes as 'M' and its endpoint's path, its fields as
+         * they are (room and the flags left at their defaults are not in the
+         * table): the copy gets that endpoint's message metatable there,
+         * which reads them (msg:unmarshal, __name). */
         if (lmsg_is(L, idx)) {
             buf_u8(b, 'M');
             const char *path = lcodec_meta_path(L, idx);
@@ -339,8 +325,6 @@ static void put_value(lua_State *L, int idx, lrbuf *b, int depth)
         }
         if (b->err)
             lua_pop(L, 1);
-        else   /* a msg arrives with every field, as its handler read them */
-            lmsg_each_default(L, idx, put_field, &(put_field_ctx){ b, depth });
         buf_u8(b, 'e');
         return;
     case LUA_TUSERDATA:
@@ -395,8 +379,8 @@ static bool push_value(lua_State *L, lrread *r, int depth)
             else
                 lua_rawset(L, -3);
         }
-        if (t == 'M')
-            lcodec_set_meta_by_path(L, path);
+        if (t == 'M' && !lcodec_set_meta_by_path(L, path))
+            lmsg_fill_defaults(L, -1);   /* no metatable to read them from */
         return rd_u8(r) == 'e';
     }
     case K_CONN: case K_NS: case K_ROOM: {

@@ -205,14 +205,14 @@ test('a msg given to another worker near the memory cap: the call raises before 
   await s.stop();   // throws on LeakSanitizer's report
 });
 
-test('a msg that went to another worker and back is still a msg: unmarshal, defaults, relay', T, async (t) => {
+test('a msg that went to another worker and back is still a msg: unmarshal, defaults, sparse, relay', T, async (t) => {
   // bindings/lua_remote.c: a msg crosses as 'M' with its endpoint's path, and the copy gets that
   // endpoint's message metatable (it arrived as a plain table: no unmarshal, and a relay with
   // server:broadcast refused its is_local field)
   const s = await serveFor(t, APP, FLAGS);
   const [a, b] = await pair(t, s);
   const got = await askBody(a.ns, 'msg_across', JSON.stringify({ to: b.name }));
-  assert.equal(got, `${a.worker}:remote neffos.msg to=${b.name} room="" is_local=false token=set relayed=yes`);
+  assert.equal(got, `${a.worker}:remote neffos.msg to=${b.name} room="" is_local=false token=set relayed=yes raw=body,event,namespace,token`);
   s.assertAlive();
 });
 

@@ -250,10 +250,13 @@ return neffos.server {
         local back = c:get("msg")
         local decoded, derr = back:unmarshal()
         local relayed, rerr = ns.server:broadcast(back)
-        return answer(("%s %s to=%s room=%q is_local=%s token=%s relayed=%s"):format(there,
+        local raw = {}
+        for k in pairs(back) do raw[#raw + 1] = k end
+        table.sort(raw)
+        return answer(("%s %s to=%s room=%q is_local=%s token=%s relayed=%s raw=%s"):format(there,
           tostring(back):match("^neffos%.msg") or tostring(back), decoded and decoded.to or derr,
           back.room, tostring(back.is_local), back.token and "set" or "nil",
-          relayed and "yes" or tostring(rerr)))
+          relayed and "yes" or tostring(rerr), table.concat(raw, ",")))
       end,
       -- a method that does not exist on a remote object, and an unknown field
       unknown = function(ns, msg)
