@@ -182,8 +182,9 @@ run_case() {
     BUSY_POLL=0
     [ "$name" = rtt-bp ] && BUSY_POLL=$BUSY_POLL_US
     start_server "$side" "$LOGDIR/server-$tag.log"
-    local rss0 args
+    local rss0 args st0
     rss0=$(rss_kb "$SERVER_PID" VmRSS)
+    st0=$(cpu_ticks)
     case $name in
     z*)   # permessage-deflate: neffos.js under node (spec/bench/deflate.mjs)
         local zmode=ask zc=${name##*-} zrate=1000
@@ -199,14 +200,17 @@ run_case() {
         # shellcheck disable=SC2086
         "${BENCH[${side%@*}]}" $args --server-pid "$SERVER_PID" >"$LOGDIR/$tag.txt" 2>&1 || true ;;
     esac
+    local st1; st1=$(cpu_ticks)
     # The clients are gone: the server closes them and, at the first quiet
     # sweep after (250 ms apart), gives free memory back.
     sleep 2
     local rss1 peak
     rss1=$(rss_kb "$SERVER_PID" VmRSS)
     peak=$(rss_kb "$SERVER_PID" VmHWM)
+    local steal; steal=$(echo "$st0 $st1" | awk '{ d = $4 - $2; printf "%.1f\n", (d > 0 ? 100 * ($3 - $1) / d : 0) }')
     tail -n 1 "$LOGDIR/$tag.txt" | jq -c --argjson a "${rss0:-0}" --argjson b "${rss1:-0}" --argjson p "${peak:-0}" \
-        '. + {rss_start_kb: $a, rss_end_kb: $b, rss_peak_kb: $p}' >"$LOGDIR/$tag.json" 2>/dev/null ||
+        --argjson s "${steal:-0}" '. + {rss_start_kb: $a, rss_end_kb: $b, rss_peak_kb: $p, steal_pct: $s}' \
+        >"$LOGDIR/$tag.json" 2>/dev/null ||
         echo '{}' >"$LOGDIR/$tag.json"
     stop_server
 }
@@ -228,6 +232,10 @@ run_reload() {   # run_reload SIDE
 # The machine's load before the first run: with the one at the end, the table says
 # how busy the shared machine was while it was measured.
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# cpu_ticks: "steal total" of /proc/stat's cpu line: the time the hypervisor ran someone else on
+# our vCPUs, and all the time there was. A run with much steal measured the neighbours too.
+cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t }' /proc/stat; }
+STEAL_START=$(cpu_ticks)
 for name in $CASES; do
     if [ "$name" = reload ]; then
         command -v node >/dev/null && [ -d node_modules/neffos.js ] || { echo "reload: needs node" >&2; continue; }
@@ -287,7 +295,8 @@ fields_of() {
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "Date $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- host bindings scripts spec/bench || echo ' (with local changes)')${BASELINE:+, baseline $BASELINE = $(git rev-parse --short "$BASE_REV")}."
-    echo "Machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); server and load generator on the same machine, load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+    steal=$(echo "$STEAL_START $(cpu_ticks)" | awk '{ d = $4 - $2; printf "%.1f", (d > 0 ? 100 * ($3 - $1) / d : 0) }')
+    echo "Machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); server and load generator on the same machine, load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; the hypervisor took $steal% of the vCPUs' time (steal; each run's own share is \`steal_pct\` in its JSON line)."
     # WORKERS is always set (1 by default): name it only when it was not the default.
     wenv=; [ "$WORKERS" != 1 ] && wenv="WORKERS=$WORKERS "
     echo "Command: \`${BASELINE:+BASELINE=$BASELINE }${wenv}RUNS=$RUNS BENCH_SECONDS=$SECS CASES=\"$CASES\" spec/bench/run.sh\`; each figure is the median [min..max] of $RUNS runs, each on a fresh server."
