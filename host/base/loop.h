@@ -31,10 +31,11 @@ typedef uint64_t (*nf_loop_activity_fn)(void *arg);
  * most spin_us microseconds old (CLOCK_MONOTONIC). spin_us = 0 or activity
  * NULL: event_base_dispatch() itself.
  * Returns 0 when stopped by a break or exit or for want of events, -1 when
- * the backend failed (as event_base_dispatch()). Stop it from its own
- * thread (a callback): each pass of event_base_loop() clears the break and
- * exit flags as it starts, so a break another thread sets between two
- * passes is lost. (neffos's drain breaks from the loop's own callback.) */
+ * the backend failed (as event_base_dispatch()). Break it from its own
+ * thread (a callback): each pass of event_base_loop() clears the break flag
+ * as it starts, so an event_base_loopbreak() another thread makes between
+ * two passes is lost; event_base_loopexit() is not (it runs as an event).
+ * neffos's drain breaks from the loop's own callback. */
 int nf_loop_run(struct event_base *base, unsigned spin_us, nf_loop_activity_fn activity, void *arg);
 
 #endif
