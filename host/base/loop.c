@@ -11,7 +11,8 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int nf_loop_run(struct event_base *base, unsigned spin_us, nf_loop_activity_fn activity, void *arg)
+int nf_loop_run(struct event_base *base, unsigned spin_us, nf_loop_activity_fn activity, void *arg,
+                uint64_t *idle_poll_us)
 {
     if (spin_us == 0 || activity == NULL)
         return event_base_dispatch(base) < 0 ? -1 : 0;
@@ -20,7 +21,8 @@ int nf_loop_run(struct event_base *base, unsigned spin_us, nf_loop_activity_fn a
     for (;;) {
         /* Inside the window: one pass over what is ready, without sleeping.
          * Past it: sleep until something is (EVLOOP_ONCE). */
-        int flags = now_us() - last <= spin_us ? EVLOOP_NONBLOCK : EVLOOP_ONCE;
+        uint64_t start = now_us();
+        int flags = start - last <= spin_us ? EVLOOP_NONBLOCK : EVLOOP_ONCE;
         int rc = event_base_loop(base, flags);
         if (rc < 0)
             return -1;
@@ -30,6 +32,8 @@ int nf_loop_run(struct event_base *base, unsigned spin_us, nf_loop_activity_fn a
         if (now != seen) {
             seen = now;
             last = now_us();
+        } else if (flags == EVLOOP_NONBLOCK && idle_poll_us) {
+            *idle_poll_us += now_us() - start;
         }
     }
 }

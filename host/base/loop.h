@@ -29,13 +29,16 @@ typedef uint64_t (*nf_loop_activity_fn)(void *arg);
  * it has no events left, like event_base_dispatch(). With spin_us > 0 and an
  * activity counter, it polls without blocking while the last input is at
  * most spin_us microseconds old (CLOCK_MONOTONIC). spin_us = 0 or activity
- * NULL: event_base_dispatch() itself.
+ * NULL: event_base_dispatch() itself. *idle_poll_us (may be NULL) grows by
+ * the microseconds of the polling passes that brought no input: what the
+ * spin cost (the passes that did are work the loop would have done anyway).
  * Returns 0 when stopped by a break or exit or for want of events, -1 when
  * the backend failed (as event_base_dispatch()). Break it from its own
  * thread (a callback): each pass of event_base_loop() clears the break flag
  * as it starts, so an event_base_loopbreak() another thread makes between
  * two passes is lost; event_base_loopexit() is not (it runs as an event).
  * neffos's drain breaks from the loop's own callback. */
-int nf_loop_run(struct event_base *base, unsigned spin_us, nf_loop_activity_fn activity, void *arg);
+int nf_loop_run(struct event_base *base, unsigned spin_us, nf_loop_activity_fn activity, void *arg,
+                uint64_t *idle_poll_us);
 
 #endif

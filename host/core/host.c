@@ -551,6 +551,8 @@ void nf_host_metrics_snapshot(const nf_host *h, nf_metrics *m, size_t *connectio
     *endpoints = eps;
 }
 
+nf_metrics *nf_host_metrics(nf_host *h) { return &h->metrics; }
+
 uint64_t nf_host_activity(void *arg)
 {
     const nf_host *h = arg;

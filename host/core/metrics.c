@@ -11,7 +11,7 @@
 
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
-_Static_assert(offsetof(nf_metrics, accept_paused) == offsetof(nf_metrics, limit_worker_queue) + sizeof(uint64_t),
+_Static_assert(offsetof(nf_metrics, accept_paused) == offsetof(nf_metrics, idle_poll_us) + sizeof(uint64_t),
                "nf_metrics_add sums the uint64_t counters before accept_paused");
 
 void nf_metrics_add(nf_metrics *sum, const nf_metrics *m)
@@ -97,6 +97,9 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
     evbuffer_add_printf(out, "# HELP neffos_handler_seconds_total Time spent running handlers, every slice until they end (not the waits).\n"
                         "# TYPE neffos_handler_seconds_total counter\nneffos_handler_seconds_total %.6f\n",
                         (double)m->handler_us_total / 1e6);
+    evbuffer_add_printf(out, "# HELP neffos_busy_poll_idle_seconds_total Time the event loops polled (--busy-poll-us) and found no input.\n"
+                        "# TYPE neffos_busy_poll_idle_seconds_total counter\nneffos_busy_poll_idle_seconds_total %.6f\n",
+                        (double)m->idle_poll_us / 1e6);
     counter(out, "neffos_asks_sent_total", "Server asks sent to clients.", NULL, m->asks_sent);
     counter(out, "neffos_ask_timeouts_total", "Server asks that timed out.", NULL, m->ask_timeouts);
     counter(out, "neffos_limit_hits_total", "Limits hit, by limit.", "{limit=\"outgoing_queue\"}", m->limit_outgoing);

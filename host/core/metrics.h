@@ -53,6 +53,7 @@ typedef struct nf_metrics {
     uint64_t worker_messages_out;    /* --workers N: calls posted to other workers */
     uint64_t worker_messages_in;     /* ... run here for other workers */
     uint64_t limit_worker_queue;     /* ... dropped: that worker's queue was full (--max-worker-queue) */
+    uint64_t idle_poll_us;           /* --busy-poll-us: polling that brought no input (loop.h) */
     int accept_paused;               /* 1 while the listener waits out such a failure */
     unsigned lingering;              /* closed sockets still discarding input (linger.h) */
     int exchange_connected;          /* -1 none, 0 down, 1 up */

@@ -240,6 +240,9 @@ void nf_host_set_hooks(nf_host *h, const nf_host_hooks *hooks, void *ud);
 struct nf_metrics;
 /* This host's counters and gauges, a copy (its loop's thread only). */
 void nf_host_metrics_snapshot(const nf_host *h, struct nf_metrics *m, size_t *connections, size_t *endpoints);
+/* This host's counters (metrics.h), for the loop that runs it to add its
+ * own to (the idle polling of --busy-poll-us); its loop's thread only. */
+struct nf_metrics *nf_host_metrics(nf_host *h);
 /* A counter that grows with the input this host handled: WebSocket messages,
  * HTTP requests, calls from other workers, broker messages. For
  * nf_loop_run()'s spin (loop.h); arg is the nf_host. May wrap. */

@@ -17,6 +17,7 @@ typedef struct probe {
     uint64_t input;         /* the activity counter: bytes read */
     uint64_t iterations;    /* calls of activity(): one per loop iteration */
     uint64_t at_60ms, at_100ms;
+    uint64_t idle_us;       /* nf_loop_run's idle polling */
 } probe;
 
 static uint64_t activity(void *arg)
@@ -58,7 +59,7 @@ static int run(probe *p, unsigned spin_us)
     evtimer_add(t1, &ms60);
     evtimer_add(t2, &ms100);
     (void)!write(p->fds[1], "x", 1);
-    int rc = nf_loop_run(p->base, spin_us, activity, p);
+    int rc = nf_loop_run(p->base, spin_us, activity, p, &p->idle_us);
     event_free(rd);
     event_free(t1);
     event_free(t2);
@@ -81,11 +82,13 @@ int main(void)
     CHECK(p.input == 1);
     CHECK(p.at_60ms > 20);
     CHECK(p.at_100ms - p.at_60ms <= 2);
+    CHECK(p.idle_us > 2000 && p.idle_us < 100000);   /* ~20 ms of polling that found nothing */
 
     /* No spin: event_base_dispatch(), the counter is never asked. */
     CHECK(run(&p, 0) == 0);
     CHECK(p.input == 1);
     CHECK(p.iterations == 0);
+    CHECK(p.idle_us == 0);
 
     /* event_base_loopexit() ends it too, and a loop with no events returns. */
     struct event_base *base = event_base_new();
@@ -93,9 +96,9 @@ int main(void)
     struct timeval ms1 = { 0, 1000 };
     evtimer_add(ev, &ms1);
     probe q = { 0 };
-    CHECK(nf_loop_run(base, 1000000, activity, &q) == 0);
+    CHECK(nf_loop_run(base, 1000000, activity, &q, NULL) == 0);
     event_free(ev);
-    CHECK(nf_loop_run(base, 1000000, activity, &q) == 0);
+    CHECK(nf_loop_run(base, 1000000, activity, &q, NULL) == 0);
     event_base_free(base);
     return TEST_REPORT();
 }

@@ -98,4 +98,8 @@ test('--busy-poll-us: the loop spins after input for that long, then sleeps', T,
   await sleep(600);
   const slept = cpuSeconds(srv.proc.pid) - cpu1;
   assert.ok(slept <= 0.05, `the loop sleeps once the window is over: ${slept} s of CPU in 600 ms`);
+  // what the spin cost, in /metrics: the polling that found no input (most of the window)
+  const m = await rawHttp(srv.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  const idle = Number(/^neffos_busy_poll_idle_seconds_total ([\d.]+)$/m.exec(m.body)?.[1]);
+  assert.ok(idle >= 0.05 && idle <= 5, `neffos_busy_poll_idle_seconds_total ${idle}`);
 });
