@@ -13,7 +13,8 @@
 # build-release/neffos-bench. ASK_SECONDS=4 (counted), WARMUP_SECONDS=2 (not), PORT (default: a
 # free one the kernel picks, so that runs of other worktrees on the machine do not collide).
 # Prints "BINARY instructions/message N (M messages)" per binary; exits 1 when a server
-# received no message while counted.
+# received no message while counted. KEEP=DIR keeps each binary's callgrind dump there
+# (DIR/callgrind.N.out, N its place in the list) for `callgrind_annotate`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BENCH=${BENCH_BIN:-$ROOT/build-release/neffos-bench}
@@ -75,5 +76,10 @@ for bin in "$@"; do
         exit 1
     fi
     echo "$bin instructions/message $((ir / n)) ($n messages)"
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP"
+        KEPT=$((${KEPT:-0} + 1))
+        cat "$out"* >"$KEEP/callgrind.$KEPT.out"
+    fi
     rm -f "$out"*
 done
