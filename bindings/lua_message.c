@@ -33,35 +33,36 @@ static void push_keys(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &msg_keys);
 }
 
-/* t[keys[k]] = s, with the keys at -2 and the table at -1. */
+/* t[keys[k]] = s, with the table at -2 and the keys at -1 (the keys go
+ * with a pop at the end, cheaper than removing them from under the table). */
 static void set_str(lua_State *L, int k, nf_slice s)
 {
-    lua_rawgeti(L, -2, k);
+    lua_rawgeti(L, -1, k);
     lua_pushlstring(L, s.ptr, s.len);
-    lua_rawset(L, -3);
+    lua_rawset(L, -4);
 }
 
 static void set_bool(lua_State *L, int k, bool v)
 {
-    lua_rawgeti(L, -2, k);
+    lua_rawgeti(L, -1, k);
     lua_pushboolean(L, v);
-    lua_rawset(L, -3);
+    lua_rawset(L, -4);
 }
 
 /* t[keys[k]] = the value at idx (absolute), as set_str. */
 static void set_value(lua_State *L, int k, int idx)
 {
-    lua_rawgeti(L, -2, k);
+    lua_rawgeti(L, -1, k);
     lua_pushvalue(L, idx);
-    lua_rawset(L, -3);
+    lua_rawset(L, -4);
 }
 
 /* The table of m; sparse: the fields at their defaults are left unset;
  * names: 0, or where m's namespace and event names are (names, names + 1). */
 static void push_msg(lua_State *L, const nf_msg *m, unsigned flags, bool sparse, int names)
 {
-    push_keys(L);
     lua_createtable(L, 0, sparse ? 4 : 10);
+    push_keys(L);
     if (names) {
         set_value(L, K_NAMESPACE, names);
         set_value(L, K_EVENT, names + 1);
@@ -86,7 +87,7 @@ static void push_msg(lua_State *L, const nf_msg *m, unsigned flags, bool sparse,
     for (size_t i = 0; i < sizeof flag_keys / sizeof flag_keys[0]; i++)
         if (!sparse || (flags & flag_keys[i].flag))
             set_bool(L, flag_keys[i].key, flags & flag_keys[i].flag);
-    lua_remove(L, -2);   /* the keys */
+    lua_pop(L, 1);   /* the keys */
 }
 
 void lmsg_push(lua_State *L, const nf_msg *m, unsigned flags)
@@ -100,13 +101,11 @@ void lmsg_push_served(lua_State *L, const nf_msg *m, unsigned flags, nf_endpoint
      * (codec.lua, message_meta), so a field at its default is left unset:
      * a 64 B ask costs 4 fields in a 4-slot table instead of 10 in 16
      * (callgrind: the msg table was a third of the server's instructions). */
-    if (!lcodec_push_meta(L, ep)) {
-        push_msg(L, m, flags, false, names);
-        return;
-    }
     push_msg(L, m, flags, true, names);
-    lua_rotate(L, -2, 1);   /* the metatable on top */
-    lua_setmetatable(L, -2);
+    if (lcodec_push_meta(L, ep))
+        lua_setmetatable(L, -2);
+    else
+        lmsg_fill_defaults(L, -1);   /* no codec loaded: no metatable to read them from */
 }
 
 bool lmsg_is(lua_State *L, int idx)
