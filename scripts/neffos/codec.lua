@@ -83,10 +83,11 @@ local function message_meta(desc)
     unmarshal = function(msg) return M.decode_body(desc, msg.body) end,
     room = "", binary = false, is_local = false, is_forced = false, is_native = false,
   }
-  -- __name marks a message for the host: a copy to another worker copies the defaults too
-  -- (bindings/lua_message.c, lmsg_each_default). __endpoint names its server for that copy,
-  -- which gets the message metatable of that endpoint there (bindings/lua_codec.c,
-  -- lcodec_meta_path): after a reload too, when this desc is no longer the one served.
+  -- __name marks a message for the host (bindings/lua_message.c, lmsg_is): server:broadcast(msg)
+  -- takes it as it came, and a copy to another worker stays a msg. __endpoint names its server
+  -- for that copy, which gets the message metatable of that endpoint there
+  -- (bindings/lua_codec.c, lcodec_meta_path): after a reload too, when this desc is no longer
+  -- the one served.
   return { __index = methods, __metatable = "locked", __name = "neffos.msg",
            __endpoint = desc and desc.endpoint }
 end
