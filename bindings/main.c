@@ -186,7 +186,7 @@ static void usage(FILE *f)
             "  --shared-dict-bytes N    capacity of neffos.shared, shared by every worker (default %u, 0 = none)\n"
             "  --busy-poll-us N         after input, keep polling N microseconds before the loop sleeps:\n"
             "                           a client that asks again within N us finds the loop awake (on a VM\n"
-            "                           the quiet round trip drops ~4x); costs up to N us of CPU per burst,\n"
+            "                           the quiet round trip drops ~3x); costs up to N us of CPU per burst,\n"
             "                           a core per worker under steady input (default 0 = off; 200 is typical)\n"
             "  --help, --version\n"
             "\n"
