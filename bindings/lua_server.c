@@ -69,6 +69,10 @@ static int server_broadcast(lua_State *L)
     b.event = lopts_string(L, 2, "server:broadcast", "event");
     b.to = lopts_string(L, 2, "server:broadcast", "to");
     b.binary = lopts_bool(L, 2, "binary");
+    /* A received native message relays as Go's Server.Broadcast writes one:
+     * its body alone (docs/protocol.md §11). A table of the app's cannot ask
+     * for that: conn:write sends raw frames. */
+    b.native = lmsg_is(L, 2) && lopts_bool(L, 2, "is_native");
     if (body_field(L, 2, ep, &b.body, &b.binary) != 0)
         return 2;
     if (b.event.len == 0)

@@ -110,7 +110,7 @@ set(NF_WORKER_SUITES
   robust/barrier robust/budget robust/descriptors robust/guards robust/names robust/parked
   robust/refusals robust/rfc6455 robust/linger robust/broadcast_memory
   interop/tls robust/tls robust/deflate
-  scaleout/app_config scaleout/example scaleout/ids scaleout/redis scaleout/nats
+  scaleout/app_config scaleout/example scaleout/ids scaleout/redis scaleout/nats scaleout/native
   examples/auth examples/chat_terminal browser/chat browser/auth)
 foreach(suite ${NF_WORKER_SUITES})
   string(REGEX MATCH "^[a-z]+" kind ${suite})

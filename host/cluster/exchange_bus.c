@@ -317,6 +317,7 @@ static void bus_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *bc)
     nf_marker mk = {
         .node = nf_slice_of(b->node, NF_MARKER_NODE_LEN),
         .binary = bc->binary,
+        .native = bc->native,
         .path = strchr(path, ';') ? NF_SLICE_EMPTY : nf_slice_of(path, strlen(path)),
         .except_id = bc->except_id,
     };
@@ -586,7 +587,8 @@ static void deliver(bus_chan *ch, nf_slice id, const nf_msg *m, const nf_marker 
         }
     }
     nf_broadcast bc = { .ns = m->ns, .room = m->room, .event = m->event, .body = m->body,
-                        .binary = mk && mk->binary, .except_id = mk ? mk->except_id : NF_SLICE_EMPTY };
+                        .binary = mk && mk->binary, .native = mk && mk->native,
+                        .except_id = mk ? mk->except_id : NF_SLICE_EMPTY };
     for (size_t i = 0; i < k; i++) {
         if (t[i].by_id && id.len == 0)
             continue;     /* an empty "To" would mean everybody */

@@ -46,7 +46,7 @@ size_t nf_marker_write(const nf_marker *m, char *out)
     memcpy(p, PREFIX, PREFIX_LEN);
     p += PREFIX_LEN;
     p = put(p, m->node);
-    p += sprintf(p, ":%c:%zu:", m->binary ? 'b' : 't', m->path.len);
+    p += sprintf(p, ":%c:%zu:", m->native ? (m->binary ? 'm' : 'n') : (m->binary ? 'b' : 't'), m->path.len);
     p = put(p, m->path);
     *p++ = '(';
     p += nf_key_encode(m->except_id, p);
@@ -69,9 +69,10 @@ static bool parse_ours(const char *p, const char *end, nf_marker *out, char *buf
         return false;
     out->node = nf_slice_of(p, NF_MARKER_NODE_LEN);
     p += NF_MARKER_NODE_LEN;
-    if (p[0] != ':' || (p[1] != 't' && p[1] != 'b') || p[2] != ':')
+    if (p[0] != ':' || !p[1] || !strchr("tbnm", p[1]) || p[2] != ':')
         return false;
-    out->binary = p[1] == 'b';
+    out->binary = p[1] == 'b' || p[1] == 'm';
+    out->native = p[1] == 'n' || p[1] == 'm';
     p += 3;
     size_t len = 0, nd = 0;
     for (; p < end && *p >= '0' && *p <= '9' && nd < 7; p++, nd++)

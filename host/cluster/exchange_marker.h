@@ -13,7 +13,8 @@
  *   C1        format tag; Go's uuids are lower-case hex, so never "C1:"
  *   node      32 lower-case hex digits, random per process: a receiver
  *             drops its own publications (it delivered them locally)
- *   t | b     text or binary frame (Go nodes send everything as text)
+ *   t | b     text or binary frame (Go nodes send everything as text);
+ *   n | m     the same for a native message: the frame is the body alone
  *   path      the endpoint that broadcast; C receivers deliver to the
  *             endpoint with the same path only
  *   except-id the ID whose connections to skip, empty for none; any node
@@ -36,6 +37,7 @@
 typedef struct nf_marker {
     nf_slice node;          /* NF_MARKER_NODE_LEN hex digits */
     bool binary;
+    bool native;            /* the frame is the body alone (docs/protocol.md §11) */
     nf_slice path;          /* empty = any endpoint */
     nf_slice except_id;     /* empty = none; the ID itself (encoded on the wire) */
 } nf_marker;

@@ -56,7 +56,7 @@ enum { B_NS, B_ROOM, B_EVENT, B_BODY, B_TO, B_EXCEPT, B_FIELDS };
 /* One broadcast for every other worker: copied once, shared by reference. */
 typedef struct wmsg {
     atomic_uint refs;
-    bool binary;
+    bool binary, native;
     bool publish_up;              /* from an app: worker 1 also publishes it to the broker */
     nf_slice f[B_FIELDS];
     char *path;                   /* the endpoint's, in data */
@@ -79,7 +79,7 @@ static void run_broadcast(void *owner, void *arg)
         if (ep) {
             /* The excepted connection (not an ID) lives on the publisher. */
             nf_broadcast b = { .ns = m->f[B_NS], .room = m->f[B_ROOM], .event = m->f[B_EVENT],
-                               .body = m->f[B_BODY], .binary = m->binary, .to = m->f[B_TO],
+                               .body = m->f[B_BODY], .binary = m->binary, .native = m->native, .to = m->f[B_TO],
                                .except_id = m->f[B_EXCEPT] };
             nf_exchange *up = w->g->up;
             if (m->publish_up && up && w->id == 0)
@@ -101,6 +101,7 @@ static void fan_out(worker *w, nf_endpoint *ep, const nf_broadcast *b, bool publ
     if (m == NULL)
         return;
     m->binary = b->binary;
+    m->native = b->native;
     m->publish_up = publish_up;
     m->path = copy_slices(m->data, path, m->f, src, B_FIELDS);
     atomic_init(&m->refs, 1);   /* ours, while posting */

@@ -18,13 +18,19 @@
 
 typedef struct fanout {
     nf_msg msg;
-    bool binary;
+    bool binary, native;
     nf_shared_frame *frame;       /* built on the first receiver */
     const nf_broadcast *b;
     size_t delivered;
 } fanout;
 
 static void fill_msg(void *ctx, char *dst) { nf_msg_serialize(ctx, dst); }
+
+static void fill_body(void *ctx, char *dst)
+{
+    const nf_msg *m = ctx;
+    memcpy(dst, m->body.ptr, m->body.len);
+}
 
 static bool excluded(const nf_broadcast *b, const nf_conn *c)
 {
@@ -38,7 +44,8 @@ static void deliver(fanout *f, nf_conn *c)
     if (excluded(f->b, c) || !nf_conn_can_write(c) || !nf_conn_is_acknowledged(c) || !nf_conn_output_has_room(c))
         return;
     if (f->frame == NULL) {
-        f->frame = nf_shared_frame_new(f->binary, nf_msg_serialized_len(&f->msg), fill_msg, &f->msg);
+        f->frame = f->native ? nf_shared_frame_new(f->binary, f->msg.body.len, fill_body, &f->msg)
+                             : nf_shared_frame_new(f->binary, nf_msg_serialized_len(&f->msg), fill_msg, &f->msg);
         if (f->frame == NULL)
             return;
     }
@@ -49,7 +56,7 @@ static void deliver(fanout *f, nf_conn *c)
 size_t nf_broadcast_local(nf_endpoint *ep, const nf_broadcast *b)
 {
     fanout f = { .msg = { .ns = b->ns, .room = b->room, .event = b->event, .body = b->body },
-                 .binary = b->binary, .b = b };
+                 .binary = b->binary, .native = b->native, .b = b };
     if (b->to.len) {
         nf_id_group *g = nf_dict_get(ep->by_id, b->to);
         if (g) {

@@ -413,8 +413,12 @@ void nf_conn_upgraded(nf_conn *c, nf_endpoint *ep)
         nf_exchange_conn_added(c->host->exchange, ep, nf_slice_of(c->id, c->id_len));
     if (ep->cfg.native_only) {
         /* Native-only endpoints have no handshake (docs/protocol.md §4.7): namespace ""
-         * is connected from the start and on_connect runs right away. */
-        nf_ns_attach(c, NF_SLICE_EMPTY);
+         * is connected from the start and on_connect runs right away. Connected means
+         * subscribed too: a relay from another process reaches it (the close path
+         * unsubscribes every namespace, this one included). */
+        nf_nsconn *nc = nf_ns_attach(c, NF_SLICE_EMPTY);
+        if (nc)
+            nf_broadcast_ns_connected(nc);
         start_handshake(c);
     }
 }

@@ -327,6 +327,8 @@ void nf_endpoint_each_member(nf_endpoint *ep, nf_slice ns, nf_slice room,
 typedef struct nf_broadcast {
     nf_slice ns, room, event, body;
     bool binary;
+    bool native;              /* the frame is the body alone (a native message,
+                               * docs/protocol.md §11), as Go writes one */
     nf_slice to;              /* non-empty: only the connections with this ID */
     const nf_conn *except;    /* NULL or the connection to skip */
     nf_slice except_id;       /* or skip every connection with this ID (empty = none) */

@@ -6,12 +6,12 @@
 #include "exchange_marker.h"
 #include "test.h"
 
-static void roundtrip(const char *path, const char *id, bool binary)
+static void roundtrip(const char *path, const char *id, bool binary, bool native)
 {
     char node[NF_MARKER_NODE_LEN + 1], out[512], buf[512];
     CHECK(nf_marker_new_node(node) == 0 && strlen(node) == NF_MARKER_NODE_LEN);
-    nf_marker m = { nf_slice_of(node, NF_MARKER_NODE_LEN), binary, nf_slice_of(path, strlen(path)),
-                    nf_slice_of(id, strlen(id)) }, back;
+    nf_marker m = { .node = nf_slice_of(node, NF_MARKER_NODE_LEN), .binary = binary, .native = native,
+                    .path = nf_slice_of(path, strlen(path)), .except_id = nf_slice_of(id, strlen(id)) }, back;
     size_t n = nf_marker_write(&m, out);
     CHECK(n == nf_marker_len(&m));
     CHECK(memcmp(out, "neffos(0x", 9) == 0);        /* what Go nodes look for */
@@ -21,6 +21,7 @@ static void roundtrip(const char *path, const char *id, bool binary)
     CHECK_STR(back.path, path);
     CHECK_STR(back.except_id, id);
     CHECK(back.binary == binary);
+    CHECK(back.native == native);
 }
 
 static void classify(void)
@@ -62,13 +63,15 @@ static void older_nodes(void)
 
 int main(void)
 {
-    roundtrip("/chat", "", false);
-    roundtrip("/chat", "2d1f0c6e-8a1b-4c1e-9d5e-0a0b0c0d0e0f", true);
-    roundtrip("", "x", false);
-    roundtrip("/a(b))c", "we(ird))", false);    /* parentheses inside still parse */
+    roundtrip("/chat", "", false, false);
+    roundtrip("/chat", "", false, true);     /* a native message's frame is its body alone */
+    roundtrip("/chat", "x", true, true);
+    roundtrip("/chat", "2d1f0c6e-8a1b-4c1e-9d5e-0a0b0c0d0e0f", true, false);
+    roundtrip("", "x", false, false);
+    roundtrip("/a(b))c", "we(ird))", false, false);    /* parentheses inside still parse */
     /* Any ID: ';' and the rest travel encoded (docs/protocol.md §17.2.5). */
-    roundtrip("/chat", "a;b", false);
-    roundtrip("/chat", "bob smith.*> 50% \n zo\xc3\xab", false);
+    roundtrip("/chat", "a;b", false, false);
+    roundtrip("/chat", "bob smith.*> 50% \n zo\xc3\xab", false, false);
     older_nodes();
     classify();
     return TEST_REPORT();

@@ -47,3 +47,15 @@ test('several plain clients at once: each gets its own echo; a loop over server:
   for (const c of clients) assert.equal(await c.nextText(5000, 'the raw broadcast'), 'to everybody');
   for (const c of clients) await c.expectNothing(100);
 });
+
+test('server:broadcast(msg) of a received native message relays its body alone, as Go does (11)', T, async (t) => {
+  // bindings/lua_server.c, host/core/broadcast.c: it went out as ';;;_OnNativeMessage;0;0;relay:...'
+  const clients = await Promise.all(Array.from({ length: 3 }, () => open(t)));
+  for (const [i, c] of clients.entries()) {   // every one connected and served before the relay
+    c.sendText(`ready ${i}`);
+    assert.equal(await c.nextText(5000, `echo ${i}`), `echo: ready ${i}`);
+  }
+  clients[1].sendText('relay:hello all');
+  for (const c of clients) assert.equal(await c.nextText(5000, 'the relayed frame'), 'relay:hello all');
+  for (const c of clients) await c.expectNothing(100);
+});

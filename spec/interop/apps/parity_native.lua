@@ -20,6 +20,10 @@ return neffos.server {
         elseif body == "info" then
           ns.conn:write(("native=%s event=%s ns=[%s] connects=%d count=%d"):format(
             tostring(msg.is_native), msg.event, msg.namespace, shared:get("native:connects"), ns.server:count()))
+        elseif body:sub(1, 6) == "relay:" then
+          -- the received msg relayed as it is: a native one goes out as its body alone, as Go's
+          -- Server.Broadcast writes it (docs/protocol.md §11)
+          ns.server:broadcast(msg)
         elseif body == "return" then
           return "ignored"   -- a native handler's result is not sent (docs/protocol.md §11.1)
         else
