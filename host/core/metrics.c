@@ -39,6 +39,12 @@ static void counter(struct evbuffer *out, const char *name, const char *help, co
     evbuffer_add_printf(out, "%s%s %llu\n", name, labels ? labels : "", (unsigned long long)v);
 }
 
+/* A counter of microseconds, exposed in seconds (Prometheus' base unit). */
+static void counter_seconds(struct evbuffer *out, const char *name, const char *help, uint64_t us)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %.6f\n", name, help, name, name, (double)us / 1e6);
+}
+
 static void gauge(struct evbuffer *out, const char *name, const char *help, long long v)
 {
     evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name, v);
@@ -94,12 +100,10 @@ void nf_metrics_render(const nf_metrics *m, size_t connections, size_t endpoints
           (long long)nf_heap_live_bytes());
     counter(out, "neffos_handler_runs_total", "Lua handler runs.", NULL, m->handler_runs);
     counter(out, "neffos_handler_errors_total", "Handler runs that ended in an error (raised, or returned nil, err).", NULL, m->handler_errors);
-    evbuffer_add_printf(out, "# HELP neffos_handler_seconds_total Time spent running handlers, every slice until they end (not the waits).\n"
-                        "# TYPE neffos_handler_seconds_total counter\nneffos_handler_seconds_total %.6f\n",
-                        (double)m->handler_us_total / 1e6);
-    evbuffer_add_printf(out, "# HELP neffos_busy_poll_idle_seconds_total Time the event loops polled (--busy-poll-us) and found no input.\n"
-                        "# TYPE neffos_busy_poll_idle_seconds_total counter\nneffos_busy_poll_idle_seconds_total %.6f\n",
-                        (double)m->idle_poll_us / 1e6);
+    counter_seconds(out, "neffos_handler_seconds_total",
+                    "Time spent running handlers, every slice until they end (not the waits).", m->handler_us_total);
+    counter_seconds(out, "neffos_busy_poll_idle_seconds_total",
+                    "Time the event loops polled (--busy-poll-us) and found no input.", m->idle_poll_us);
     counter(out, "neffos_asks_sent_total", "Server asks sent to clients.", NULL, m->asks_sent);
     counter(out, "neffos_ask_timeouts_total", "Server asks that timed out.", NULL, m->ask_timeouts);
     counter(out, "neffos_limit_hits_total", "Limits hit, by limit.", "{limit=\"outgoing_queue\"}", m->limit_outgoing);

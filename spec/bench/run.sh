@@ -207,7 +207,7 @@ run_case() {
     local rss1 peak
     rss1=$(rss_kb "$SERVER_PID" VmRSS)
     peak=$(rss_kb "$SERVER_PID" VmHWM)
-    local steal; steal=$(echo "$st0 $st1" | awk '{ d = $4 - $2; printf "%.1f\n", (d > 0 ? 100 * ($3 - $1) / d : 0) }')
+    local steal; steal=$(steal_pct "$st0" "$st1")
     tail -n 1 "$LOGDIR/$tag.txt" | jq -c --argjson a "${rss0:-0}" --argjson b "${rss1:-0}" --argjson p "${peak:-0}" \
         --argjson s "${steal:-0}" '. + {rss_start_kb: $a, rss_end_kb: $b, rss_peak_kb: $p, steal_pct: $s}' \
         >"$LOGDIR/$tag.json" 2>/dev/null ||
@@ -235,6 +235,8 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # cpu_ticks: "steal total" of /proc/stat's cpu line: the time the hypervisor ran someone else on
 # our vCPUs, and all the time there was. A run with much steal measured the neighbours too.
 cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t }' /proc/stat; }
+# steal_pct "BEFORE" "AFTER" (two cpu_ticks): the steal's share of the time between, in %
+steal_pct() { echo "$1 $2" | awk '{ d = $4 - $2; printf "%.1f\n", (d > 0 ? 100 * ($3 - $1) / d : 0) }'; }
 STEAL_START=$(cpu_ticks)
 for name in $CASES; do
     if [ "$name" = reload ]; then
@@ -295,7 +297,7 @@ fields_of() {
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "Date $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- host bindings scripts spec/bench || echo ' (with local changes)')${BASELINE:+, baseline $BASELINE = $(git rev-parse --short "$BASE_REV")}."
-    steal=$(echo "$STEAL_START $(cpu_ticks)" | awk '{ d = $4 - $2; printf "%.1f", (d > 0 ? 100 * ($3 - $1) / d : 0) }')
+    steal=$(steal_pct "$STEAL_START" "$(cpu_ticks)")
     echo "Machine: $(nproc) CPUs, $CPU_MODEL; $(uname -sr); server and load generator on the same machine, load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; the hypervisor took $steal% of the vCPUs' time (steal; each run's own share is \`steal_pct\` in its JSON line)."
     # WORKERS is always set (1 by default): name it only when it was not the default.
     wenv=; [ "$WORKERS" != 1 ] && wenv="WORKERS=$WORKERS "
