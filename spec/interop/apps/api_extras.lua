@@ -4,8 +4,9 @@
 -- (Go's OnUpgradeError) and conn.was_reconnected (Go's WasReconnected).
 local neffos = require "neffos"
 
-local state = neffos.state
-state.refusals = state.refusals or {}
+-- The refusals told, in neffos.shared: with --workers N each worker hears its own refused requests,
+-- and the test reads them on whichever worker its connection landed (neffos.state is per worker).
+local shared = neffos.shared
 
 -- A controller: the methods named on_* are events (EventTrimPrefixMatcher),
 -- OnNamespaceConnected is the system event, `tag` is a plain method.
@@ -54,8 +55,8 @@ return {
       if conn.request.headers["x-refuse"] then return nil, "refused by the app" end
     end,
     on_upgrade_error = function(req, reason, text)
-      local r = state.refusals
-      r[#r + 1] = ("%s|%s|%s|%s"):format(reason, text, req.path or "", req.headers.origin or "")
+      local n = shared:incr("refusals", 1, 0)
+      shared:set("refusal:" .. n, ("%s|%s|%s|%s"):format(reason, text, req.path or "", req.headers.origin or ""))
     end,
     namespaces = {
       chat = chat,
@@ -85,7 +86,11 @@ return {
         status = function(ns)
           return ("%s %d"):format(tostring(ns.conn.was_reconnected), ns.conn.reconnect_tries)
         end,
-        refusals = function() return table.concat(state.refusals, "\n") end,
+        refusals = function()
+          local lines = {}
+          for i = 1, shared:get("refusals") or 0 do lines[#lines + 1] = shared:get("refusal:" .. i) end
+          return table.concat(lines, "\n")
+        end,
       },
     },
   },
