@@ -53,6 +53,7 @@ typedef struct bench_conn {
     bool closed;
     /* ask mode */
     unsigned outstanding;
+    uint64_t lat_sum_ns, lat_n;   /* measured replies: this connection's mean (fairness) */
     /* broadcast mode */
     uint64_t last_seq, received, order_violations, unexpected;
 } bench_conn;

@@ -49,7 +49,10 @@ static void ask_done(nf_client *c, nf_client_ask_status st, const nf_msg *reply,
     r->outstanding--;
     if (st == NF_CLIENT_ASK_OK) {
         if (r->measuring) {
-            hist_record(&r->lat, bench_now_ns() - (uint64_t)(uintptr_t)arg);
+            uint64_t lat = bench_now_ns() - (uint64_t)(uintptr_t)arg;
+            hist_record(&r->lat, lat);
+            bc->lat_sum_ns += lat;
+            bc->lat_n++;
             r->replies++;
             if (reply->body.len != r->body.len)
                 r->mismatches++;
@@ -87,6 +90,8 @@ static void phase_cb(evutil_socket_t fd, short what, void *arg)
         r->measuring = true;
         hist_reset(&r->lat);
         r->replies = r->errors = r->mismatches = 0;
+        for (unsigned i = 0; i < r->fleet.n; i++)
+            r->fleet.conns[i].lat_sum_ns = r->fleet.conns[i].lat_n = 0;
         r->srv_cpu0 = bench_proc_cpu_s(r->o->server_pid);
         r->self_cpu0 = bench_self_cpu_s();
         r->t_start = bench_now_ns();
@@ -160,6 +165,24 @@ int bench_ask(const bench_opts *o)
     double p99 = (double)hist_quantile(&r->lat, 0.99) / 1e3;
     double p999 = (double)hist_quantile(&r->lat, 0.999) / 1e3;
     double pmax = r->lat.count ? (double)r->lat.max / 1e3 : 0;
+    /* The shape of the latency: more quantiles, and the slowest and fastest
+     * connection's mean. Equal means with a wide spread of single replies
+     * say the wait is the same for every connection (no unfairness), so
+     * the tail is in the loop's rounds or the machine, not in who is
+     * served first (docs/bench.md, "The shape of the ask64 latency"). */
+    double q[3] = { 0.01, 0.10, 0.90 }, qv[3];
+    for (int i = 0; i < 3; i++)
+        qv[i] = (double)hist_quantile(&r->lat, q[i]) / 1e3;
+    double cmin = -1, cmax = -1;
+    for (unsigned i = 0; i < f->n; i++) {
+        if (f->conns[i].lat_n == 0)
+            continue;
+        double m = (double)f->conns[i].lat_sum_ns / (double)f->conns[i].lat_n / 1e3;
+        if (cmin < 0 || m < cmin)
+            cmin = m;
+        if (m > cmax)
+            cmax = m;
+    }
     uint64_t lost = r->outstanding;     /* unanswered after the drain */
     uint64_t errors = r->errors + r->mismatches + r->closed + r->send_failures + lost + f->failed;
 
@@ -167,6 +190,8 @@ int bench_ask(const bench_opts *o)
            o->url_str, o->ns, o->event, f->ready, o->inflight, o->size, secs);
     printf("  replies        %llu  (%.0f /s)\n", (unsigned long long)r->replies, rate);
     printf("  latency (us)   p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", p50, p99, p999, pmax);
+    printf("  shape (us)     p1 %.1f  p10 %.1f  p90 %.1f; connections' means %.1f..%.1f\n", qv[0], qv[1], qv[2],
+           cmin, cmax);
     printf("  errors         %llu  (error replies %llu, wrong size %llu, closed %llu, unanswered %llu, dial failures %u)\n",
            (unsigned long long)errors, (unsigned long long)r->errors, (unsigned long long)r->mismatches,
            (unsigned long long)r->closed, (unsigned long long)lost, f->failed);
@@ -177,15 +202,17 @@ int bench_ask(const bench_opts *o)
     if (f->first_error[0] || r->first_reply_error[0])
         printf("  first error    %s%s\n", f->first_error, r->first_reply_error);
 
-    char err[420], tmp[400], n1[32], n2[32];
+    char err[420], tmp[400], n1[32], n2[32], n3[32], n4[32];
     snprintf(tmp, sizeof(tmp), "%s%s", f->first_error, r->first_reply_error);
     bench_json_string(err, sizeof(err), tmp);
     printf("{\"mode\":\"ask\",\"conns\":%u,\"inflight\":%u,\"size\":%zu,\"seconds\":%.3f,"
            "\"replies\":%llu,\"replies_per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-           "\"max_us\":%.1f,\"errors\":%llu,\"server_cpu_s\":%s,\"replies_per_server_cpu_s\":%s,"
+           "\"max_us\":%.1f,\"p1_us\":%.1f,\"p10_us\":%.1f,\"p90_us\":%.1f,\"conn_mean_us_min\":%s,"
+           "\"conn_mean_us_max\":%s,\"errors\":%llu,\"server_cpu_s\":%s,\"replies_per_server_cpu_s\":%s,"
            "\"client_cpu_s\":%.2f,\"first_error\":%s}\n",
            f->ready, o->inflight, o->size, secs, (unsigned long long)r->replies, rate, p50, p99, p999,
-           pmax, (unsigned long long)errors, bench_json_num(n1, srv_cpu, 2),
+           pmax, qv[0], qv[1], qv[2], bench_json_num(n3, cmin, 1), bench_json_num(n4, cmax, 1),
+           (unsigned long long)errors, bench_json_num(n1, srv_cpu, 2),
            bench_json_num(n2, srv_cpu > 0 ? (double)r->replies / srv_cpu : -1, 0), self_cpu, err);
 
     int rc = (r->replies > 0 && errors == 0) ? 0 : 1;

@@ -32,6 +32,11 @@ test('ask: closed-loop asks are all answered, with a latency histogram and a JSO
   assert.equal(r.code, 0, r.out);
   assert.equal(r.json.errors, 0);
   assert.ok(r.json.replies > 0 && r.json.p50_us > 0 && r.json.p99_us >= r.json.p50_us, r.out);
+  // The shape: quantiles in order, and every connection's mean between them.
+  assert.ok(r.json.p1_us <= r.json.p10_us && r.json.p10_us <= r.json.p50_us && r.json.p50_us <= r.json.p90_us &&
+    r.json.p90_us <= r.json.p99_us, r.out);
+  assert.ok(r.json.conn_mean_us_min > 0 && r.json.conn_mean_us_min <= r.json.conn_mean_us_max &&
+    r.json.conn_mean_us_max <= r.json.max_us, r.out);
 });
 
 test('broadcast: every receiver gets every message, in order', T, async () => {
