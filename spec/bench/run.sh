@@ -9,7 +9,9 @@
 #   WORKERS=1,2 CASES="ask64 bc1000" spec/bench/run.sh   # --workers 1 against --workers 2
 #
 # Cases (CASES, space-separated; default: all of them):
-#   ask64 ask4k ask64k   ask echo, 50 connections x 8 in flight, body 64 B / 4 KB / 64 KB
+#   ask64 ask4k ask64k   ask echo, 50 connections x 8 in flight, body 64 B / 4 KB / 64 KB;
+#                        with the latency's shape (p10, p90, the fastest and slowest
+#                        connection's mean; a generator without them shows n/a)
 #   rtt                  ask echo, 1 connection x 1 in flight, 64 B (the round trip); each run
 #                        also against the floor, `neffos-bench floor` (a plain C echo over the
 #                        same sockets: what the kernel's loopback and the generator cost), and
@@ -282,7 +284,9 @@ ratio() {  # ratio CASE FIELD A B: median(A) / median(B)
 fields_of() {
     case $1 in
         ask*) printf '%s\n' "replies_per_s|replies/s" "replies_per_server_cpu_s|replies per server CPU-s" \
-                  "p50_us|p50 µs" "p99_us|p99 µs" "errors|errors" "rss_peak_kb|server peak RSS, KB" ;;
+                  "p10_us|p10 µs" "p50_us|p50 µs" "p90_us|p90 µs" "p99_us|p99 µs" \
+                  "conn_mean_us_min|fastest connection's mean µs" "conn_mean_us_max|slowest connection's mean µs" \
+                  "errors|errors" "rss_peak_kb|server peak RSS, KB" ;;
         rtt*) printf '%s\n' "p50_us|p50 µs" "p99_us|p99 µs" "replies_per_server_cpu_s|replies per server CPU-s" ;;
         bc*) printf '%s\n' "deliveries_per_s|deliveries/s" "deliveries_per_server_cpu_s|deliveries per server CPU-s" \
                  "lost|lost" "order_violations|out of order" "rss_start_kb|server RSS before, KB" \
