@@ -177,7 +177,8 @@ add_test(NAME lint/node_engines COMMAND ${NODE} --test --test-reporter=spec ${NF
 set_tests_properties(lint/node_engines PROPERTIES ENVIRONMENT "${NF_TEST_ENV}" LABELS unit TIMEOUT 60)
 
 # The layers (docs/architecture.md): a file includes only headers of its own
-# layer or of the layers below it; host/ includes no Lua.
+# layer or of the layers below it, and no other folder's *internal.h (tests
+# included: host/core/internal.h is the core's alone); host/ includes no Lua.
 add_test(NAME lint/layers COMMAND sh ${NF_SPEC_DIR}/lint/layers.sh ${CMAKE_SOURCE_DIR})
 set_tests_properties(lint/layers PROPERTIES LABELS unit TIMEOUT 60)
 

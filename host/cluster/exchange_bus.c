@@ -29,10 +29,12 @@
 #include <event2/event.h>
 
 #include "clock.h"
+#include "dict.h"
 #include "exchange_key.h"
 #include "exchange_marker.h"
-#include "internal.h"
+#include "list.h"
 #include "log.h"
+#include "metrics.h"
 
 enum { KIND_NS = 0, KIND_ID = 1 };
 
@@ -79,6 +81,7 @@ typedef struct bus_serve {
 struct nf_bus {
     nf_exchange base;             /* first: the core holds an nf_exchange */
     nf_host *host;
+    nf_metrics *metrics;          /* the host's (nf_host_metrics): this bus's lines */
     const nf_bus_transport_ops *ops;
     void *t;
     nf_bus_names names;
@@ -167,7 +170,7 @@ static bus_chan *chan_new(nf_bus *b, nf_slice name, size_t key_off, size_t key_l
         free(ch);
         return NULL;
     }
-    b->host->metrics.exchange_channels = nf_dict_size(b->chans);
+    b->metrics->exchange_channels = nf_dict_size(b->chans);
     if (!ch->valid && !b->warned_invalid) {
         b->warned_invalid = true;
         nf_warn("exchange: \"%.*s\" is not a valid channel for this broker: not shared with other "
@@ -186,7 +189,7 @@ static void chan_subscribe(nf_bus *b, bus_chan *ch)
     nf_bus_sub rc = b->ops->subscribe(b->t, nf_slice_of(ch->name, ch->name_len));
     if (rc == NF_BUS_SUB_SENT && !ch->pending) {
         ch->pending = true;
-        b->host->metrics.exchange_pending++;
+        b->metrics->exchange_pending++;
     }
     if (rc == NF_BUS_SUB_ORDERED && ch->ask)
         send_question(b, ch->ask);
@@ -197,14 +200,14 @@ static void chan_confirmed(nf_bus *b, bus_chan *ch)
     if (!ch->pending)
         return;
     ch->pending = false;
-    b->host->metrics.exchange_pending--;
+    b->metrics->exchange_pending--;
 }
 
 static void chan_drop(nf_bus *b, bus_chan *ch)
 {
     chan_confirmed(b, ch);
     nf_dict_delete(b->chans, nf_slice_of(ch->name, ch->name_len));
-    b->host->metrics.exchange_channels = nf_dict_size(b->chans);
+    b->metrics->exchange_channels = nf_dict_size(b->chans);
     free(ch);
 }
 
@@ -277,10 +280,10 @@ static void unref(nf_bus *b, int kind, nf_endpoint *ep, nf_slice key)
 static int publish(nf_bus *b, nf_slice channel, nf_slice payload)
 {
     if (b->freeing || payload.len > nf_bus_max_payload(b) || b->ops->publish(b->t, channel, payload) != 0) {
-        b->host->metrics.exchange_dropped++;
+        b->metrics->exchange_dropped++;
         return -1;
     }
-    b->host->metrics.exchange_published++;
+    b->metrics->exchange_published++;
     return 0;
 }
 
@@ -325,7 +328,7 @@ static void bus_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *bc)
     size_t mlen = nf_marker_len(&mk);
     char *marker = mlen <= sizeof stack ? stack : malloc(mlen);
     if (marker == NULL) {
-        b->host->metrics.exchange_dropped++;
+        b->metrics->exchange_dropped++;
         return;
     }
     nf_marker_write(&mk, marker);
@@ -336,9 +339,9 @@ static void bus_publish(nf_exchange *x, nf_endpoint *ep, const nf_broadcast *bc)
     nf_slice name;
     size_t key_off;
     if (payload == NULL || build_name(b, bc->to.len ? bc->to : bc->ns, bc->to.len > 0, &name, &key_off) != 0)
-        b->host->metrics.exchange_dropped++;
+        b->metrics->exchange_dropped++;
     else if (b->ops->valid && !b->ops->valid(name))
-        b->host->metrics.exchange_dropped++;
+        b->metrics->exchange_dropped++;
     else
         publish(b, name, nf_slice_of(payload, len));
     free(payload);
@@ -374,7 +377,7 @@ static void ask_finish(bus_ask *a, nf_ask_status st, const nf_msg *reply)
 static void ask_timeout(evutil_socket_t fd, short what, void *arg)
 {
     bus_ask *a = arg;
-    a->bus->host->metrics.ask_timeouts++;
+    a->bus->metrics->ask_timeouts++;
     ask_finish(a, NF_ASK_TIMEOUT, NULL);
 }
 
@@ -433,7 +436,7 @@ static void *bus_ask_op(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice n
     nf_msg q = { .wait = nf_slice_of(token, tlen), .ns = ns, .room = room, .event = event, .body = body };
     if (a == NULL || build_name(b, to, true, &name, &key_off) != 0 || (a->to = malloc(name.len)) == NULL ||
         (a->question = serialize(&q, &a->question_len)) == NULL ||
-        (a->timer = evtimer_new(b->host->base, ask_timeout, a)) == NULL ||
+        (a->timer = evtimer_new(nf_host_base(b->host), ask_timeout, a)) == NULL ||
         (a->chan = chan_new(b, nf_slice_of(token, tlen), 0, tlen)) == NULL) {
         if (a) {
             if (a->timer)
@@ -454,7 +457,7 @@ static void *bus_ask_op(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice n
     a->chan->refs = 1;
     nf_list_push_back(&b->asks, &a->link);
     b->ask_count++;
-    unsigned ms = timeout_ms ? timeout_ms : b->host->limits.ask_timeout_ms;
+    unsigned ms = timeout_ms ? timeout_ms : nf_host_limits(b->host)->ask_timeout_ms;
     struct timeval tv = nf_clock_timeval(ms);
     evtimer_add(a->timer, &tv);
     chan_subscribe(b, a->chan);
@@ -469,7 +472,7 @@ static void bus_ask_cancel(nf_exchange *x, void *handle)
 
 static void ask_answered(nf_bus *b, bus_ask *a, const nf_msg *m)
 {
-    b->host->metrics.exchange_received++;
+    b->metrics->exchange_received++;
     /* An error flag with empty text is success in Go and JS alike (docs/protocol.md §5.5). */
     ask_finish(a, m->is_error && m->body.len ? NF_ASK_REMOTE_ERROR : NF_ASK_OK, m);
 }
@@ -524,8 +527,7 @@ static void serve_ask(nf_bus *b, bus_chan *ch, nf_slice id, const nf_msg *m)
 {
     nf_endpoint *ep = NULL;
     /* --workers N: the ID may live on any worker of this process: ask them all. */
-    nf_exchange *hx = b->host->exchange;
-    bool workers = hx && hx != &b->base && hx->ops->relay;
+    bool workers = nf_exchange_relayed(&b->base);
     if (id.len == 0 || own_token(b, m->wait))
         return;           /* not an ID channel; or our own question: asked here directly */
     NF_LIST_FOREACH(it, &ch->eps[KIND_ID]) {
@@ -544,13 +546,13 @@ static void serve_ask(nf_bus *b, bus_chan *ch, nf_slice id, const nf_msg *m)
     bus_serve *s = serve_new(b, m);
     if (s == NULL)
         return;
-    b->host->metrics.exchange_received++;
+    b->metrics->exchange_received++;
     if (workers) {
         nf_exchange_set_serving(true);   /* every worker, not the broker again */
         nf_endpoint_ask(ep, id, m->ns, m->room, m->event, m->body, false, 0, serve_done, s);
         nf_exchange_set_serving(false);
     } else {
-        nf_endpoint_ask_local(ep, id, m->ns, m->room, m->event, m->body, false, 0, serve_done, s);
+        nf_exchange_ask_host(ep, id, m->ns, m->room, m->event, m->body, 0, serve_done, s);
     }
 }
 
@@ -626,7 +628,7 @@ void nf_bus_receive(nf_bus *b, nf_slice channel, nf_slice payload)
     /* Any process (a Go node too) may publish any name: one no local
      * connection can hold is dropped before it is hashed or copied. */
     if (nf_ns_check_names(b->host, m.ns, m.room, m.event) != 0) {
-        b->host->metrics.limit_name++;
+        b->metrics->limit_name++;
         if (!b->warned_names) {
             b->warned_names = true;
             nf_warn("exchange: dropped a message on \"%.*s\" with a name longer than --max-name-bytes "
@@ -653,7 +655,7 @@ void nf_bus_set_connected(nf_bus *b, bool up)
     if (b->freeing)
         return;
     b->up = up;
-    b->host->metrics.exchange_connected = up ? 1 : 0;
+    b->metrics->exchange_connected = up ? 1 : 0;
 }
 
 void nf_bus_resubscribe(nf_bus *b)
@@ -697,6 +699,7 @@ nf_bus *nf_bus_new(nf_host *h, const char *prefix, nf_bus_names names, const nf_
     b->base.ops = &bus_exchange_ops;
     b->base.host = h;
     b->host = h;
+    b->metrics = nf_host_metrics(h);
     b->ops = ops;
     b->t = t;
     b->names = names;
@@ -764,4 +767,4 @@ static const nf_exchange_ops bus_exchange_ops = {
 
 nf_exchange *nf_bus_exchange(nf_bus *b) { return &b->base; }
 nf_host *nf_bus_host(nf_bus *b) { return b->host; }
-size_t nf_bus_max_payload(const nf_bus *b) { return b->host->limits.max_message_bytes + 4096; }
+size_t nf_bus_max_payload(const nf_bus *b) { return nf_host_limits(b->host)->max_message_bytes + 4096; }

@@ -33,8 +33,9 @@
 #include <event2/event.h>
 
 #include "clock.h"
+#include "dict.h"
 #include "exchange_bus.h"
-#include "internal.h"
+#include "list.h"
 #include "log.h"
 #include "nats_proto.h"
 #include "url.h"
@@ -572,7 +573,7 @@ nf_exchange *nf_exchange_nats_new(nf_host *h, const char *url, const char *prefi
         snprintf(err, errcap, "out of memory");
         return NULL;
     }
-    x->base = h->base;
+    x->base = nf_host_base(h);
     nf_list_init(&x->pongs);
     x->server_max_payload = 1024 * 1024;
     if (parse_config(x, url, err, errcap) != 0)

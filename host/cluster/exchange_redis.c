@@ -29,7 +29,6 @@
 
 #include "clock.h"
 #include "exchange_bus.h"
-#include "internal.h"
 #include "log.h"
 #include "url.h"
 
@@ -314,7 +313,7 @@ nf_exchange *nf_exchange_redis_new(nf_host *h, const char *url, const char *pref
         snprintf(err, errcap, "out of memory");
         return NULL;
     }
-    x->base = h->base;
+    x->base = nf_host_base(h);
     if (parse_config(x, url, err, errcap) != 0 || probe(x, err, errcap) != 0)
         goto fail;
     if (link_init(x, &x->sub, "subscriber", true) != 0 || link_init(x, &x->pub, "publisher", false) != 0 ||

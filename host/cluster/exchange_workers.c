@@ -84,7 +84,7 @@ static void run_broadcast(void *owner, void *arg)
             nf_exchange *up = w->g->up;
             if (m->publish_up && up && w->id == 0)
                 up->ops->publish(up, ep, &b);   /* the process's one broker connection */
-            nf_broadcast_local(ep, &b);
+            nf_exchange_deliver_host(ep, &b);
         }
     }
     wmsg_release(m);
@@ -244,7 +244,7 @@ static void wx_unsubscribe_id(nf_exchange *x, nf_endpoint *ep, nf_slice id)
 /* ep's own connections, exactly, plus the other workers' with an ID. */
 static size_t wx_count(nf_exchange *x, nf_endpoint *ep)
 {
-    return ep->count + nf_workers_count_others(((wx *)x)->w, ep);
+    return nf_endpoint_own_count(ep) + nf_workers_count_others(((wx *)x)->w, ep);
 }
 
 /* ---- asks by ID ------------------------------------------------------------------- */
@@ -375,8 +375,8 @@ static void run_question(void *owner, void *arg)
         return;
     }
     /* Local only: the asker asks every worker itself. */
-    nf_broadcast_ask(ep, false, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], false,
-                     q->timeout_ms, question_done, q);
+    nf_exchange_ask_host(ep, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], q->timeout_ms,
+                         question_done, q);
 }
 
 static void *wx_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
@@ -495,6 +495,6 @@ int nf_exchange_workers_attach(worker *w)
     nf_list_init(&x->unsubs);
     w->x = x;
     nf_host_set_exchange(w->host, &x->base);
-    w->host->metrics.exchange_connected = -1;   /* no broker: no exchange lines in /metrics */
+    w->metrics->exchange_connected = -1;   /* no broker: no exchange lines in /metrics */
     return 0;
 }

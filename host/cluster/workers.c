@@ -24,7 +24,7 @@ static void count_failure(worker *from, unsigned to, int rc)
 {
     if (rc != NF_ENOBUFS)
         return;
-    from->host->metrics.limit_worker_queue++;
+    from->metrics->limit_worker_queue++;
     uint64_t now = nf_now_ms();
     if (from->queue_logged_ms == 0 || now - from->queue_logged_ms >= QUEUE_LOG_INTERVAL_MS) {
         from->queue_logged_ms = now;
@@ -37,7 +37,7 @@ int nf_workers_post_now(worker *from, unsigned to, nf_mailbox_fn fn, void *arg)
 {
     int rc = nf_mailbox_post(from->g->w[to].mb, fn, arg);
     if (rc == 0)
-        from->host->metrics.worker_messages_out++;
+        from->metrics->worker_messages_out++;
     else
         count_failure(from, to, rc);
     return rc;
@@ -72,7 +72,7 @@ static void flush_outbox(worker *w)
             continue;
         int rc = nf_mailbox_post_batch(w->g->w[i].mb, b);
         if (rc == 0) {
-            w->host->metrics.worker_messages_out += n;
+            w->metrics->worker_messages_out += n;
             continue;
         }
         count_failure(w, i, rc);
@@ -98,7 +98,7 @@ static void hook_flushing(void *ud)
 void nf_workers_received(worker *w)
 {
     if (w && !w->stopped)
-        w->host->metrics.worker_messages_in++;
+        w->metrics->worker_messages_in++;
 }
 
 /* ---- connection counts ------------------------------------------------------------ */
@@ -172,7 +172,7 @@ static void run_adopt(void *owner, void *arg)
         return;
     }
     nf_workers_received(w);
-    if (w->stopped || w->host->draining)
+    if (w->stopped || nf_host_is_draining(w->host))
         close(ho->fd);   /* it would be refused anyway: the process stops */
     else
         nf_host_adopt_tls(w->host, ho->fd, ho->remote, ho->tls, NULL);
@@ -437,10 +437,11 @@ int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange)
     if (w->mb == NULL || w->outbox == NULL || w->flush_ev == NULL)
         return NF_ENOMEM;
     w->host = h;
-    h->metrics.workers = g->n;
+    w->metrics = nf_host_metrics(h);
+    w->metrics->workers = g->n;
     if (i == 0) {   /* the process's limits: every worker has the same */
-        g->max_sockets = h->limits.max_connections;
-        g->max_per_ip = h->limits.max_connections_per_ip;
+        g->max_sockets = nf_host_limits(h)->max_connections;
+        g->max_per_ip = nf_host_limits(h)->max_connections_per_ip;
     }
     nf_host_set_hooks(h, &worker_hooks, w);
     if (with_exchange)
@@ -451,7 +452,7 @@ int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange)
 void nf_workers_set_broker(nf_workers *g, nf_exchange *x)
 {
     g->up = x;
-    g->w[0].host->metrics.exchange_connected = 0;   /* the broker's lines in /metrics */
+    g->w[0].metrics->exchange_connected = 0;   /* the broker's lines in /metrics */
 }
 
 typedef struct wcall {

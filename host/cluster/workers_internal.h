@@ -22,7 +22,8 @@
 #include <stdatomic.h>
 
 #include "dict.h"
-#include "internal.h"
+#include "list.h"
+#include "metrics.h"
 #include "workers.h"
 
 typedef struct wx wx;   /* exchange_workers.c: a worker's in-process exchange */
@@ -31,6 +32,7 @@ typedef struct worker {
     nf_workers *g;
     unsigned id;
     nf_host *host;
+    nf_metrics *metrics;          /* its host's (nf_host_metrics): the worker_* lines */
     nf_mailbox *mb;
     wx *x;                        /* the in-process exchange, or NULL */
     atomic_size_t load;           /* open connections with an ID (the acceptor's choice) */

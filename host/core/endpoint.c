@@ -76,6 +76,8 @@ size_t nf_endpoint_connection_count(const nf_endpoint *ep)
     return x && x->ops->count ? x->ops->count(x, (nf_endpoint *)ep) : ep->count;
 }
 
+size_t nf_endpoint_own_count(const nf_endpoint *ep) { return ep->count; }
+
 /* ---- entries owned elsewhere ------------------------------------------------------ */
 
 nf_conn *nf_endpoint_find(nf_endpoint *ep, nf_slice id) { return nf_ids_find(ep, id); }

@@ -28,6 +28,20 @@ size_t nf_exchange_deliver_local(nf_endpoint *ep, const nf_broadcast *b)
     return nf_broadcast_local(ep, b);
 }
 
+bool nf_exchange_relayed(const nf_exchange *x)
+{
+    const nf_exchange *hx = x->host->exchange;
+    return hx && hx != x && hx->ops->relay;
+}
+
+size_t nf_exchange_deliver_host(nf_endpoint *ep, const nf_broadcast *b) { return nf_broadcast_local(ep, b); }
+
+void nf_exchange_ask_host(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event, nf_slice body,
+                          unsigned timeout_ms, nf_ask_cb cb, void *ud)
+{
+    nf_endpoint_ask_local(ep, to, ns, room, event, body, false, timeout_ms, cb, ud);
+}
+
 static _Thread_local bool serving;
 
 void nf_exchange_set_serving(bool on) { serving = on; }

@@ -56,6 +56,24 @@ void nf_exchange_ask_cancel(nf_exchange *x, void *handle);
  * with --workers N, to every worker's. */
 size_t nf_exchange_deliver_local(nf_endpoint *ep, const nf_broadcast *b);
 
+/* For implementations: true when x is not the host's exchange itself but
+ * sits behind one that relays to the other workers of this process
+ * (--workers N): what x receives is then for every worker's connections,
+ * a connection ID included, not for its own host's alone. */
+bool nf_exchange_relayed(const nf_exchange *x);
+
+/* For implementations: b delivered to the connections of ep's host alone:
+ * not published, not relayed, not counted as received (a broadcast another
+ * worker of this process handed over). Returns the number of receivers. */
+size_t nf_exchange_deliver_host(nf_endpoint *ep, const nf_broadcast *b);
+
+/* For implementations: a question by ID (`to`) asked of the connections of
+ * ep's host alone, never published (a question from the broker or from
+ * another worker). Text frames; timeout_ms 0 means the default ask timeout;
+ * cb exactly once, possibly before this returns, as nf_endpoint_ask. */
+void nf_exchange_ask_host(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event, nf_slice body,
+                          unsigned timeout_ms, nf_ask_cb cb, void *ud);
+
 /* For implementations: true while a broker's question is being asked of
  * this process's connections (set around that ask, on its thread): the
  * workers' exchange then asks the other workers, not the broker again. */

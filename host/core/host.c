@@ -134,6 +134,7 @@ struct event_base *nf_host_base(nf_host *h) { return h->base; }
 const nf_limits *nf_host_limits(const nf_host *h) { return &h->limits; }
 void *nf_host_app(const nf_host *h) { return h->app; }
 size_t nf_host_connection_count(const nf_host *h) { return h->ws_count; }
+bool nf_host_is_draining(const nf_host *h) { return h->draining; }
 int nf_host_port(const nf_host *h) { return h->port; }
 int nf_host_tls_port(const nf_host *h) { return h->tls_port; }
 

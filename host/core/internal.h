@@ -1,5 +1,7 @@
 /* internal.h - the protocol core's private structures and functions, shared
- * by the files that implement proto.h. Nothing outside host/ includes this.
+ * by the files that implement proto.h. Nothing outside host/core includes
+ * this (spec/lint/layers.sh): the other layers use proto.h, exchange.h and
+ * metrics.h.
  *
  * Who owns what (a struct's fields are written by its owner only):
  *   nf_host                      host.c (invocation.c: the handler timing)

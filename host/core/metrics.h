@@ -1,4 +1,10 @@
-/* metrics.h - the server's counters, rendered as Prometheus text at /metrics. */
+/* metrics.h - the server's counters, rendered as Prometheus text at /metrics.
+ *
+ * One nf_metrics per host, written on its loop's thread only: by host/core;
+ * by host/cluster too, through nf_host_metrics (proto.h), for what
+ * scale-out and --workers N count (exchange_*, worker_*, workers, and the
+ * ask_timeouts and limit_name of a broker's asks and names); idle_poll_us
+ * by the loop (loop.h). */
 #ifndef NF_METRICS_H
 #define NF_METRICS_H
 

@@ -240,8 +240,10 @@ void nf_host_set_hooks(nf_host *h, const nf_host_hooks *hooks, void *ud);
 struct nf_metrics;
 /* This host's counters and gauges, a copy (its loop's thread only). */
 void nf_host_metrics_snapshot(const nf_host *h, struct nf_metrics *m, size_t *connections, size_t *endpoints);
-/* This host's counters (metrics.h), for the loop that runs it to add its
- * own to (the idle polling of --busy-poll-us); its loop's thread only. */
+/* This host's counters (metrics.h), for the layers beside the core to
+ * count their own in: the loop that runs it (the idle polling of
+ * --busy-poll-us), host/cluster (the exchange_* and worker_* lines, which
+ * metrics.h assigns to it). Valid as long as h; its loop's thread only. */
 struct nf_metrics *nf_host_metrics(nf_host *h);
 /* A counter that grows with the input this host handled: WebSocket messages,
  * HTTP requests, calls from other workers, broker messages. For
@@ -267,6 +269,9 @@ size_t nf_host_connection_count(const nf_host *h);
 /* Graceful stop: refuse new connections, close every connection with 1001,
  * call done(ud) when all are gone or grace_ms passed. */
 void nf_host_drain(nf_host *h, unsigned grace_ms, void (*done)(void *ud), void *ud);
+/* True from nf_host_drain on: h admits no new socket (--workers N hands
+ * none to a draining worker). Its loop's thread only. */
+bool nf_host_is_draining(const nf_host *h);
 
 /* Comma-separated list of allowed Origin values ("*" = any); NULL or ""
  * allows every origin. Requests without an Origin header are allowed. */
@@ -308,7 +313,11 @@ void nf_endpoint_set_app_data(nf_endpoint *ep, void *data);
 
 /* ---- server-level operations ------------------------------------------------- */
 
+/* Open WebSocket connections of ep's path in the whole process (with
+ * --workers N every worker's: the exchange's count, exchange.h). */
 size_t nf_endpoint_connection_count(const nf_endpoint *ep);
+/* Those of ep alone, on its host (what an exchange's count adds to). */
+size_t nf_endpoint_own_count(const nf_endpoint *ep);
 /* The open connection with this ID that connected last, or NULL. IDs need
  * not be unique (docs/protocol.md §17.2.5). */
 nf_conn *nf_endpoint_find(nf_endpoint *ep, nf_slice id);

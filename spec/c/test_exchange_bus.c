@@ -10,7 +10,7 @@
 
 #include "exchange_bus.h"
 #include "exchange_marker.h"
-#include "internal.h"
+#include "metrics.h"
 #include "test.h"
 
 typedef struct fake {
@@ -114,18 +114,18 @@ static void publishing(nf_bus *b, nf_exchange *x, nf_endpoint *ep, nf_host *h)
     CHECK_STR(mk.path, "/chat");
     CHECK_STR(mk.except_id, "someone");
     CHECK(strcmp(semi, ";default;r@%!semicolon@%!1;chat;0;0;hi") == 0);
-    CHECK(h->metrics.exchange_published == 1);
+    CHECK(nf_host_metrics(h)->exchange_published == 1);
 
     /* Our own message back from the broker: dropped (delivered locally already). */
-    uint64_t received = h->metrics.exchange_received;
+    uint64_t received = nf_host_metrics(h)->exchange_received;
     nf_bus_receive(b, NF_SLICE("P.abc."), nf_slice_of(payload, strlen(payload)));
-    CHECK(h->metrics.exchange_received == received);
+    CHECK(nf_host_metrics(h)->exchange_received == received);
     /* Another process's: delivered (to nobody here, but delivered). */
     nf_bus_receive(b, NF_SLICE("P.abc."), NF_SLICE(";default;;chat;0;0;from Go"));
-    CHECK(h->metrics.exchange_received == received + 1);
+    CHECK(nf_host_metrics(h)->exchange_received == received + 1);
     /* A channel nobody here subscribed: ignored. */
     nf_bus_receive(b, NF_SLICE("P.zzz."), NF_SLICE(";default;;chat;0;0;x"));
-    CHECK(h->metrics.exchange_received == received + 1);
+    CHECK(nf_host_metrics(h)->exchange_received == received + 1);
 
     /* To one ID that is not here: its own channel. */
     reset();
@@ -135,9 +135,9 @@ static void publishing(nf_bus *b, nf_exchange *x, nf_endpoint *ep, nf_host *h)
 
     /* Broker down: dropped and counted, never queued. */
     F.up = false;
-    uint64_t dropped = h->metrics.exchange_dropped;
+    uint64_t dropped = nf_host_metrics(h)->exchange_dropped;
     nf_endpoint_broadcast(ep, &bc);
-    CHECK(h->metrics.exchange_dropped == dropped + 1);
+    CHECK(nf_host_metrics(h)->exchange_dropped == dropped + 1);
     F.up = true;
 }
 
@@ -212,38 +212,42 @@ static void asks(nf_bus *b, nf_exchange *x, nf_endpoint *ep, struct event_base *
  * anything) or from this one: never hashed, delivered, served or published. */
 static void long_names(nf_bus *b, nf_endpoint *ep, nf_host *h)
 {
-    size_t max = h->limits.max_name_bytes;
+    size_t max = nf_host_limits(h)->max_name_bytes;
     char *payload = malloc(max + 64), *name = malloc(max + 2);
     memset(name, 'r', max + 1);
     name[max + 1] = '\0';
-    uint64_t received = h->metrics.exchange_received, hits = h->metrics.limit_name;
+    uint64_t received = nf_host_metrics(h)->exchange_received, hits = nf_host_metrics(h)->limit_name;
 
     snprintf(payload, max + 64, ";default;%s;chat;0;0;x", name);         /* a broadcast to a room */
     nf_bus_receive(b, NF_SLICE("P.abc."), nf_slice_of(payload, strlen(payload)));
-    CHECK(h->metrics.exchange_received == received && h->metrics.limit_name == hits + 1);
+    CHECK(nf_host_metrics(h)->exchange_received == received && nf_host_metrics(h)->limit_name == hits + 1);
     snprintf(payload, max + 64, "123456;default;;%s;0;0;x", name);       /* an ask of a local ID */
     nf_bus_receive(b, NF_SLICE("P.abc."), nf_slice_of(payload, strlen(payload)));
-    CHECK(h->metrics.exchange_received == received && h->metrics.limit_name == hits + 2);
+    CHECK(nf_host_metrics(h)->exchange_received == received && nf_host_metrics(h)->limit_name == hits + 2);
     name[max] = '\0';                                                    /* at the bound: delivered */
     snprintf(payload, max + 64, ";default;%s;chat;0;0;x", name);
     nf_bus_receive(b, NF_SLICE("P.abc."), nf_slice_of(payload, strlen(payload)));
-    CHECK(h->metrics.exchange_received == received + 1 && h->metrics.limit_name == hits + 2);
+    CHECK(nf_host_metrics(h)->exchange_received == received + 1 && nf_host_metrics(h)->limit_name == hits + 2);
 
     reset();                                                              /* published by this process */
     name[max] = 'r';
     nf_broadcast bc = { .ns = nf_slice_of(name, max + 1), .event = NF_SLICE("e") };
     CHECK(nf_endpoint_broadcast(ep, &bc) == 0);
-    CHECK(F.n == 0 && h->metrics.limit_name == hits + 3);
+    CHECK(F.n == 0 && nf_host_metrics(h)->limit_name == hits + 3);
     free(payload);
     free(name);
 }
 
-static void nats_names(nf_host *h, nf_endpoint *ep)
+/* On a host of its own, whose exchange this bus is: broadcasts go through it. */
+static void nats_names(struct event_base *base)
 {
+    nf_limits limits = nf_limits_default();
+    nf_host *h = nf_host_new(base, &limits, &app_ops, NULL);
+    nf_endpoint_config cfg = { 0 };
+    nf_endpoint *ep = nf_host_add_endpoint(h, "/chat", &cfg);
     nf_bus *b = nf_bus_new(h, "neffos", NF_BUS_NAMES_NATS, &fake_ops, NULL);
     nf_exchange *x = nf_bus_exchange(b);
-    nf_exchange *was = h->exchange;
-    h->exchange = x;          /* broadcasts go through this one for a while */
+    nf_host_set_exchange(h, x);
     reset();
     F.sub_result = NF_BUS_SUB_ORDERED;
     x->ops->subscribe_ns(x, ep, NF_SLICE("default"));
@@ -281,14 +285,13 @@ static void nats_names(nf_host *h, nf_endpoint *ep)
                                    NF_SLICE("q"), NF_SLICE("b"), 5000, ask_cb, &r);
     CHECK(handle != NULL && F.n == 2 && strncmp(F.log[1], "PUB neffos.bob%20smith%2E%2A%3E ", 32) == 0);
     const char *question = strchr(F.log[1] + 4, ' ') + 1;
-    uint64_t received = h->metrics.exchange_received;
+    uint64_t received = nf_host_metrics(h)->exchange_received;
     nf_bus_receive(b, NF_SLICE("neffos.bob%20smith%2E%2A%3E"), nf_slice_of(question, strlen(question)));
-    CHECK(h->metrics.exchange_received == received);
+    CHECK(nf_host_metrics(h)->exchange_received == received);
     /* Cancelled: the callback runs at once, the token channel is given up. */
     nf_exchange_ask_cancel(x, handle);
     CHECK(r.calls == 1 && r.st == NF_ASK_CLOSED);
-    h->exchange = was;
-    x->ops->free(x);
+    nf_host_free(h);       /* frees the exchange */
 }
 
 int main(void)
@@ -304,13 +307,13 @@ int main(void)
     nf_exchange *x = nf_bus_exchange(b);
     nf_host_set_exchange(h, x);
     nf_bus_set_connected(b, true);
-    CHECK(h->metrics.exchange_connected == 1);
+    CHECK(nf_host_metrics(h)->exchange_connected == 1);
 
     subscriptions(x, ep);
     publishing(b, x, ep, h);
     asks(b, x, ep, base);
     long_names(b, ep, h);
-    nats_names(h, ep);
+    nats_names(base);
     /* The Redis names carry IDs as they are (byte strings, Go's names). */
     reset();
     nf_exchange_conn_added(x, ep, NF_SLICE("bob smith.*>"));

@@ -1,8 +1,13 @@
 #!/bin/sh
-# layers.sh [ROOT] - fails when a file includes a header of a higher layer.
+# layers.sh [ROOT] - fails when a file includes a header of a higher layer,
+# or another folder's private header.
 # The folders are the layers (docs/architecture.md); each may include only
 # the ones listed for it here. Headers are included by their base name, so
 # the name is looked up in the folders to find its layer.
+# A header named *internal.h is its folder's private one (host/core/internal.h:
+# the core's structures, whose fields their owners alone touch): only the
+# files of that folder include it; another layer, or a test, goes through
+# the public headers (proto.h, exchange.h, metrics.h ...).
 set -eu
 ROOT=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$ROOT"
@@ -42,9 +47,23 @@ for f in host/*/*.c host/*/*.h bindings/*.c bindings/*.h; do
         esac
     done
 done
+# Private headers stay in their folder: host/, bindings/ and the tests' C.
+private=0
+for f in $(find host bindings spec -name node_modules -prune -o -name '*.[ch]' -print); do
+    for h in $(sed -n -e 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' \
+                      -e 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*<\([^/>]*\)>.*/\1/p' "$f"); do
+        case $(basename "$h") in *internal.h) ;; *) continue ;; esac
+        hl=$(layer_of_header "$(basename "$h")")
+        [ -n "$hl" ] || continue
+        private=$((private + 1))
+        if [ "$hl" != "$(dirname "$f")" ]; then
+            echo "$f includes $h: the private header of $hl (use its public headers)"; bad=1
+        fi
+    done
+done
 # host/ knows no Lua, at any depth.
 if grep -rlE '#[[:space:]]*include[[:space:]]*[<"](lua|lauxlib|lualib)\.h' host >/dev/null 2>&1; then
     echo "host/ includes Lua:"; grep -rlE '#[[:space:]]*include[[:space:]]*[<"](lua|lauxlib|lualib)\.h' host; bad=1
 fi
 [ "$bad" = 0 ] || exit 1
-echo "layers: $files files, every include goes down"
+echo "layers: $files files, every include goes down; $private includes of private headers, each in its folder"
