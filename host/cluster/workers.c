@@ -103,8 +103,6 @@ void nf_workers_received(worker *w)
 
 /* ---- connection counts ------------------------------------------------------------ */
 
-/* ---- connection counts ------------------------------------------------------------ */
-
 void nf_workers_count_change(worker *w, nf_endpoint *ep, int delta)
 {
     nf_workers *g = w->g;
@@ -132,10 +130,26 @@ void nf_workers_count_change(worker *w, nf_endpoint *ep, int delta)
     if (pc && (delta > 0 || pc->per[w->id] > 0))
         pc->per[w->id] += (size_t)delta;
     pthread_mutex_unlock(&g->mu);
-    if (delta > 0)
-        atomic_fetch_add_explicit(&w->load, 1, memory_order_relaxed);
-    else if (atomic_load_explicit(&w->load, memory_order_relaxed) > 0)
-        atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+}
+
+/* A worker's load: its sockets, counted from the moment the listener hands
+ * one to it (least_loaded) until the socket closes (hook_gone) or is
+ * refused (hook_admit, run_adopt). Counted at the WebSocket upgrade
+ * instead, a burst of connections skewed: the sockets handed over but not
+ * yet upgraded were invisible, so the worker that upgraded its first ones
+ * soonest looked the busiest for the rest of the burst (50 connections in
+ * one burst went 31/19 to 38/12 one time in three). */
+static void load_add(worker *w) { atomic_fetch_add_explicit(&w->load, 1, memory_order_relaxed); }
+
+/* Never below 0, whichever threads lower it at once (w's own as its
+ * sockets close, the listener's as it takes back one it could not hand
+ * over). */
+static void load_sub(worker *w)
+{
+    size_t n = atomic_load_explicit(&w->load, memory_order_relaxed);
+    while (n > 0 && !atomic_compare_exchange_weak_explicit(&w->load, &n, n - 1, memory_order_relaxed,
+                                                           memory_order_relaxed))
+        ;
 }
 
 /* ep's connections on the other workers than w (the count table). */
@@ -157,6 +171,7 @@ size_t nf_workers_count_others(worker *w, nf_endpoint *ep)
 
 typedef struct whandover {
     worker *from;                 /* the listener's worker */
+    worker *to;                   /* the worker it was counted on */
     int fd;
     struct nf_tls *tls;           /* from the TLS listener: the handshake is the adopter's */
     char remote[64];
@@ -167,20 +182,23 @@ static void run_adopt(void *owner, void *arg)
     worker *w = owner;
     whandover *ho = arg;
     if (w == NULL) {   /* not delivered: admitted by the listener's worker */
+        load_sub(ho->to);
+        load_add(ho->from);
         nf_host_adopt_tls(ho->from->host, ho->fd, ho->remote, ho->tls, NULL);
         free(ho);
         return;
     }
     nf_workers_received(w);
-    if (w->stopped || nf_host_is_draining(w->host))
+    if (w->stopped || nf_host_is_draining(w->host)) {
         close(ho->fd);   /* it would be refused anyway: the process stops */
-    else
+        load_sub(w);
+    } else
         nf_host_adopt_tls(w->host, ho->fd, ho->remote, ho->tls, NULL);
     free(ho);
 }
 
-/* The worker with the fewest connections; among equals, the next in turn
- * (a burst of connections that have not upgraded yet is spread too). */
+/* The worker with the fewest sockets (load_add); among equals, the next in
+ * turn. */
 static unsigned least_loaded(nf_workers *g)
 {
     unsigned best = g->turn % g->n;
@@ -201,17 +219,25 @@ static bool hook_accepted(void *ud, nf_host *h, int fd, const char *remote, stru
 {
     worker *w = ud;
     unsigned to = least_loaded(w->g);
+    worker *target = &w->g->w[to];
+    load_add(target);
     if (to == w->id)
         return false;
     whandover *ho = malloc(sizeof *ho);
-    if (ho == NULL)
-        return false;
+    if (ho == NULL) {
+        load_sub(target);
+        load_add(w);
+        return false;   /* admitted here instead */
+    }
     ho->from = w;
+    ho->to = target;
     ho->fd = fd;
     ho->tls = tls;
     snprintf(ho->remote, sizeof ho->remote, "%s", remote);
     if (nf_workers_post_from(w, to, run_adopt, ho) != 0) {
         free(ho);
+        load_sub(target);
+        load_add(w);
         return false;   /* admitted here instead */
     }
     return true;
@@ -372,12 +398,15 @@ static int hook_admit(void *ud, const char *ip)
             ic->count++;
     }
     pthread_mutex_unlock(&g->mu);
+    if (rc != 0)
+        load_sub(ud);   /* refused: the socket closes without hook_gone */
     return rc;
 }
 
 static void hook_gone(void *ud, const char *ip)
 {
     nf_workers *g = ((worker *)ud)->g;
+    load_sub(ud);
     nf_slice key = nf_slice_of(ip, strlen(ip));
     pthread_mutex_lock(&g->mu);
     if (g->sockets > 0)

@@ -35,7 +35,7 @@ typedef struct worker {
     nf_metrics *metrics;          /* its host's (nf_host_metrics): the worker_* lines */
     nf_mailbox *mb;
     wx *x;                        /* the in-process exchange, or NULL */
-    atomic_size_t load;           /* open connections with an ID (the acceptor's choice) */
+    atomic_size_t load;           /* its sockets, from the listener's choice to their close */
     nf_list gathers;              /* /metrics requests waiting for the others */
     bool stopped;                 /* detached (own thread) */
     uint64_t queue_logged_ms;     /* own thread */
