@@ -276,7 +276,7 @@ static void gather_add(gather *gt, unsigned from, const nf_metrics *m, size_t co
 static void gather_finish(worker *w, gather *gt)
 {
     nf_workers *g = w->g;
-    size_t cap = 200 + (size_t)g->n * 64;
+    size_t cap = 400 + (size_t)g->n * 128;
     char *extra = malloc(cap);
     if (extra) {
         size_t used = (size_t)snprintf(extra, cap, "# HELP neffos_worker_connections Open WebSocket connections, by worker.\n"
@@ -284,6 +284,13 @@ static void gather_finish(worker *w, gather *gt)
         for (unsigned i = 0; i < g->n && used < cap; i++)
             used += (size_t)snprintf(extra + used, cap - used, "neffos_worker_connections{worker=\"%u\"} %zu\n", i + 1,
                                      gt->per_conns[i]);
+        if (used < cap)
+            used += (size_t)snprintf(extra + used, cap - used,
+                                     "# HELP neffos_worker_sockets Sockets each worker holds, in any phase: what the "
+                                     "listener balances.\n# TYPE neffos_worker_sockets gauge\n");
+        for (unsigned i = 0; i < g->n && used < cap; i++)
+            used += (size_t)snprintf(extra + used, cap - used, "neffos_worker_sockets{worker=\"%u\"} %zu\n", i + 1,
+                                     atomic_load_explicit(&g->w[i].load, memory_order_relaxed));
     }
     gt->sum.workers = g->n;
     nf_list_remove(&gt->link);

@@ -87,6 +87,55 @@ test('the listener balances sockets, not upgrades: connections not upgraded yet 
   assert.ok(Math.max(...per) - Math.min(...per) <= 1, `connections per worker: ${per}`);
 });
 
+// What the listener balances on must come back to 0 however a socket ends, or a worker would look
+// busier for ever after: a WebSocket closed by the client or by the server, a plain HTTP request, a
+// refused upgrade, a socket that sent nothing, and one refused by --max-connections.
+// One /metrics answer for every worker's figure: it counts its own request's socket once.
+async function socketsPerWorker(s) {
+  const r = await rawHttp(s.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+  const per = [];
+  for (let w = 1; w <= WORKERS; w++) {
+    const m = r.body.match(new RegExp(`^neffos_worker_sockets\\{worker="${w}"\\} (\\d+)$`, 'm'));
+    assert.ok(m, `neffos_worker_sockets for worker ${w} in /metrics`);
+    per.push(Number(m[1]));
+  }
+  return per;
+}
+
+test('a worker\'s socket count comes back to 0 however its sockets end', T, async (t) => {
+  const s = await serveFor(t, RAW_APP, [...FLAGS, '--max-connections', String(4 * WORKERS)]);
+  const byClient = await Promise.all(Array.from({ length: WORKERS }, () => RawWs.open(null, s.port, '/raw')));
+  for (const ws of byClient) ws.sock.destroy();
+  const byServer = await Promise.all(Array.from({ length: WORKERS }, () => RawWs.open(null, s.port, '/raw')));
+  for (const ws of byServer) ws.sock.write(frame(OP.CLOSE, closePayload(1000), { mask: true }));
+  await Promise.all(byServer.map((ws) => withTimeout(ws.end, 5000, 'the server ends the closed connection')));
+  for (let i = 0; i < WORKERS; i++) {
+    assert.equal((await rawHttp(s.port, 'GET /nothing-here HTTP/1.1\r\nHost: x\r\n\r\n')).status, 404);
+    const refused = await rawHttp(s.port, 'GET /raw HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'
+      + 'Connection: Upgrade\r\nSec-WebSocket-Version: 12\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    assert.notEqual(refused.status, 101, 'a bad version is refused');
+    const silent = net.connect({ host: '127.0.0.1', port: s.port });
+    await withTimeout(new Promise((resolve, reject) => { silent.once('connect', resolve); silent.once('error', reject); }), 5000, 'connect');
+    silent.destroy();
+  }
+  // Every one of them given back (the server may not have seen the last closes yet), so that
+  // the limit below is ours alone.
+  await eventually(async () => (await socketsPerWorker(s)).reduce((a, b) => a + b, 0) === 1,
+    'the sockets so far given back', 10_000);
+  // Over --max-connections: hold the limit, then one more is refused at admission.
+  const held = await Promise.all(Array.from({ length: 4 * WORKERS }, () => RawWs.open(null, s.port, '/raw')));
+  await assert.rejects(RawWs.open(null, s.port, '/raw', 2000), 'over the limit: refused');
+  for (const ws of held) ws.sock.destroy();
+  // Only the /metrics request itself is left.
+  let per;
+  await eventually(async () => {
+    try { per = await socketsPerWorker(s); } catch { return false; }
+    return per.reduce((a, b) => a + b, 0) === 1;
+  }, 'every socket given back', 10_000).catch((e) => { throw new Error(`${e.message}: ${per}`); });
+  assert.deepEqual([...per].sort((a, b) => a - b), [...Array(WORKERS - 1).fill(0), 1], 'only the /metrics request itself');
+  assert.equal(await metricOf(s, 'neffos_connections'), 0);
+});
+
 test('broadcasts reach every worker: namespace, except conn / ID, to = ID, room; order kept', T, async (t) => {
   const s = await serveFor(t, APP, FLAGS);
   const cs = await clients(t, s, 'bc', 4);
