@@ -765,6 +765,8 @@ static int make_worker(process *p, unsigned i, struct event_base *main_base, con
 static void run_worker_loop(server *s)
 {
     nf_watchdog_bind_thread(s->id);
+    if (s->p->g)
+        nf_workers_bind_thread(s->p->g, s->id);
     nf_loop_run(s->base, s->p->cfg->busy_poll_us, nf_host_activity, s->host,
                 &nf_host_metrics(s->host)->idle_poll_us);
     if (s->p->g)

@@ -82,6 +82,19 @@ static void flush_outbox(worker *w)
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg) { flush_outbox(arg); }
 
+/* Posts what w batched so far, ahead of a call posted at once. A batch that
+ * cannot go (its queue full, its loop ended) stays for flush_outbox, which
+ * counts it and runs its calls as not delivered: not here, where the poster
+ * may be a Lua call that such a call (an ask's failure) must not re-enter. */
+static void post_batched(worker *w)
+{
+    for (unsigned i = 0; i < w->g->n; i++) {
+        size_t n = w->outbox[i].count;
+        if (n && nf_mailbox_post_batch(w->g->w[i].mb, &w->outbox[i]) == 0)
+            w->metrics->worker_messages_out += n;
+    }
+}
+
 /* The host writes its sockets: this iteration's calls to the other workers
  * go first, so that a client that reads an answer of ours and then writes to
  * another worker finds that worker's mailbox signalled already; and the
@@ -505,10 +518,20 @@ static void run_call(void *owner, void *arg)
     free(c);
 }
 
+/* The worker whose loop this thread runs (nf_workers_bind_thread), or NULL. */
+static _Thread_local worker *bound;
+
+void nf_workers_bind_thread(nf_workers *g, unsigned i) { bound = i < g->n ? &g->w[i] : NULL; }
+
 int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg)
 {
     if (i >= g->n || g->w[i].mb == NULL)
         return NF_EINVAL;
+    /* Posted at once, this call would overtake what the poster batched
+     * earlier in this iteration (nf_workers_post_from): a remote emit its
+     * handler made after a broadcast to the same client arrived first. */
+    if (bound && bound->g == g && !bound->stopped && bound->flush_pending)
+        post_batched(bound);
     wcall *c = malloc(sizeof *c);
     if (c == NULL)
         return NF_ENOMEM;

@@ -54,9 +54,19 @@ int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange)
  * 1's exchange frees it). Before any loop runs. */
 void nf_workers_set_broker(nf_workers *g, nf_exchange *x);
 
+/* The calling thread runs worker i's loop from now on (call it there,
+ * before the loop runs): a nf_workers_post from it is then ordered after the
+ * calls that worker made before it (see nf_workers_post). */
+void nf_workers_bind_thread(nf_workers *g, unsigned i);
+
 /* From any thread: fn(worker i's host, arg) on worker i's loop. Returns 0,
  * NF_ENOBUFS (its queue is full), NF_EPIPE (its loop has ended) or
- * NF_ENOMEM; on failure fn does not run and arg stays the caller's. */
+ * NF_ENOMEM; on failure fn does not run and arg stays the caller's.
+ * From a worker's bound thread it keeps that worker's order: the calls it
+ * made earlier in this loop iteration (a broadcast, an answer; they leave
+ * together at the iteration's end) are posted first, so a remote call made
+ * after a broadcast reaches its worker after that broadcast, and the answer
+ * to one reaches the asker after what the method sent there. */
 typedef void (*nf_workers_fn)(nf_host *h, void *arg);
 int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg);
 

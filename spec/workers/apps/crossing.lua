@@ -1,0 +1,37 @@
+-- Test app of spec/workers/crossing.test.mjs: what crosses from one worker to another keeps what
+-- one loop gives (order, frame type). Replies start with the worker that ran the handler.
+local neffos = require "neffos"
+
+local function split(s)
+  local a, b = s:match("^(.-)|(.*)$")
+  return a or s, b or ""
+end
+
+return neffos.server {
+  endpoint = "/echo",
+  id = function(req) return req.headers["x-username"] end,
+  namespaces = {
+    w = {
+      worker = function() return tostring(neffos.worker.id) end,
+      -- "id": a broadcast to that ID, then an emit through its ns (a remote one on another
+      -- worker): it must get "1" then "2", as from one loop
+      then_remote = function(ns, msg)
+        local c = ns.server:get(msg.body)
+        if not c then return "not found" end
+        local target = c:namespace("w")
+        ns.server:broadcast { namespace = "w", to = msg.body, event = "seq", body = "1" }
+        target:emit("seq", "2")
+        return tostring(c.remote)
+      end,
+      -- "id": that connection's ns (remote on another worker) broadcasts to the namespace; once the
+      -- call returned, an emit to the asker: it must get "1" (the broadcast) then "2"
+      remote_then = function(ns, msg)
+        local c = ns.server:get(msg.body)
+        if not c then return "not found" end
+        c:namespace("w"):broadcast("seq", "1")
+        ns:emit("seq", "2")
+        return tostring(c.remote)
+      end,
+    },
+  },
+}
