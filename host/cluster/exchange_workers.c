@@ -266,6 +266,7 @@ typedef struct wquestion {
     wask *a;                      /* followed only on the asker's thread */
     worker *w;                    /* the worker asking its clients */
     bool via_broker;              /* worker 1 asks the other processes through the broker */
+    bool binary;                  /* a binary frame, as the asker's clients get it */
     unsigned timeout_ms;
     nf_slice f[Q_FIELDS];
     char *path;                   /* in data */
@@ -279,6 +280,7 @@ typedef struct wanswer {
     nf_ask_status st;
     bool has_reply;
     bool is_error;
+    bool binary;                  /* the answer's frame (msg.binary) */
     nf_slice f[A_FIELDS];
     char data[];
 } wanswer;
@@ -316,7 +318,7 @@ static void run_answer(void *owner, void *arg)
     }
     nf_workers_received(w);
     nf_msg reply = { .ns = an->f[A_NS], .room = an->f[A_ROOM], .event = an->f[A_EVENT], .body = an->f[A_BODY],
-                     .is_error = an->is_error };
+                     .is_error = an->is_error, .binary = an->binary };
     wask_leg_done(an->a, an->st, an->has_reply ? &reply : NULL);
     free(an);
 }
@@ -337,6 +339,7 @@ static void answer(worker *from, unsigned asker, wask *a, nf_ask_status st, cons
     an->st = st;
     an->has_reply = reply != NULL;
     an->is_error = reply && reply->is_error;
+    an->binary = reply && reply->binary;
     copy_slices(an->data, "", an->f, src, A_FIELDS);
     if (nf_workers_post_from(from, asker, run_answer, an) != 0)
         free(an);   /* out of memory: the asker's leg ends with its worker's */
@@ -370,17 +373,17 @@ static void run_question(void *owner, void *arg)
         if (up == NULL)
             question_done(q, NF_ASK_NOT_FOUND, NULL);
         else   /* its answer (or timeout) comes through question_done; not cancelled: answers to nobody */
-            up->ops->ask(up, ep, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], q->timeout_ms,
-                         question_done, q);
+            up->ops->ask(up, ep, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], q->binary,
+                         q->timeout_ms, question_done, q);
         return;
     }
     /* Local only: the asker asks every worker itself. */
-    nf_exchange_ask_host(ep, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], q->timeout_ms,
-                         question_done, q);
+    nf_exchange_ask_host(ep, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], q->binary,
+                         q->timeout_ms, question_done, q);
 }
 
 static void *wx_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
-                    nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud)
+                    nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
 {
     wx *self = (wx *)x;
     worker *w = self->w;
@@ -412,6 +415,7 @@ static void *wx_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, n
         q->a = a;
         q->w = NULL;
         q->via_broker = via_broker;
+        q->binary = binary;
         q->timeout_ms = timeout_ms;
         q->path = copy_slices(q->data, path, q->f, src, Q_FIELDS);
         a->legs++;

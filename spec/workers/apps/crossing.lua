@@ -32,6 +32,14 @@ return neffos.server {
         ns:emit("seq", "2")
         return tostring(c.remote)
       end,
+      -- "id|question": server:ask by ID in a binary frame; "<answer>|<answer's msg.binary>"
+      ask_binary = function(ns, msg)
+        local to, question = split(msg.body)
+        local answer, err = ns.server:ask { to = to, namespace = "w", event = "question", body = question,
+                                            binary = true, timeout = 5 }
+        if not answer then return "failed: " .. tostring(err) end
+        return answer.body .. "|" .. tostring(answer.binary)
+      end,
     },
   },
 }
