@@ -20,11 +20,12 @@
 
 /* ---- posting -------------------------------------------------------------------- */
 
-static void count_failure(worker *from, unsigned to, int rc)
+/* n calls to worker `to` were not posted: over the bound, each is a hit. */
+static void count_failure(worker *from, unsigned to, int rc, size_t n)
 {
     if (rc != NF_ENOBUFS)
         return;
-    from->metrics->limit_worker_queue++;
+    from->metrics->limit_worker_queue += n;
     uint64_t now = nf_now_ms();
     if (from->queue_logged_ms == 0 || now - from->queue_logged_ms >= QUEUE_LOG_INTERVAL_MS) {
         from->queue_logged_ms = now;
@@ -39,7 +40,7 @@ int nf_workers_post_now(worker *from, unsigned to, nf_mailbox_fn fn, void *arg)
     if (rc == 0)
         from->metrics->worker_messages_out++;
     else
-        count_failure(from, to, rc);
+        count_failure(from, to, rc, 1);
     return rc;
 }
 
@@ -75,7 +76,7 @@ static void flush_outbox(worker *w)
             w->metrics->worker_messages_out += n;
             continue;
         }
-        count_failure(w, i, rc);
+        count_failure(w, i, rc, n);
         nf_mailbox_batch_run(b, NULL);   /* not delivered */
     }
 }

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { T, ROOT, serveFor, RawClient } from '../interop/lib/server.mjs';
+import { T, ROOT, serveFor, RawClient, eventually, metricOf } from '../interop/lib/server.mjs';
 import { connectAs, askBody } from '../interop/lib/parity.mjs';
 
 const APP = path.join(ROOT, 'spec', 'workers', 'apps', 'crossing.lua');
@@ -83,4 +83,51 @@ test('a binary server ask by ID is a binary frame on every worker, and so is its
     r.sendBinary(Buffer.from(`${data.slice(0, data.indexOf(';'))};w;;question;0;0;a-${r.name}`, 'latin1'));
     assert.equal((await answer).Body, `a-${r.name}|true`, where);
   }
+});
+
+/**
+ * Holds one worker (a handler that does not return until released), floods it with K broadcasts of
+ * 64 KiB from a client on another worker, PER from each handler run, releases it, and returns how many
+ * reached a client of the held worker (in order, the first ones) and how many drops /metrics counted.
+ */
+const PER = 4;
+async function flood(t, flags, K) {
+  const BODY = 'x'.repeat(64 * 1024);
+  const s = await serveFor(t, APP, [...FLAGS, ...flags, '--lua-instruction-limit', '0', '--watchdog-warn-ms', '0']);
+  const raws = [];
+  let held, listener, sender;
+  for (let i = 0; i < 12 && !(held && listener && sender); i++) {
+    const r = await rawClient(t, s, `r${i}`);
+    raws.push(r);
+    if (!held) held = r;
+    else if (!listener && r.worker === held.worker) listener = r;
+    else if (!sender && r.worker !== held.worker) sender = r;
+  }
+  assert.ok(held && listener && sender, `clients on two workers: ${raws.map((r) => r.worker)}`);
+  held.sendText('$5;w;;hold;0;0;');
+  await eventually(async () => (await sender.ask('$6;w;;holding;0;0;')) === '$6;w;;holding;0;0;true', 'the worker holds');
+  // One run at a time: its broadcasts are queued for the held worker (or dropped) before its answer.
+  for (let k = 0; k < K; k += PER) assert.equal(await sender.ask(`$${100 + k};w;;burst;0;0;${PER}|${k}|${BODY}`), `$${100 + k};w;;burst;0;0;ok`);
+  assert.equal(await sender.ask('$7;w;;release;0;0;', 10000), '$7;w;;release;0;0;true');
+  assert.equal(await held.nextText(10000, 'held'), '$5;w;;hold;0;0;held');
+  // The held worker's queue runs before the listener's next frame: what it got came before this answer.
+  listener.sendText('$8;w;;worker;0;0;');
+  let got = 0;
+  for (;;) {
+    const text = await listener.nextText(10000, 'a chat or the answer');
+    if (text.startsWith('$8;')) break;
+    assert.equal(text.slice(0, text.indexOf(' ')), `;w;;chat;0;0;${got}`, 'in order, the first ones');
+    got++;
+  }
+  return { got, hits: await metricOf(s, 'neffos_limit_hits_total{limit="worker_queue"}'), logs: s.logs(), size: BODY.length };
+}
+
+// A worker's queue drops the calls over --max-worker-queue; the calls of one loop iteration go to it
+// together, and a batch that did not fit counted one hit however many calls it held (of 64 broadcasts
+// 8 went through and 14 drops were counted). Now every call dropped is a hit.
+test('every call dropped at a full worker queue is counted', T, async (t) => {
+  const K = 64, CAP = 8;
+  const { got, hits } = await flood(t, ['--max-worker-queue', String(CAP)], K);
+  assert.equal(got, CAP, 'as many as the queue holds went through');
+  assert.equal(hits, K - got, 'every broadcast dropped is counted');
 });

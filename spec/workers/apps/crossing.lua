@@ -40,6 +40,25 @@ return neffos.server {
         if not answer then return "failed: " .. tostring(err) end
         return answer.body .. "|" .. tostring(answer.binary)
       end,
+      -- this worker stops turning its loop until "release" (at most 20 s): what the other workers
+      -- post to it waits in its queue meanwhile
+      hold = function()
+        neffos.shared:set("holding", true)
+        local deadline = os.clock() + 20
+        while not neffos.shared:get("release") and os.clock() < deadline do end
+        return "held"
+      end,
+      holding = function() return tostring(neffos.shared:get("holding")) end,
+      release = function() return tostring((neffos.shared:set("release", true))) end,
+      -- "n|first|text": n broadcasts "<first> text", "<first + 1> text", ... from one run (they
+      -- leave together, one batch) to every other connection of the namespace
+      burst = function(ns, msg)
+        local n, first, text = msg.body:match("^(%d+)|(%d+)|(.*)$")
+        for i = 0, tonumber(n) - 1 do
+          ns.server:broadcast { namespace = "w", event = "chat", body = (first + i) .. " " .. text, except = ns }
+        end
+        return "ok"
+      end,
     },
   },
 }
