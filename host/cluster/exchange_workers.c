@@ -97,7 +97,8 @@ static void fan_out(worker *w, nf_endpoint *ep, const nf_broadcast *b, bool publ
     nf_workers *g = w->g;
     const char *path = nf_endpoint_path(ep);
     nf_slice src[B_FIELDS] = { b->ns, b->room, b->event, b->body, b->to, b->except_id };
-    wmsg *m = malloc(sizeof *m + path_room(path) + slices_len(src, B_FIELDS));
+    size_t size = sizeof(wmsg) + path_room(path) + slices_len(src, B_FIELDS);
+    wmsg *m = malloc(size);
     if (m == NULL)
         return;
     m->binary = b->binary;
@@ -109,7 +110,7 @@ static void fan_out(worker *w, nf_endpoint *ep, const nf_broadcast *b, bool publ
         if (i == w->id)
             continue;
         atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-        if (nf_workers_post_from(w, i, run_broadcast, m) != 0)
+        if (nf_workers_post_from(w, i, run_broadcast, m, size) != 0)   /* each queue holds it all */
             atomic_fetch_sub_explicit(&m->refs, 1, memory_order_relaxed);   /* not queued */
     }
     wmsg_release(m);
@@ -206,7 +207,8 @@ static void forward_sub(worker *w, nf_endpoint *ep, int kind, bool add, nf_slice
     if (w->g->up == NULL)
         return;
     const char *path = nf_endpoint_path(ep);
-    wsub *sb = malloc(sizeof *sb + path_room(path) + name.len);
+    size_t size = sizeof(wsub) + path_room(path) + name.len;
+    wsub *sb = malloc(size);
     if (sb == NULL)
         return;
     sb->kind = kind;
@@ -220,7 +222,7 @@ static void forward_sub(worker *w, nf_endpoint *ep, int kind, bool add, nf_slice
      * subscription precedes leaves now, and a broadcast the client then asks
      * of another process must find the broker subscribed (as close as one
      * process comes: its subscription is written before its reply). */
-    if (nf_workers_post_now(w, 0, run_sub, sb) != 0)
+    if (nf_workers_post_now(w, 0, run_sub, sb, size) != 0)
         free(sb);
 }
 
@@ -332,7 +334,8 @@ static void answer(worker *from, unsigned asker, wask *a, nf_ask_status st, cons
         src[A_EVENT] = reply->event;
         src[A_BODY] = reply->body;
     }
-    wanswer *an = malloc(sizeof *an + path_room("") + slices_len(src, A_FIELDS));
+    size_t size = sizeof(wanswer) + path_room("") + slices_len(src, A_FIELDS);
+    wanswer *an = malloc(size);
     if (an == NULL)
         return;   /* the asker's own timeout ends its wait */
     an->a = a;
@@ -341,7 +344,7 @@ static void answer(worker *from, unsigned asker, wask *a, nf_ask_status st, cons
     an->is_error = reply && reply->is_error;
     an->binary = reply && reply->binary;
     copy_slices(an->data, "", an->f, src, A_FIELDS);
-    if (nf_workers_post_from(from, asker, run_answer, an) != 0)
+    if (nf_workers_post_from(from, asker, run_answer, an, size) != 0)
         free(an);   /* out of memory: the asker's leg ends with its worker's */
 }
 
@@ -419,7 +422,7 @@ static void *wx_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, n
         q->timeout_ms = timeout_ms;
         q->path = copy_slices(q->data, path, q->f, src, Q_FIELDS);
         a->legs++;
-        if (nf_workers_post_from(w, i, run_question, q) != 0) {
+        if (nf_workers_post_from(w, i, run_question, q, sizeof *q + len) != 0) {
             a->legs--;
             free(q);
         }

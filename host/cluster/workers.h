@@ -34,13 +34,15 @@
 
 #define NF_WORKERS_MAX 256                      /* --workers */
 #define NF_WORKER_QUEUE_DEFAULT (1u << 20)      /* --max-worker-queue: calls waiting for one worker */
+#define NF_WORKER_QUEUE_BYTES_DEFAULT (64u << 20) /* --max-worker-queue-bytes: their messages' bytes */
 #define NF_WORKERS_UNSUB_DELAY_MS 1000          /* a namespace's last broker unsubscription waits this long */
 
 typedef struct nf_workers nf_workers;
 
-/* A group of n workers (1..NF_WORKERS_MAX); queue_cap bounds each worker's
- * mailbox. NULL when out of memory. */
-nf_workers *nf_workers_new(unsigned n, size_t queue_cap);
+/* A group of n workers (1..NF_WORKERS_MAX); queue_cap (calls) and
+ * queue_bytes (the bytes of the broadcasts, questions and answers in them)
+ * bound each worker's mailbox (mailbox.h). NULL when out of memory. */
+nf_workers *nf_workers_new(unsigned n, size_t queue_cap, size_t queue_bytes);
 unsigned nf_workers_count(const nf_workers *g);
 
 /* Worker i (0-based) with its host, before any loop runs (any thread): its

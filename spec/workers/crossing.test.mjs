@@ -131,3 +131,16 @@ test('every call dropped at a full worker queue is counted', T, async (t) => {
   assert.equal(got, CAP, 'as many as the queue holds went through');
   assert.equal(hits, K - got, 'every broadcast dropped is counted');
 });
+
+// A worker's queue was bounded in calls only (--max-worker-queue, a million): while a worker did
+// not turn its loop, the broadcasts of the others piled up there with their bodies, up to a million
+// messages of up to a MiB each. Now their bytes are bounded too (--max-worker-queue-bytes): past it a
+// broadcast to that worker is dropped, counted (limit="worker_queue") and logged, as past the count.
+test('the broadcasts waiting for a busy worker are bounded in bytes', T, async (t) => {
+  const K = 64, CAP = 1 << 20;   // 4 MiB of broadcasts for a 1 MiB bound
+  const { got, hits, logs, size } = await flood(t, ['--max-worker-queue-bytes', String(CAP)], K);
+  // Each waits with its body and a few hundred bytes more, PER together: 3 runs' of 4 x 64 KiB fit in 1 MiB.
+  assert.equal(got, PER * Math.floor(CAP / (PER * (size + 512))), `as many as the bytes hold went through (of ${K})`);
+  assert.equal(hits, K - got, 'every broadcast dropped is counted');
+  assert.match(logs, /the queue of worker \d is full \(--max-worker-queue \d+ calls, --max-worker-queue-bytes 1048576\)/);
+});
