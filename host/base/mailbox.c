@@ -90,12 +90,13 @@ static cell *cell_new(nf_mailbox_fn fn, void *arg, size_t bytes)
 
 /* Under mu: n more calls holding `bytes` would pass a bound. An empty queue
  * takes them whatever their bytes: a message bigger than the bound, or one
- * loop iteration's burst, must not be refused while the receiver keeps up. */
+ * loop iteration's burst, must not be refused while the receiver keeps up;
+ * and calls that hold no bytes (a drain, a reload step) only count. */
 static bool over(const nf_mailbox *mb, size_t n, size_t bytes)
 {
     if (mb->count + n > mb->cap)
         return true;
-    return mb->count > 0 && mb->bytes + bytes > mb->cap_bytes;
+    return bytes > 0 && mb->count > 0 && mb->bytes + bytes > mb->cap_bytes;
 }
 
 int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg, size_t bytes)

@@ -44,7 +44,8 @@ nf_mailbox *nf_mailbox_new(struct event_base *base, size_t cap, size_t cap_bytes
  * loop. Returns 0, or NF_ENOBUFS when it would pass cap calls, or cap_bytes
  * bytes in a queue that is not empty (an empty one takes any bytes: a call,
  * or a batch, bigger than the bound is never refused while the loop keeps
- * up), NF_ENOMEM, NF_EPIPE after
+ * up; a call of 0 bytes, a control call, counts against cap alone),
+ * NF_ENOMEM, NF_EPIPE after
  * nf_mailbox_close (arg is then still the caller's). */
 int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg, size_t bytes);
 

@@ -207,8 +207,7 @@ static void forward_sub(worker *w, nf_endpoint *ep, int kind, bool add, nf_slice
     if (w->g->up == NULL)
         return;
     const char *path = nf_endpoint_path(ep);
-    size_t size = sizeof(wsub) + path_room(path) + name.len;
-    wsub *sb = malloc(size);
+    wsub *sb = malloc(sizeof *sb + path_room(path) + name.len);
     if (sb == NULL)
         return;
     sb->kind = kind;
@@ -222,7 +221,7 @@ static void forward_sub(worker *w, nf_endpoint *ep, int kind, bool add, nf_slice
      * subscription precedes leaves now, and a broadcast the client then asks
      * of another process must find the broker subscribed (as close as one
      * process comes: its subscription is written before its reply). */
-    if (nf_workers_post_now(w, 0, run_sub, sb, size) != 0)
+    if (nf_workers_post_now(w, 0, run_sub, sb, 0) != 0)   /* a subscription must not be lost to the bytes */
         free(sb);
 }
 

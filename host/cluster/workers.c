@@ -249,7 +249,7 @@ static bool hook_accepted(void *ud, nf_host *h, int fd, const char *remote, stru
     ho->fd = fd;
     ho->tls = tls;
     snprintf(ho->remote, sizeof ho->remote, "%s", remote);
-    if (nf_workers_post_from(w, to, run_adopt, ho, sizeof *ho) != 0) {
+    if (nf_workers_post_from(w, to, run_adopt, ho, 0) != 0) {   /* no message: the count bounds it */
         free(ho);
         load_sub(target);
         load_add(w);
@@ -348,7 +348,7 @@ static void run_snapshot(void *owner, void *arg)
     s->valid = !w->stopped;
     if (s->valid)
         nf_host_metrics_snapshot(w->host, &s->m, &s->conns, &s->eps);
-    if (nf_workers_post_from(w, s->requester, run_snapshot_reply, s, sizeof *s) != 0)
+    if (nf_workers_post_from(w, s->requester, run_snapshot_reply, s, 0) != 0)
         free(s);   /* out of memory: that gather waits for its connection's close */
 }
 
@@ -383,7 +383,7 @@ static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
         s->rq = w;
         s->requester = w->id;
         gt->pending++;
-        if (nf_workers_post_from(w, i, run_snapshot, s, sizeof *s) != 0) {
+        if (nf_workers_post_from(w, i, run_snapshot, s, 0) != 0) {
             gt->pending--;
             free(s);
         }
@@ -540,7 +540,7 @@ int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg)
         return NF_ENOMEM;
     c->fn = fn;
     c->arg = arg;
-    int rc = nf_mailbox_post(g->w[i].mb, run_call, c, sizeof *c);
+    int rc = nf_mailbox_post(g->w[i].mb, run_call, c, 0);   /* a control or remote call: it waits, not queued bytes */
     if (rc != 0)
         free(c);
     return rc;

@@ -40,8 +40,10 @@
 typedef struct nf_workers nf_workers;
 
 /* A group of n workers (1..NF_WORKERS_MAX); queue_cap (calls) and
- * queue_bytes (the bytes of the broadcasts, questions and answers in them)
- * bound each worker's mailbox (mailbox.h). NULL when out of memory. */
+ * queue_bytes (the bytes of the broadcasts, questions and answers in them;
+ * the calls of nf_workers_post, a drain, a reload step, a remote call that
+ * waits for its answer, count as calls only) bound each worker's mailbox
+ * (mailbox.h). NULL when out of memory. */
 nf_workers *nf_workers_new(unsigned n, size_t queue_cap, size_t queue_bytes);
 unsigned nf_workers_count(const nf_workers *g);
 
