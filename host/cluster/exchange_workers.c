@@ -258,6 +258,7 @@ typedef struct wask {
     unsigned legs;                /* workers that have not answered */
     bool done;                    /* cb ran */
     nf_ask_status failure;        /* the most telling so far */
+    struct event *timer;          /* the ask's own timeout, or NULL */
 } wask;
 
 enum { Q_TO, Q_NS, Q_ROOM, Q_EVENT, Q_BODY, Q_FIELDS };
@@ -291,6 +292,27 @@ static int failure_rank(nf_ask_status st)
     return st == NF_ASK_TIMEOUT ? 2 : st == NF_ASK_CLOSED ? 1 : 0;
 }
 
+static void wask_free(wask *a)
+{
+    nf_list_remove(&a->link);
+    if (a->timer)
+        event_free(a->timer);
+    free(a);
+}
+
+/* The ask's timeout on the asker's own loop. Each leg has it too, on its
+ * worker, but from when that worker runs the question: a worker that does
+ * not turn its loop (a long handler) would hold the asker past it, however
+ * soon the other legs ended. The legs still out answer to nobody. */
+static void wask_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    wask *a = arg;
+    if (!a->done) {
+        a->done = true;
+        a->cb(a->ud, NF_ASK_TIMEOUT, NULL);
+    }
+}
+
 static void wask_leg_done(wask *a, nf_ask_status st, const nf_msg *reply)
 {
     if (!a->done && (st == NF_ASK_OK || st == NF_ASK_REMOTE_ERROR)) {
@@ -305,8 +327,7 @@ static void wask_leg_done(wask *a, nf_ask_status st, const nf_msg *reply)
         a->done = true;
         a->cb(a->ud, a->failure, NULL);
     }
-    nf_list_remove(&a->link);
-    free(a);
+    wask_free(a);
 }
 
 static void run_answer(void *owner, void *arg)
@@ -428,11 +449,15 @@ static void *wx_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, n
     }
     if (a->legs == 1) {   /* nobody to ask */
         a->legs = 0;
-        nf_list_remove(&a->link);
-        free(a);
+        wask_free(a);
         cb(ud, NF_ASK_NOT_FOUND, NULL);
         return NULL;
     }
+    unsigned ms = timeout_ms ? timeout_ms : nf_host_limits(w->host)->ask_timeout_ms;
+    struct timeval tv = nf_clock_timeval(ms);
+    a->timer = evtimer_new(nf_host_base(w->host), wask_timeout, a);
+    if (a->timer)   /* out of memory: the legs' own timeouts end it */
+        evtimer_add(a->timer, &tv);
     a->legs--;
     return a;
 }
@@ -460,10 +485,11 @@ static void wx_free(nf_exchange *x)
     /* Detached already: no answer can arrive any more. */
     NF_LIST_FOREACH_SAFE(it, tmp, &self->asks) {
         wask *a = NF_LIST_ENTRY(it, wask, link);
-        nf_list_remove(&a->link);
-        if (!a->done)
+        bool done = a->done;
+        a->done = true;
+        if (!done)
             a->cb(a->ud, NF_ASK_CLOSED, NULL);
-        free(a);
+        wask_free(a);
     }
     if (self->w->id == 0 && self->w->g->up) {
         nf_exchange *up = self->w->g->up;

@@ -144,3 +144,33 @@ test('the broadcasts waiting for a busy worker are bounded in bytes', T, async (
   assert.equal(hits, K - got, 'every broadcast dropped is counted');
   assert.match(logs, /the queue of worker \d is full \(--max-worker-queue \d+ calls, --max-worker-queue-bytes 1048576\)/);
 });
+
+// A server ask by ID asks every worker, and the asker waited for all of them: with another worker
+// busy (here held until released), `server:ask{ timeout = 0.3 }` came back only when that worker
+// turned its loop again, seconds later, whether the ID was there, here or nowhere. Now the asker
+// keeps its own timeout: what has not answered by then has timed out.
+test('a server ask by ID keeps its timeout while another worker is busy', T, async (t) => {
+  const s = await serveFor(t, APP, [...FLAGS, '--lua-instruction-limit', '0', '--watchdog-warn-ms', '0']);
+  const raws = [];
+  let held, asker, releaser;   // the asker's handler waits: another connection releases
+  for (let i = 0; i < 12 && !(held && asker && releaser); i++) {
+    const r = await rawClient(t, s, `r${i}`);
+    raws.push(r);
+    if (!held) held = r;
+    else if (r.worker === held.worker) continue;
+    else if (!asker) asker = r;
+    else if (!releaser) releaser = r;
+  }
+  assert.ok(held && asker && releaser, `clients on two workers: ${raws.map((r) => r.worker)}`);
+  held.sendText('$5;w;;hold;0;0;');
+  await eventually(async () => (await asker.ask('$6;w;;holding;0;0;')) === '$6;w;;holding;0;0;true', 'the worker holds');
+  try {
+    // the held client itself, and an ID that is nowhere: both end at the ask's own timeout
+    for (const [k, to] of [[0, 'r0'], [1, 'nobody']]) {
+      assert.equal(await asker.ask(`$${10 + k};w;;ask_within;0;0;${to}|0.3`, 10000), `$${10 + k};w;;ask_within;0;0;failed: timeout`, to);
+    }
+  } finally {
+    await releaser.ask('$7;w;;release;0;0;', 10000);
+  }
+  assert.equal(await held.nextText(10000, 'held'), '$5;w;;hold;0;0;held');
+});

@@ -40,6 +40,14 @@ return neffos.server {
         if not answer then return "failed: " .. tostring(err) end
         return answer.body .. "|" .. tostring(answer.binary)
       end,
+      -- "id|seconds": server:ask by ID with that timeout; "<answer>" or "failed: <err>"
+      ask_within = function(ns, msg)
+        local to, secs = split(msg.body)
+        local answer, err = ns.server:ask { to = to, namespace = "w", event = "question", body = "?",
+                                            timeout = tonumber(secs) }
+        if not answer then return "failed: " .. tostring(err) end
+        return answer.body
+      end,
       -- this worker stops turning its loop until "release" (at most 20 s): what the other workers
       -- post to it waits in its queue meanwhile
       hold = function()
