@@ -88,7 +88,7 @@ enum {
     OPT_REDIS, OPT_REDIS_PREFIX, OPT_NATS, OPT_NATS_PREFIX, OPT_WD_WARN, OPT_WD_KILL, OPT_WATCH_POLL,
     OPT_COMPRESSION,
     OPT_LISTEN_TLS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_MIN,
-    OPT_WORKERS, OPT_WORKER_QUEUE, OPT_SHARED_BYTES, OPT_BUSY_POLL,
+    OPT_WORKERS, OPT_WORKER_QUEUE, OPT_WORKER_QUEUE_BYTES, OPT_SHARED_BYTES, OPT_BUSY_POLL,
     OPT_LIMIT_FIRST = 512
 };
 
@@ -116,6 +116,7 @@ typedef struct config {
     bool max_connections_set;            /* else derived from RLIMIT_NOFILE */
     unsigned workers;                    /* event loops, each with its own Lua state */
     size_t max_worker_queue;             /* calls waiting for one worker */
+    size_t max_worker_queue_bytes;       /* and the bytes of their messages */
     size_t shared_bytes;                 /* neffos.shared's capacity (0 = none) */
     unsigned busy_poll_us;               /* loop.h: spin this long after input before sleeping */
 } config;
@@ -183,6 +184,7 @@ static void usage(FILE *f)
             "  --workers N|auto         event loops on as many threads, each running the app in a Lua state of\n"
             "                           its own, one server to clients (default 1; auto = the usable cores)\n"
             "  --max-worker-queue N     calls (broadcasts, asks, connections) waiting for one worker (default %u)\n"
+            "  --max-worker-queue-bytes N  bytes of the messages in those calls (default %u)\n"
             "  --shared-dict-bytes N    capacity of neffos.shared, shared by every worker (default %u, 0 = none)\n"
             "  --busy-poll-us N         after input, keep polling N microseconds before the loop sleeps:\n"
             "                           a client that asks again within N us finds the loop awake (on a VM\n"
@@ -190,7 +192,7 @@ static void usage(FILE *f)
             "                           a core per worker under steady input (default 0 = off; 200 is typical)\n"
             "  --help, --version\n"
             "\n"
-            "limits:\n", NF_WORKER_QUEUE_DEFAULT, NF_SHARED_BYTES_DEFAULT);
+            "limits:\n", NF_WORKER_QUEUE_DEFAULT, NF_WORKER_QUEUE_BYTES_DEFAULT, NF_SHARED_BYTES_DEFAULT);
     for (size_t i = 0; i < NLIMITS; i++) {
         char name[64];
         flag_name(name, sizeof name, limit_flags[i].name);
@@ -326,6 +328,7 @@ static int parse_args(int argc, char **argv, config *cfg)
         { "nats-prefix", required_argument, NULL, OPT_NATS_PREFIX },
         { "workers", required_argument, NULL, OPT_WORKERS },
         { "max-worker-queue", required_argument, NULL, OPT_WORKER_QUEUE },
+        { "max-worker-queue-bytes", required_argument, NULL, OPT_WORKER_QUEUE_BYTES },
         { "shared-dict-bytes", required_argument, NULL, OPT_SHARED_BYTES },
         { "busy-poll-us", required_argument, NULL, OPT_BUSY_POLL },
         { "help", no_argument, NULL, OPT_HELP },
@@ -438,6 +441,11 @@ static int parse_args(int argc, char **argv, config *cfg)
             if (!parse_u64(optarg, SIZE_MAX, &v) || v == 0)
                 return bad_usage("--max-worker-queue wants a number of calls (at least 1), got '%s'", optarg);
             cfg->max_worker_queue = (size_t)v;
+            break;
+        case OPT_WORKER_QUEUE_BYTES:
+            if (!parse_u64(optarg, SIZE_MAX / 2, &v) || v == 0)
+                return bad_usage("--max-worker-queue-bytes wants a number of bytes (at least 1), got '%s'", optarg);
+            cfg->max_worker_queue_bytes = (size_t)v;
             break;
         case OPT_SHARED_BYTES:
             if (!parse_u64(optarg, SIZE_MAX / 2, &v))
@@ -765,6 +773,8 @@ static int make_worker(process *p, unsigned i, struct event_base *main_base, con
 static void run_worker_loop(server *s)
 {
     nf_watchdog_bind_thread(s->id);
+    if (s->p->g)
+        nf_workers_bind_thread(s->p->g, s->id);
     nf_loop_run(s->base, s->p->cfg->busy_poll_us, nf_host_activity, s->host,
                 &nf_host_metrics(s->host)->idle_poll_us);
     if (s->p->g)
@@ -811,7 +821,7 @@ static int serve(config *cfg, struct event_base *base, const nf_lua_options *lo)
         return 1;
     }
     if (p.n > 1) {
-        p.g = nf_workers_new(p.n, cfg->max_worker_queue);
+        p.g = nf_workers_new(p.n, cfg->max_worker_queue, cfg->max_worker_queue_bytes);
         if (!p.g) {
             fprintf(stderr, "neffos: out of memory\n");
             goto out;
@@ -983,6 +993,7 @@ int main(int argc, char **argv)
         .tls_min_version = NF_TLS_1_2,
         .workers = 1,
         .max_worker_queue = NF_WORKER_QUEUE_DEFAULT,
+        .max_worker_queue_bytes = NF_WORKER_QUEUE_BYTES_DEFAULT,
         .shared_bytes = NF_SHARED_BYTES_DEFAULT,
     };
     int rc = parse_args(argc, argv, &cfg);

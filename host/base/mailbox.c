@@ -24,13 +24,15 @@ typedef struct nf_mailbox_cell {
     struct nf_mailbox_cell *next;
     nf_mailbox_fn fn;
     void *arg;
+    size_t bytes;
 } cell;
 
 struct nf_mailbox {
     pthread_mutex_t mu;
     cell *head, *tail;      /* under mu */
     size_t count;           /* under mu */
-    size_t cap;
+    size_t bytes;           /* under mu: what the waiting calls hold */
+    size_t cap, cap_bytes;
     void *owner;
     bool closed;            /* under mu */
     int efd;
@@ -46,12 +48,13 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     nf_mailbox_run(arg);
 }
 
-nf_mailbox *nf_mailbox_new(struct event_base *base, size_t cap, void *owner)
+nf_mailbox *nf_mailbox_new(struct event_base *base, size_t cap, size_t cap_bytes, void *owner)
 {
     nf_mailbox *mb = calloc(1, sizeof *mb);
     if (mb == NULL)
         return NULL;
     mb->cap = cap;
+    mb->cap_bytes = cap_bytes;
     mb->owner = owner;
     mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (mb->efd < 0) {
@@ -73,24 +76,36 @@ nf_mailbox *nf_mailbox_new(struct event_base *base, size_t cap, void *owner)
     return mb;
 }
 
-static cell *cell_new(nf_mailbox_fn fn, void *arg)
+static cell *cell_new(nf_mailbox_fn fn, void *arg, size_t bytes)
 {
     cell *c = malloc(sizeof *c);
     if (c) {
         c->next = NULL;
         c->fn = fn;
         c->arg = arg;
+        c->bytes = bytes;
     }
     return c;
 }
 
-int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg)
+/* Under mu: n more calls holding `bytes` would pass a bound. An empty queue
+ * takes them whatever their bytes: a message bigger than the bound, or one
+ * loop iteration's burst, must not be refused while the receiver keeps up;
+ * and calls that hold no bytes (a drain, a reload step) only count. */
+static bool over(const nf_mailbox *mb, size_t n, size_t bytes)
 {
-    cell *c = cell_new(fn, arg);
+    if (mb->count + n > mb->cap)
+        return true;
+    return bytes > 0 && mb->count > 0 && mb->bytes + bytes > mb->cap_bytes;
+}
+
+int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg, size_t bytes)
+{
+    cell *c = cell_new(fn, arg, bytes);
     if (c == NULL)
         return NF_ENOMEM;
     pthread_mutex_lock(&mb->mu);
-    if (mb->closed || mb->count >= mb->cap) {
+    if (mb->closed || over(mb, 1, bytes)) {
         int rc = mb->closed ? NF_EPIPE : NF_ENOBUFS;
         pthread_mutex_unlock(&mb->mu);
         free(c);
@@ -103,6 +118,7 @@ int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg)
         mb->head = c;
     mb->tail = c;
     mb->count++;
+    mb->bytes += bytes;
     if (was_empty) {
         /* Under the lock: nf_mailbox_detach closes the eventfd under it. */
         uint64_t one = 1;
@@ -113,9 +129,9 @@ int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg)
     return 0;
 }
 
-int nf_mailbox_batch_add(nf_mailbox_batch *b, nf_mailbox_fn fn, void *arg)
+int nf_mailbox_batch_add(nf_mailbox_batch *b, nf_mailbox_fn fn, void *arg, size_t bytes)
 {
-    cell *c = cell_new(fn, arg);
+    cell *c = cell_new(fn, arg, bytes);
     if (c == NULL)
         return NF_ENOMEM;
     if (b->tail)
@@ -124,6 +140,7 @@ int nf_mailbox_batch_add(nf_mailbox_batch *b, nf_mailbox_fn fn, void *arg)
         b->head = c;
     b->tail = c;
     b->count++;
+    b->bytes += bytes;
     return 0;
 }
 
@@ -132,7 +149,7 @@ int nf_mailbox_post_batch(nf_mailbox *mb, nf_mailbox_batch *b)
     if (b->head == NULL)
         return 0;
     pthread_mutex_lock(&mb->mu);
-    if (mb->closed || mb->count + b->count > mb->cap) {
+    if (mb->closed || over(mb, b->count, b->bytes)) {
         int rc = mb->closed ? NF_EPIPE : NF_ENOBUFS;
         pthread_mutex_unlock(&mb->mu);
         return rc;
@@ -144,6 +161,7 @@ int nf_mailbox_post_batch(nf_mailbox *mb, nf_mailbox_batch *b)
         mb->head = b->head;
     mb->tail = b->tail;
     mb->count += b->count;
+    mb->bytes += b->bytes;
     if (was_empty) {
         uint64_t one = 1;
         while (write(mb->efd, &one, sizeof one) < 0 && errno == EINTR)
@@ -152,6 +170,7 @@ int nf_mailbox_post_batch(nf_mailbox *mb, nf_mailbox_batch *b)
     pthread_mutex_unlock(&mb->mu);
     b->head = b->tail = NULL;
     b->count = 0;
+    b->bytes = 0;
     return 0;
 }
 
@@ -160,6 +179,7 @@ void nf_mailbox_batch_run(nf_mailbox_batch *b, void *owner)
     cell *c = b->head;
     b->head = b->tail = NULL;
     b->count = 0;
+    b->bytes = 0;
     while (c) {
         cell *next = c->next;
         c->fn(owner, c->arg);
@@ -174,6 +194,7 @@ size_t nf_mailbox_run(nf_mailbox *mb)
     cell *c = mb->head;
     mb->head = mb->tail = NULL;
     mb->count = 0;
+    mb->bytes = 0;
     pthread_mutex_unlock(&mb->mu);
     size_t n = 0;
     while (c) {
@@ -197,6 +218,14 @@ size_t nf_mailbox_pending(nf_mailbox *mb)
 {
     pthread_mutex_lock(&mb->mu);
     size_t n = mb->count;
+    pthread_mutex_unlock(&mb->mu);
+    return n;
+}
+
+size_t nf_mailbox_pending_bytes(nf_mailbox *mb)
+{
+    pthread_mutex_lock(&mb->mu);
+    size_t n = mb->bytes;
     pthread_mutex_unlock(&mb->mu);
     return n;
 }

@@ -8,9 +8,11 @@
  * thread. One lock per post and one eventfd write per burst: the cost of a
  * message between workers (docs/bench.md).
  *
- * Bounded: at most `cap` calls wait (a worker that stops turning its loop
- * must not make the others grow its queue without end); a post over the bound
- * fails with NF_ENOBUFS and the caller counts it.
+ * Bounded: at most `cap` calls and `cap_bytes` bytes wait (a worker that
+ * stops turning its loop must not make the others grow its queue without
+ * end; a count alone bounds no memory when each call may carry a message of
+ * up to a MiB); a post over either bound fails with NF_ENOBUFS and the caller
+ * counts it. The bytes of a call are what the poster says it holds.
  *
  * First: the mailbox's event has the base's highest priority (0; see
  * NF_MAILBOX_PRIORITIES), so when a wake-up finds both calls and readable
@@ -33,14 +35,19 @@ typedef void (*nf_mailbox_fn)(void *owner, void *arg);
  * 1, libevent's default then, for everything else. */
 #define NF_MAILBOX_PRIORITIES 2
 
-/* A mailbox whose calls run on base's loop, each given `owner`. NULL when
- * out of memory or out of descriptors (errno says which). */
-nf_mailbox *nf_mailbox_new(struct event_base *base, size_t cap, void *owner);
+/* A mailbox whose calls run on base's loop, each given `owner`; at most cap
+ * calls and cap_bytes bytes wait. NULL when out of memory or out of
+ * descriptors (errno says which). */
+nf_mailbox *nf_mailbox_new(struct event_base *base, size_t cap, size_t cap_bytes, void *owner);
 
-/* From any thread: queue fn(arg) for the mailbox's loop. Returns 0, or
- * NF_ENOBUFS when cap calls wait already, NF_ENOMEM, NF_EPIPE after
+/* From any thread: queue fn(arg), which holds `bytes`, for the mailbox's
+ * loop. Returns 0, or NF_ENOBUFS when it would pass cap calls, or cap_bytes
+ * bytes in a queue that is not empty (an empty one takes any bytes: a call,
+ * or a batch, bigger than the bound is never refused while the loop keeps
+ * up; a call of 0 bytes, a control call, counts against cap alone),
+ * NF_ENOMEM, NF_EPIPE after
  * nf_mailbox_close (arg is then still the caller's). */
-int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg);
+int nf_mailbox_post(nf_mailbox *mb, nf_mailbox_fn fn, void *arg, size_t bytes);
 
 /* Calls gathered by one thread (its loop iteration's) and posted together:
  * one lock and at most one wake-up for the lot, instead of one each. */
@@ -48,12 +55,14 @@ typedef struct nf_mailbox_cell nf_mailbox_cell;
 typedef struct nf_mailbox_batch {
     nf_mailbox_cell *head, *tail;
     size_t count;
+    size_t bytes;
 } nf_mailbox_batch;
 
-/* Appends fn(arg) to b. Returns 0 or NF_ENOMEM. */
-int nf_mailbox_batch_add(nf_mailbox_batch *b, nf_mailbox_fn fn, void *arg);
+/* Appends fn(arg), which holds `bytes`, to b. Returns 0 or NF_ENOMEM. */
+int nf_mailbox_batch_add(nf_mailbox_batch *b, nf_mailbox_fn fn, void *arg, size_t bytes);
 /* Posts every call of b, in order, or none: 0 (b is then empty), or
- * NF_ENOBUFS / NF_EPIPE as nf_mailbox_post, b untouched. */
+ * NF_ENOBUFS (the bounds as nf_mailbox_post, for b's calls and bytes
+ * together) / NF_EPIPE, b untouched. */
 int nf_mailbox_post_batch(nf_mailbox *mb, nf_mailbox_batch *b);
 /* Runs every call of b with `owner` (e.g. NULL: "not delivered, release
  * what you hold"), then empties it. */
@@ -66,8 +75,9 @@ size_t nf_mailbox_run(nf_mailbox *mb);
 /* Refuses later posts; what is queued still runs with nf_mailbox_run. */
 void nf_mailbox_close(nf_mailbox *mb);
 
-/* Calls waiting now (any thread; a snapshot). */
+/* Calls waiting now, and their bytes (any thread; a snapshot). */
 size_t nf_mailbox_pending(nf_mailbox *mb);
+size_t nf_mailbox_pending_bytes(nf_mailbox *mb);
 
 /* On the loop's thread, after its loop ended and before its base is freed:
  * closes it, runs what is still queued (each call must free what its arg

@@ -420,8 +420,9 @@ static bool own_token(const nf_bus *b, nf_slice token)
     return v >= b->first_token && v < b->next_token;
 }
 
+/* binary is not carried: the question goes as Go's, a text frame (exchange.h). */
 static void *bus_ask_op(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room,
-                        nf_slice event, nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud)
+                        nf_slice event, nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
 {
     nf_bus *b = (nf_bus *)x;
     nf_slice name;
@@ -552,7 +553,7 @@ static void serve_ask(nf_bus *b, bus_chan *ch, nf_slice id, const nf_msg *m)
         nf_endpoint_ask(ep, id, m->ns, m->room, m->event, m->body, false, 0, serve_done, s);
         nf_exchange_set_serving(false);
     } else {
-        nf_exchange_ask_host(ep, id, m->ns, m->room, m->event, m->body, 0, serve_done, s);
+        nf_exchange_ask_host(ep, id, m->ns, m->room, m->event, m->body, false, 0, serve_done, s);
     }
 }
 

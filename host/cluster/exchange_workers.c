@@ -97,7 +97,8 @@ static void fan_out(worker *w, nf_endpoint *ep, const nf_broadcast *b, bool publ
     nf_workers *g = w->g;
     const char *path = nf_endpoint_path(ep);
     nf_slice src[B_FIELDS] = { b->ns, b->room, b->event, b->body, b->to, b->except_id };
-    wmsg *m = malloc(sizeof *m + path_room(path) + slices_len(src, B_FIELDS));
+    size_t size = sizeof(wmsg) + path_room(path) + slices_len(src, B_FIELDS);
+    wmsg *m = malloc(size);
     if (m == NULL)
         return;
     m->binary = b->binary;
@@ -109,7 +110,7 @@ static void fan_out(worker *w, nf_endpoint *ep, const nf_broadcast *b, bool publ
         if (i == w->id)
             continue;
         atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-        if (nf_workers_post_from(w, i, run_broadcast, m) != 0)
+        if (nf_workers_post_from(w, i, run_broadcast, m, size) != 0)   /* each queue holds it all */
             atomic_fetch_sub_explicit(&m->refs, 1, memory_order_relaxed);   /* not queued */
     }
     wmsg_release(m);
@@ -220,7 +221,7 @@ static void forward_sub(worker *w, nf_endpoint *ep, int kind, bool add, nf_slice
      * subscription precedes leaves now, and a broadcast the client then asks
      * of another process must find the broker subscribed (as close as one
      * process comes: its subscription is written before its reply). */
-    if (nf_workers_post_now(w, 0, run_sub, sb) != 0)
+    if (nf_workers_post_now(w, 0, run_sub, sb, 0) != 0)   /* a subscription must not be lost to the bytes */
         free(sb);
 }
 
@@ -257,6 +258,7 @@ typedef struct wask {
     unsigned legs;                /* workers that have not answered */
     bool done;                    /* cb ran */
     nf_ask_status failure;        /* the most telling so far */
+    struct event *timer;          /* the ask's own timeout, or NULL */
 } wask;
 
 enum { Q_TO, Q_NS, Q_ROOM, Q_EVENT, Q_BODY, Q_FIELDS };
@@ -266,6 +268,7 @@ typedef struct wquestion {
     wask *a;                      /* followed only on the asker's thread */
     worker *w;                    /* the worker asking its clients */
     bool via_broker;              /* worker 1 asks the other processes through the broker */
+    bool binary;                  /* a binary frame, as the asker's clients get it */
     unsigned timeout_ms;
     nf_slice f[Q_FIELDS];
     char *path;                   /* in data */
@@ -279,6 +282,7 @@ typedef struct wanswer {
     nf_ask_status st;
     bool has_reply;
     bool is_error;
+    bool binary;                  /* the answer's frame (msg.binary) */
     nf_slice f[A_FIELDS];
     char data[];
 } wanswer;
@@ -286,6 +290,27 @@ typedef struct wanswer {
 static int failure_rank(nf_ask_status st)
 {
     return st == NF_ASK_TIMEOUT ? 2 : st == NF_ASK_CLOSED ? 1 : 0;
+}
+
+static void wask_free(wask *a)
+{
+    nf_list_remove(&a->link);
+    if (a->timer)
+        event_free(a->timer);
+    free(a);
+}
+
+/* The ask's timeout on the asker's own loop. Each leg has it too, on its
+ * worker, but from when that worker runs the question: a worker that does
+ * not turn its loop (a long handler) would hold the asker past it, however
+ * soon the other legs ended. The legs still out answer to nobody. */
+static void wask_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    wask *a = arg;
+    if (!a->done) {
+        a->done = true;
+        a->cb(a->ud, NF_ASK_TIMEOUT, NULL);
+    }
 }
 
 static void wask_leg_done(wask *a, nf_ask_status st, const nf_msg *reply)
@@ -302,8 +327,7 @@ static void wask_leg_done(wask *a, nf_ask_status st, const nf_msg *reply)
         a->done = true;
         a->cb(a->ud, a->failure, NULL);
     }
-    nf_list_remove(&a->link);
-    free(a);
+    wask_free(a);
 }
 
 static void run_answer(void *owner, void *arg)
@@ -316,7 +340,7 @@ static void run_answer(void *owner, void *arg)
     }
     nf_workers_received(w);
     nf_msg reply = { .ns = an->f[A_NS], .room = an->f[A_ROOM], .event = an->f[A_EVENT], .body = an->f[A_BODY],
-                     .is_error = an->is_error };
+                     .is_error = an->is_error, .binary = an->binary };
     wask_leg_done(an->a, an->st, an->has_reply ? &reply : NULL);
     free(an);
 }
@@ -330,15 +354,17 @@ static void answer(worker *from, unsigned asker, wask *a, nf_ask_status st, cons
         src[A_EVENT] = reply->event;
         src[A_BODY] = reply->body;
     }
-    wanswer *an = malloc(sizeof *an + path_room("") + slices_len(src, A_FIELDS));
+    size_t size = sizeof(wanswer) + path_room("") + slices_len(src, A_FIELDS);
+    wanswer *an = malloc(size);
     if (an == NULL)
         return;   /* the asker's own timeout ends its wait */
     an->a = a;
     an->st = st;
     an->has_reply = reply != NULL;
     an->is_error = reply && reply->is_error;
+    an->binary = reply && reply->binary;
     copy_slices(an->data, "", an->f, src, A_FIELDS);
-    if (nf_workers_post_from(from, asker, run_answer, an) != 0)
+    if (nf_workers_post_from(from, asker, run_answer, an, size) != 0)
         free(an);   /* out of memory: the asker's leg ends with its worker's */
 }
 
@@ -370,17 +396,17 @@ static void run_question(void *owner, void *arg)
         if (up == NULL)
             question_done(q, NF_ASK_NOT_FOUND, NULL);
         else   /* its answer (or timeout) comes through question_done; not cancelled: answers to nobody */
-            up->ops->ask(up, ep, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], q->timeout_ms,
-                         question_done, q);
+            up->ops->ask(up, ep, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], q->binary,
+                         q->timeout_ms, question_done, q);
         return;
     }
     /* Local only: the asker asks every worker itself. */
-    nf_exchange_ask_host(ep, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], q->timeout_ms,
-                         question_done, q);
+    nf_exchange_ask_host(ep, q->f[Q_TO], q->f[Q_NS], q->f[Q_ROOM], q->f[Q_EVENT], q->f[Q_BODY], q->binary,
+                         q->timeout_ms, question_done, q);
 }
 
 static void *wx_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
-                    nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud)
+                    nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
 {
     wx *self = (wx *)x;
     worker *w = self->w;
@@ -412,21 +438,26 @@ static void *wx_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, n
         q->a = a;
         q->w = NULL;
         q->via_broker = via_broker;
+        q->binary = binary;
         q->timeout_ms = timeout_ms;
         q->path = copy_slices(q->data, path, q->f, src, Q_FIELDS);
         a->legs++;
-        if (nf_workers_post_from(w, i, run_question, q) != 0) {
+        if (nf_workers_post_from(w, i, run_question, q, sizeof *q + len) != 0) {
             a->legs--;
             free(q);
         }
     }
     if (a->legs == 1) {   /* nobody to ask */
         a->legs = 0;
-        nf_list_remove(&a->link);
-        free(a);
+        wask_free(a);
         cb(ud, NF_ASK_NOT_FOUND, NULL);
         return NULL;
     }
+    unsigned ms = timeout_ms ? timeout_ms : nf_host_limits(w->host)->ask_timeout_ms;
+    struct timeval tv = nf_clock_timeval(ms);
+    a->timer = evtimer_new(nf_host_base(w->host), wask_timeout, a);
+    if (a->timer)   /* out of memory: the legs' own timeouts end it */
+        evtimer_add(a->timer, &tv);
     a->legs--;
     return a;
 }
@@ -454,10 +485,11 @@ static void wx_free(nf_exchange *x)
     /* Detached already: no answer can arrive any more. */
     NF_LIST_FOREACH_SAFE(it, tmp, &self->asks) {
         wask *a = NF_LIST_ENTRY(it, wask, link);
-        nf_list_remove(&a->link);
-        if (!a->done)
+        bool done = a->done;
+        a->done = true;
+        if (!done)
             a->cb(a->ud, NF_ASK_CLOSED, NULL);
-        free(a);
+        wask_free(a);
     }
     if (self->w->id == 0 && self->w->g->up) {
         nf_exchange *up = self->w->g->up;

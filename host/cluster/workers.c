@@ -20,40 +20,42 @@
 
 /* ---- posting -------------------------------------------------------------------- */
 
-static void count_failure(worker *from, unsigned to, int rc)
+/* n calls to worker `to` were not posted: over a bound, each is a hit. */
+static void count_failure(worker *from, unsigned to, int rc, size_t n)
 {
     if (rc != NF_ENOBUFS)
         return;
-    from->metrics->limit_worker_queue++;
+    from->metrics->limit_worker_queue += n;
     uint64_t now = nf_now_ms();
     if (from->queue_logged_ms == 0 || now - from->queue_logged_ms >= QUEUE_LOG_INTERVAL_MS) {
         from->queue_logged_ms = now;
-        nf_warn("worker %u: the queue of worker %u is full (--max-worker-queue %zu): a message to it was dropped "
-                "(neffos_limit_hits_total{limit=\"worker_queue\"})", from->id + 1, to + 1, from->g->queue_cap);
+        nf_warn("worker %u: the queue of worker %u is full (--max-worker-queue %zu calls, --max-worker-queue-bytes "
+                "%zu): a message to it was dropped (neffos_limit_hits_total{limit=\"worker_queue\"})", from->id + 1,
+                to + 1, from->g->queue_cap, from->g->queue_bytes);
     }
 }
 
-int nf_workers_post_now(worker *from, unsigned to, nf_mailbox_fn fn, void *arg)
+int nf_workers_post_now(worker *from, unsigned to, nf_mailbox_fn fn, void *arg, size_t bytes)
 {
-    int rc = nf_mailbox_post(from->g->w[to].mb, fn, arg);
+    int rc = nf_mailbox_post(from->g->w[to].mb, fn, arg, bytes);
     if (rc == 0)
         from->metrics->worker_messages_out++;
     else
-        count_failure(from, to, rc);
+        count_failure(from, to, rc, 1);
     return rc;
 }
 
-int nf_workers_post_from(worker *from, unsigned to, nf_mailbox_fn fn, void *arg)
+int nf_workers_post_from(worker *from, unsigned to, nf_mailbox_fn fn, void *arg, size_t bytes)
 {
     if (from->stopped || from->flush_ev == NULL) {   /* no iteration to end: at once */
-        int rc = nf_workers_post_now(from, to, fn, arg);
+        int rc = nf_workers_post_now(from, to, fn, arg, bytes);
         if (rc == NF_ENOMEM)
             return rc;
         if (rc != 0)
             fn(NULL, arg);
         return 0;
     }
-    if (nf_mailbox_batch_add(&from->outbox[to], fn, arg) != 0)
+    if (nf_mailbox_batch_add(&from->outbox[to], fn, arg, bytes) != 0)
         return NF_ENOMEM;
     if (!from->flush_pending) {
         from->flush_pending = true;
@@ -75,12 +77,25 @@ static void flush_outbox(worker *w)
             w->metrics->worker_messages_out += n;
             continue;
         }
-        count_failure(w, i, rc);
+        count_failure(w, i, rc, n);
         nf_mailbox_batch_run(b, NULL);   /* not delivered */
     }
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg) { flush_outbox(arg); }
+
+/* Posts what w batched so far, ahead of a call posted at once. A batch that
+ * cannot go (its queue full, its loop ended) stays for flush_outbox, which
+ * counts it and runs its calls as not delivered: not here, where the poster
+ * may be a Lua call that such a call (an ask's failure) must not re-enter. */
+static void post_batched(worker *w)
+{
+    for (unsigned i = 0; i < w->g->n; i++) {
+        size_t n = w->outbox[i].count;
+        if (n && nf_mailbox_post_batch(w->g->w[i].mb, &w->outbox[i]) == 0)
+            w->metrics->worker_messages_out += n;
+    }
+}
 
 /* The host writes its sockets: this iteration's calls to the other workers
  * go first, so that a client that reads an answer of ours and then writes to
@@ -234,7 +249,7 @@ static bool hook_accepted(void *ud, nf_host *h, int fd, const char *remote, stru
     ho->fd = fd;
     ho->tls = tls;
     snprintf(ho->remote, sizeof ho->remote, "%s", remote);
-    if (nf_workers_post_from(w, to, run_adopt, ho) != 0) {
+    if (nf_workers_post_from(w, to, run_adopt, ho, 0) != 0) {   /* no message: the count bounds it */
         free(ho);
         load_sub(target);
         load_add(w);
@@ -333,7 +348,7 @@ static void run_snapshot(void *owner, void *arg)
     s->valid = !w->stopped;
     if (s->valid)
         nf_host_metrics_snapshot(w->host, &s->m, &s->conns, &s->eps);
-    if (nf_workers_post_from(w, s->requester, run_snapshot_reply, s) != 0)
+    if (nf_workers_post_from(w, s->requester, run_snapshot_reply, s, 0) != 0)
         free(s);   /* out of memory: that gather waits for its connection's close */
 }
 
@@ -368,7 +383,7 @@ static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
         s->rq = w;
         s->requester = w->id;
         gt->pending++;
-        if (nf_workers_post_from(w, i, run_snapshot, s) != 0) {
+        if (nf_workers_post_from(w, i, run_snapshot, s, 0) != 0) {
             gt->pending--;
             free(s);
         }
@@ -433,7 +448,7 @@ static const nf_host_hooks worker_hooks = {
 
 /* ---- the group ------------------------------------------------------------------------ */
 
-nf_workers *nf_workers_new(unsigned n, size_t queue_cap)
+nf_workers *nf_workers_new(unsigned n, size_t queue_cap, size_t queue_bytes)
 {
     if (n == 0 || n > NF_WORKERS_MAX)
         return NULL;
@@ -442,6 +457,7 @@ nf_workers *nf_workers_new(unsigned n, size_t queue_cap)
         return NULL;
     g->n = n;
     g->queue_cap = queue_cap;
+    g->queue_bytes = queue_bytes;
     g->counts = nf_dict_new();
     g->per_ip = nf_dict_new();
     if (g->counts == NULL || g->per_ip == NULL) {
@@ -467,7 +483,7 @@ int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange)
     if (i >= g->n || g->w[i].host)
         return NF_EINVAL;
     worker *w = &g->w[i];
-    w->mb = nf_mailbox_new(nf_host_base(h), g->queue_cap, w);
+    w->mb = nf_mailbox_new(nf_host_base(h), g->queue_cap, g->queue_bytes, w);
     w->outbox = calloc(g->n, sizeof *w->outbox);
     w->flush_ev = event_new(nf_host_base(h), -1, 0, flush_cb, w);
     if (w->mb == NULL || w->outbox == NULL || w->flush_ev == NULL)
@@ -505,16 +521,26 @@ static void run_call(void *owner, void *arg)
     free(c);
 }
 
+/* The worker whose loop this thread runs (nf_workers_bind_thread), or NULL. */
+static _Thread_local worker *bound;
+
+void nf_workers_bind_thread(nf_workers *g, unsigned i) { bound = i < g->n ? &g->w[i] : NULL; }
+
 int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg)
 {
     if (i >= g->n || g->w[i].mb == NULL)
         return NF_EINVAL;
+    /* Posted at once, this call would overtake what the poster batched
+     * earlier in this iteration (nf_workers_post_from): a remote emit its
+     * handler made after a broadcast to the same client arrived first. */
+    if (bound && bound->g == g && !bound->stopped && bound->flush_pending)
+        post_batched(bound);
     wcall *c = malloc(sizeof *c);
     if (c == NULL)
         return NF_ENOMEM;
     c->fn = fn;
     c->arg = arg;
-    int rc = nf_mailbox_post(g->w[i].mb, run_call, c);
+    int rc = nf_mailbox_post(g->w[i].mb, run_call, c, 0);   /* a control or remote call: it waits, not queued bytes */
     if (rc != 0)
         free(c);
     return rc;

@@ -34,13 +34,17 @@
 
 #define NF_WORKERS_MAX 256                      /* --workers */
 #define NF_WORKER_QUEUE_DEFAULT (1u << 20)      /* --max-worker-queue: calls waiting for one worker */
+#define NF_WORKER_QUEUE_BYTES_DEFAULT (64u << 20) /* --max-worker-queue-bytes: their messages' bytes */
 #define NF_WORKERS_UNSUB_DELAY_MS 1000          /* a namespace's last broker unsubscription waits this long */
 
 typedef struct nf_workers nf_workers;
 
-/* A group of n workers (1..NF_WORKERS_MAX); queue_cap bounds each worker's
- * mailbox. NULL when out of memory. */
-nf_workers *nf_workers_new(unsigned n, size_t queue_cap);
+/* A group of n workers (1..NF_WORKERS_MAX); queue_cap (calls) and
+ * queue_bytes (the bytes of the broadcasts, questions and answers in them;
+ * the calls of nf_workers_post, a drain, a reload step, a remote call that
+ * waits for its answer, count as calls only) bound each worker's mailbox
+ * (mailbox.h). NULL when out of memory. */
+nf_workers *nf_workers_new(unsigned n, size_t queue_cap, size_t queue_bytes);
 unsigned nf_workers_count(const nf_workers *g);
 
 /* Worker i (0-based) with its host, before any loop runs (any thread): its
@@ -54,9 +58,19 @@ int nf_workers_attach(nf_workers *g, unsigned i, nf_host *h, bool with_exchange)
  * 1's exchange frees it). Before any loop runs. */
 void nf_workers_set_broker(nf_workers *g, nf_exchange *x);
 
+/* The calling thread runs worker i's loop from now on (call it there,
+ * before the loop runs): a nf_workers_post from it is then ordered after the
+ * calls that worker made before it (see nf_workers_post). */
+void nf_workers_bind_thread(nf_workers *g, unsigned i);
+
 /* From any thread: fn(worker i's host, arg) on worker i's loop. Returns 0,
  * NF_ENOBUFS (its queue is full), NF_EPIPE (its loop has ended) or
- * NF_ENOMEM; on failure fn does not run and arg stays the caller's. */
+ * NF_ENOMEM; on failure fn does not run and arg stays the caller's.
+ * From a worker's bound thread it keeps that worker's order: the calls it
+ * made earlier in this loop iteration (a broadcast, an answer; they leave
+ * together at the iteration's end) are posted first, so a remote call made
+ * after a broadcast reaches its worker after that broadcast, and the answer
+ * to one reaches the asker after what the method sent there. */
 typedef void (*nf_workers_fn)(nf_host *h, void *arg);
 int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg);
 

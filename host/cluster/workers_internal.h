@@ -62,7 +62,7 @@ typedef struct ip_count {
 
 struct nf_workers {
     unsigned n;
-    size_t queue_cap;
+    size_t queue_cap, queue_bytes;  /* --max-worker-queue, --max-worker-queue-bytes */
     unsigned turn;                /* the acceptor's tie-break (its thread only) */
     size_t max_sockets, max_per_ip;   /* --max-connections, --max-connections-per-ip (0 = none) */
     pthread_mutex_t mu;
@@ -77,12 +77,13 @@ struct nf_workers {
 /* A call from worker `from` (its thread) to worker `to`, posted at the end
  * of this loop iteration. A call that cannot be delivered then (the queue
  * full, the loop ended) runs on `from` with owner NULL: it releases what it
- * holds and ends what waited for it. Returns 0 or NF_ENOMEM (not queued). */
-int nf_workers_post_from(worker *from, unsigned to, nf_mailbox_fn fn, void *arg);
+ * holds and ends what waited for it. bytes: what arg holds, counted against
+ * --max-worker-queue-bytes. Returns 0 or NF_ENOMEM (not queued). */
+int nf_workers_post_from(worker *from, unsigned to, nf_mailbox_fn fn, void *arg, size_t bytes);
 /* The same call posted at once, not with the iteration's batch: 0, or
  * NF_ENOBUFS (logged, counted), NF_EPIPE, NF_ENOMEM; on failure fn does
  * not run and arg stays the caller's. */
-int nf_workers_post_now(worker *from, unsigned to, nf_mailbox_fn fn, void *arg);
+int nf_workers_post_now(worker *from, unsigned to, nf_mailbox_fn fn, void *arg, size_t bytes);
 /* Counts a call received (w NULL or stopped: nothing). */
 void nf_workers_received(worker *w);
 /* One connection with an ID more (delta 1) or less (-1) on w for ep's path. */

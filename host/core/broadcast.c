@@ -262,7 +262,7 @@ void nf_broadcast_ask(nf_endpoint *ep, bool remote, nf_slice to, nf_slice ns, nf
     if (remote && ep->host->exchange) {
         g->x = ep->host->exchange;
         g->legs++;
-        g->remote = nf_exchange_ask(g->x, ep, to, ns, room, event, body, timeout_ms, group_remote_done, g);
+        g->remote = nf_exchange_ask(g->x, ep, to, ns, room, event, body, binary, timeout_ms, group_remote_done, g);
     }
     group_leg_done(g, NF_ASK_NOT_FOUND, NULL);   /* the starting reference */
 }

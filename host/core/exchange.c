@@ -12,9 +12,9 @@ void nf_exchange_conn_added(nf_exchange *x, nf_endpoint *ep, nf_slice id) { x->o
 void nf_exchange_conn_removed(nf_exchange *x, nf_endpoint *ep, nf_slice id) { x->ops->unsubscribe_id(x, ep, id); }
 
 void *nf_exchange_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
-                      nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud)
+                      nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
 {
-    return x->ops->ask(x, ep, to, ns, room, event, body, timeout_ms, cb, ud);
+    return x->ops->ask(x, ep, to, ns, room, event, body, binary, timeout_ms, cb, ud);
 }
 
 void nf_exchange_ask_cancel(nf_exchange *x, void *handle) { x->ops->ask_cancel(x, handle); }
@@ -37,9 +37,9 @@ bool nf_exchange_relayed(const nf_exchange *x)
 size_t nf_exchange_deliver_host(nf_endpoint *ep, const nf_broadcast *b) { return nf_broadcast_local(ep, b); }
 
 void nf_exchange_ask_host(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event, nf_slice body,
-                          unsigned timeout_ms, nf_ask_cb cb, void *ud)
+                          bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud)
 {
-    nf_endpoint_ask_local(ep, to, ns, room, event, body, false, timeout_ms, cb, ud);
+    nf_endpoint_ask_local(ep, to, ns, room, event, body, binary, timeout_ms, cb, ud);
 }
 
 static _Thread_local bool serving;

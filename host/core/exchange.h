@@ -20,9 +20,11 @@ typedef struct nf_exchange_ops {
     void (*unsubscribe_id)(nf_exchange *x, nf_endpoint *ep, nf_slice id);
     /* Ask the connections with this ID on the other processes; the first
      * answer wins. cb exactly once. Returns a handle for ask_cancel, or NULL
-     * when cb was called already. */
+     * when cb was called already. binary: the question is a binary frame
+     * (the other workers of this process keep it; a broker's question is
+     * text, Go's bus message has no frame type: docs/protocol.md §14.7). */
     void *(*ask)(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
-                 nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud);
+                 nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud);
     /* Ends an ask before its cb ran: the cb runs now, with NF_ASK_CLOSED. */
     void (*ask_cancel)(nf_exchange *x, void *handle);
     void (*free)(nf_exchange *x);
@@ -48,7 +50,7 @@ void nf_exchange_unsubscribe(nf_exchange *x, nf_endpoint *ep, nf_slice ns);
 void nf_exchange_conn_added(nf_exchange *x, nf_endpoint *ep, nf_slice id);
 void nf_exchange_conn_removed(nf_exchange *x, nf_endpoint *ep, nf_slice id);
 void *nf_exchange_ask(nf_exchange *x, nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event,
-                      nf_slice body, unsigned timeout_ms, nf_ask_cb cb, void *ud);
+                      nf_slice body, bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud);
 void nf_exchange_ask_cancel(nf_exchange *x, void *handle);
 
 /* For implementations: deliver a message received from the broker to the
@@ -69,10 +71,11 @@ size_t nf_exchange_deliver_host(nf_endpoint *ep, const nf_broadcast *b);
 
 /* For implementations: a question by ID (`to`) asked of the connections of
  * ep's host alone, never published (a question from the broker or from
- * another worker). Text frames; timeout_ms 0 means the default ask timeout;
+ * another worker). A binary frame if binary (another worker's binary
+ * question), else text; timeout_ms 0 means the default ask timeout;
  * cb exactly once, possibly before this returns, as nf_endpoint_ask. */
 void nf_exchange_ask_host(nf_endpoint *ep, nf_slice to, nf_slice ns, nf_slice room, nf_slice event, nf_slice body,
-                          unsigned timeout_ms, nf_ask_cb cb, void *ud);
+                          bool binary, unsigned timeout_ms, nf_ask_cb cb, void *ud);
 
 /* For implementations: true while a broker's question is being asked of
  * this process's connections (set around that ask, on its thread): the

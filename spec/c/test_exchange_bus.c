@@ -148,7 +148,7 @@ static void asks(nf_bus *b, nf_exchange *x, nf_endpoint *ep, struct event_base *
     reset();
     F.sub_result = NF_BUS_SUB_SENT;
     nf_exchange_ask(x, ep, NF_SLICE("remote-2"), NF_SLICE("default"), NF_SLICE(""), NF_SLICE("q"),
-                    NF_SLICE("body"), 5000, ask_cb, &r);
+                    NF_SLICE("body"), false, 5000, ask_cb, &r);
     CHECK(F.n == 1 && strncmp(F.log[0], "SUB ", 4) == 0);
     snprintf(token, sizeof token, "%.60s", F.log[0] + 4);
     CHECK(strspn(token, "0123456789") == strlen(token) && strlen(token) > 10);
@@ -169,7 +169,7 @@ static void asks(nf_bus *b, nf_exchange *x, nf_endpoint *ep, struct event_base *
     reset();
     F.sub_result = NF_BUS_SUB_ORDERED;      /* NATS: the question goes out at once */
     nf_exchange_ask(x, ep, NF_SLICE("remote-2"), NF_SLICE("default"), NF_SLICE(""), NF_SLICE("q"),
-                    NF_SLICE(""), 5000, ask_cb, &r);
+                    NF_SLICE(""), false, 5000, ask_cb, &r);
     CHECK(F.n == 2 && strncmp(F.log[1], "PUB P.remote-2. ", 16) == 0);
     snprintf(token, sizeof token, "%.60s", F.log[0] + 4);
     nf_bus_receive(b, nf_slice_of(token, strlen(token)), NF_SLICE(";default;;q;1;0;nope"));
@@ -178,8 +178,8 @@ static void asks(nf_bus *b, nf_exchange *x, nf_endpoint *ep, struct event_base *
     /* Nobody answers: the timeout, and the token channel is given up. */
     memset(&r, 0, sizeof r);
     reset();
-    nf_exchange_ask(x, ep, NF_SLICE("ghost"), NF_SLICE("default"), NF_SLICE(""), NF_SLICE("q"), NF_SLICE(""), 50,
-                    ask_cb, &r);
+    nf_exchange_ask(x, ep, NF_SLICE("ghost"), NF_SLICE("default"), NF_SLICE(""), NF_SLICE("q"), NF_SLICE(""),
+                    false, 50, ask_cb, &r);
     snprintf(token, sizeof token, "%.60s", F.log[0] + 4);
     for (int i = 0; i < 100 && r.calls == 0; i++)
         event_base_loop(base, EVLOOP_ONCE);
@@ -193,7 +193,7 @@ static void asks(nf_bus *b, nf_exchange *x, nf_endpoint *ep, struct event_base *
     reset();
     F.up = false;
     nf_exchange_ask(x, ep, NF_SLICE("remote-3"), NF_SLICE("default"), NF_SLICE(""), NF_SLICE("q"), NF_SLICE("b"),
-                    5000, ask_cb, &r);
+                    false, 5000, ask_cb, &r);
     CHECK(F.n == 0);
     F.up = true;
     nf_bus_resubscribe(b);
@@ -282,7 +282,7 @@ static void nats_names(struct event_base *base)
     reset();
     ask_result r = { 0 };
     void *handle = nf_exchange_ask(x, ep, NF_SLICE("bob smith.*>"), NF_SLICE("default"), NF_SLICE(""),
-                                   NF_SLICE("q"), NF_SLICE("b"), 5000, ask_cb, &r);
+                                   NF_SLICE("q"), NF_SLICE("b"), false, 5000, ask_cb, &r);
     CHECK(handle != NULL && F.n == 2 && strncmp(F.log[1], "PUB neffos.bob%20smith%2E%2A%3E ", 32) == 0);
     const char *question = strchr(F.log[1] + 4, ' ') + 1;
     uint64_t received = nf_host_metrics(h)->exchange_received;
