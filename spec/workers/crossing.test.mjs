@@ -32,25 +32,22 @@ async function pair(t, s, own = {}) {
 // iteration's calls at its end: a remote emit made after a broadcast overtook it (the client got
 // "2" then "1" every time), and the answer of a remote call overtook what the method had sent to
 // the caller's worker. Now what a worker sent before goes first (workers.h, nf_workers_post).
-test('a remote call made after a broadcast reaches its client after that broadcast', T, async (t) => {
+/** a asks `event` about b, ROUNDS times; the receiver (pick(a, b)) gets "1" then "2" each time. */
+async function inOrder(t, event, pick) {
   const s = await serveFor(t, APP, FLAGS);
   const [a, b] = await pair(t, s);
   for (let i = 0; i < ROUNDS; i++) {
-    assert.equal(await askBody(a.ns, 'then_remote', b.name), 'true');
-    const got = (await b.rec.count('seq', 2 * (i + 1))).slice(2 * i).map((m) => m.body);
+    assert.equal(await askBody(a.ns, event, b.name), 'true');
+    const got = (await pick(a, b).rec.count('seq', 2 * (i + 1))).slice(2 * i).map((m) => m.body);
     assert.deepEqual(got, ['1', '2'], `round ${i}`);
   }
-});
+}
 
-test('what a remote call sent reaches the caller\'s worker before the call returns', T, async (t) => {
-  const s = await serveFor(t, APP, FLAGS);
-  const [a, b] = await pair(t, s);
-  for (let i = 0; i < ROUNDS; i++) {
-    assert.equal(await askBody(a.ns, 'remote_then', b.name), 'true');
-    const got = (await a.rec.count('seq', 2 * (i + 1))).slice(2 * i).map((m) => m.body);
-    assert.deepEqual(got, ['1', '2'], `round ${i}`);
-  }
-});
+test('a remote call made after a broadcast reaches its client after that broadcast', T,
+  (t) => inOrder(t, 'then_remote', (a, b) => b));
+
+test('what a remote call sent reaches the caller\'s worker before the call returns', T,
+  (t) => inOrder(t, 'remote_then', (a) => a));
 
 /** A raw client named `name` in namespace w, with the worker serving it. */
 async function rawClient(t, s, name) {
