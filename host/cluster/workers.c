@@ -260,24 +260,67 @@ static bool hook_accepted(void *ud, nf_host *h, int fd, const char *remote, stru
 
 /* ---- /metrics for the whole process -------------------------------------------------- */
 
+/* A worker stuck in a long handler must not hold up the process's /metrics
+ * (a scrape that times out when it is most needed): what has not replied by
+ * then is left out, marked by neffos_worker_up 0. Far below any scrape
+ * timeout (Prometheus' default is 10 s), far above a turning loop's reply
+ * (microseconds). */
+#define METRICS_DEADLINE_MS 1000
+#define METRICS_LOG_INTERVAL_MS 10000   /* at most one "answered without" line per worker per interval */
+
 typedef struct gather {
     nf_list link;                 /* in worker.gathers */
+    uint64_t id;                  /* what replies find it by: it may be gone by then */
+    worker *rq;                   /* the requester */
     nf_conn *c;                   /* held (nf_host_answer_metrics releases it) */
     bool head;
     unsigned pending;
     nf_metrics sum;
     size_t conns, eps;
     size_t *per_conns;            /* [n] */
+    bool *replied;                /* [n] */
+    struct event *deadline;       /* METRICS_DEADLINE_MS */
 } gather;
 
 typedef struct snapshot {
-    gather *gt;                   /* followed only on the requester's thread */
+    uint64_t gid;                 /* the gather's id, looked up on the requester's thread */
     worker *rq;                   /* the requester (its thread only) */
     unsigned requester, from;
     bool valid;
     nf_metrics m;
     size_t conns, eps;
 } snapshot;
+
+/* w's figures now (its thread), kept as its last for the gathers it misses. */
+static void snapshot_take(worker *w, nf_metrics *m, size_t *conns, size_t *eps)
+{
+    nf_host_metrics_snapshot(w->host, m, conns, eps);
+    pthread_mutex_lock(&w->g->mu);
+    w->last = *m;
+    w->last_conns = *conns;
+    w->last_set = true;
+    pthread_mutex_unlock(&w->g->mu);
+}
+
+static gather *gather_find(worker *w, uint64_t id)
+{
+    NF_LIST_FOREACH(it, &w->gathers) {
+        gather *gt = NF_LIST_ENTRY(it, gather, link);
+        if (gt->id == id)
+            return gt;
+    }
+    return NULL;   /* answered already (its deadline passed), or its worker stopped */
+}
+
+static void gather_free(gather *gt)
+{
+    nf_list_remove(&gt->link);
+    if (gt->deadline)
+        event_free(gt->deadline);
+    free(gt->per_conns);
+    free(gt->replied);
+    free(gt);
+}
 
 static void gather_add(gather *gt, unsigned from, const nf_metrics *m, size_t conns, size_t eps)
 {
@@ -286,33 +329,97 @@ static void gather_add(gather *gt, unsigned from, const nf_metrics *m, size_t co
     if (eps > gt->eps)
         gt->eps = eps;
     gt->per_conns[from] = conns;
+    gt->replied[from] = true;
+}
+
+/* The workers that did not reply count with their last figures (a counter
+ * of the process must not go back); returns how many they are. */
+static unsigned gather_fill_missing(worker *w, gather *gt)
+{
+    nf_workers *g = w->g;
+    unsigned missing = 0;
+    pthread_mutex_lock(&g->mu);
+    for (unsigned i = 0; i < g->n; i++) {
+        if (gt->replied[i])
+            continue;
+        missing++;
+        if (g->w[i].last_set) {
+            nf_metrics_add(&gt->sum, &g->w[i].last);
+            gt->conns += g->w[i].last_conns;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (missing) {
+        uint64_t now = nf_now_ms();
+        if (w->metrics_logged_ms == 0 || now - w->metrics_logged_ms >= METRICS_LOG_INTERVAL_MS) {
+            w->metrics_logged_ms = now;
+            nf_warn("worker %u: /metrics answered without %u worker(s) that did not reply within %d ms (a long "
+                    "handler?): their last figures, neffos_worker_up 0", w->id + 1, missing, METRICS_DEADLINE_MS);
+        }
+    }
+    return missing;
+}
+
+/* The per-worker lines: up for every worker, connections for those that
+ * replied (a missing worker's are not known now), sockets for every worker
+ * (the listener's count, read without it). */
+static char *gather_worker_lines(nf_workers *g, const gather *gt)
+{
+    size_t cap = 700 + (size_t)g->n * 192;
+    char *extra = malloc(cap);
+    if (extra == NULL)
+        return NULL;
+    size_t used = (size_t)snprintf(extra, cap, "# HELP neffos_worker_up Whether the worker replied to this /metrics "
+                                               "in time (0: its figures above are its last ones).\n"
+                                               "# TYPE neffos_worker_up gauge\n");
+    for (unsigned i = 0; i < g->n && used < cap; i++)
+        used += (size_t)snprintf(extra + used, cap - used, "neffos_worker_up{worker=\"%u\"} %d\n", i + 1,
+                                 gt->replied[i] ? 1 : 0);
+    if (used < cap)
+        used += (size_t)snprintf(extra + used, cap - used, "# HELP neffos_worker_connections Open WebSocket connections, by worker.\n"
+                                                           "# TYPE neffos_worker_connections gauge\n");
+    for (unsigned i = 0; i < g->n && used < cap; i++)
+        if (gt->replied[i])
+            used += (size_t)snprintf(extra + used, cap - used, "neffos_worker_connections{worker=\"%u\"} %zu\n", i + 1,
+                                     gt->per_conns[i]);
+    if (used < cap)
+        used += (size_t)snprintf(extra + used, cap - used,
+                                 "# HELP neffos_worker_sockets Sockets each worker holds, in any phase: what the "
+                                 "listener balances.\n# TYPE neffos_worker_sockets gauge\n");
+    for (unsigned i = 0; i < g->n && used < cap; i++)
+        used += (size_t)snprintf(extra + used, cap - used, "neffos_worker_sockets{worker=\"%u\"} %zu\n", i + 1,
+                                 atomic_load_explicit(&g->w[i].load, memory_order_relaxed));
+    return extra;
 }
 
 static void gather_finish(worker *w, gather *gt)
 {
     nf_workers *g = w->g;
-    size_t cap = 400 + (size_t)g->n * 128;
-    char *extra = malloc(cap);
-    if (extra) {
-        size_t used = (size_t)snprintf(extra, cap, "# HELP neffos_worker_connections Open WebSocket connections, by worker.\n"
-                                                   "# TYPE neffos_worker_connections gauge\n");
-        for (unsigned i = 0; i < g->n && used < cap; i++)
-            used += (size_t)snprintf(extra + used, cap - used, "neffos_worker_connections{worker=\"%u\"} %zu\n", i + 1,
-                                     gt->per_conns[i]);
-        if (used < cap)
-            used += (size_t)snprintf(extra + used, cap - used,
-                                     "# HELP neffos_worker_sockets Sockets each worker holds, in any phase: what the "
-                                     "listener balances.\n# TYPE neffos_worker_sockets gauge\n");
-        for (unsigned i = 0; i < g->n && used < cap; i++)
-            used += (size_t)snprintf(extra + used, cap - used, "neffos_worker_sockets{worker=\"%u\"} %zu\n", i + 1,
-                                     atomic_load_explicit(&g->w[i].load, memory_order_relaxed));
-    }
+    gather_fill_missing(w, gt);
+    char *extra = gather_worker_lines(g, gt);
     gt->sum.workers = g->n;
-    nf_list_remove(&gt->link);
     nf_host_answer_metrics(gt->c, gt->head, &gt->sum, gt->conns, gt->eps, extra);
     free(extra);
-    free(gt->per_conns);
-    free(gt);
+    gather_free(gt);
+}
+
+static void gather_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    gather *gt = arg;
+    gather_finish(gt->rq, gt);
+}
+
+/* One reply less to wait for (the requester's thread); a late one finds
+ * nothing. */
+static void gather_reply(worker *rq, const snapshot *s)
+{
+    gather *gt = gather_find(rq, s->gid);
+    if (gt == NULL)
+        return;
+    if (s->valid)
+        gather_add(gt, s->from, &s->m, s->conns, s->eps);
+    if (--gt->pending == 0)
+        gather_finish(rq, gt);
 }
 
 static void run_snapshot_reply(void *owner, void *arg)
@@ -324,10 +431,7 @@ static void run_snapshot_reply(void *owner, void *arg)
         return;
     }
     nf_workers_received(w);
-    if (s->valid)
-        gather_add(s->gt, s->from, &s->m, s->conns, s->eps);
-    if (--s->gt->pending == 0)
-        gather_finish(w, s->gt);
+    gather_reply(w, s);
     free(s);
 }
 
@@ -336,20 +440,18 @@ static void run_snapshot(void *owner, void *arg)
     worker *w = owner;
     snapshot *s = arg;
     if (w == NULL) {   /* not delivered: on the requester's thread, without that worker's figures */
-        gather *gt = s->gt;
-        worker *rq = s->rq;
+        s->valid = false;
+        gather_reply(s->rq, s);
         free(s);
-        if (--gt->pending == 0)
-            gather_finish(rq, gt);
         return;
     }
     nf_workers_received(w);
     s->from = w->id;
     s->valid = !w->stopped;
     if (s->valid)
-        nf_host_metrics_snapshot(w->host, &s->m, &s->conns, &s->eps);
+        snapshot_take(w, &s->m, &s->conns, &s->eps);
     if (nf_workers_post_from(w, s->requester, run_snapshot_reply, s, 0) != 0)
-        free(s);   /* out of memory: that gather waits for its connection's close */
+        free(s);   /* out of memory: that gather ends at its deadline */
 }
 
 static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
@@ -358,19 +460,28 @@ static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
     nf_workers *g = w->g;
     gather *gt = calloc(1, sizeof *gt);
     size_t *per = calloc(g->n, sizeof *per);
-    if (gt == NULL || per == NULL) {
+    bool *replied = calloc(g->n, sizeof *replied);
+    struct event *deadline = gt ? evtimer_new(nf_host_base(h), gather_deadline, gt) : NULL;
+    if (gt == NULL || per == NULL || replied == NULL || deadline == NULL) {
+        if (deadline)
+            event_free(deadline);
         free(gt);
         free(per);
+        free(replied);
         return false;   /* this worker's figures only */
     }
+    gt->id = ++w->next_gather;
+    gt->rq = w;
     gt->c = c;
     gt->head = head;
     gt->per_conns = per;
+    gt->replied = replied;
+    gt->deadline = deadline;
     gt->sum.exchange_connected = -1;   /* no broker unless a worker has one */
     nf_list_push_back(&w->gathers, &gt->link);
     nf_metrics m;
     size_t conns, eps;
-    nf_host_metrics_snapshot(h, &m, &conns, &eps);
+    snapshot_take(w, &m, &conns, &eps);
     gather_add(gt, w->id, &m, conns, eps);
     gt->pending = 1;   /* while posting */
     for (unsigned i = 0; i < g->n; i++) {
@@ -379,7 +490,7 @@ static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
         snapshot *s = calloc(1, sizeof *s);
         if (s == NULL)
             continue;
-        s->gt = gt;
+        s->gid = gt->id;
         s->rq = w;
         s->requester = w->id;
         gt->pending++;
@@ -388,8 +499,12 @@ static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
             free(s);
         }
     }
-    if (--gt->pending == 0)
+    if (--gt->pending == 0) {
         gather_finish(w, gt);
+        return true;
+    }
+    struct timeval tv = {METRICS_DEADLINE_MS / 1000, (METRICS_DEADLINE_MS % 1000) * 1000};
+    evtimer_add(gt->deadline, &tv);
     return true;
 }
 
@@ -559,10 +674,8 @@ void nf_workers_detach(nf_workers *g, unsigned i)
     /* /metrics requests still waiting: their connections are closing. */
     NF_LIST_FOREACH_SAFE(it, tmp, &w->gathers) {
         gather *gt = NF_LIST_ENTRY(it, gather, link);
-        nf_list_remove(&gt->link);
         nf_conn_unref(gt->c);
-        free(gt->per_conns);
-        free(gt);
+        gather_free(gt);
     }
 }
 

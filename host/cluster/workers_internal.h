@@ -6,10 +6,11 @@
  * `wx` and the asks and /metrics requests it waits on) is touched by its
  * own thread only. What crosses is a call in a mailbox whose argument is
  * owned by the receiving call from the moment the post succeeded; the
- * pointers in it to the poster's records (an ask, a /metrics request) are
- * only followed back on the poster's thread, in the answer the receiver
- * posts. Shared: the count table (mutex), each worker's load (atomic), the
- * turn of the acceptor's tie-break (the acceptor's thread only).
+ * pointers in it to the poster's records (an ask) are only followed back on
+ * the poster's thread, in the answer the receiver posts; a /metrics request
+ * goes by an id instead (it may be answered and freed before a late reply). Shared: the count table (mutex), each worker's load (atomic), the
+ * turn of the acceptor's tie-break (the acceptor's thread only), each
+ * worker's last /metrics figures (mutex).
  *
  * Lifetimes. A worker whose loop ended is detached: its mailbox refuses new
  * posts and runs those queued in stopped mode. From then on no answer can
@@ -37,6 +38,14 @@ typedef struct worker {
     wx *x;                        /* the in-process exchange, or NULL */
     atomic_size_t load;           /* its sockets, from the listener's choice to their close */
     nf_list gathers;              /* /metrics requests waiting for the others */
+    uint64_t next_gather;         /* the id of its next one (own thread) */
+    uint64_t metrics_logged_ms;   /* own thread: the last "answered without" line */
+    /* Its figures as of its last /metrics snapshot, under g->mu: what a
+     * /metrics it does not answer in time sums in its place, so that no
+     * counter of the process goes back (a reset to Prometheus). */
+    nf_metrics last;
+    size_t last_conns;
+    bool last_set;
     bool stopped;                 /* detached (own thread) */
     uint64_t queue_logged_ms;     /* own thread */
     /* Calls to the other workers made during this loop iteration, posted
