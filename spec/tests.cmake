@@ -127,7 +127,7 @@ endforeach()
 # when that binary is not built.
 set(NF_TSAN_BIN ${CMAKE_SOURCE_DIR}/build-tsan/neffos)
 add_test(NAME tsan/workers
-         COMMAND sh -c "test -x '${NF_TSAN_BIN}' || { echo 'no ${NF_TSAN_BIN}: cmake -S . -B build-tsan -DNEFFOS_TSAN=ON && cmake --build build-tsan --target neffos'; exit 77; }; NEFFOS_BIN='${NF_TSAN_BIN}' exec '${NODE}' --test --test-reporter=spec '${NF_SPEC_DIR}/workers/workers.test.mjs' '${NF_SPEC_DIR}/workers/broker.test.mjs' '${NF_SPEC_DIR}/workers/tls_deflate.test.mjs' '${NF_SPEC_DIR}/workers/listings.test.mjs' '${NF_SPEC_DIR}/workers/causality.test.mjs' '${NF_SPEC_DIR}/workers/remote_attack.test.mjs' '${NF_SPEC_DIR}/workers/crossing.test.mjs' '${NF_SPEC_DIR}/robust/linger.test.mjs' '${NF_SPEC_DIR}/robust/broadcast_memory.test.mjs'"
+         COMMAND sh -c "test -x '${NF_TSAN_BIN}' || { echo 'no ${NF_TSAN_BIN}: cmake -S . -B build-tsan -DNEFFOS_TSAN=ON && cmake --build build-tsan --target neffos'; exit 77; }; NEFFOS_BIN='${NF_TSAN_BIN}' exec '${NODE}' --test --test-reporter=spec '${NF_SPEC_DIR}/workers/workers.test.mjs' '${NF_SPEC_DIR}/workers/broker.test.mjs' '${NF_SPEC_DIR}/workers/tls_deflate.test.mjs' '${NF_SPEC_DIR}/workers/listings.test.mjs' '${NF_SPEC_DIR}/workers/causality.test.mjs' '${NF_SPEC_DIR}/workers/remote_attack.test.mjs' '${NF_SPEC_DIR}/workers/crossing.test.mjs' '${NF_SPEC_DIR}/workers/metrics_deadline.test.mjs' '${NF_SPEC_DIR}/robust/linger.test.mjs' '${NF_SPEC_DIR}/robust/broadcast_memory.test.mjs'"
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(tsan/workers PROPERTIES ENVIRONMENT "${NF_TEST_ENV};TSAN_OPTIONS=halt_on_error=0;NEFFOS_WORKERS=2"
                      LABELS workers TIMEOUT 600 SKIP_RETURN_CODE 77 ENVIRONMENT_MODIFICATION "${NF_NODE_PATH}")
