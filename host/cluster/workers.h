@@ -11,7 +11,8 @@
  *     except-ID checks as for a broker's message); a server ask by ID asks
  *     every worker and the first answer wins; server:count() sums every
  *     worker's connections of that path;
- *   - /metrics of any worker sums every worker's counters.
+ *   - /metrics of any worker sums every worker's counters (those that
+ *     reply within 1 s: workers.c).
  * Workers share nothing but the mailboxes (mailbox.h) and one table of
  * connection counts under a mutex; no worker ever touches another's host,
  * connections or Lua state. Frames to one client keep their order: one
