@@ -1122,8 +1122,10 @@ int lremote_list(lua_State *L, nf_endpoint *ep, int what, nf_slice arg1, nf_slic
     }
     if (--gt->remaining == 0) {   /* nothing went out (one worker, or every post failed) */
         lrun_cancel_wait(r);
+        w->gather = NULL;
+        wait_free(w);   /* first: pushing may raise, and no timer may outlive this call */
         int n = gather_push(L, gt);
-        wait_free(w);   /* and gt */
+        gather_free(gt);
         return n;
     }
     return lrun_wait(L, r);
