@@ -604,6 +604,7 @@ void nf_lua_free(nf_lua_app *a)
         return;
     a->stopping = true;
     lremote_free_retries(a);
+    lremote_free_waits(a);
     if (a->L) {
         ltimer_cancel_all(a);
         lrun_forget_all(a);

@@ -81,6 +81,7 @@ struct nf_lua_app {
     struct nf_shdict *shared;      /* neffos.shared, or NULL */
     struct nf_workers *workers;    /* the process's workers (worker_count > 1), or NULL */
     struct lrretry *remote_retries;  /* lua_remote.c: answers waiting for a full queue */
+    struct lrwait *remote_waits;     /* lua_remote.c: calls and listings waiting for answers */
     char *shared_buf;              /* values copied out of it */
     size_t shared_cap;
 };
@@ -278,11 +279,15 @@ void lremote_open(lua_State *L);   /* metatables; the app's main state */
 /* A listing of every worker's connections of ep, in opening order: waits
  * for the other workers (raises where code may not wait). Pushes the list
  * (LREMOTE_GET: the newest object or nil), or nil, err when a worker could
- * not be asked (its queue full, stopping); returns the count. arg1 is the
+ * not be asked (its queue full, stopping) or has not answered within the
+ * ask timeout ("timeout"); returns the count. arg1 is the
  * ID (GET, GET_ALL) or the namespace (MEMBERS), arg2 the room or empty. */
 int lremote_list(lua_State *L, nf_endpoint *ep, int what, nf_slice arg1, nf_slice arg2);
 /* At the app's end: the answers still waiting for room in a full queue go. */
 void lremote_free_retries(nf_lua_app *a);
+/* The waits of remote calls and listings still listed (their answers never
+ * came: the loop has ended), with their timers. */
+void lremote_free_waits(nf_lua_app *a);
 /* A remote object's ID (for `except`): false if idx is not one. */
 bool lremote_id(lua_State *L, int idx, nf_slice *id);
 int lserver_new(lua_State *L, nf_endpoint *ep);  /* returns a registry ref */

@@ -19,20 +19,29 @@
  *
  * Threads. A call (lrcall) is malloc'd by the asking worker and posted to
  * the owner with nf_workers_post; from then on it belongs to the owner's
- * thread until the owner posts it back with the answer; the asker's run
- * and gather pointers in it are only followed on the asker's thread. The
- * asking run cannot go away while it waits (runs end only when resumed),
- * and an answer that cannot be posted because the asker's queue is full is
+ * thread until the owner posts it back with the answer; the asker's wait
+ * and gather pointers in it are only followed on the asker's thread. An
+ * answer that cannot be posted because the asker's queue is full is
  * posted again on a timer until it goes through or the asker's loop ended.
  * A method run that ends without answering (its thread abandoned) answers
- * from the __close of a guard it holds. */
+ * from the __close of a guard it holds.
+ *
+ * Deadline. The asking run waits in a record of its own (lrwait, asker's
+ * thread) with a timer: a worker busy in a long handler does not turn its
+ * loop, and the caller would wait as long. Whichever comes first, the
+ * answer or the deadline, ends the wait ("timeout" for the deadline); the
+ * record stays until the answer too has come, which then finds no run and
+ * is dropped (the run may have ended and its thread been reused), or until
+ * the app is freed (an answer that never came: the asker's loop ended). */
 #include <event2/event.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "workers.h"
+#include "clock.h"
 #include "log.h"
+#include "nf_limits.h"
 #include "lua_internal.h"
 
 #define REMOTE_MT "neffos.remote"
@@ -40,6 +49,7 @@
 #define TRAMPOLINE_KEY "neffos.remote.trampoline"
 #define MAX_DEPTH 16                    /* nested tables in one argument or result */
 #define RETRY_MS 2                      /* an answer to a full queue is posted again after this */
+#define TIMEOUT_ERR "timeout"           /* what a call or listing past its deadline returns */
 
 enum { K_CONN = 1, K_NS = 2, K_ROOM = 3 };
 enum { OP_METHOD = 1, OP_FIELD = 2, OP_LIST = 3 };
@@ -397,8 +407,10 @@ static bool push_value(lua_State *L, lrread *r, int depth)
 
 typedef struct lrgather lrgather;
 
+typedef struct lrwait lrwait;
+
 typedef struct lrcall {
-    lrun *r;                     /* the waiting run (OP_METHOD, OP_FIELD), asker's thread only */
+    lrwait *w;                   /* the asker's wait (OP_METHOD, OP_FIELD), asker's thread only */
     lrgather *gather;            /* OP_LIST, asker's thread only */
     nf_workers *g;
     unsigned from, to;           /* 0-based workers */
@@ -743,13 +755,96 @@ static void received(nf_host *h, void *arg)
 /* ---- the asker ----------------------------------------------------------------------- */
 
 struct lrgather {
-    lrun *r;
+    lrwait *w;     /* the asker's wait, once every post went out */
     uint8_t what;
     unsigned remaining;
     bool failed;
     char err[160];
     lrbuf parts;   /* every worker's entries */
 };
+
+/* The asker's wait for a call's answer or a listing's answers. */
+struct lrwait {
+    lrun *r;                 /* the waiting run; NULL once the deadline ended the wait */
+    struct event *deadline;
+    nf_lua_app *a;           /* lists it (a->remote_waits) */
+    lrgather *gather;        /* a listing's, freed with the record */
+    lrwait *next, *prev;
+};
+
+static void gather_free(lrgather *gt)
+{
+    free(gt->parts.p);
+    free(gt);
+}
+
+static void wait_free(lrwait *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        w->a->remote_waits = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    if (w->deadline)
+        event_free(w->deadline);
+    if (w->gather)
+        gather_free(w->gather);
+    free(w);
+}
+
+/* The deadline: the run goes on with nil, "timeout" (after call_k's ok
+ * for a call); the answer, when it comes, is dropped. The call may still
+ * run, or have run, on its worker, as an ask's question may have reached
+ * its client. */
+static void wait_expired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lrwait *w = arg;
+    lrun *r = w->r;
+    if (!r)
+        return;
+    w->r = NULL;
+    lua_State *T = lrun_result_state(r);
+    int n = 2;
+    if (!w->gather) {
+        lua_pushboolean(T, 1);
+        n++;
+    }
+    lua_pushnil(T);
+    lua_pushliteral(T, TIMEOUT_ERR);
+    lrun_deliver(r, n);
+}
+
+/* A wait for r, its deadline ms from now. NULL when out of memory. */
+static lrwait *wait_new(nf_lua_app *a, lrun *r, uint64_t ms)
+{
+    lrwait *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->deadline = evtimer_new(a->base, wait_expired, w);
+    if (!w->deadline) {
+        free(w);
+        return NULL;
+    }
+    struct timeval tv = nf_clock_timeval(ms);
+    evtimer_add(w->deadline, &tv);
+    w->r = r;
+    w->a = a;
+    w->next = a->remote_waits;
+    if (w->next)
+        w->next->prev = w;
+    a->remote_waits = w;
+    return w;
+}
+
+/* The server's ask timeout: how long a listing waits for every worker,
+ * and a call for its worker to take it up. */
+static uint64_t ask_timeout_ms(nf_lua_app *a)
+{
+    return a->host ? nf_host_limits(a->host)->ask_timeout_ms : nf_limits_default().ask_timeout_ms;
+}
 
 /* Asker's side: posts k to its owner. 0, or a negative code (k freed). */
 static int post_call(lrcall *k)
@@ -833,26 +928,25 @@ static int push_gathered(lua_State *T, lrgather *gt)
     return 1;
 }
 
-/* Pushes (T) the listing or nil, err, and frees gt. Returns the count. */
+/* Pushes (T) the listing or nil, err. Returns the count. */
 static int gather_push(lua_State *T, lrgather *gt)
 {
-    int n;
-    if (gt->failed) {
-        lua_pushnil(T);
-        lua_pushstring(T, gt->err);
-        n = 2;
-    } else {
-        n = push_gathered(T, gt);
-    }
-    free(gt->parts.p);
-    free(gt);
-    return n;
+    if (!gt->failed)
+        return push_gathered(T, gt);
+    lua_pushnil(T);
+    lua_pushstring(T, gt->err);
+    return 2;
 }
 
+/* Every answer is in: to the run, unless its deadline came first. */
 static void gather_end(lrgather *gt)
 {
-    lrun *r = gt->r;
-    lrun_deliver(r, gather_push(lrun_result_state(r), gt));
+    lrwait *w = gt->w;
+    lrun *r = w->r;
+    int n = r ? gather_push(lrun_result_state(r), gt) : 0;
+    wait_free(w);   /* and gt */
+    if (r)
+        lrun_deliver(r, n);
 }
 
 static void gather_fail(lrgather *gt, const char *err)
@@ -880,7 +974,13 @@ static void answered(nf_host *h, void *arg)
             gather_end(gt);
         return;
     }
-    lrun *r = k->r;
+    lrwait *w = k->w;
+    lrun *r = w->r;
+    wait_free(w);
+    if (!r) {   /* past its deadline: the run went on without it */
+        call_free(k);
+        return;
+    }
     lua_State *T = lrun_result_state(r);
     int n = 1;
     lua_pushboolean(T, k->ok);
@@ -908,18 +1008,36 @@ static int call_k(lua_State *L, int status, lua_KContext base)
     return lua_gettop(L) - first;
 }
 
+/* How long the caller waits for the answer to `what` (arguments from
+ * `first` up): an ask timeout for the owning worker to take the call up
+ * (the time a listing has), and for a method, which may wait there, as
+ * long again as it may wait: an ask its own timeout, a forced action an
+ * ask timeout for its connection's turn. A field read runs no app code. */
+static uint64_t call_deadline_ms(lua_State *L, nf_slice what, bool field, int first)
+{
+    uint64_t base = ask_timeout_ms(lapp_of(L));
+    if (field)
+        return base;
+    unsigned own = nf_slice_eq_cstr(what, "ask") ? lopts_timeout_ms(L, first + 2) : 0;   /* (event, body, opts) */
+    return base + (own ? own : base);
+}
+
 /* The call on the owning worker of rm: the method or field `what` with the
  * values from index `first` up as arguments; waits (a field read waits
- * inside __index, which Lua 5.4 allows from Lua code). */
+ * inside __index, which Lua 5.4 allows from Lua code), until the answer or
+ * the deadline (call_deadline_ms). */
 static int call_remote(lua_State *L, const lremote *rm, nf_slice what, bool field, int first)
 {
     nf_lua_app *a = lapp_of(L);
     if (!a->workers || rm->n.worker >= a->worker_count)
         return luaL_error(L, "%s: no such worker", what.ptr);
+    uint64_t ms = call_deadline_ms(L, what, field, first);   /* may raise (a bad timeout) */
     /* First, as it raises where code cannot wait: nothing is allocated yet. */
     lrun *r = lrun_begin_wait(L, field ? "a remote connection's field" : "a remote connection's method");
     lrcall *k = call_new(a, rm->n.worker, field ? OP_FIELD : OP_METHOD);
-    if (!k) {
+    lrwait *w = k ? wait_new(a, r, ms) : NULL;
+    if (!w) {
+        free(k);
         lrun_cancel_wait(r);
         return luaL_error(L, "not enough memory");
     }
@@ -931,13 +1049,15 @@ static int call_remote(lua_State *L, const lremote *rm, nf_slice what, bool fiel
         char msg[200];
         snprintf(msg, sizeof msg, "%s", k->req.err);
         call_free(k);
+        wait_free(w);
         lrun_cancel_wait(r);
         return luaL_error(L, "%s: %s", what.ptr, msg);
     }
-    k->r = r;
+    k->w = w;
     int rc = post_call(k);
     lrun_cancel_wait(r);   /* as lrun_wait begins; the answer comes through the mailbox, later */
     if (rc != 0) {
+        wait_free(w);
         lua_pushnil(L);
         lua_pushstring(L, post_failure(rc));
         return 2;
@@ -962,11 +1082,14 @@ int lremote_list(lua_State *L, nf_endpoint *ep, int what, nf_slice arg1, nf_slic
     static const char *const names[] = { "", "server:connections", "server:get", "server:get_all", "server:members" };
     lrun *r = lrun_begin_wait(L, names[what]);   /* raises where code may not wait */
     lrgather *gt = calloc(1, sizeof *gt);
-    if (!gt) {
+    lrwait *w = gt ? wait_new(a, r, ask_timeout_ms(a)) : NULL;   /* what C does there, between two iterations */
+    if (!w) {
+        free(gt);
         lrun_cancel_wait(r);
         return luaL_error(L, "not enough memory");
     }
-    gt->r = r;
+    w->gather = gt;
+    gt->w = w;
     gt->what = (uint8_t)what;
     list_local(a, ep, (uint8_t)what, arg1, arg2, &gt->parts);
     const char *path = ep ? nf_endpoint_path(ep) : "";
@@ -999,7 +1122,11 @@ int lremote_list(lua_State *L, nf_endpoint *ep, int what, nf_slice arg1, nf_slic
     }
     if (--gt->remaining == 0) {   /* nothing went out (one worker, or every post failed) */
         lrun_cancel_wait(r);
-        return gather_push(L, gt);
+        w->gather = NULL;
+        wait_free(w);   /* first: pushing may raise, and no timer may outlive this call */
+        int n = gather_push(L, gt);
+        gather_free(gt);
+        return n;
     }
     return lrun_wait(L, r);
 }
@@ -1128,6 +1255,12 @@ void lremote_open(lua_State *L)
     lua_pop(L, 1);
     push_trampoline(L);
     lua_pop(L, 1);
+}
+
+void lremote_free_waits(nf_lua_app *a)
+{
+    while (a->remote_waits)
+        wait_free(a->remote_waits);   /* their answers can no longer come: the loop has ended */
 }
 
 void lremote_free_retries(nf_lua_app *a)

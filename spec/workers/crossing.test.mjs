@@ -171,3 +171,37 @@ test('a server ask by ID keeps its timeout while another worker is busy', T, asy
   }
   assert.equal(await held.nextText(10000, 'held'), '$5;w;;hold;0;0;held');
 });
+
+// A method of a remote object, and a listing, waited for the owning worker without a bound: with
+// that worker busy (here held until released) the calling handler waited as long, holding its run
+// and its connection's turn. Now each ends at the caller's deadline (the ask timeout, twice it for
+// a call) in `nil, "timeout"`, the late answer is dropped, and the next call works.
+test('a remote call and a listing end in "timeout" while the owning worker is busy', T, async (t) => {
+  const s = await serveFor(t, APP, [...FLAGS, '--ask-timeout-ms', '300', '--lua-instruction-limit', '0', '--watchdog-warn-ms', '0']);
+  const raws = [];
+  let held, asker, releaser;   // the asker's handler waits on main: another connection releases
+  for (let i = 0; i < 12 && !(held && asker && releaser); i++) {
+    const r = await rawClient(t, s, `r${i}`);
+    raws.push(r);
+    if (!held) held = r;
+    else if (r.worker === held.worker) continue;
+    else if (!asker) asker = r;
+    else if (!releaser) releaser = r;
+  }
+  assert.ok(held && asker && releaser, `clients on two workers: ${raws.map((r) => r.worker)}`);
+  assert.equal(await asker.ask('$2;w;;keep;0;0;r0'), '$2;w;;keep;0;0;true', 'r0 is remote to the asker');
+  assert.equal(await asker.ask('$3;w;;call_kept;0;0;'), '$3;w;;call_kept;0;0;false nil');
+  held.sendText('$5;w;;hold;0;0;');
+  await eventually(async () => (await asker.ask('$6;w;;holding;0;0;')) === '$6;w;;holding;0;0;true', 'the worker holds');
+  try {
+    assert.equal(await asker.ask('$10;w;;call_kept;0;0;', 10000), '$10;w;;call_kept;0;0;nil timeout', 'a remote call');
+    assert.equal(await asker.ask('$11;w;;get_id;0;0;r0', 10000), '$11;w;;get_id;0;0;nil timeout', 'a listing');
+  } finally {
+    await releaser.ask('$7;w;;release;0;0;', 10000);
+  }
+  assert.equal(await held.nextText(10000, 'held'), '$5;w;;hold;0;0;held');
+  // the late answers were dropped; the same calls answer again, and the held client is served
+  assert.equal(await asker.ask('$12;w;;call_kept;0;0;', 10000), '$12;w;;call_kept;0;0;false nil');
+  assert.equal(await asker.ask('$13;w;;get_id;0;0;r0', 10000), '$13;w;;get_id;0;0;r0 nil');
+  assert.equal(await held.ask('$14;w;;worker;0;0;'), `$14;w;;worker;0;0;${held.worker}`);
+});

@@ -2,6 +2,8 @@
 -- one loop gives (order, frame type). Replies start with the worker that ran the handler.
 local neffos = require "neffos"
 
+local kept   -- "keep": a connection of another worker, kept for "call_kept"
+
 local function split(s)
   local a, b = s:match("^(.-)|(.*)$")
   return a or s, b or ""
@@ -55,6 +57,21 @@ return neffos.server {
         local deadline = os.clock() + 20
         while not neffos.shared:get("release") and os.clock() < deadline do end
         return "held"
+      end,
+      -- "id": keep that connection (a remote object when another worker serves it)
+      keep = function(ns, msg)
+        kept = ns.server:get(msg.body)
+        return tostring(kept and kept.remote)
+      end,
+      -- a remote call on the kept connection: "<is_closed> <err>"
+      call_kept = function()
+        local closed, err = kept:is_closed()
+        return tostring(closed) .. " " .. tostring(err)
+      end,
+      -- "id": a listing (waits for every worker): "<id or nil> <err>"
+      get_id = function(ns, msg)
+        local c, err = ns.server:get(msg.body)
+        return tostring(c and c.id) .. " " .. tostring(err)
       end,
       holding = function() return tostring(neffos.shared:get("holding")) end,
       release = function() return tostring((neffos.shared:set("release", true))) end,
