@@ -73,7 +73,7 @@ static const limit_flag limit_flags[] = {
     LIMIT(max_namespaces_per_conn, false, "namespaces one connection may join"),
     LIMIT(max_rooms_per_conn, false, "rooms per namespace connection"),
     LIMIT(max_pending_asks, false, "server asks in flight per connection"),
-    LIMIT(ask_timeout_ms, true, "ms an ask waits when the handler gives no timeout"),
+    LIMIT(ask_timeout_ms, true, "ms an ask waits when the handler gives no timeout (with --workers: also a remote call's and a listing's bound)"),
     LIMIT(max_id_bytes, false, "bytes of a connection ID"),
     LIMIT(max_name_bytes, false, "bytes of one namespace, room or event name"),
     LIMIT(max_name_bytes_per_conn, false, "bytes of a connection's namespace and room names together"),
