@@ -142,14 +142,11 @@ test('the broadcasts waiting for a busy worker are bounded in bytes', T, async (
   assert.match(logs, /the queue of worker \d is full \(--max-worker-queue \d+ calls, --max-worker-queue-bytes 1048576\)/);
 });
 
-// A server ask by ID asks every worker, and the asker waited for all of them: with another worker
-// busy (here held until released), `server:ask{ timeout = 0.3 }` came back only when that worker
-// turned its loop again, seconds later, whether the ID was there, here or nowhere. Now the asker
-// keeps its own timeout: what has not answered by then has timed out.
-test('a server ask by ID keeps its timeout while another worker is busy', T, async (t) => {
-  const s = await serveFor(t, APP, [...FLAGS, '--lua-instruction-limit', '0', '--watchdog-warn-ms', '0']);
+/** Raw clients r0, r1 ... until there are three: `held` (r0), and `asker` and `releaser` on
+ *  another worker (the asker's handler waits, so another connection releases the held worker). */
+async function heldTrio(t, s) {
   const raws = [];
-  let held, asker, releaser;   // the asker's handler waits: another connection releases
+  let held, asker, releaser;
   for (let i = 0; i < 12 && !(held && asker && releaser); i++) {
     const r = await rawClient(t, s, `r${i}`);
     raws.push(r);
@@ -159,6 +156,16 @@ test('a server ask by ID keeps its timeout while another worker is busy', T, asy
     else if (!releaser) releaser = r;
   }
   assert.ok(held && asker && releaser, `clients on two workers: ${raws.map((r) => r.worker)}`);
+  return { held, asker, releaser };
+}
+
+// A server ask by ID asks every worker, and the asker waited for all of them: with another worker
+// busy (here held until released), `server:ask{ timeout = 0.3 }` came back only when that worker
+// turned its loop again, seconds later, whether the ID was there, here or nowhere. Now the asker
+// keeps its own timeout: what has not answered by then has timed out.
+test('a server ask by ID keeps its timeout while another worker is busy', T, async (t) => {
+  const s = await serveFor(t, APP, [...FLAGS, '--lua-instruction-limit', '0', '--watchdog-warn-ms', '0']);
+  const { held, asker, releaser } = await heldTrio(t, s);
   held.sendText('$5;w;;hold;0;0;');
   await eventually(async () => (await asker.ask('$6;w;;holding;0;0;')) === '$6;w;;holding;0;0;true', 'the worker holds');
   try {
@@ -178,17 +185,7 @@ test('a server ask by ID keeps its timeout while another worker is busy', T, asy
 // a call) in `nil, "timeout"`, the late answer is dropped, and the next call works.
 test('a remote call and a listing end in "timeout" while the owning worker is busy', T, async (t) => {
   const s = await serveFor(t, APP, [...FLAGS, '--ask-timeout-ms', '300', '--lua-instruction-limit', '0', '--watchdog-warn-ms', '0']);
-  const raws = [];
-  let held, asker, releaser;   // the asker's handler waits on main: another connection releases
-  for (let i = 0; i < 12 && !(held && asker && releaser); i++) {
-    const r = await rawClient(t, s, `r${i}`);
-    raws.push(r);
-    if (!held) held = r;
-    else if (r.worker === held.worker) continue;
-    else if (!asker) asker = r;
-    else if (!releaser) releaser = r;
-  }
-  assert.ok(held && asker && releaser, `clients on two workers: ${raws.map((r) => r.worker)}`);
+  const { held, asker, releaser } = await heldTrio(t, s);
   assert.equal(await asker.ask('$2;w;;keep;0;0;r0'), '$2;w;;keep;0;0;true', 'r0 is remote to the asker');
   assert.equal(await asker.ask('$3;w;;call_kept;0;0;'), '$3;w;;call_kept;0;0;false nil');
   held.sendText('$5;w;;hold;0;0;');
