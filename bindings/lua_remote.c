@@ -428,6 +428,11 @@ static void call_free(lrcall *k)
     free(k);
 }
 
+/* What k holds, for the other worker's --max-worker-queue-bytes: a call
+ * that timed out on its caller (lrwait) waits on in that queue, and the
+ * caller may make the next one meanwhile. */
+static size_t call_bytes(const lrcall *k) { return sizeof *k + k->req.len + k->res.len; }
+
 static void answered(nf_host *h, void *arg);
 
 /* An answer waiting for room in the asker's queue: the owner's, with its
@@ -468,7 +473,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
  * that has ended takes nothing any more. */
 static void post_answer(lrcall *k)
 {
-    int rc = nf_workers_post(k->g, k->from, answered, k);
+    int rc = nf_workers_post(k->g, k->from, answered, k, call_bytes(k));
     if (rc == 0)
         return;
     if (rc == NF_ENOBUFS && k->owner) {
@@ -849,7 +854,7 @@ static uint64_t ask_timeout_ms(nf_lua_app *a)
 /* Asker's side: posts k to its owner. 0, or a negative code (k freed). */
 static int post_call(lrcall *k)
 {
-    int rc = nf_workers_post(k->g, k->to, received, k);
+    int rc = nf_workers_post(k->g, k->to, received, k, call_bytes(k));
     if (rc != 0)
         call_free(k);
     return rc;
@@ -857,7 +862,7 @@ static int post_call(lrcall *k)
 
 static const char *post_failure(int rc)
 {
-    return rc == NF_ENOBUFS ? "the other worker's queue is full (--max-worker-queue)" : "the other worker is stopping";
+    return rc == NF_ENOBUFS ? "the other worker's queue is full (--max-worker-queue, --max-worker-queue-bytes)" : "the other worker is stopping";
 }
 
 static lrcall *call_new(nf_lua_app *a, unsigned to, uint8_t op)

@@ -582,7 +582,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *ud)
     /* Every worker drains on its own loop; a worker that cannot be told
      * (its queue full) is ended by the watchdog after the grace period. */
     for (unsigned i = 1; i < p->n; i++)
-        if (nf_workers_post(p->g, i, drain_call, &p->w[i]) != 0)
+        if (nf_workers_post(p->g, i, drain_call, &p->w[i], 0) != 0)
             nf_warn("worker %u cannot be told to drain", i + 1);
     start_drain(&p->w[0]);
 }

@@ -87,7 +87,7 @@ static void run_prepare(nf_host *h, void *arg)
     request *q = arg;
     int rc = nf_lua_reload_prepare(q->r->apps[q->worker], false, q->err, sizeof q->err);
     q->ok = rc == NF_RELOAD_PREPARED;
-    if (nf_workers_post(q->r->g, 0, answered, q) != 0) {
+    if (nf_workers_post(q->r->g, 0, answered, q, 0) != 0) {
         nf_lua_reload_abort(q->r->apps[q->worker]);   /* worker 1 is gone: the process stops */
         free(q);
     }
@@ -113,7 +113,7 @@ static void to_others(nf_reload_all *r, nf_workers_fn fn, bool with_request)
         void *arg = NULL;
         if (with_request && (arg = request_new(r, i)) == NULL)
             continue;
-        if (nf_workers_post(r->g, i, fn, arg) != 0)
+        if (nf_workers_post(r->g, i, fn, arg, 0) != 0)
             free(arg);
     }
 }
@@ -171,7 +171,7 @@ int nf_reload_all_reload(void *ud, bool if_changed, char *err, size_t errcap)
     for (unsigned i = 1; i < r->n; i++) {
         request *q = request_new(r, i);
         r->pending++;
-        if (q == NULL || nf_workers_post(r->g, i, run_prepare, q) != 0) {
+        if (q == NULL || nf_workers_post(r->g, i, run_prepare, q, 0) != 0) {
             free(q);
             r->pending--;
             if (!r->failed) {
@@ -191,7 +191,7 @@ void nf_reload_all_failed(void *ud, const char *err)
     nf_lua_reload_failed(r->apps[0], err);
     for (unsigned i = 1; i < r->n; i++) {
         char *copy = strdup(err);
-        if (copy && nf_workers_post(r->g, i, run_unhealthy, copy) != 0)
+        if (copy && nf_workers_post(r->g, i, run_unhealthy, copy, 0) != 0)
             free(copy);
     }
 }

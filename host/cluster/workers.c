@@ -503,7 +503,7 @@ static bool hook_metrics(void *ud, nf_host *h, nf_conn *c, bool head)
         gather_finish(w, gt);
         return true;
     }
-    struct timeval tv = {METRICS_DEADLINE_MS / 1000, (METRICS_DEADLINE_MS % 1000) * 1000};
+    struct timeval tv = nf_clock_timeval(METRICS_DEADLINE_MS);
     evtimer_add(gt->deadline, &tv);
     return true;
 }
@@ -641,7 +641,7 @@ static _Thread_local worker *bound;
 
 void nf_workers_bind_thread(nf_workers *g, unsigned i) { bound = i < g->n ? &g->w[i] : NULL; }
 
-int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg)
+int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg, size_t bytes)
 {
     if (i >= g->n || g->w[i].mb == NULL)
         return NF_EINVAL;
@@ -655,7 +655,7 @@ int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg)
         return NF_ENOMEM;
     c->fn = fn;
     c->arg = arg;
-    int rc = nf_mailbox_post(g->w[i].mb, run_call, c, 0);   /* a control or remote call: it waits, not queued bytes */
+    int rc = nf_mailbox_post(g->w[i].mb, run_call, c, bytes);
     if (rc != 0)
         free(c);
     return rc;

@@ -64,16 +64,18 @@ void nf_workers_set_broker(nf_workers *g, nf_exchange *x);
  * calls that worker made before it (see nf_workers_post). */
 void nf_workers_bind_thread(nf_workers *g, unsigned i);
 
-/* From any thread: fn(worker i's host, arg) on worker i's loop. Returns 0,
- * NF_ENOBUFS (its queue is full), NF_EPIPE (its loop has ended) or
- * NF_ENOMEM; on failure fn does not run and arg stays the caller's.
+/* From any thread: fn(worker i's host, arg) on worker i's loop; arg holds
+ * `bytes` of message (a remote call's arguments or results; 0 for a control
+ * call: a drain, a reload step), counted against --max-worker-queue-bytes.
+ * Returns 0, NF_ENOBUFS (its queue is full), NF_EPIPE (its loop has ended)
+ * or NF_ENOMEM; on failure fn does not run and arg stays the caller's.
  * From a worker's bound thread it keeps that worker's order: the calls it
  * made earlier in this loop iteration (a broadcast, an answer; they leave
  * together at the iteration's end) are posted first, so a remote call made
  * after a broadcast reaches its worker after that broadcast, and the answer
  * to one reaches the asker after what the method sent there. */
 typedef void (*nf_workers_fn)(nf_host *h, void *arg);
-int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg);
+int nf_workers_post(nf_workers *g, unsigned i, nf_workers_fn fn, void *arg, size_t bytes);
 
 /* Worker i's loop has ended (its thread): no more calls reach it, those
  * queued run now (they see a stopped worker and only release what they

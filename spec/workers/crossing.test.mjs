@@ -202,3 +202,24 @@ test('a remote call and a listing end in "timeout" while the owning worker is bu
   assert.equal(await asker.ask('$13;w;;get_id;0;0;r0', 10000), '$13;w;;get_id;0;0;r0 nil');
   assert.equal(await held.ask('$14;w;;worker;0;0;'), `$14;w;;worker;0;0;${held.worker}`);
 });
+
+// A remote call holds its arguments while it waits in the owning worker's queue, and since remote
+// calls time out (above), a handler may make the next one while the last still waits there: they
+// count against --max-worker-queue-bytes like broadcasts. 300 KiB writes to a held worker with a
+// 1 MiB bound: the first three wait (and time out), the fourth is refused at once.
+test('remote calls that wait for a busy worker count against its queue\'s bytes', T, async (t) => {
+  const s = await serveFor(t, APP, [...FLAGS, '--ask-timeout-ms', '200', '--max-worker-queue-bytes', '1048576',
+    '--lua-instruction-limit', '0', '--watchdog-warn-ms', '0']);
+  const { held, asker, releaser } = await heldTrio(t, s);
+  assert.equal(await asker.ask('$2;w;;keep;0;0;r0'), '$2;w;;keep;0;0;true', 'r0 is remote to the asker');
+  held.sendText('$5;w;;hold;0;0;');
+  await eventually(async () => (await asker.ask('$6;w;;holding;0;0;')) === '$6;w;;holding;0;0;true', 'the worker holds');
+  let got;
+  try {
+    got = (await asker.ask(`$10;w;;write_kept;0;0;4|${300 * 1024}`, 10000)).split(';').pop().split('|');
+  } finally {
+    await releaser.ask('$7;w;;release;0;0;', 10000);
+  }
+  assert.deepEqual(got.slice(0, 3), ['timeout', 'timeout', 'timeout'], `${got}`);
+  assert.match(got[3], /queue is full \(--max-worker-queue, --max-worker-queue-bytes\)/, `${got}`);
+});

@@ -68,6 +68,17 @@ return neffos.server {
         local closed, err = kept:is_closed()
         return tostring(closed) .. " " .. tostring(err)
       end,
+      -- "n|bytes": n remote writes of that many bytes to the kept connection, one after the other;
+      -- what each returned ("ok", or its err), separated by "|"
+      write_kept = function(ns, msg)
+        local n, size = split(msg.body)
+        local out, big = {}, string.rep("x", tonumber(size))
+        for i = 1, tonumber(n) do
+          local ok, err = kept:write(big)
+          out[i] = ok and "ok" or tostring(err)
+        end
+        return table.concat(out, "|")
+      end,
       -- "id": a listing (waits for every worker): "<id or nil> <err>"
       get_id = function(ns, msg)
         local c, err = ns.server:get(msg.body)
