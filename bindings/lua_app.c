@@ -609,6 +609,7 @@ void nf_lua_free(nf_lua_app *a)
         ltimer_cancel_all(a);
         lrun_forget_all(a);
         lrun_pool_free(a);
+        lrun_locs_clear(a);
         while (a->endpoints) {
             lendpoint *le = a->endpoints;
             a->endpoints = le->next;
@@ -622,5 +623,6 @@ void nf_lua_free(nf_lua_app *a)
     free(a->scripts_dir);
     free(a->default_endpoint);
     free(a->shared_buf);
+    lrun_spares_free(a);
     free(a);
 }

@@ -74,6 +74,15 @@ struct nf_lua_app {
     ltimer *timers;          /* every armed timer */
     int pool[32];            /* finished threads kept for reuse (registry refs) */
     int npool;
+    lrun *spare_runs;        /* ended runs' structs kept for reuse (linked by next) */
+    int nspare_runs;
+    struct lrun_loc {        /* lua_run.c: " (app.lua:12)" per handler, direct-mapped */
+        const void *fn;      /* the function, anchored at ref while cached; NULL: empty */
+        int ref;             /* registry ref holding it; 0 before the first use */
+        unsigned char len;
+        char text[LUA_IDSIZE + 32];
+    } locs[16];
+    unsigned locs_version;   /* the a->version the entries were made under */
     bool stopping;
     struct timespec prepared_at;   /* when the prepared version began to load */
     unsigned worker_id;      /* 1-based (--workers N) */
@@ -155,6 +164,10 @@ void lrun_set_sleep(lrun *r, struct event *ev);
 /* Shutdown: ends runs waiting on sleep. */
 void lrun_abort_sleepers(nf_lua_app *a);
 void lrun_pool_free(nf_lua_app *a);
+/* Frees the ended runs' structs kept for reuse. */
+void lrun_spares_free(nf_lua_app *a);
+/* Empties the handler location cache (lua_run.c), letting its functions go. */
+void lrun_locs_clear(nf_lua_app *a);
 void lrun_forget_all(nf_lua_app *a);   /* after the host is freed */
 
 /* ---- lua_invoke.c: nf_app_ops.invoke / has_namespace ---- */

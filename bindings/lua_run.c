@@ -21,6 +21,7 @@
  * dead thread until lua_resetthread, outside both guards, and with hooks
  * off when the count hook raised it (Lua 5.4.4). */
 #include <event2/event.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,42 +109,95 @@ void lrun_pool_free(nf_lua_app *a)
 
 /* ---- run lifecycle ---------------------------------------------------------- */
 
-static const char location_cache;   /* its address is the registry key */
-
-/* Pushes " (app.lua:12)" for the function at the top of L ("" for a C
- * function) and returns it. lua_getinfo and the formatting per run showed in
- * profiles, so the text is kept per function, in a table with weak keys: it
- * goes with its function (a reload's old handlers). */
-static const char *push_location(lua_State *L, size_t *len)
+/* " (app.lua:12)" for the function at the top of a->L ("" for a C
+ * function), for the watchdog's "handler ns/event (app.lua:12)". lua_getinfo
+ * and the formatting per run showed in profiles, and so did a weak table of
+ * texts (two hash lookups per run, ~4% of a 64 B ask): the texts are kept in
+ * a small direct-mapped cache keyed by the function's address. An entry
+ * anchors its function in the registry, so the address cannot be reused by
+ * another function while the entry stands; a reload empties the cache, so an
+ * old version's handlers (and what their upvalues hold) are not kept. */
+static const struct lrun_loc *location(nf_lua_app *a)
 {
-    int fn = lua_gettop(L);
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &location_cache) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_createtable(L, 0, 1);
-        lua_pushliteral(L, "k");
-        lua_setfield(L, -2, "__mode");
-        lua_setmetatable(L, -2);
-        lua_pushvalue(L, -1);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &location_cache);
+    lua_State *L = a->L;
+    const void *fn = lua_topointer(L, -1);
+    struct lrun_loc *e = &a->locs[((uintptr_t)fn >> 4) % (sizeof a->locs / sizeof a->locs[0])];
+    if (a->locs_version != a->version) {
+        lrun_locs_clear(a);
+        a->locs_version = a->version;
     }
-    lua_pushvalue(L, fn);
-    if (lua_rawget(L, -2) != LUA_TSTRING) {
-        char loc[LUA_IDSIZE + 32];
-        lua_pop(L, 1);
-        lrun_describe(L, fn, "", loc, sizeof loc);
-        lua_pushstring(L, loc);
-        lua_pushvalue(L, fn);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, -4);   /* cache[fn] = the text */
+    if (e->fn == fn && fn)
+        return e;
+    char loc[LUA_IDSIZE + 32];
+    lrun_describe(L, -1, "", loc, sizeof loc);
+    size_t n = strlen(loc);
+    if (n > sizeof e->text - 1)
+        n = sizeof e->text - 1;
+    memcpy(e->text, loc, n);
+    e->text[n] = '\0';
+    e->len = (unsigned char)n;
+    e->fn = NULL;
+    if (!fn || !lua_checkstack(L, 1))
+        return e;   /* the text is right for this run; nothing anchored, nothing cached */
+    lua_pushvalue(L, -1);
+    if (e->ref > 0)
+        lua_rawseti(L, LUA_REGISTRYINDEX, e->ref);
+    else if ((e->ref = luaL_ref(L, LUA_REGISTRYINDEX)) <= 0)
+        return e;   /* no ref (nil can't be): not cached */
+    e->fn = fn;
+    return e;
+}
+
+void lrun_locs_clear(nf_lua_app *a)
+{
+    for (size_t i = 0; i < sizeof a->locs / sizeof a->locs[0]; i++) {
+        struct lrun_loc *e = &a->locs[i];
+        if (e->ref > 0)
+            luaL_unref(a->L, LUA_REGISTRYINDEX, e->ref);
+        e->ref = 0;
+        e->fn = NULL;
     }
-    lua_remove(L, -2);   /* the cache */
-    return lua_tolstring(L, -1, len);
+}
+
+/* Ended runs' structs are kept for the next ones: a calloc and a free per
+ * message showed in profiles. Bounded like the thread pool. */
+enum { SPARE_RUNS_MAX = 64 };
+
+static lrun *run_alloc(nf_lua_app *a)
+{
+    lrun *r = a->spare_runs;
+    if (!r)
+        return calloc(1, sizeof *r);
+    a->spare_runs = r->next;
+    a->nspare_runs--;
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+static void run_release(nf_lua_app *a, lrun *r)
+{
+    if (a->nspare_runs >= SPARE_RUNS_MAX || a->stopping) {
+        free(r);
+        return;
+    }
+    r->next = a->spare_runs;
+    a->spare_runs = r;
+    a->nspare_runs++;
+}
+
+void lrun_spares_free(nf_lua_app *a)
+{
+    while (a->spare_runs) {
+        lrun *r = a->spare_runs;
+        a->spare_runs = r->next;
+        free(r);
+    }
+    a->nspare_runs = 0;
 }
 
 lrun *lrun_new(nf_lua_app *a, nf_invocation *inv, nf_conn *c, const char *label, size_t labellen)
 {
-    lrun *r = calloc(1, sizeof *r);
+    lrun *r = run_alloc(a);
     if (!r)
         return NULL;
     r->app = a;
@@ -157,16 +211,15 @@ lrun *lrun_new(nf_lua_app *a, nf_invocation *inv, nf_conn *c, const char *label,
     memcpy(r->label, label, labellen);
     r->label[labellen] = '\0';
     if (a->wd) {   /* the function is at the top of a->L */
-        size_t loclen, at = sizeof "handler " - 1;
-        const char *loc = push_location(a->L, &loclen);
+        const struct lrun_loc *loc = location(a);
+        size_t loclen = loc->len, at = sizeof "handler " - 1;
         memcpy(r->where, "handler ", at);
         memcpy(r->where + at, r->label, labellen);
         at += labellen;
         if (loclen > sizeof r->where - 1 - at)
             loclen = sizeof r->where - 1 - at;
-        memcpy(r->where + at, loc, loclen);
+        memcpy(r->where + at, loc->text, loclen);
         r->where[at + loclen] = '\0';
-        lua_pop(a->L, 1);
     }
     pool_get(a, r);
     r->next = a->runs;
@@ -187,7 +240,7 @@ static void run_free(lrun *r, bool clean)
     pool_put(a, r->co, r->co_ref, clean);
     if (r->conn)
         nf_conn_unref(r->conn);
-    free(r);
+    run_release(a, r);
 }
 
 /* Finishes the invocation once; data may point into the run's stack, which
