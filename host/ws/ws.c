@@ -5,6 +5,7 @@
 #include "deflate.h"
 #include "errors.h"
 #include "log.h"
+#include "poison.h"
 #include "sock.h"
 #include "utf8.h"
 
@@ -202,18 +203,22 @@ static void in_release_if_empty(nf_ws *ws)
 {
     if (ws->in == NULL || ws->in_start != ws->in_end)
         return;
-    if (ws->in_cap == IN_CHUNK && pool.n < IN_POOL_MAX)
+    if (ws->in_cap == IN_CHUNK && pool.n < IN_POOL_MAX) {
         pool.bufs[pool.n++] = ws->in;
-    else
+        NF_POISON(ws->in, IN_CHUNK);   /* a read of a freed connection's input still shows under ASan */
+    } else {
         free(ws->in);
+    }
     ws->in = NULL;
     ws->in_start = ws->in_end = ws->in_cap = 0;
 }
 
 void nf_ws_pool_trim(void)
 {
-    while (pool.n > 0)
+    while (pool.n > 0) {
+        NF_UNPOISON(pool.bufs[pool.n - 1], IN_CHUNK);
         free(pool.bufs[--pool.n]);
+    }
 }
 
 /* Bytes from in + in_start the frame being parsed needs in all (header and
@@ -230,7 +235,12 @@ static uint64_t in_frame_need(const nf_ws *ws)
 static int in_reserve(nf_ws *ws)
 {
     if (ws->in == NULL) {
-        ws->in = pool.n ? pool.bufs[--pool.n] : malloc(IN_CHUNK);
+        if (pool.n) {
+            ws->in = pool.bufs[--pool.n];
+            NF_UNPOISON(ws->in, IN_CHUNK);
+        } else {
+            ws->in = malloc(IN_CHUNK);
+        }
         if (ws->in == NULL)
             return NF_ENOMEM;
         ws->in_cap = IN_CHUNK;
