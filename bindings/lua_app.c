@@ -338,6 +338,10 @@ static int swap_in(nf_lua_app *a, char *err, size_t errcap)
     unsigned old = a->version;
     a->version_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* pops v */
     a->version = next;
+    /* The watchdog's location cache anchors the handlers it names: now,
+     * not at the next run, or reloads with no message between them would
+     * keep every replaced version (and what its handlers hold) alive. */
+    lrun_locs_clear(a);
     if (old_ref != LUA_NOREF) {
         ltimer_cancel_version(a, old);
         lua_rawgeti(L, LUA_REGISTRYINDEX, old_ref);

@@ -67,3 +67,38 @@ test('after reloads, the watchdog names the handler\'s current line, also for a 
   assert.ok(line, s.logs());
   assert.equal(Number(line[1]), 22, s.logs());
 });
+
+// Each version holds 8 MiB of its own (its handler's upvalue) and notes, at its load, how much
+// of the heap the older versions still hold (after a full collection): only the serving one.
+function heldSource(version) {
+  return `local neffos = require "neffos"
+collectgarbage("collect")
+local heap_kb = collectgarbage("count")
+local parts = {}
+for i = 1, 64 do parts[i] = string.rep("x", 128 * 1024) .. "${version}" .. i end
+local function hold(ns, msg) return tostring(#parts) end
+return neffos.server {
+  endpoint = "/echo",
+  namespaces = { w = { hold = hold, heap = function() return tostring(math.floor(heap_kb)) end } },
+}
+`;
+}
+
+test('reloads with no message between them let the replaced versions\' handlers go', T, async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'neffos-wd-held-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'app.lua'), heldSource(1));
+  const s = await serve(t, dir);
+  const c = await client(t, s);
+  // Version 1's `hold` runs: the watchdog's location of it is cached.
+  assert.equal(await c.ask('$1;w;;hold;0;0;', 10_000), '$1;w;;hold;0;0;64');
+  // Two reloads and not one message: nothing runs a handler in between.
+  for (const v of [2, 3]) {
+    writeFileSync(path.join(dir, 'app.lua'), heldSource(v));
+    s.proc.kill('SIGHUP');
+    await eventually(() => s.logs().includes(`version ${v} serving`), `version ${v} serving`, 10_000);
+  }
+  // Version 3 loaded beside version 2 (serving then): 8 MiB and the base, not version 1's too.
+  const heap = Number((await c.ask('$2;w;;heap;0;0;', 10_000)).split(';').pop());
+  assert.ok(heap < 12 * 1024, `${heap} KiB still held at version 3's load\n${s.logs()}`);
+});
