@@ -21,7 +21,6 @@
  * dead thread until lua_resetthread, outside both guards, and with hooks
  * off when the count hook raised it (Lua 5.4.4). */
 #include <event2/event.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,7 +138,10 @@ static const struct lrun_loc *location(nf_lua_app *a)
     e->text[n] = '\0';
     e->len = (unsigned char)n;
     e->fn = NULL;
-    if (!fn || !lua_checkstack(L, 1))
+    /* Only Lua functions: what else comes here (a remote call's conn or ns
+     * object, the Lua client's closure per event) has no location, and
+     * anchoring it would keep it, and what it holds, alive. */
+    if (!fn || lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1) || !lua_checkstack(L, 1))
         return e;   /* the text is right for this run; nothing anchored, nothing cached */
     lua_pushvalue(L, -1);
     if (e->ref > 0)
@@ -162,15 +164,21 @@ void lrun_locs_clear(nf_lua_app *a)
 }
 
 /* Ended runs' structs are kept for the next ones: a calloc and a free per
- * message showed in profiles. Bounded like the thread pool. */
+ * message showed in profiles. Bounded like the thread pool. Not under ASan:
+ * a kept struct is reused at once (last in, first out), so a stale pointer
+ * to a run would silently reach the next one, where ASan's quarantine of
+ * freed memory reports it. */
+#if defined(NF_POISON_ASAN)
+enum { SPARE_RUNS_MAX = 0 };
+#else
 enum { SPARE_RUNS_MAX = 64 };
+#endif
 
 static lrun *run_alloc(nf_lua_app *a)
 {
     lrun *r = a->spare_runs;
     if (!r)
         return calloc(1, sizeof *r);
-    NF_UNPOISON(r, sizeof *r);
     a->spare_runs = r->next;
     a->nspare_runs--;
     memset(r, 0, sizeof *r);
@@ -183,21 +191,15 @@ static void run_release(nf_lua_app *a, lrun *r)
         free(r);
         return;
     }
-    memset(r, 0, sizeof *r);
     r->next = a->spare_runs;
     a->spare_runs = r;
     a->nspare_runs++;
-    /* A use after run_free still shows under ASan; the link stays readable,
-     * for LeakSanitizer to follow the list. */
-    NF_POISON(r, offsetof(lrun, next));
-    NF_POISON((char *)r + offsetof(lrun, next) + sizeof r->next, sizeof *r - offsetof(lrun, next) - sizeof r->next);
 }
 
 void lrun_spares_free(nf_lua_app *a)
 {
     while (a->spare_runs) {
         lrun *r = a->spare_runs;
-        NF_UNPOISON(r, sizeof *r);
         a->spare_runs = r->next;
         free(r);
     }

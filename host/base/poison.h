@@ -1,10 +1,13 @@
 /* poison.h - telling AddressSanitizer about memory kept in a free list.
  *
- * The hot paths recycle what they free (runs, invocations, input buffers):
- * to ASan a recycled block is still allocated, so a use after its "free"
- * would go unnoticed. NF_POISON marks a block put on a free list as not to be
+ * The hot paths recycle what they free (invocations, input buffers): to
+ * ASan a recycled block is still allocated, so a use after its "free" would
+ * go unnoticed. NF_POISON marks a block put on a free list as not to be
  * touched; NF_UNPOISON gives it back when it is taken again. Without ASan
- * both are nothing. Header only; owns nothing. */
+ * both are nothing. A block is only caught while it waits in the list: a
+ * list that reuses at once (lua_run.c's spare runs) keeps nothing under ASan
+ * instead (NF_POISON_ASAN), leaving it to ASan's quarantine. Header only;
+ * owns nothing. */
 #ifndef NF_POISON_H
 #define NF_POISON_H
 

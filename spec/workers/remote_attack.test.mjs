@@ -253,3 +253,28 @@ test('a msg received before a reload, copied to another worker after it, keeps i
   assert.equal(await askBody(a.ns, 'fetch', b.name), `${a.worker}:kept kept`);
   s.assertAlive();
 });
+
+test('a remote call does not keep its target connection, nor its store, after that connection closed', T, async (t) => {
+  // bindings/lua_run.c, location(): the handler location cache anchored whatever was on top when
+  // a run began; for a remote method that is the target conn object, so a closed connection's
+  // store (8 MiB here) stayed in its worker's heap for as long as the cache entry stood.
+  const s = await serveFor(t, APP, FLAGS);
+  const [a, b] = await pair(t, s);
+  let m;
+  for (let i = 0; i < 8 && !m; i++) {
+    const c = await client(t, s, `meter${i}`);
+    if (c.worker === b.worker) m = c;
+  }
+  assert.ok(m, 'a second client on b\'s worker');
+  const heap = async () => Number((await askBody(m.ns, 'heap_kb')).split(':')[1]);
+  const before = await heap();
+  assert.equal(await askBody(b.ns, 'hold_big'), `${b.worker}:held`);
+  const held = await heap();
+  assert.ok(held > before + 7 * 1024, `the store holds 8 MiB: ${before} KiB before, ${held} KiB with it`);
+  assert.equal(await askBody(a.ns, 'touch', b.name), `${a.worker}:nil`);
+  await b.conn.close();
+  await eventually(async () => (await askBody(a.ns, 'touch', b.name).catch((e) => String(e))) !== `${a.worker}:nil`,
+    'b gone', 5000);
+  const after = await heap();
+  assert.ok(after < before + 4 * 1024, `heap ${before} KiB before, ${after} KiB after the closed connection's 8 MiB`);
+});

@@ -60,6 +60,16 @@ return neffos.server {
     w = {
       reload_listing = function() return answer(reload_listing) end,
       worker = function() return tostring(neffos.worker.id) end,
+      -- the caller's own store holds 8 MiB (a local call: no other worker involved)
+      hold_big = function(ns) ns.conn:set("big", string.rep("b", 8 * 1024 * 1024)) return answer("held") end,
+      -- "id": one remote method on that connection, run by its worker
+      touch = function(ns, msg) return answer(tostring(ns.server:get(msg.body):get("nothing"))) end,
+      -- this worker's Lua heap in KiB after a full collection
+      heap_kb = function()
+        collectgarbage("collect")
+        collectgarbage("collect")
+        return answer(tostring(math.floor(collectgarbage("count"))))
+      end,
       top_level = function() return answer(top_level) end,
       -- "id|kind": a value that cannot cross
       bad_value = function(ns, msg)
