@@ -553,6 +553,7 @@ void nf_lua_stop(nf_lua_app *a)
 void nf_lua_abort_waiting(nf_lua_app *a)
 {
     lrun_abort_sleepers(a);
+    lremote_abort_waits(a);
 }
 
 static void copy_field(lua_State *L, const char *name, char *out, size_t cap)

@@ -163,6 +163,10 @@ nf_invocation *lrun_current_invocation(nf_lua_app *a);
 void lrun_set_sleep(lrun *r, struct event *ev);
 /* Shutdown: ends runs waiting on sleep. */
 void lrun_abort_sleepers(nf_lua_app *a);
+/* Ends a waiting run without resuming it: its invocation (if any) fails
+ * with `why`, its pending __close handlers run, it is freed. For waits the
+ * app owns, which nobody else will end (a sleep, a remote call's wait). */
+void lrun_abort(lrun *r, const char *why);
 void lrun_pool_free(nf_lua_app *a);
 /* Frees the ended runs' structs kept for reuse. */
 void lrun_spares_free(nf_lua_app *a);
@@ -301,6 +305,10 @@ void lremote_free_retries(nf_lua_app *a);
 /* The waits of remote calls and listings still listed (their answers never
  * came: the loop has ended), with their timers. */
 void lremote_free_waits(nf_lua_app *a);
+/* At the drain's end: the runs still waiting for remote calls and
+ * listings end (lrun_abort) with "server shutting down"; their answers,
+ * should they come, are dropped like late ones. */
+void lremote_abort_waits(nf_lua_app *a);
 /* A remote object's ID (for `except`): false if idx is not one. */
 bool lremote_id(lua_State *L, int idx, nf_slice *id);
 int lserver_new(lua_State *L, nf_endpoint *ep);  /* returns a registry ref */

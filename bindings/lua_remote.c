@@ -1268,6 +1268,20 @@ void lremote_free_waits(nf_lua_app *a)
         wait_free(a->remote_waits);   /* their answers can no longer come: the loop has ended */
 }
 
+void lremote_abort_waits(nf_lua_app *a)
+{
+    /* The other worker may never answer now (its loop ended, or it is stuck
+     * past the grace period): a run left waiting would be dropped at exit
+     * with its invocation and connection. */
+    for (lrwait *w = a->remote_waits; w; w = w->next) {
+        lrun *r = w->r;
+        if (!r)
+            continue;
+        w->r = NULL;   /* as past its deadline: a late answer is dropped */
+        lrun_abort(r, "server shutting down");
+    }
+}
+
 void lremote_free_retries(nf_lua_app *a)
 {
     while (a->remote_retries) {

@@ -507,16 +507,19 @@ void lrun_set_sleep(lrun *r, struct event *ev)
 
 nf_invocation *lrun_current_invocation(nf_lua_app *a) { return a->current ? a->current->inv : NULL; }
 
+void lrun_abort(lrun *r, const char *why)
+{
+    run_finish(r, NF_RESULT_ERROR, why, strlen(why));
+    run_free(r, false);
+}
+
 void lrun_abort_sleepers(nf_lua_app *a)
 {
     lrun *r = a->runs, *next;
     for (; r; r = next) {
         next = r->next;
-        if (!r->sleep_ev)
-            continue;
-        static const char msg[] = "server shutting down";
-        run_finish(r, NF_RESULT_ERROR, msg, sizeof msg - 1);
-        run_free(r, false);
+        if (r->sleep_ev)
+            lrun_abort(r, "server shutting down");
     }
 }
 

@@ -60,6 +60,8 @@ return neffos.server {
     w = {
       reload_listing = function() return answer(reload_listing) end,
       worker = function() return tostring(neffos.worker.id) end,
+      -- "seconds": sleeps that long (a handler still running when a drain begins)
+      nap = function(ns, msg) neffos.sleep(tonumber(msg.body)) return answer("napped") end,
       -- the caller's own store holds 8 MiB (a local call: no other worker involved)
       hold_big = function(ns) ns.conn:set("big", string.rep("b", 8 * 1024 * 1024)) return answer("held") end,
       -- "id": one remote method on that connection, run by its worker
