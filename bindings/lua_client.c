@@ -15,6 +15,7 @@
  * (a client nobody keeps still gets its events); it lets go once closed. */
 #include <event2/event.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,12 +36,20 @@ typedef struct lclient_ctx {
 } lclient_ctx;
 
 /* Whom to hand the results of a wait: a suspended run (app state) or a
- * pumping C frame (test state; done/nres live on its C stack). */
+ * pumping C frame (test state; done/nres live on its C stack). A run's wait
+ * is listed in its app (a->client_waits) until it is delivered or
+ * cancelled: nothing else ends it at the drain's end (lclient_abort_waits),
+ * as the drain closes the server's connections, not the client's sockets. */
 typedef struct lwake {
     lrun *r;
     lua_State *L;
     bool *done;
     int *nres;
+    nf_lua_app *app;             /* lists it (a run's wait), or NULL */
+    struct lwake *next, *prev;
+    /* At the drain's end, before its run is ended: makes sure nothing is
+     * delivered to it any more (the run is freed). */
+    void (*abort)(struct lwake *w);
 } lwake;
 
 typedef struct lclient {
@@ -92,9 +101,26 @@ static lclient_ctx *ctx_of(lua_State *L)
 
 static lua_State *wake_state(const lwake *w) { return w->r ? lrun_result_state(w->r) : w->L; }
 
-static void wake_deliver(const lwake *w, int n)
+/* Off its app's list (once delivered, cancelled or aborted); idempotent. */
+static void wake_unlink(lwake *w)
+{
+    nf_lua_app *a = w->app;
+    if (!a)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        a->client_waits = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->app = NULL;
+    w->next = w->prev = NULL;
+}
+
+static void wake_deliver(lwake *w, int n)
 {
     if (w->r) {
+        wake_unlink(w);
         lrun_deliver(w->r, n);
         return;
     }
@@ -102,12 +128,20 @@ static void wake_deliver(const lwake *w, int n)
     *w->done = true;
 }
 
-/* Starts a wait. In the app state it raises outside a handler or timer. */
-static void wake_begin(lua_State *L, lwake *w, bool *done, int *nres, const char *what)
+/* Starts a wait. In the app state it raises outside a handler or timer;
+ * abort is its part of lclient_abort_waits. */
+static void wake_begin(lua_State *L, lwake *w, bool *done, int *nres, const char *what, void (*abort)(lwake *))
 {
     memset(w, 0, sizeof *w);
-    if (lapp_of(L)) {
-        w->r = lrun_begin_wait(L, what);
+    nf_lua_app *a = lapp_of(L);
+    if (a) {
+        w->r = lrun_begin_wait(L, what);   /* raises: nothing listed yet */
+        w->abort = abort;
+        w->app = a;
+        w->next = a->client_waits;
+        if (w->next)
+            w->next->prev = w;
+        a->client_waits = w;
         return;
     }
     if (ctx_of(L)->in_callback)
@@ -121,6 +155,7 @@ static void wake_begin(lua_State *L, lwake *w, bool *done, int *nres, const char
 
 static void wake_cancel(lwake *w)
 {
+    wake_unlink(w);
     if (w->r)
         lrun_cancel_wait(w->r);
 }
@@ -318,6 +353,21 @@ static void open_timeout(evutil_socket_t fd, short what, void *ud)
     release_anchor(lc);
 }
 
+/* lclient_abort_waits: the dial's run is ended; the client goes as on its
+ * timeout, without delivering. */
+static void open_abort(lwake *w)
+{
+    lclient *lc = (lclient *)((char *)w - offsetof(lclient, open_wake));
+    lc->opening = false;
+    stop_open_timer(lc);
+    if (lc->c) {
+        nf_client *c = lc->c;
+        lc->c = NULL;
+        nf_client_free(c);   /* no on_close */
+    }
+    release_anchor(lc);
+}
+
 /* ---- raw.dial(url, callback [, headers [, timeout [, native]]]) -> client, id | nil, err ---- */
 
 static int raw_dial(lua_State *L)
@@ -365,7 +415,7 @@ static int raw_dial(lua_State *L)
 
     bool done;
     int nres;
-    wake_begin(L, &lc->open_wake, &done, &nres, "neffos.dial");
+    wake_begin(L, &lc->open_wake, &done, &nres, "neffos.dial", open_abort);
     nf_client_opts o = { .url = &lc->target, .headers = (const char *const *)lc->headers,
                          .handlers = &handlers, .udata = lc, .native = lua_toboolean(L, 5) };
     lc->c = nf_client_new(x->loop, &o);
@@ -396,8 +446,10 @@ static void ask_done(nf_client *c, nf_client_ask_status st, const nf_msg *reply,
 {
     lask *k = arg;
     lclient *lc = nf_client_udata(c);
-    if (lc->dying)   /* the state is closing: its runs are gone already */
+    if (lc->dying) {   /* the state is closing: its runs are gone already */
         k->delivered = true;
+        wake_unlink(&k->wake);
+    }
     if (!k->delivered) {
         k->delivered = true;
         lua_State *T = wake_state(&k->wake);
@@ -430,6 +482,14 @@ static void ask_timeout(evutil_socket_t fd, short what, void *ud)
     wake_deliver(&k->wake, n);
 }
 
+/* lclient_abort_waits: the ask's run is ended; k stays for its completion,
+ * which delivers nothing now. */
+static void ask_abort(lwake *w)
+{
+    lask *k = (lask *)((char *)w - offsetof(lask, wake));
+    k->delivered = true;
+}
+
 static nf_msg msg_args(lua_State *L, int first)
 {
     nf_msg m;
@@ -454,7 +514,7 @@ static int client_ask(lua_State *L)
         return lmsg_push_error(L, "out of memory", 13);
     bool done;
     int nres;
-    wake_begin(L, &k->wake, &done, &nres, "ask");
+    wake_begin(L, &k->wake, &done, &nres, "ask", ask_abort);
     if (nf_client_ask_msg(lc->c, &m, binary, ask_done, k) != 0) {
         wake_cancel(&k->wake);
         free(k);
@@ -520,6 +580,7 @@ static int client_gc(lua_State *L)
 {
     lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
     lc->dying = true;
+    wake_unlink(&lc->open_wake);   /* a dial still waiting: its run is gone already */
     stop_open_timer(lc);
     if (lc->c) {
         nf_client *c = lc->c;
@@ -586,6 +647,18 @@ static int raw_open(lua_State *L)
     };
     luaL_newlib(L, fns);
     return 1;
+}
+
+void lclient_abort_waits(nf_lua_app *a)
+{
+    while (a->client_waits) {
+        lwake *w = a->client_waits;
+        lrun *r = w->r;
+        wake_unlink(w);
+        w->r = NULL;
+        w->abort(w);
+        lrun_abort(r, "server shutting down");
+    }
 }
 
 void lclient_open(lua_State *L, struct event_base *base)

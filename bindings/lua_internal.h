@@ -91,6 +91,7 @@ struct nf_lua_app {
     struct nf_workers *workers;    /* the process's workers (worker_count > 1), or NULL */
     struct lrretry *remote_retries;  /* lua_remote.c: answers waiting for a full queue */
     struct lrwait *remote_waits;     /* lua_remote.c: calls and listings waiting for answers */
+    struct lwake *client_waits;      /* lua_client.c: runs waiting for the Lua client (dial, ask) */
     char *shared_buf;              /* values copied out of it */
     size_t shared_cap;
 };
@@ -309,6 +310,10 @@ void lremote_free_waits(nf_lua_app *a);
  * listings end (lrun_abort) with "server shutting down"; their answers,
  * should they come, are dropped like late ones. */
 void lremote_abort_waits(nf_lua_app *a);
+/* At the drain's end (lua_client.c): the runs still waiting for the Lua
+ * client (a dial, an ask of a dialled connection) end (lrun_abort) with
+ * "server shutting down"; what their clients answer later is dropped. */
+void lclient_abort_waits(nf_lua_app *a);
 /* A remote object's ID (for `except`): false if idx is not one. */
 bool lremote_id(lua_State *L, int idx, nf_slice *id);
 int lserver_new(lua_State *L, nf_endpoint *ep);  /* returns a registry ref */

@@ -82,8 +82,9 @@ const char *nf_lua_app_dir(const nf_lua_app *a);
 /* Shutdown begins: cancels timers and refuses new ones. Handlers already
  * running go on; the drain closes their connections as they finish. */
 void nf_lua_stop(nf_lua_app *a);
-/* At the end of the drain: handlers still sleeping, or waiting for another
- * worker (remote calls, listings), fail with "server shutting down". */
+/* At the end of the drain: handlers still sleeping, waiting for another
+ * worker (remote calls, listings) or for the Lua client (a dial, an ask of
+ * a dialled connection), fail with "server shutting down". */
 void nf_lua_abort_waiting(nf_lua_app *a);
 
 /* The broker the app asked for with neffos.scale_out{} (read after the
