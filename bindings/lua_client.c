@@ -509,6 +509,8 @@ static int client_ask(lua_State *L)
     bool binary = lua_toboolean(L, 7);
     if (!lc->c || nf_client_get_state(lc->c) != NF_CLIENT_OPEN)
         return lmsg_push_error(L, NF_ERR_WRITE, sizeof NF_ERR_WRITE - 1);
+    if (lapp_of(L))
+        lrun_check_wait(L, "ask");   /* raises before k exists: wake_begin's raise would lose it */
     lask *k = calloc(1, sizeof *k);
     if (!k)
         return lmsg_push_error(L, "out of memory", 13);

@@ -154,6 +154,10 @@ void lrun_describe(lua_State *L, int idx, const char *what, char *out, size_t ca
  * lrun_wait(). In the callback, push results on lrun_result_state() and call
  * lrun_deliver(). */
 lrun *lrun_begin_wait(lua_State *L, const char *what);
+/* lrun_begin_wait's checks alone (raises as it does; the waiting run if
+ * not): for what must be allocated before the wait begins and would be
+ * lost if lrun_begin_wait raised after it. */
+lrun *lrun_check_wait(lua_State *L, const char *what);
 int lrun_wait(lua_State *L, lrun *r);
 lua_State *lrun_result_state(lrun *r);
 void lrun_cancel_wait(lrun *r);   /* the operation could not start: no wait */

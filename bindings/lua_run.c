@@ -450,14 +450,19 @@ void lrun_start(lrun *r, int nargs)
 
 /* ---- waiting ----------------------------------------------------------------- */
 
-lrun *lrun_begin_wait(lua_State *L, const char *what)
+lrun *lrun_check_wait(lua_State *L, const char *what)
 {
-    nf_lua_app *a = lapp_of(L);
-    lrun *r = a->current;
+    lrun *r = lapp_of(L)->current;
     if (!r)
         luaL_error(L, "%s can only wait inside a handler or a timer", what);
     if (!lua_isyieldable(L))
         luaL_error(L, "%s cannot wait here (inside a metamethod or a C call)", what);
+    return r;
+}
+
+lrun *lrun_begin_wait(lua_State *L, const char *what)
+{
+    lrun *r = lrun_check_wait(L, what);
     r->in_call = true;
     r->wait_L = L;
     r->arrived = -1;
