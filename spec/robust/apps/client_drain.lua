@@ -15,14 +15,14 @@ return neffos.server {
     v1 = {
       -- "url": a dial whose handshake never comes (no timeout)
       dial_hang = function(_, msg)
-        local guard <close> = closing("dial_hang")
+        local _ <close> = closing("dial_hang")
         neffos.log.info("dial_hang: dialing")
         local conn, err = neffos.dial(msg.body, { v1 = {} })
         return tostring(conn) .. " " .. tostring(err)
       end,
       -- "url": a dial, then an ask its server answers after 30 s
       ask_hang = function(_, msg)
-        local guard <close> = closing("ask_hang")
+        local _ <close> = closing("ask_hang")
         local conn, err = neffos.dial(msg.body, { v1 = {} })
         if not conn then return nil, "dial: " .. tostring(err) end
         local ns, cerr = conn:connect("v1")
