@@ -552,9 +552,7 @@ void nf_lua_stop(nf_lua_app *a)
 
 void nf_lua_abort_waiting(nf_lua_app *a)
 {
-    lrun_abort_sleepers(a);
-    lremote_abort_waits(a);
-    lclient_abort_waits(a);
+    lrun_abort_waiting(a);
 }
 
 static void copy_field(lua_State *L, const char *name, char *out, size_t cap)

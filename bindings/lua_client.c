@@ -37,16 +37,13 @@ typedef struct lclient_ctx {
 
 /* Whom to hand the results of a wait: a suspended run (app state) or a
  * pumping C frame (test state; done/nres live on its C stack). A run's wait
- * is listed in its app (a->client_waits) until it is delivered or
- * cancelled: nothing else ends it at the drain's end (lclient_abort_waits),
- * as the drain closes the server's connections, not the client's sockets. */
+ * is the app's own (lrun_own_wait): the drain closes the server's
+ * connections, not the client's sockets, so nothing else would end it. */
 typedef struct lwake {
     lrun *r;
     lua_State *L;
     bool *done;
     int *nres;
-    nf_lua_app *app;             /* lists it (a run's wait), or NULL */
-    struct lwake *next, *prev;
     /* At the drain's end, before its run is ended: makes sure nothing is
      * delivered to it any more (the run is freed). */
     void (*abort)(struct lwake *w);
@@ -101,26 +98,9 @@ static lclient_ctx *ctx_of(lua_State *L)
 
 static lua_State *wake_state(const lwake *w) { return w->r ? lrun_result_state(w->r) : w->L; }
 
-/* Off its app's list (once delivered, cancelled or aborted); idempotent. */
-static void wake_unlink(lwake *w)
-{
-    nf_lua_app *a = w->app;
-    if (!a)
-        return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        a->client_waits = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->app = NULL;
-    w->next = w->prev = NULL;
-}
-
-static void wake_deliver(lwake *w, int n)
+static void wake_deliver(const lwake *w, int n)
 {
     if (w->r) {
-        wake_unlink(w);
         lrun_deliver(w->r, n);
         return;
     }
@@ -128,20 +108,23 @@ static void wake_deliver(lwake *w, int n)
     *w->done = true;
 }
 
+/* lrun_own_wait's detach, at the drain's end. */
+static void wake_detach(void *ud)
+{
+    lwake *w = ud;
+    w->r = NULL;
+    w->abort(w);
+}
+
 /* Starts a wait. In the app state it raises outside a handler or timer;
- * abort is its part of lclient_abort_waits. */
+ * abort is its part at the drain's end (wake_detach). */
 static void wake_begin(lua_State *L, lwake *w, bool *done, int *nres, const char *what, void (*abort)(lwake *))
 {
     memset(w, 0, sizeof *w);
-    nf_lua_app *a = lapp_of(L);
-    if (a) {
-        w->r = lrun_begin_wait(L, what);   /* raises: nothing listed yet */
+    if (lapp_of(L)) {
+        w->r = lrun_begin_wait(L, what);
         w->abort = abort;
-        w->app = a;
-        w->next = a->client_waits;
-        if (w->next)
-            w->next->prev = w;
-        a->client_waits = w;
+        lrun_own_wait(w->r, wake_detach, w);   /* forgotten by wake_cancel's lrun_cancel_wait */
         return;
     }
     if (ctx_of(L)->in_callback)
@@ -155,7 +138,6 @@ static void wake_begin(lua_State *L, lwake *w, bool *done, int *nres, const char
 
 static void wake_cancel(lwake *w)
 {
-    wake_unlink(w);
     if (w->r)
         lrun_cancel_wait(w->r);
 }
@@ -353,7 +335,7 @@ static void open_timeout(evutil_socket_t fd, short what, void *ud)
     release_anchor(lc);
 }
 
-/* lclient_abort_waits: the dial's run is ended; the client goes as on its
+/* wake_detach: the dial's run is ended; the client goes as on its
  * timeout, without delivering. */
 static void open_abort(lwake *w)
 {
@@ -446,10 +428,8 @@ static void ask_done(nf_client *c, nf_client_ask_status st, const nf_msg *reply,
 {
     lask *k = arg;
     lclient *lc = nf_client_udata(c);
-    if (lc->dying) {   /* the state is closing: its runs are gone already */
+    if (lc->dying)   /* the state is closing: its runs are gone already */
         k->delivered = true;
-        wake_unlink(&k->wake);
-    }
     if (!k->delivered) {
         k->delivered = true;
         lua_State *T = wake_state(&k->wake);
@@ -482,7 +462,7 @@ static void ask_timeout(evutil_socket_t fd, short what, void *ud)
     wake_deliver(&k->wake, n);
 }
 
-/* lclient_abort_waits: the ask's run is ended; k stays for its completion,
+/* wake_detach: the ask's run is ended; k stays for its completion,
  * which delivers nothing now. */
 static void ask_abort(lwake *w)
 {
@@ -582,7 +562,6 @@ static int client_gc(lua_State *L)
 {
     lclient *lc = luaL_checkudata(L, 1, CLIENT_MT);
     lc->dying = true;
-    wake_unlink(&lc->open_wake);   /* a dial still waiting: its run is gone already */
     stop_open_timer(lc);
     if (lc->c) {
         nf_client *c = lc->c;
@@ -649,18 +628,6 @@ static int raw_open(lua_State *L)
     };
     luaL_newlib(L, fns);
     return 1;
-}
-
-void lclient_abort_waits(nf_lua_app *a)
-{
-    while (a->client_waits) {
-        lwake *w = a->client_waits;
-        lrun *r = w->r;
-        wake_unlink(w);
-        w->r = NULL;
-        w->abort(w);
-        lrun_abort(r, "server shutting down");
-    }
 }
 
 void lclient_open(lua_State *L, struct event_base *base)

@@ -82,7 +82,6 @@ struct nf_lua_app {
         unsigned char len;
         char text[LUA_IDSIZE + 32];
     } locs[16];
-    unsigned locs_version;   /* the a->version the entries were made under */
     bool stopping;
     struct timespec prepared_at;   /* when the prepared version began to load */
     unsigned worker_id;      /* 1-based (--workers N) */
@@ -91,7 +90,6 @@ struct nf_lua_app {
     struct nf_workers *workers;    /* the process's workers (worker_count > 1), or NULL */
     struct lrretry *remote_retries;  /* lua_remote.c: answers waiting for a full queue */
     struct lrwait *remote_waits;     /* lua_remote.c: calls and listings waiting for answers */
-    struct lwake *client_waits;      /* lua_client.c: runs waiting for the Lua client (dial, ask) */
     char *shared_buf;              /* values copied out of it */
     size_t shared_cap;
 };
@@ -166,12 +164,17 @@ void lrun_deliver(lrun *r, int nres);
 nf_invocation *lrun_current_invocation(nf_lua_app *a);
 /* Sleep support: the run's pending timer event (lua_timer.c). */
 void lrun_set_sleep(lrun *r, struct event *ev);
-/* Shutdown: ends runs waiting on sleep. */
-void lrun_abort_sleepers(nf_lua_app *a);
-/* Ends a waiting run without resuming it: its invocation (if any) fails
- * with `why`, its pending __close handlers run, it is freed. For waits the
- * app owns, which nobody else will end (a sleep, a remote call's wait). */
-void lrun_abort(lrun *r, const char *why);
+/* A wait the app owns, which nobody else ends at shutdown (a remote call,
+ * the Lua client's dial or ask): detach(ud) cuts the operation off from r,
+ * so that nothing is delivered to it any more. Registered once the
+ * operation started; forgotten when the wait ends (lrun_deliver,
+ * lrun_cancel_wait). */
+void lrun_own_wait(lrun *r, void (*detach)(void *ud), void *ud);
+/* Shutdown, at the drain's end: every run sleeping or in a registered wait
+ * is detached and ended without resuming: its invocation fails with
+ * "server shutting down", its pending __close handlers run. Waits the host
+ * owns (asks, forced actions) end as its connections close. */
+void lrun_abort_waiting(nf_lua_app *a);
 void lrun_pool_free(nf_lua_app *a);
 /* Frees the ended runs' structs kept for reuse. */
 void lrun_spares_free(nf_lua_app *a);
@@ -310,14 +313,6 @@ void lremote_free_retries(nf_lua_app *a);
 /* The waits of remote calls and listings still listed (their answers never
  * came: the loop has ended), with their timers. */
 void lremote_free_waits(nf_lua_app *a);
-/* At the drain's end: the runs still waiting for remote calls and
- * listings end (lrun_abort) with "server shutting down"; their answers,
- * should they come, are dropped like late ones. */
-void lremote_abort_waits(nf_lua_app *a);
-/* At the drain's end (lua_client.c): the runs still waiting for the Lua
- * client (a dial, an ask of a dialled connection) end (lrun_abort) with
- * "server shutting down"; what their clients answer later is dropped. */
-void lclient_abort_waits(nf_lua_app *a);
 /* A remote object's ID (for `except`): false if idx is not one. */
 bool lremote_id(lua_State *L, int idx, nf_slice *id);
 int lserver_new(lua_State *L, nf_endpoint *ep);  /* returns a registry ref */

@@ -822,6 +822,11 @@ static void wait_expired(evutil_socket_t fd, short what, void *arg)
     lrun_deliver(r, n);
 }
 
+/* lrun_own_wait's detach, at the drain's end: the other worker may never
+ * answer now (its loop ended, or it is stuck past the grace period); the
+ * run is ended, and a late answer is dropped as one past the deadline. */
+static void wait_detach(void *ud) { ((lrwait *)ud)->r = NULL; }
+
 /* A wait for r, its deadline ms from now. NULL when out of memory. */
 static lrwait *wait_new(nf_lua_app *a, lrun *r, uint64_t ms)
 {
@@ -1067,6 +1072,7 @@ static int call_remote(lua_State *L, const lremote *rm, nf_slice what, bool fiel
         lua_pushstring(L, post_failure(rc));
         return 2;
     }
+    lrun_own_wait(r, wait_detach, w);
     int base = lua_gettop(L);
     lua_pushlightuserdata(L, &lrun_yield_tag);
     return lua_yieldk(L, 1, (lua_KContext)base, call_k);
@@ -1125,14 +1131,14 @@ int lremote_list(lua_State *L, nf_endpoint *ep, int what, nf_slice arg1, nf_slic
         else
             gt->remaining++;
     }
-    if (--gt->remaining == 0) {   /* nothing went out (one worker, or every post failed) */
+    if (--gt->remaining == 0) {   /* nothing went out: every post failed (gt->failed says why) */
         lrun_cancel_wait(r);
-        w->gather = NULL;
-        wait_free(w);   /* first: pushing may raise, and no timer may outlive this call */
-        int n = gather_push(L, gt);
-        gather_free(gt);
-        return n;
+        char err[sizeof gt->err];
+        snprintf(err, sizeof err, "%s", gt->failed ? gt->err : "no worker could be asked");
+        wait_free(w);   /* and gt, first: pushing may raise, and nothing may outlive this call */
+        return lmsg_push_error(L, err, strlen(err));
     }
+    lrun_own_wait(r, wait_detach, w);
     return lrun_wait(L, r);
 }
 
@@ -1266,20 +1272,6 @@ void lremote_free_waits(nf_lua_app *a)
 {
     while (a->remote_waits)
         wait_free(a->remote_waits);   /* their answers can no longer come: the loop has ended */
-}
-
-void lremote_abort_waits(nf_lua_app *a)
-{
-    /* The other worker may never answer now (its loop ended, or it is stuck
-     * past the grace period): a run left waiting would be dropped at exit
-     * with its invocation and connection. */
-    for (lrwait *w = a->remote_waits; w; w = w->next) {
-        lrun *r = w->r;
-        if (!r)
-            continue;
-        w->r = NULL;   /* as past its deadline: a late answer is dropped */
-        lrun_abort(r, "server shutting down");
-    }
 }
 
 void lremote_free_retries(nf_lua_app *a)

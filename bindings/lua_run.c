@@ -46,6 +46,8 @@ struct lrun {
     lua_State *wait_L;       /* the thread of that C function */
     int arrived;             /* results delivered during the call, or -1 */
     struct event *sleep_ev;  /* pending neffos.sleep */
+    void (*detach)(void *ud);   /* a wait its owner registered (lrun_own_wait), or NULL */
+    void *detach_ud;
     lrun *prev, *next;
 };
 
@@ -116,17 +118,14 @@ void lrun_pool_free(nf_lua_app *a)
  * texts (two hash lookups per run, ~4% of a 64 B ask): the texts are kept in
  * a small direct-mapped cache keyed by the function's address. An entry
  * anchors its function in the registry, so the address cannot be reused by
- * another function while the entry stands; a reload empties the cache, so an
- * old version's handlers (and what their upvalues hold) are not kept. */
+ * another function while the entry stands; a reload empties the cache
+ * (swap_in), so an old version's handlers (and what their upvalues hold)
+ * are not kept. */
 static const struct lrun_loc *location(nf_lua_app *a)
 {
     lua_State *L = a->L;
     const void *fn = lua_topointer(L, -1);
     struct lrun_loc *e = &a->locs[((uintptr_t)fn >> 4) % (sizeof a->locs / sizeof a->locs[0])];
-    if (a->locs_version != a->version) {
-        lrun_locs_clear(a);
-        a->locs_version = a->version;
-    }
     if (e->fn == fn && fn)
         return e;
     char loc[LUA_IDSIZE + 32];
@@ -481,7 +480,17 @@ int lrun_wait(lua_State *L, lrun *r)
     return lua_yield(L, 1);
 }
 
-void lrun_cancel_wait(lrun *r) { r->in_call = false; }
+void lrun_cancel_wait(lrun *r)
+{
+    r->in_call = false;
+    r->detach = NULL;
+}
+
+void lrun_own_wait(lrun *r, void (*detach)(void *ud), void *ud)
+{
+    r->detach = detach;
+    r->detach_ud = ud;
+}
 
 lua_State *lrun_thread(lrun *r) { return r->co; }
 
@@ -489,6 +498,7 @@ lua_State *lrun_result_state(lrun *r) { return r->in_call ? r->wait_L : r->co; }
 
 void lrun_deliver(lrun *r, int nres)
 {
+    r->detach = NULL;   /* the wait is over: before the run may begin another */
     if (r->in_call) {
         r->arrived = nres;
         return;
@@ -512,19 +522,20 @@ void lrun_set_sleep(lrun *r, struct event *ev)
 
 nf_invocation *lrun_current_invocation(nf_lua_app *a) { return a->current ? a->current->inv : NULL; }
 
-void lrun_abort(lrun *r, const char *why)
+void lrun_abort_waiting(nf_lua_app *a)
 {
-    run_finish(r, NF_RESULT_ERROR, why, strlen(why));
-    run_free(r, false);
-}
-
-void lrun_abort_sleepers(nf_lua_app *a)
-{
+    static const char msg[] = "server shutting down";
     lrun *r = a->runs, *next;
     for (; r; r = next) {
         next = r->next;
-        if (r->sleep_ev)
-            lrun_abort(r, "server shutting down");
+        if (r->detach) {
+            r->detach(r->detach_ud);   /* nothing reaches the run any more */
+            r->detach = NULL;
+        } else if (!r->sleep_ev) {
+            continue;   /* the host's wait: it ends as its connections close */
+        }
+        run_finish(r, NF_RESULT_ERROR, msg, sizeof msg - 1);
+        run_free(r, false);
     }
 }
 
